@@ -1,0 +1,1 @@
+"""Agents: profiles, teams, skills with levels, capacity per channel, telework number."""

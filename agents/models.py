@@ -1,0 +1,141 @@
+"""Agent profiles (one per user), teams and skill levels."""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.core.exceptions import ValidationError
+from django.core.validators import MaxValueValidator
+from django.db import models
+from django.utils.translation import gettext_lazy as _
+
+from contacts.identity import InvalidIdentity, is_valid_phone, normalize_phone
+from routing.models import LEVEL_VALIDATORS
+
+CHANNEL_CAPACITY_FIELDS = {
+    "voice": "capacity_voice",
+    "chat": "capacity_chat",
+    "email": "capacity_email",
+    "sms": "capacity_sms",
+}
+
+
+def validate_telework_phone(value: str) -> None:
+    try:
+        e164 = normalize_phone(value, settings.PHONE_DEFAULT_REGION)
+    except InvalidIdentity as exc:
+        raise ValidationError(_("Enter a valid phone number, e.g. +33612345678.")) from exc
+    if e164 is None or not is_valid_phone(e164):
+        raise ValidationError(_("Enter a valid phone number, e.g. +33612345678."))
+
+
+class Team(models.Model):
+    name = models.CharField(_("name"), max_length=100, unique=True)
+    supervisors = models.ManyToManyField(
+        settings.AUTH_USER_MODEL,
+        verbose_name=_("supervisors"),
+        blank=True,
+        related_name="supervised_teams",
+    )
+
+    class Meta:
+        verbose_name = _("team")
+        verbose_name_plural = _("teams")
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class AgentProfile(models.Model):
+    user = models.OneToOneField(
+        settings.AUTH_USER_MODEL,
+        verbose_name=_("user"),
+        on_delete=models.CASCADE,
+        related_name="agent_profile",
+    )
+    team = models.ForeignKey(
+        Team,
+        verbose_name=_("team"),
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="agents",
+    )
+    skills = models.ManyToManyField(
+        "routing.Skill", through="AgentSkill", related_name="agents", verbose_name=_("skills")
+    )
+    languages = models.JSONField(
+        _("languages"), default=list, blank=True, help_text=_('Language codes, e.g. ["fr", "en"].')
+    )
+    capacity_voice = models.PositiveSmallIntegerField(
+        _("phone capacity"), default=1, validators=[MaxValueValidator(1)]
+    )
+    capacity_chat = models.PositiveSmallIntegerField(
+        _("chat capacity"), default=3, validators=[MaxValueValidator(10)]
+    )
+    capacity_email = models.PositiveSmallIntegerField(
+        _("e-mail capacity"), default=5, validators=[MaxValueValidator(50)]
+    )
+    capacity_sms = models.PositiveSmallIntegerField(
+        _("SMS capacity"), default=5, validators=[MaxValueValidator(50)]
+    )
+    voice_exclusive = models.BooleanField(
+        _("calls are exclusive"),
+        default=True,
+        help_text=_("While on a call the agent is offered nothing else."),
+    )
+    remote = models.BooleanField(
+        _("teleworker"), default=False, help_text=_("Works from home: two-factor login required.")
+    )
+    telework_phone = models.CharField(
+        _("telework phone number"),
+        max_length=20,
+        blank=True,
+        validators=[validate_telework_phone],
+        help_text=_("Calls are bridged to this number (E.164, e.g. +33612345678)."),
+    )
+
+    class Meta:
+        verbose_name = _("agent")
+        verbose_name_plural = _("agents")
+        ordering = ["user__username"]
+        constraints = [
+            models.CheckConstraint(
+                condition=models.Q(capacity_voice__lte=1), name="voice_cap_le_1"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return self.user.get_full_name() or self.user.get_username()
+
+    def save(self, *args: object, **kwargs: object) -> None:
+        if self.telework_phone:
+            self.telework_phone = (
+                normalize_phone(self.telework_phone, settings.PHONE_DEFAULT_REGION) or ""
+            )
+        super().save(*args, **kwargs)  # type: ignore[arg-type]
+
+    def capacity(self) -> dict[str, int]:
+        return {channel: getattr(self, field) for channel, field in CHANNEL_CAPACITY_FIELDS.items()}
+
+    def skill_levels(self) -> dict[str, int]:
+        return {s.skill.code: s.level for s in self.agent_skills.select_related("skill")}
+
+
+class AgentSkill(models.Model):
+    agent = models.ForeignKey(AgentProfile, on_delete=models.CASCADE, related_name="agent_skills")
+    skill = models.ForeignKey("routing.Skill", on_delete=models.CASCADE, related_name="+")
+    level = models.PositiveSmallIntegerField(_("level"), validators=LEVEL_VALIDATORS)
+
+    class Meta:
+        verbose_name = _("agent skill")
+        verbose_name_plural = _("agent skills")
+        constraints = [
+            models.UniqueConstraint(fields=["agent", "skill"], name="agent_skill_unique"),
+            models.CheckConstraint(
+                condition=models.Q(level__gte=1, level__lte=5), name="agent_skill_level_1_5"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.skill}: {self.level}"

@@ -1,0 +1,26 @@
+"""The versioned REST API: /api/v1/ (OpenAPI schema at /api/v1/schema/, UI at /api/v1/docs/)."""
+
+from django.urls import include, path
+from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
+from rest_framework.authtoken.views import obtain_auth_token
+from rest_framework.routers import DefaultRouter
+
+from agents.api import AgentViewSet, TeamViewSet
+from contacts.api import ContactViewSet
+from interactions.api import InteractionViewSet
+from routing.api import QueueViewSet, SkillViewSet
+
+router = DefaultRouter()
+router.register("contacts", ContactViewSet, basename="contact")
+router.register("interactions", InteractionViewSet, basename="interaction")
+router.register("queues", QueueViewSet, basename="queue")
+router.register("skills", SkillViewSet, basename="skill")
+router.register("agents", AgentViewSet, basename="agent")
+router.register("teams", TeamViewSet, basename="team")
+
+urlpatterns = [
+    path("", include(router.urls)),
+    path("auth/token/", obtain_auth_token, name="api-token"),
+    path("schema/", SpectacularAPIView.as_view(), name="api-schema"),
+    path("docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
+]

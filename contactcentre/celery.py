@@ -1,0 +1,30 @@
+"""The Celery application.
+
+With ``REDIS_URL`` set, a worker (``celery -A contactcentre worker``) and beat
+(``celery -A contactcentre beat``) run as their own processes. Without it, tasks run eagerly in
+the calling process and :mod:`contactcentre.embedded` runs the periodic schedule in a thread.
+"""
+
+import os
+
+from celery import Celery
+
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "contactcentre.settings")
+
+app = Celery("contactcentre")
+app.config_from_object("django.conf:settings", namespace="CELERY")
+app.conf.update(
+    task_acks_late=True,
+    task_reject_on_worker_lost=True,
+    worker_prefetch_multiplier=1,
+    task_serializer="json",
+    result_serializer="json",
+    accept_content=["json"],
+    task_ignore_result=True,
+    task_eager_propagates=True,
+    broker_connection_retry_on_startup=True,
+    broker_transport_options={"visibility_timeout": 3600},
+    timezone="Europe/Paris",
+    enable_utc=True,
+)
+app.autodiscover_tasks()

@@ -1,0 +1,55 @@
+"""Start the whole app in one process: migrations, demo data, the ASGI server (HTTP and
+WebSockets, uvicorn) and, on the embedded default, the periodic scheduler.
+
+    python manage.py serve [--host 127.0.0.1] [--port 8000] [--no-demo]
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import uvicorn
+from django.conf import settings
+from django.core.management import call_command
+from django.core.management.base import BaseCommand, CommandParser
+
+
+class Command(BaseCommand):
+    help = "Run the contact centre (ASGI server; embedded Celery scheduler without Redis)."
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        parser.add_argument("--host", default="127.0.0.1")
+        parser.add_argument("--port", type=int, default=8000)
+        parser.add_argument("--no-demo", action="store_true", help="Do not create demo data.")
+        parser.add_argument("--workers", type=int, default=1)
+
+    def handle(self, *args: Any, **options: Any) -> None:
+        settings.DATA_DIR.mkdir(parents=True, exist_ok=True)
+        call_command("migrate", interactive=False, verbosity=0)
+        if not options["no_demo"]:
+            call_command("demo", if_empty=True)
+        scheduler = None
+        if settings.CELERY_EMBEDDED:
+            from contactcentre.embedded import EmbeddedScheduler
+
+            scheduler = EmbeddedScheduler()
+            scheduler.start()
+            mode = "embedded (SQLite or DATABASE_URL, in-memory channel layer, in-process tasks)"
+        else:
+            mode = "Redis broker: start `celery -A contactcentre worker` and `... beat` too"
+        url = f"http://{options['host']}:{options['port']}/"
+        self.stdout.write(self.style.SUCCESS(f"Contact centre running at {url}"))
+        self.stdout.write(f"  admin: {url}admin/   API: {url}api/v1/docs/   health: {url}healthz")
+        self.stdout.write(f"  mode: {mode}")
+        try:
+            uvicorn.run(
+                "contactcentre.asgi:application",
+                host=options["host"],
+                port=options["port"],
+                workers=options["workers"] if not settings.CELERY_EMBEDDED else 1,
+                lifespan="off",
+                log_level="warning",
+            )
+        finally:
+            if scheduler is not None:
+                scheduler.stop()

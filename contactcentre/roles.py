@@ -1,0 +1,75 @@
+"""The three roles, as Django groups with model permissions (kept in sync after every migrate).
+
+- agent: reads the configuration, works on citizens, interactions and messages;
+- supervisor: everything an agent does, plus agents' skills, queues, escalation steps and teams;
+- administrator: every permission of the contact centre's apps, and user accounts.
+
+Supervisors and administrators also use the Django admin (``is_staff``).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.contrib.auth.models import Group, Permission
+from django.db.models import Q
+
+AGENT = "agent"
+SUPERVISOR = "supervisor"
+ADMINISTRATOR = "administrator"
+ROLES = (AGENT, SUPERVISOR, ADMINISTRATOR)
+
+PROJECT_APPS = ("contacts", "interactions", "routing", "agents", "channels_inbound")
+
+# (app_label, model, actions)
+AGENT_PERMISSIONS: list[tuple[str, str, tuple[str, ...]]] = [
+    ("contacts", "contact", ("view", "add", "change")),
+    ("contacts", "contactidentity", ("view", "add", "change")),
+    ("contacts", "case", ("view", "add", "change")),
+    ("interactions", "interaction", ("view", "add", "change")),
+    ("interactions", "interactiontransition", ("view",)),
+    ("interactions", "message", ("view", "add")),
+    ("routing", "skill", ("view",)),
+    ("routing", "queue", ("view",)),
+    ("routing", "queueskill", ("view",)),
+    ("routing", "escalationstep", ("view",)),
+    ("agents", "team", ("view",)),
+    ("agents", "agentprofile", ("view",)),
+    ("agents", "agentskill", ("view",)),
+]
+SUPERVISOR_EXTRA: list[tuple[str, str, tuple[str, ...]]] = [
+    ("contacts", "contactmerge", ("view", "add")),
+    ("routing", "skill", ("add", "change")),
+    ("routing", "queue", ("add", "change")),
+    ("routing", "queueskill", ("add", "change", "delete")),
+    ("routing", "escalationstep", ("add", "change", "delete")),
+    ("agents", "team", ("change",)),
+    ("agents", "agentprofile", ("change",)),
+    ("agents", "agentskill", ("add", "change", "delete")),
+]
+
+
+def _permissions(spec: list[tuple[str, str, tuple[str, ...]]]) -> list[Permission]:
+    query = Q(pk__in=[])
+    for app_label, model, actions in spec:
+        query |= Q(
+            content_type__app_label=app_label,
+            content_type__model=model,
+            codename__in=[f"{action}_{model}" for action in actions],
+        )
+    return list(Permission.objects.filter(query))
+
+
+def ensure_roles(**_kwargs: Any) -> None:
+    """Create or refresh the role groups (connected to ``post_migrate``; idempotent)."""
+    agent, _ = Group.objects.get_or_create(name=AGENT)
+    agent.permissions.set(_permissions(AGENT_PERMISSIONS))
+    supervisor, _ = Group.objects.get_or_create(name=SUPERVISOR)
+    supervisor.permissions.set(_permissions(AGENT_PERMISSIONS + SUPERVISOR_EXTRA))
+    administrator, _ = Group.objects.get_or_create(name=ADMINISTRATOR)
+    administrator.permissions.set(
+        Permission.objects.filter(
+            Q(content_type__app_label__in=PROJECT_APPS)
+            | Q(content_type__app_label__in=("auth", "authtoken"))
+        )
+    )

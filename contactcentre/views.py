@@ -1,0 +1,78 @@
+from __future__ import annotations
+
+import time
+
+from django.conf import settings
+from django.contrib.auth.decorators import login_required
+from django.db import connection
+from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.shortcuts import render
+from django.views.decorators.cache import never_cache
+from django.views.decorators.http import require_GET
+
+from agents.models import AgentProfile
+from interactions.lifecycle import Status
+from interactions.models import Interaction
+
+
+@login_required
+def home(request: HttpRequest) -> HttpResponse:
+    profile = AgentProfile.objects.filter(user=request.user).first()
+    waiting = Interaction.objects.filter(status=Status.QUEUED).count()
+    return render(request, "home.html", {"profile": profile, "waiting": waiting})
+
+
+def _check_database() -> dict[str, object]:
+    started = time.perf_counter()
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT 1")
+        cursor.fetchone()
+    return {"ok": True, "vendor": connection.vendor, "ms": _ms(started)}
+
+
+def _check_redis() -> dict[str, object]:
+    if not settings.REDIS_URL:
+        return {"ok": True, "mode": "not configured (in-memory channel layer)"}
+    import redis
+
+    started = time.perf_counter()
+    client = redis.Redis.from_url(settings.REDIS_URL, socket_timeout=1, socket_connect_timeout=1)
+    try:
+        client.ping()
+    finally:
+        client.close()
+    return {"ok": True, "ms": _ms(started)}
+
+
+def _check_celery() -> dict[str, object]:
+    if settings.CELERY_EMBEDDED:
+        return {"ok": True, "mode": "embedded (tasks run in the server process)"}
+    from contactcentre.celery import app
+
+    replies = app.control.ping(timeout=1.0)
+    return {"ok": bool(replies), "workers": len(replies)}
+
+
+def _ms(started: float) -> float:
+    return round((time.perf_counter() - started) * 1000, 1)
+
+
+@never_cache
+@require_GET
+def healthz(request: HttpRequest) -> JsonResponse:
+    """Readiness: database, Redis (when configured) and Celery workers (when not embedded)."""
+    checks: dict[str, dict[str, object]] = {}
+    for name, check in (
+        ("database", _check_database),
+        ("redis", _check_redis),
+        ("celery", _check_celery),
+    ):
+        try:
+            checks[name] = check()
+        except Exception as exc:
+            checks[name] = {"ok": False, "error": f"{type(exc).__name__}: {exc}"}
+    healthy = all(bool(c["ok"]) for c in checks.values())
+    return JsonResponse(
+        {"status": "ok" if healthy else "unavailable", "checks": checks},
+        status=200 if healthy else 503,
+    )

@@ -1,0 +1,9 @@
+"""WebSocket routes (named ws_urls so they do not collide with the ``routing`` app)."""
+
+from django.urls import path
+
+from agents.consumers import AgentConsoleConsumer
+
+websocket_urlpatterns = [
+    path("ws/console/", AgentConsoleConsumer.as_asgi()),
+]

@@ -1,0 +1,108 @@
+#!/usr/bin/env python3
+"""The project's two commands, needing nothing but Python 3.11:
+
+    python3 dev.py run    # the whole app with demo data on the embedded default
+    python3 dev.py test   # the test suite (extra arguments go to pytest)
+
+Both create ``.venv`` and install the project into it on first use (and again when
+pyproject.toml changes). ``test`` uses the PostgreSQL and Redis on 127.0.0.1 when they answer,
+and always under ``CI=true``, where a missing service is a failure, not a skip.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import socket
+import subprocess
+import sys
+import venv
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent
+VENV = ROOT / ".venv"
+PYTHON = VENV / "bin" / "python"
+STAMP = VENV / ".installed"
+
+CI_DATABASE_URL = "postgres://postgres@127.0.0.1:5432/contactcentre"
+CI_REDIS_URL = "redis://127.0.0.1:6379/0"
+
+
+def _is_ci() -> bool:
+    return os.environ.get("CI", "").lower() in {"1", "true", "yes"}
+
+
+def ensure_venv() -> None:
+    if not PYTHON.exists():
+        print("Creating .venv ...", flush=True)
+        venv.create(VENV, with_pip=True)
+    wanted = hashlib.sha256((ROOT / "pyproject.toml").read_bytes()).hexdigest()
+    if STAMP.exists() and STAMP.read_text() == wanted:
+        return
+    print("Installing the project and its dependencies into .venv ...", flush=True)
+    subprocess.run([str(PYTHON), "-m", "pip", "install", "--quiet", "--upgrade", "pip"], check=True)
+    subprocess.run(
+        [str(PYTHON), "-m", "pip", "install", "--quiet", "-e", f"{ROOT}[dev]"], check=True
+    )
+    STAMP.write_text(wanted)
+
+
+def _answers(host: str, port: int) -> bool:
+    try:
+        with socket.create_connection((host, port), timeout=1):
+            return True
+    except OSError:
+        return False
+
+
+def test_environment(embedded: bool) -> dict[str, str]:
+    env = dict(os.environ)
+    env.setdefault("DJANGO_SETTINGS_MODULE", "contactcentre.settings_test")
+    if embedded:
+        env.pop("DATABASE_URL", None)
+        env.pop("REDIS_URL", None)
+        print("Tests on the embedded default: SQLite, in-memory channel layer.", flush=True)
+        return env
+    if _is_ci():
+        env.setdefault("DATABASE_URL", CI_DATABASE_URL)
+        env.setdefault("REDIS_URL", CI_REDIS_URL)
+    else:
+        if "DATABASE_URL" not in env and _answers("127.0.0.1", 5432):
+            env["DATABASE_URL"] = CI_DATABASE_URL
+        if "REDIS_URL" not in env and _answers("127.0.0.1", 6379):
+            env["REDIS_URL"] = CI_REDIS_URL
+    print(
+        "Tests on: database {}, Redis {}{}".format(
+            env.get("DATABASE_URL", "SQLite (embedded)"),
+            env.get("REDIS_URL", "none (in-memory channel layer)"),
+            " [CI: missing services fail]" if _is_ci() else "",
+        ),
+        flush=True,
+    )
+    return env
+
+
+def main(argv: list[str]) -> int:
+    if not argv or argv[0] not in {"run", "test"}:
+        print(__doc__)
+        return 2
+    command, rest = argv[0], argv[1:]
+    ensure_venv()
+    os.chdir(ROOT)
+    if command == "run":
+        env = dict(os.environ)
+        env.setdefault("DJANGO_DEBUG", "true")
+        env.setdefault("DJANGO_SECURE", "false")
+        args = [str(PYTHON), "manage.py", "serve", *rest]
+        return subprocess.call(args, env=env)
+    embedded = "--embedded" in rest
+    rest = [a for a in rest if a != "--embedded"]
+    env = test_environment(embedded)
+    return subprocess.call([str(PYTHON), "-m", "pytest", *rest], env=env)
+
+
+if __name__ == "__main__":
+    try:
+        sys.exit(main(sys.argv[1:]))
+    except KeyboardInterrupt:
+        sys.exit(130)

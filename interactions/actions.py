@@ -1,0 +1,162 @@
+"""The one write path for interactions and messages.
+
+Every status change goes through :func:`do_transition_interaction`: a conditional update on the
+current status (so two workers cannot both move the same interaction), a transition row with
+its timestamp, and an event published after commit.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from django.contrib.auth.base_user import AbstractBaseUser
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+
+from contactcentre.events import SUPERVISORS_GROUP, publish
+from contacts.models import Contact
+
+from .lifecycle import TIMESTAMP_FIELD, IllegalTransition, Status, check_transition
+from .models import Interaction, InteractionTransition, Message
+
+MAX_TEXT_CHARS = 100_000
+
+
+class StaleTransition(IllegalTransition):
+    """The interaction changed status under us (another worker or agent moved it first)."""
+
+
+def do_create_interaction(
+    *,
+    channel: str,
+    contact: Contact | None,
+    queue: Any = None,
+    subject: str = "",
+    priority: int | None = None,
+    required_skills: dict[str, int] | None = None,
+    language: str | None = None,
+    direction: str = "inbound",
+    external_ref: str = "",
+    enqueue: bool = True,
+    now: datetime | None = None,
+) -> Interaction:
+    """Record a new interaction; with ``enqueue`` it goes straight to its queue."""
+    now = now or timezone.now()
+    skills = dict(queue.required_skills()) if queue is not None else {}
+    skills.update(required_skills or {})
+    with transaction.atomic():
+        interaction = Interaction.objects.create(
+            channel=channel,
+            direction=direction,
+            contact=contact,
+            queue=queue,
+            subject=subject[:255],
+            priority=priority if priority is not None else (queue.priority if queue else 0),
+            required_skills=skills,
+            language=language or (queue.language if queue else "") or "fr",
+            external_ref=external_ref,
+            sla_due_at=now + timedelta(seconds=queue.sla_target_seconds) if queue else None,
+        )
+        publish(
+            "interaction.created",
+            {"interaction_id": interaction.pk, "channel": channel},
+            groups=[SUPERVISORS_GROUP],
+        )
+        if enqueue:
+            do_transition_interaction(
+                interaction=interaction, to=Status.QUEUED, reason="arrived", now=now
+            )
+    return interaction
+
+
+def do_transition_interaction(
+    *,
+    interaction: Interaction,
+    to: str,
+    reason: str = "",
+    actor: AbstractBaseUser | None = None,
+    now: datetime | None = None,
+    extra: dict[str, Any] | None = None,
+) -> Interaction:
+    """Move ``interaction`` from its current status to ``to``.
+
+    Raises :class:`IllegalTransition` when the life cycle forbids it and
+    :class:`StaleTransition` when the stored status is no longer the one we read.
+    ``extra`` fields (e.g. ``assigned_agent``) are written in the same update.
+    """
+    current = interaction.status
+    check_transition(current, to)
+    now = now or timezone.now()
+    fields: dict[str, Any] = {"status": to, **(extra or {})}
+    stamp = TIMESTAMP_FIELD.get(to)
+    if stamp and not (stamp == "queued_at" and interaction.queued_at):
+        fields[stamp] = now
+    with transaction.atomic():
+        updated = Interaction.objects.filter(pk=interaction.pk, status=current).update(**fields)
+        if updated != 1:
+            raise StaleTransition(current, to)
+        InteractionTransition.objects.create(
+            interaction_id=interaction.pk,
+            from_status=current,
+            to_status=to,
+            reason=reason[:64],
+            actor=actor,
+            at=now,
+        )
+        for name, value in fields.items():
+            setattr(interaction, name, value)
+        publish(
+            "interaction.status",
+            {"interaction_id": interaction.pk, "from": current, "to": to, "reason": reason},
+            groups=[SUPERVISORS_GROUP],
+        )
+    return interaction
+
+
+@dataclass(frozen=True)
+class RecordedMessage:
+    message: Message
+    created: bool
+
+
+def do_record_message(
+    *,
+    interaction: Interaction,
+    direction: str,
+    text: str = "",
+    html: str = "",
+    provider_id: str | None = None,
+    attachments: list[dict[str, Any]] | None = None,
+    author: AbstractBaseUser | None = None,
+) -> RecordedMessage:
+    """Store a message once. A provider id already stored on this channel returns the existing
+    message with ``created=False`` (a retried or concurrent webhook delivery)."""
+    if len(text) > MAX_TEXT_CHARS:
+        raise ValueError(f"message text longer than {MAX_TEXT_CHARS} characters")
+    if provider_id:
+        existing = Message.objects.filter(channel=interaction.channel, provider_id=provider_id)
+        found = existing.first()
+        if found is not None:
+            return RecordedMessage(found, False)
+    try:
+        with transaction.atomic():
+            message = Message.objects.create(
+                interaction=interaction,
+                channel=interaction.channel,
+                direction=direction,
+                text=text,
+                html=html,
+                provider_id=provider_id or None,
+                attachments=attachments or [],
+                author=author,
+            )
+    except IntegrityError:
+        if not provider_id:
+            raise
+        found = Message.objects.filter(channel=interaction.channel, provider_id=provider_id).first()
+        if found is None:  # pragma: no cover - the unique constraint fired, so it exists
+            raise
+        return RecordedMessage(found, False)
+    return RecordedMessage(message, True)

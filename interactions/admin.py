@@ -1,0 +1,40 @@
+from django.contrib import admin
+
+from .models import Interaction, InteractionTransition, Message
+
+
+class MessageInline(admin.TabularInline):
+    model = Message
+    extra = 0
+    fields = ["created_at", "direction", "text", "provider_id", "delivery_status"]
+    readonly_fields = fields
+    can_delete = False
+
+
+class TransitionInline(admin.TabularInline):
+    model = InteractionTransition
+    extra = 0
+    fields = ["at", "from_status", "to_status", "reason", "actor"]
+    readonly_fields = fields
+    can_delete = False
+
+
+@admin.register(Interaction)
+class InteractionAdmin(admin.ModelAdmin):
+    list_display = ["id", "channel", "status", "queue", "contact", "assigned_agent", "created_at"]
+    list_filter = ["channel", "status", "queue"]
+    search_fields = ["subject", "contact__display_name", "external_ref"]
+    raw_id_fields = ["contact", "case", "assigned_agent"]
+    # The status only changes through the life cycle (actions), never by hand.
+    readonly_fields = [
+        "status",
+        "created_at",
+        "queued_at",
+        "offered_at",
+        "assigned_at",
+        "wrap_up_at",
+        "transferred_at",
+        "closed_at",
+        "abandoned_at",
+    ]
+    inlines = [MessageInline, TransitionInline]

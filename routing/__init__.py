@@ -1,0 +1,1 @@
+"""Skills-based routing: skills, queues and escalation steps, the router, offers."""
