@@ -7,6 +7,7 @@ Which database and Redis the tests use still comes from ``DATABASE_URL`` / ``RED
 import os
 
 os.environ.setdefault("DJANGO_SECURE", "false")
+os.environ.setdefault("STATIC_MANIFEST", "false")  # no collectstatic needed for tests
 
 from .settings import *  # noqa: F403
 from .settings import DATA_DIR, DATABASES
@@ -15,3 +16,10 @@ PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]  # fast log
 DATA_DIR.mkdir(parents=True, exist_ok=True)
 if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
     DATABASES["default"]["CONN_MAX_AGE"] = 0
+
+# Tasks run inline in tests unless a test starts a real worker (those set CELERY_EMBEDDED=False
+# and point a worker process at the Redis broker themselves).
+CELERY_TASK_ALWAYS_EAGER = os.environ.get("TEST_CELERY_EAGER", "true").lower() == "true"
+CELERY_EMBEDDED = CELERY_TASK_ALWAYS_EAGER
+STATIC_ROOT = DATA_DIR / "static-test"
+STATIC_ROOT.mkdir(parents=True, exist_ok=True)

@@ -1,0 +1,149 @@
+"""Test set-up shared by the whole suite.
+
+Which services the tests use comes from the environment (``dev.py test`` fills it in). Under
+``CI=true`` the real PostgreSQL and Redis are required: a missing service stops the run with an
+error instead of skipping tests.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+from django.conf import settings
+
+CI = os.environ.get("CI", "").lower() in {"1", "true", "yes"}
+
+
+def _redis_answers() -> str | None:
+    if not settings.REDIS_URL:
+        return "REDIS_URL is not set"
+    import redis
+
+    try:
+        client = redis.Redis.from_url(settings.REDIS_URL, socket_connect_timeout=2)
+        client.ping()
+        client.close()
+    except Exception as exc:
+        return f"Redis at {settings.REDIS_URL} does not answer: {exc}"
+    return None
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    if not CI:
+        return
+    problems = []
+    if not settings.IS_POSTGRES:
+        problems.append("DATABASE_URL does not point at PostgreSQL")
+    redis_problem = _redis_answers()
+    if redis_problem:
+        problems.append(redis_problem)
+    if problems:
+        pytest.exit("CI=true needs the real services: " + "; ".join(problems), returncode=3)
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    if CI:
+        return  # everything runs; pytest_configure already checked the services
+    skip_pg = pytest.mark.skip(reason="needs PostgreSQL (set DATABASE_URL or run under CI=true)")
+    skip_redis = pytest.mark.skip(reason="needs Redis (set REDIS_URL or run under CI=true)")
+    for item in items:
+        if "postgres" in item.keywords and not settings.IS_POSTGRES:
+            item.add_marker(skip_pg)
+        if "redis" in item.keywords and not settings.REDIS_URL:
+            item.add_marker(skip_redis)
+
+
+@pytest.fixture
+def roles(db: Any) -> None:
+    from contactcentre.roles import ensure_roles
+
+    ensure_roles()
+
+
+@pytest.fixture
+def make_user(roles: None) -> Callable[..., Any]:
+    from django.contrib.auth import get_user_model
+    from django.contrib.auth.models import Group
+
+    from agents.models import AgentProfile
+
+    def make(username: str, role: str = "agent", *, profile: bool = True, **extra: Any) -> Any:
+        user = get_user_model().objects.create_user(
+            username, f"{username}@example.fr", "pw-Test-2026!", **extra
+        )
+        user.groups.add(Group.objects.get(name=role))
+        if role != "agent":
+            user.is_staff = True
+            user.save(update_fields=["is_staff"])
+        if profile:
+            AgentProfile.objects.create(user=user, languages=["fr"])
+        return user
+
+    return make
+
+
+@pytest.fixture
+def api_client_for() -> Callable[[Any], Any]:
+    from rest_framework.test import APIClient
+
+    def make(user: Any) -> APIClient:
+        client = APIClient()
+        client.force_authenticate(user)
+        return client
+
+    return make
+
+
+@pytest.fixture(scope="session")
+def celery_worker_process() -> Any:
+    """A real Celery worker process on the Redis broker (the one ``REDIS_URL`` names)."""
+    import subprocess
+    import sys
+    import time
+    from pathlib import Path
+
+    if not settings.REDIS_URL:
+        pytest.skip("a real Celery worker needs REDIS_URL")
+    env = {
+        **os.environ,
+        "DJANGO_SETTINGS_MODULE": "contactcentre.settings_test",
+        "TEST_CELERY_EAGER": "false",
+    }
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "celery",
+            "-A",
+            "contactcentre",
+            "worker",
+            "--pool",
+            "solo",
+            "--loglevel",
+            "WARNING",
+            "--hostname",
+            f"test-{os.getpid()}@%h",
+        ],
+        cwd=Path(__file__).resolve().parents[1],
+        env=env,
+    )
+    from contactcentre.celery import app
+
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        if app.control.ping(timeout=0.5):
+            break
+        if process.poll() is not None:
+            pytest.fail("the Celery worker exited at start-up")
+    else:
+        process.kill()
+        pytest.fail("the Celery worker did not answer within 60 s")
+    yield process
+    process.terminate()
+    try:
+        process.wait(timeout=15)
+    except subprocess.TimeoutExpired:
+        process.kill()

@@ -1,0 +1,147 @@
+"""Pages, health, settings and demo data as an operator sees them."""
+
+import os
+import subprocess
+import sys
+from io import StringIO
+from pathlib import Path
+from typing import Any
+
+import pytest
+from django.conf import settings
+from django.core.management import call_command
+from django.test import Client
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.mark.django_db
+def test_login_page_speaks_french_first_and_english_on_request() -> None:
+    french = Client().get("/accounts/login/")
+    assert french.status_code == 200
+    assert 'lang="fr"' in french.content.decode()
+    assert "Se connecter" in french.content.decode()
+    english = Client(HTTP_ACCEPT_LANGUAGE="en").get("/accounts/login/")
+    assert 'lang="en"' in english.content.decode()
+    assert "Log in" in english.content.decode()
+
+
+@pytest.mark.django_db
+def test_home_needs_a_login_and_then_shows_the_agent(make_user: Any) -> None:
+    client = Client()
+    assert client.get("/").status_code == 302
+    client.force_login(make_user("camille", "agent", first_name="Camille"))
+    page = client.get("/")
+    assert page.status_code == 200
+    assert "Camille" in page.content.decode()
+
+
+@pytest.mark.django_db
+def test_admin_is_for_staff(make_user: Any) -> None:
+    client = Client()
+    client.force_login(make_user("nadia", "supervisor"))
+    assert client.get("/admin/routing/queue/").status_code == 200
+    assert client.get("/admin/agents/agentprofile/").status_code == 200
+    client.force_login(make_user("camille", "agent"))
+    assert client.get("/admin/").status_code == 302
+
+
+@pytest.mark.django_db
+def test_healthz_reports_each_dependency() -> None:
+    response = Client().get("/healthz")
+    body = response.json()
+    assert response.status_code == 200, body
+    assert body["status"] == "ok"
+    assert body["checks"]["database"]["ok"] is True
+    assert body["checks"]["database"]["vendor"] == (
+        "postgresql" if settings.IS_POSTGRES else "sqlite"
+    )
+    if settings.REDIS_URL:
+        assert "ms" in body["checks"]["redis"]
+
+
+@pytest.mark.django_db
+def test_healthz_is_503_when_redis_is_unreachable(settings: Any) -> None:
+    settings.REDIS_URL = "redis://127.0.0.1:1/0"
+    response = Client().get("/healthz")
+    assert response.status_code == 503
+    assert response.json()["checks"]["redis"]["ok"] is False
+
+
+@pytest.mark.redis
+@pytest.mark.django_db
+def test_healthz_sees_a_real_celery_worker(settings: Any, celery_worker_process: Any) -> None:
+    settings.CELERY_EMBEDDED = False  # the broker on Redis, and a worker process on it
+    response = Client().get("/healthz")
+    assert response.status_code == 200, response.json()
+    assert response.json()["checks"]["celery"]["workers"] >= 1
+
+
+def test_production_settings_pass_the_deploy_checks() -> None:
+    env = {
+        **{k: v for k, v in os.environ.items() if not k.startswith("DJANGO_")},
+        "DJANGO_SETTINGS_MODULE": "contactcentre.settings",
+        "DJANGO_DEBUG": "false",
+        "DJANGO_SECRET_KEY": "x7!" + "k3y-for-the-deploy-check-only-" * 3,
+        "DJANGO_ALLOWED_HOSTS": "contact.mairie-exemple.fr",
+        "DJANGO_CSRF_TRUSTED_ORIGINS": "https://contact.mairie-exemple.fr",
+    }
+    result = subprocess.run(
+        [sys.executable, "manage.py", "check", "--deploy", "--fail-level", "WARNING"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_debug_defaults_off_and_the_dev_key_is_refused_by_the_deploy_checks() -> None:
+    env = {
+        **{k: v for k, v in os.environ.items() if not k.startswith("DJANGO_")},
+        "DJANGO_SETTINGS_MODULE": "contactcentre.settings",
+    }
+    result = subprocess.run(
+        [sys.executable, "manage.py", "check", "--deploy", "--fail-level", "WARNING"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode != 0
+    assert "SECRET_KEY" in result.stdout + result.stderr
+
+
+def test_celery_is_configured_for_safe_redelivery() -> None:
+    from contactcentre.celery import app
+
+    assert app.conf.task_acks_late is True
+    assert app.conf.task_reject_on_worker_lost is True
+    assert app.conf.task_serializer == "json"
+    assert app.conf.accept_content == ["json"]
+
+
+@pytest.mark.django_db
+def test_demo_data_is_created_once_with_logins_printed() -> None:
+    out = StringIO()
+    call_command("demo", stdout=out)
+    text = out.getvalue()
+    assert "camille.martin" in text and "supervisor" in text
+    from agents.models import AgentProfile
+    from interactions.models import Interaction
+    from routing.models import Queue
+
+    assert AgentProfile.objects.filter(user__groups__name="agent").count() == 12
+    assert Queue.objects.filter(code="prefecture-sejour").exists()
+    assert Interaction.objects.filter(status="queued").exists()
+    assert Interaction.objects.filter(status="closed").exists()
+    again = StringIO()
+    call_command("demo", if_empty=True, stdout=again)
+    assert "already present" in again.getvalue()
+    assert AgentProfile.objects.filter(user__groups__name="agent").count() == 12
+    # The printed password works.
+    line = next(li for li in text.splitlines() if "camille.martin" in li)
+    password = line.split()[-1]
+    assert Client().login(username="camille.martin", password=password)
