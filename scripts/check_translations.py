@@ -1,0 +1,101 @@
+#!/usr/bin/env python3
+"""Fail when the French catalogue has untranslated or fuzzy entries.
+
+    python scripts/check_translations.py [path/to/django.po ...]
+
+Defaults to locale/fr/LC_MESSAGES/django.po. Exits 1 and lists the offending entries (file, line,
+msgid) when a msgstr is empty (any plural form included) or an entry is flagged fuzzy; a fuzzy
+header counts too, since msgfmt then ignores the charset and plural forms. Obsolete entries
+(``#~``) are ignored. Standard library only: a minimal reader of the PO format as written by
+xgettext/msgmerge (``makemessages``).
+"""
+
+from __future__ import annotations
+
+import ast
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+DEFAULT = ROOT / "locale" / "fr" / "LC_MESSAGES" / "django.po"
+
+
+@dataclass
+class Entry:
+    line: int
+    flags: set[str] = field(default_factory=set)
+    fields: dict[str, str] = field(default_factory=dict)  # msgctxt, msgid, msgstr, msgstr[0]...
+
+
+def _unquote(text: str, path: Path, lineno: int) -> str:
+    text = text.strip()
+    if len(text) < 2 or text[0] != '"' or text[-1] != '"':
+        raise SystemExit(f"{path}:{lineno}: cannot parse {text!r}")
+    # PO strings use C escapes (\" \\ \n \t), which a Python string literal reads the same way.
+    return str(ast.literal_eval(text))
+
+
+def parse(path: Path) -> list[Entry]:
+    entries: list[Entry] = []
+    current: Entry | None = None
+    key: str | None = None
+    for lineno, raw in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+        line = raw.strip()
+        if not line:
+            current, key = None, None
+            continue
+        if line.startswith("#~"):  # obsolete entry
+            continue
+        if current is None:
+            current = Entry(line=lineno)
+            entries.append(current)
+        if line.startswith("#,"):
+            current.flags.update(flag.strip() for flag in line[2:].split(","))
+        elif line.startswith("#"):
+            continue
+        elif line.startswith('"'):
+            if key is None:
+                raise SystemExit(f"{path}:{lineno}: continuation line outside an entry")
+            current.fields[key] += _unquote(line, path, lineno)
+        else:
+            key, _, value = line.partition(" ")
+            current.fields[key] = _unquote(value, path, lineno)
+    return [e for e in entries if "msgid" in e.fields]
+
+
+def problems(path: Path) -> list[str]:
+    found = []
+    for entry in parse(path):
+        msgid = entry.fields["msgid"]
+        label = repr(msgid) if msgid else "(header)"
+        if "msgctxt" in entry.fields:
+            label = f"{label} [context {entry.fields['msgctxt']!r}]"
+        if "fuzzy" in entry.flags:
+            found.append(f"{path}:{entry.line}: fuzzy: {label}")
+        if not msgid:
+            continue
+        translations = [v for k, v in entry.fields.items() if k.startswith("msgstr")]
+        if not translations or any(not t.strip() for t in translations):
+            found.append(f"{path}:{entry.line}: untranslated: {label}")
+    return found
+
+
+def main(argv: list[str]) -> int:
+    paths = [Path(a) for a in argv] or [DEFAULT]
+    found: list[str] = []
+    for path in paths:
+        if not path.is_file():
+            print(f"{path}: not found", file=sys.stderr)
+            return 1
+        found.extend(problems(path))
+    if found:
+        print("\n".join(found))
+        print(f"{len(found)} translation problem(s).", file=sys.stderr)
+        return 1
+    print("French catalogue complete: no empty or fuzzy entries.")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
