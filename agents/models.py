@@ -9,7 +9,7 @@ from django.db import models
 from django.utils.translation import gettext_lazy as _
 
 from contacts.identity import InvalidIdentity, is_valid_phone, normalize_phone
-from routing.models import LEVEL_VALIDATORS
+from routing.models import LEVEL_VALIDATORS, Skill
 
 CHANNEL_CAPACITY_FIELDS = {
     "voice": "capacity_voice",
@@ -61,7 +61,7 @@ class AgentProfile(models.Model):
         on_delete=models.SET_NULL,
         related_name="agents",
     )
-    skills = models.ManyToManyField(
+    skills: models.ManyToManyField[Skill, AgentSkill] = models.ManyToManyField(
         "routing.Skill", through="AgentSkill", related_name="agents", verbose_name=_("skills")
     )
     languages = models.JSONField(

@@ -10,14 +10,13 @@ from django.shortcuts import render
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET
 
-from agents.models import AgentProfile
 from interactions.lifecycle import Status
 from interactions.models import Interaction
 
 
 @login_required
 def home(request: HttpRequest) -> HttpResponse:
-    profile = AgentProfile.objects.filter(user=request.user).first()
+    profile = getattr(request.user, "agent_profile", None)  # None for a user with no profile
     waiting = Interaction.objects.filter(status=Status.QUEUED).count()
     return render(request, "home.html", {"profile": profile, "waiting": waiting})
 
@@ -49,7 +48,7 @@ def _check_celery() -> dict[str, object]:
         return {"ok": True, "mode": "embedded (tasks run in the server process)"}
     from contactcentre.celery import app
 
-    replies = app.control.ping(timeout=1.0)
+    replies = app.control.ping(timeout=1.0) or []
     return {"ok": bool(replies), "workers": len(replies)}
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from django.conf import settings
-from django.contrib.auth.base_user import AbstractBaseUser
+from django.contrib.auth.models import User
 from django.db import IntegrityError, transaction
 
 from .identity import normalize_chat_id, normalize_email, normalize_phone
@@ -88,7 +88,7 @@ def do_add_identity(
 
 @transaction.atomic
 def do_merge_contacts(
-    *, target: Contact, source: Contact, actor: AbstractBaseUser | None = None
+    *, target: Contact, source: Contact, actor: User | None = None
 ) -> ContactMerge:
     """Merge ``source`` into ``target``: identities, interactions and cases move to ``target``;
     ``source`` stays as a tombstone pointing at ``target`` so nothing referring to it is lost."""

@@ -38,7 +38,9 @@ class ContactSerializer(serializers.ModelSerializer):
 
 
 class MergeSerializer(serializers.Serializer):
-    source = serializers.PrimaryKeyRelatedField(queryset=Contact.objects.filter(merged_into=None))
+    source = serializers.PrimaryKeyRelatedField(  # type: ignore[assignment]
+        queryset=Contact.objects.filter(merged_into=None)
+    )
 
 
 @extend_schema(

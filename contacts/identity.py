@@ -91,7 +91,7 @@ def normalize_email(raw: str | None) -> str | None:
         raise InvalidIdentity(f"not an e-mail address: {raw!r}") from exc
     if len(addresses) != 1 or header.defects:
         raise InvalidIdentity(f"not exactly one e-mail address: {raw!r}")
-    parsed: Address = addresses[0]
+    parsed: Address = next(iter(addresses))
     if (
         not parsed.username
         or "@" in parsed.username

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from django.contrib.auth.base_user import AbstractBaseUser
+from django.contrib.auth.models import User
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
@@ -76,7 +76,7 @@ def do_transition_interaction(
     interaction: Interaction,
     to: str,
     reason: str = "",
-    actor: AbstractBaseUser | None = None,
+    actor: User | None = None,
     now: datetime | None = None,
     extra: dict[str, Any] | None = None,
 ) -> Interaction:
@@ -129,7 +129,7 @@ def do_record_message(
     html: str = "",
     provider_id: str | None = None,
     attachments: list[dict[str, Any]] | None = None,
-    author: AbstractBaseUser | None = None,
+    author: User | None = None,
 ) -> RecordedMessage:
     """Store a message once. A provider id already stored on this channel returns the existing
     message with ``created=False`` (a retried or concurrent webhook delivery)."""

@@ -6,16 +6,14 @@ from .models import Interaction, InteractionTransition, Message
 class MessageInline(admin.TabularInline):
     model = Message
     extra = 0
-    fields = ["created_at", "direction", "text", "provider_id", "delivery_status"]
-    readonly_fields = fields
+    fields = readonly_fields = ("created_at", "direction", "text", "provider_id", "delivery_status")
     can_delete = False
 
 
 class TransitionInline(admin.TabularInline):
     model = InteractionTransition
     extra = 0
-    fields = ["at", "from_status", "to_status", "reason", "actor"]
-    readonly_fields = fields
+    fields = readonly_fields = ("at", "from_status", "to_status", "reason", "actor")
     can_delete = False
 
 

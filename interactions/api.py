@@ -35,7 +35,7 @@ class MessageSerializer(serializers.ModelSerializer):
         read_only_fields = fields
 
 
-def validate_skill_levels(value: dict[str, Any]) -> dict[str, int]:
+def validate_skill_levels(value: dict[str, Any]) -> None:
     from routing.models import Skill
 
     if not isinstance(value, dict):
@@ -46,7 +46,6 @@ def validate_skill_levels(value: dict[str, Any]) -> dict[str, int]:
     unknown = set(value) - set(Skill.objects.filter(code__in=value).values_list("code", flat=True))
     if unknown:
         raise serializers.ValidationError(f"Unknown skills: {', '.join(sorted(unknown))}.")
-    return value
 
 
 class InteractionSerializer(serializers.ModelSerializer):

@@ -44,7 +44,7 @@ class Queue(models.Model):
         validators=[MinValueValidator(1), MaxValueValidator(100)],
     )
     language = models.CharField(_("language"), max_length=8, default="fr", blank=True)
-    skills = models.ManyToManyField(
+    skills: models.ManyToManyField[Skill, QueueSkill] = models.ManyToManyField(
         Skill, through="QueueSkill", related_name="queues", verbose_name=_("skills")
     )
     team = models.ForeignKey(

@@ -138,7 +138,8 @@ def test_agent_creates_and_finds_a_citizen_by_any_phone_format(
         {"kind": "phone", "value": "06 12 34 56 78"},
         format="json",
     )
-    assert added.status_code == 201 and added.json()["value"] == "+33612345678"
+    assert added.status_code == 201
+    assert added.json()["value"] == "+33612345678"
     found = client.get("/api/v1/contacts/", {"phone": "0033 6 12 34 56 78"}).json()
     assert [c["id"] for c in found["results"]] == [contact_id]
     bad = client.post(
@@ -146,7 +147,8 @@ def test_agent_creates_and_finds_a_citizen_by_any_phone_format(
         {"kind": "phone", "value": "bonjour"},
         format="json",
     )
-    assert bad.status_code == 400 and "phone number" in bad.json()["detail"]
+    assert bad.status_code == 400
+    assert "phone number" in bad.json()["detail"]
 
 
 def test_only_supervisors_merge_citizens(make_user: Any, api_client_for: Any) -> None:

@@ -29,7 +29,8 @@ def test_withheld_caller_is_never_attached_to_a_record() -> None:
     resolve_contact("phone", "06 12 34 56 78")
     for raw in ["anonymous", "", "+266696687", None]:
         resolved = resolve_contact("phone", raw)
-        assert resolved.contact is None and not resolved.created
+        assert resolved.contact is None
+        assert not resolved.created
     assert Contact.objects.count() == 1
 
 
@@ -42,7 +43,8 @@ def test_email_display_name_spoof_does_not_reach_another_citizen() -> None:
 def test_an_identity_owned_by_someone_else_is_refused_with_a_hint_to_merge() -> None:
     marie = resolve_contact("phone", "06 12 34 56 78").contact
     jean = resolve_contact("phone", "07 98 76 54 32").contact
-    assert marie and jean
+    assert marie
+    assert jean
     with pytest.raises(ContactError, match="merge"):
         do_add_identity(contact=jean, kind="phone", raw="+33612345678")
 
@@ -51,7 +53,8 @@ def test_merge_keeps_all_history(make_user: object) -> None:
     # given two records of the same person, one by phone and one by e-mail, each with history
     by_phone = resolve_contact("phone", "06 12 34 56 78", display_name="Marie Dupont").contact
     by_mail = resolve_contact("email", "marie.dupont@example.fr").contact
-    assert by_phone and by_mail
+    assert by_phone
+    assert by_mail
     by_mail.notes = "Préfère être rappelée le matin."
     by_mail.save()
     call = do_create_interaction(channel="voice", contact=by_phone)
@@ -83,7 +86,8 @@ def test_merge_keeps_all_history(make_user: object) -> None:
 def test_merge_refuses_self_and_double_merges() -> None:
     a = resolve_contact("phone", "06 12 34 56 78").contact
     b = resolve_contact("phone", "07 98 76 54 32").contact
-    assert a and b
+    assert a
+    assert b
     with pytest.raises(ContactError):
         do_merge_contacts(target=a, source=a)
     do_merge_contacts(target=a, source=b)

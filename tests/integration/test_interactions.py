@@ -29,7 +29,8 @@ def test_a_new_interaction_takes_its_queue_requirements_and_is_queued() -> None:
     assert interaction.status == Status.QUEUED
     assert interaction.required_skills == {"caf-logement": 3}
     assert interaction.priority == 2
-    assert interaction.queued_at is not None and interaction.sla_due_at is not None
+    assert interaction.queued_at is not None
+    assert interaction.sla_due_at is not None
     assert (interaction.sla_due_at - interaction.created_at).total_seconds() == pytest.approx(
         60, abs=1
     )
@@ -90,7 +91,8 @@ def test_retried_webhook_with_the_same_provider_id_records_one_message() -> None
     again = do_record_message(
         interaction=interaction, direction="inbound", text="Bonjour 👋", provider_id="SM123"
     )
-    assert first.created and not again.created
+    assert first.created
+    assert not again.created
     assert again.message.pk == first.message.pk
     assert Message.objects.filter(provider_id="SM123").count() == 1
     # The same id on another channel is another message.

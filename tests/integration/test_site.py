@@ -128,7 +128,8 @@ def test_demo_data_is_created_once_with_logins_printed() -> None:
     out = StringIO()
     call_command("demo", stdout=out)
     text = out.getvalue()
-    assert "camille.martin" in text and "supervisor" in text
+    assert "camille.martin" in text
+    assert "supervisor" in text
     from agents.models import AgentProfile
     from interactions.models import Interaction
     from routing.models import Queue

@@ -18,7 +18,8 @@ async def _session_cookie(make_user: Any, username: str = "camille") -> bytes:
     user = await sync_to_async(make_user)(username, "agent")
     client = Client()
     await sync_to_async(client.force_login)(user)
-    return f"{settings.SESSION_COOKIE_NAME}={client.cookies[settings.SESSION_COOKIE_NAME].value}".encode()
+    name = settings.SESSION_COOKIE_NAME
+    return f"{name}={client.cookies[name].value}".encode()
 
 
 def _communicator(origin: bytes | None, cookie: bytes | None = None) -> WebsocketCommunicator:
