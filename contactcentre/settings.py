@@ -50,6 +50,11 @@ INSTALLED_APPS = [
     "routing",
     "agents",
     "channels_inbound",
+    "channels_inbound.sms",
+    "channels_inbound.voice",
+    "channels_inbound.email",
+    "channels_inbound.chat",
+    "flows",
 ]
 
 MIDDLEWARE = [

@@ -1,0 +1,1 @@
+"""SVI (IVR) and chat-bot flows: versioned graphs, validated, run by one engine."""

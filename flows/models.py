@@ -1,0 +1,1 @@
+"""Flow definitions and versions."""
