@@ -6,6 +6,7 @@ from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.core.validators import MaxValueValidator
 from django.db import models
+from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
 from contacts.identity import InvalidIdentity, is_valid_phone, normalize_phone
@@ -113,7 +114,13 @@ class AgentProfile(models.Model):
             self.telework_phone = (
                 normalize_phone(self.telework_phone, settings.PHONE_DEFAULT_REGION) or ""
             )
+        creating = self._state.adding
         super().save(*args, **kwargs)  # type: ignore[arg-type]
+        if creating:
+            now = timezone.now()
+            AgentPresence.objects.get_or_create(
+                agent=self, defaults={"state_since": now, "idle_since": now}
+            )
 
     def capacity(self) -> dict[str, int]:
         return {channel: getattr(self, field) for channel, field in CHANNEL_CAPACITY_FIELDS.items()}
@@ -139,3 +146,60 @@ class AgentSkill(models.Model):
 
     def __str__(self) -> str:
         return f"{self.skill}: {self.level}"
+
+
+class AgentState(models.TextChoices):
+    OFFLINE = "offline", _("offline")
+    AVAILABLE = "available", _("available")
+    WRAP_UP = "wrap_up", _("wrap-up")
+    PAUSED = "paused", _("paused")
+
+
+class PauseReason(models.TextChoices):
+    BREAK = "break", _("break")
+    LUNCH = "lunch", _("lunch")
+    MEETING = "meeting", _("meeting")
+    TRAINING = "training", _("training")
+    BACK_OFFICE = "back_office", _("back-office work")
+    MISSED = "missed", _("missed an offer")
+    SUPERVISOR = "supervisor", _("set by a supervisor")
+
+
+ALL_CHANNELS = ["voice", "chat", "email", "sms"]
+
+
+def default_channels() -> list[str]:
+    return list(ALL_CHANNELS)
+
+
+class AgentPresence(models.Model):
+    """Where an agent is right now: state, the channels they take, their console's heartbeat.
+
+    A hot row (heartbeats), kept apart from the profile. Routing locks it while it claims
+    the agent's capacity, so two router workers never over-fill one agent.
+    """
+
+    agent = models.OneToOneField(
+        AgentProfile, primary_key=True, on_delete=models.CASCADE, related_name="presence"
+    )
+    state = models.CharField(
+        _("state"), max_length=10, choices=AgentState.choices, default=AgentState.OFFLINE
+    )
+    pause_reason = models.CharField(
+        _("pause reason"), max_length=16, choices=PauseReason.choices, blank=True
+    )
+    state_since = models.DateTimeField(_("in this state since"))
+    wrap_up_until = models.DateTimeField(_("wrap-up ends at"), null=True, blank=True)
+    channels_enabled = models.JSONField(_("channels taken"), default=default_channels, blank=True)
+    last_heartbeat_at = models.DateTimeField(_("last console heartbeat"), null=True, blank=True)
+    idle_since = models.DateTimeField(
+        _("idle since"), help_text=_("Last time the agent got or finished work.")
+    )
+
+    class Meta:
+        verbose_name = _("agent presence")
+        verbose_name_plural = _("agent presences")
+        indexes = [models.Index(fields=["state", "last_heartbeat_at"], name="presence_state_idx")]
+
+    def __str__(self) -> str:
+        return f"{self.agent}: {self.get_state_display()}"

@@ -136,6 +136,33 @@ CELERY_BROKER_URL: str = env.str("CELERY_BROKER_URL", default=REDIS_URL or "memo
 CELERY_TASK_ALWAYS_EAGER: bool = env.bool("CELERY_TASK_ALWAYS_EAGER", default=not REDIS_URL)
 CELERY_EMBEDDED: bool = CELERY_TASK_ALWAYS_EAGER
 ROUTING_SWEEP_SECONDS: float = env.float("ROUTING_SWEEP_SECONDS", default=5.0)
+CELERY_BEAT_SCHEDULE: dict[str, dict[str, object]] = {
+    "routing-sweep": {"task": "routing.sweep", "schedule": ROUTING_SWEEP_SECONDS},
+}
+
+# --- Routing (docs/routing.md) --------------------------------------------------------------
+# How long an offer waits for the agent, per channel (seconds).
+ROUTING_OFFER_TIMEOUTS: dict[str, int] = {
+    "voice": env.int("ROUTING_OFFER_TIMEOUT_VOICE", default=20),
+    "chat": env.int("ROUTING_OFFER_TIMEOUT_CHAT", default=30),
+    "email": env.int("ROUTING_OFFER_TIMEOUT_EMAIL", default=120),
+    "sms": env.int("ROUTING_OFFER_TIMEOUT_SMS", default=120),
+}
+# Channels whose offers are accepted on the agent's behalf (no accept click).
+ROUTING_AUTO_ACCEPT_CHANNELS: list[str] = env.list("ROUTING_AUTO_ACCEPT_CHANNELS", default=[])
+# A console that has not sent a heartbeat for this long is gone: no more offers.
+ROUTING_HEARTBEAT_WINDOW_SECONDS: int = env.int("ROUTING_HEARTBEAT_WINDOW_SECONDS", default=45)
+# "Preferred agent": the last agent who served this citizen within this window.
+ROUTING_PREFERRED_AGENT_WINDOW_HOURS: int = env.int("ROUTING_PREFERRED_AGENT_WINDOW_HOURS", 72)
+# After a call, the agent stays in wrap-up this long before being offered work again.
+ROUTING_WRAP_UP_SECONDS: int = env.int("ROUTING_WRAP_UP_SECONDS", default=30)
+# An agent who lets an offer expire is paused ("missed") so the next citizen does not wait.
+ROUTING_PAUSE_ON_MISSED: bool = env.bool("ROUTING_PAUSE_ON_MISSED", default=True)
+# Matches claimed per database transaction.
+ROUTING_CLAIM_CHUNK: int = env.int("ROUTING_CLAIM_CHUNK", default=500)
+# Policy weights (routing.policy.PolicyConfig).
+ROUTING_AGEING_RATE: float = env.float("ROUTING_AGEING_RATE", default=1.0)
+ROUTING_PRIORITY_WEIGHT: float = env.float("ROUTING_PRIORITY_WEIGHT", default=100.0)
 
 # --- Auth -----------------------------------------------------------------------------------
 AUTH_PASSWORD_VALIDATORS = [
@@ -232,3 +259,71 @@ LOGGING = {
     "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO")},
     "loggers": {"django.channels.server": {"level": "WARNING"}},
 }
+
+# --- E-mail (channels_inbound.email) ---
+# Outbound mail (acknowledgements, agent replies): the console backend in development prints
+# messages; production sets EMAIL_BACKEND=django.core.mail.backends.smtp.EmailBackend and the
+# relay below (docs/channels.md, "E-mail").
+EMAIL_BACKEND: str = env.str(
+    "EMAIL_BACKEND",
+    default=(
+        "django.core.mail.backends.console.EmailBackend"
+        if DEBUG or not env.str("EMAIL_HOST", default="")
+        else "django.core.mail.backends.smtp.EmailBackend"
+    ),
+)
+EMAIL_HOST: str = env.str("EMAIL_HOST", default="localhost")
+EMAIL_PORT: int = env.int("EMAIL_PORT", default=25)
+EMAIL_HOST_USER: str = env.str("EMAIL_HOST_USER", default="")
+EMAIL_HOST_PASSWORD: str = env.str("EMAIL_HOST_PASSWORD", default="")
+EMAIL_USE_TLS: bool = env.bool("EMAIL_USE_TLS", default=False)
+EMAIL_USE_SSL: bool = env.bool("EMAIL_USE_SSL", default=False)
+EMAIL_TIMEOUT: int = env.int("EMAIL_TIMEOUT", default=30)
+# Our mail domain: the right-hand side of the Message-IDs we generate.
+EMAIL_DOMAIN: str = env.str("EMAIL_DOMAIN", default="contact.localhost")
+DEFAULT_FROM_EMAIL: str = env.str("DEFAULT_FROM_EMAIL", default=f"ne-pas-repondre@{EMAIL_DOMAIN}")
+SERVER_EMAIL: str = env.str("SERVER_EMAIL", default=DEFAULT_FROM_EMAIL)
+# The SMTP server the relay delivers to (manage.py smtp_server).
+EMAIL_SMTP_SERVER_HOST: str = env.str("EMAIL_SMTP_SERVER_HOST", default="127.0.0.1")
+EMAIL_SMTP_SERVER_PORT: int = env.int("EMAIL_SMTP_SERVER_PORT", default=2525)
+EMAIL_SMTP_SERVER_HOSTNAME: str = env.str("EMAIL_SMTP_SERVER_HOSTNAME", default=EMAIL_DOMAIN)
+# Limits, checked against the content (not the declared headers).
+EMAIL_MAX_MESSAGE_BYTES: int = env.int("EMAIL_MAX_MESSAGE_BYTES", default=25 * 1024 * 1024)
+EMAIL_MAX_ATTACHMENT_BYTES: int = env.int("EMAIL_MAX_ATTACHMENT_BYTES", default=10 * 1024 * 1024)
+EMAIL_MAX_ATTACHMENTS: int = env.int("EMAIL_MAX_ATTACHMENTS", default=10)
+EMAIL_ALLOWED_ATTACHMENT_TYPES: list[str] = env.list(
+    "EMAIL_ALLOWED_ATTACHMENT_TYPES",
+    default=[
+        "application/pdf",
+        "image/png",
+        "image/jpeg",
+        "image/gif",
+        "application/vnd.oasis.opendocument.text",
+        "application/vnd.openxmlformats-officedocument.wordprocessingml.document",
+        "text/plain",
+    ],
+)
+# Under MEDIA_ROOT; never served as public media (the console serves them to agents).
+EMAIL_ATTACHMENTS_DIR: str = env.str("EMAIL_ATTACHMENTS_DIR", default="email-attachments")
+# The acknowledgement: sent once per sender per day, with the case reference and this delay.
+EMAIL_ACKNOWLEDGEMENT: bool = env.bool("EMAIL_ACKNOWLEDGEMENT", default=True)
+EMAIL_ACK_REPLY_DELAY_FR: str = env.str("EMAIL_ACK_REPLY_DELAY_FR", default="5 jours ouvrés")
+EMAIL_ACK_REPLY_DELAY_EN: str = env.str("EMAIL_ACK_REPLY_DELAY_EN", default="5 working days")
+EMAIL_CASE_REFERENCE_PREFIX: str = env.str("EMAIL_CASE_REFERENCE_PREFIX", default="DOS")
+# IMAP poller (manage.py imap_poll, or the Celery beat entry below when IMAP_HOST is set).
+IMAP_HOST: str = env.str("IMAP_HOST", default="")
+IMAP_PORT: int = env.int("IMAP_PORT", default=993)
+IMAP_USER: str = env.str("IMAP_USER", default="")
+IMAP_PASSWORD: str = env.str("IMAP_PASSWORD", default="")
+IMAP_SSL: bool = env.bool("IMAP_SSL", default=True)
+IMAP_FOLDER: str = env.str("IMAP_FOLDER", default="INBOX")
+# Empty: processed messages are flagged \Seen and stay; a folder name: they are moved there.
+IMAP_PROCESSED_FOLDER: str = env.str("IMAP_PROCESSED_FOLDER", default="")
+# Our address the mailbox receives for (an Endpoint); defaults to IMAP_USER when it is one.
+IMAP_ENDPOINT_ADDRESS: str = env.str("IMAP_ENDPOINT_ADDRESS", default="")
+IMAP_POLL_SECONDS: float = env.float("IMAP_POLL_SECONDS", default=60.0)
+if IMAP_HOST:
+    CELERY_BEAT_SCHEDULE["email-imap-poll"] = {
+        "task": "channels_email.imap_poll",
+        "schedule": IMAP_POLL_SECONDS,
+    }

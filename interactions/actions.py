@@ -20,6 +20,7 @@ from contacts.models import Contact
 
 from .lifecycle import TIMESTAMP_FIELD, IllegalTransition, Status, check_transition
 from .models import Interaction, InteractionTransition, Message
+from .signals import interaction_status_changed
 
 MAX_TEXT_CHARS = 100_000
 
@@ -93,6 +94,8 @@ def do_transition_interaction(
     stamp = TIMESTAMP_FIELD.get(to)
     if stamp and not (stamp == "queued_at" and interaction.queued_at):
         fields[stamp] = now
+    if to == Status.QUEUED and current in (Status.NEW, Status.TRANSFERRED, Status.CLOSED):
+        fields["queue_entered_at"] = now  # the escalation steps' clock starts again
     with transaction.atomic():
         updated = Interaction.objects.filter(pk=interaction.pk, status=current).update(**fields)
         if updated != 1:
@@ -107,6 +110,9 @@ def do_transition_interaction(
         )
         for name, value in fields.items():
             setattr(interaction, name, value)
+        interaction_status_changed.send(
+            sender=Interaction, interaction=interaction, from_status=current, to_status=to, now=now
+        )
         publish(
             "interaction.status",
             {"interaction_id": interaction.pk, "from": current, "to": to, "reason": reason},

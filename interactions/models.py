@@ -73,6 +73,9 @@ class Interaction(models.Model):
     # The provider's reference for the whole conversation (CallSid, e-mail thread root...).
     external_ref = models.CharField(_("provider reference"), max_length=255, blank=True)
     routing_step = models.PositiveSmallIntegerField(_("escalation step"), default=0)
+    # When it entered its current queue: the escalation steps' clock (reset by an overflow
+    # or a transfer, while queued_at keeps the citizen's whole wait).
+    queue_entered_at = models.DateTimeField(_("entered its queue at"), null=True, blank=True)
 
     created_at = models.DateTimeField(_("created at"), auto_now_add=True)
     queued_at = models.DateTimeField(_("queued at"), null=True, blank=True)
@@ -90,6 +93,7 @@ class Interaction(models.Model):
         indexes = [
             models.Index(fields=["status", "queue", "priority"], name="interaction_waiting_idx"),
             models.Index(fields=["contact", "-created_at"], name="interaction_contact_idx"),
+            models.Index(fields=["assigned_agent", "status"], name="interaction_agent_load_idx"),
         ]
 
     def __str__(self) -> str:

@@ -5,3 +5,10 @@ from django.utils.translation import gettext_lazy as _
 class RoutingConfig(AppConfig):
     name = "routing"
     verbose_name = _("Routing")
+
+    def ready(self) -> None:
+        from interactions.signals import interaction_status_changed
+
+        from .receivers import on_status_changed
+
+        interaction_status_changed.connect(on_status_changed, dispatch_uid="routing.status")

@@ -1,0 +1,105 @@
+"""Agent presence: states, per-channel availability and the console heartbeat."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import datetime
+
+from django.db import transaction
+from django.utils import timezone
+
+from contactcentre.events import SUPERVISORS_GROUP, agent_group, publish
+
+from .models import ALL_CHANNELS, AgentPresence, AgentProfile, AgentState, PauseReason
+
+
+class PresenceError(ValueError):
+    """A presence change that makes no sense (the message says why)."""
+
+
+def _locked(agent: AgentProfile) -> AgentPresence:
+    now = timezone.now()
+    AgentPresence.objects.get_or_create(
+        agent=agent, defaults={"state_since": now, "idle_since": now}
+    )
+    return AgentPresence.objects.select_for_update().get(agent=agent)
+
+
+def do_set_agent_state(
+    *, agent: AgentProfile, state: str, reason: str = "", now: datetime | None = None
+) -> AgentPresence:
+    """Change the agent's state (the agent from the console, or a supervisor)."""
+    now = now or timezone.now()
+    if state not in AgentState.values:
+        raise PresenceError(f"unknown state {state!r}")
+    if state == AgentState.PAUSED and reason not in PauseReason.values:
+        raise PresenceError(
+            f"a pause needs a reason among: {', '.join(PauseReason.values)} (got {reason!r})"
+        )
+    if state == AgentState.WRAP_UP:
+        raise PresenceError("wrap-up starts by itself after a call")
+    with transaction.atomic():
+        presence = _locked(agent)
+        changed = presence.state != state or presence.pause_reason != reason
+        presence.state = state
+        presence.pause_reason = reason if state == AgentState.PAUSED else ""
+        if changed:
+            presence.state_since = now
+        presence.wrap_up_until = None
+        update = ["state", "pause_reason", "state_since", "wrap_up_until"]
+        if state == AgentState.AVAILABLE:
+            # Going available counts as proof of life (the console sends it).
+            presence.last_heartbeat_at = now
+            update.append("last_heartbeat_at")
+            if changed:
+                presence.idle_since = now
+                update.append("idle_since")
+        presence.save(update_fields=update)
+        publish(
+            "agent.state",
+            {"agent_id": agent.pk, "state": state, "reason": presence.pause_reason},
+            groups=[agent_group(agent.pk), SUPERVISORS_GROUP],
+        )
+        if state == AgentState.AVAILABLE:
+            from routing.actions import request_routing
+
+            request_routing()
+    return presence
+
+
+def do_set_channels(*, agent: AgentProfile, channels: Iterable[str]) -> AgentPresence:
+    """Choose the channels the agent takes work on (e.g. no calls this afternoon)."""
+    wanted = list(dict.fromkeys(channels))
+    unknown = set(wanted) - set(ALL_CHANNELS)
+    if unknown:
+        raise PresenceError(f"unknown channels: {', '.join(sorted(unknown))}")
+    with transaction.atomic():
+        presence = _locked(agent)
+        added = set(wanted) - set(presence.channels_enabled or [])
+        presence.channels_enabled = wanted
+        presence.save(update_fields=["channels_enabled"])
+        if added and presence.state == AgentState.AVAILABLE:
+            from routing.actions import request_routing
+
+            request_routing()
+    return presence
+
+
+def do_heartbeat(*, agent_id: int, now: datetime | None = None) -> bool:
+    """The console is alive. Returns False if the agent has no presence row."""
+    now = now or timezone.now()
+    return bool(AgentPresence.objects.filter(agent_id=agent_id).update(last_heartbeat_at=now))
+
+
+def do_end_wrap_ups(*, now: datetime | None = None) -> int:
+    """Agents whose after-call work timer ran out become available again."""
+    now = now or timezone.now()
+    ended = AgentPresence.objects.filter(state=AgentState.WRAP_UP, wrap_up_until__lte=now).update(
+        state=AgentState.AVAILABLE, state_since=now, wrap_up_until=None, idle_since=now
+    )
+    if ended:
+        from routing.actions import request_routing
+
+        with transaction.atomic():
+            request_routing()
+    return ended

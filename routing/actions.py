@@ -1,0 +1,444 @@
+"""The write side of routing: claim matches, answer offers, expire them, overflow.
+
+Locking rules (docs/architecture.md, "Locking"):
+
+- Offer -> Interaction -> AgentPresence is the order in which paths that *wait* for locks
+  take them (accepting, declining, expiring an offer); within one table, primary-key order.
+- The router's claim takes AgentPresence rows, then Interaction rows, but only with
+  ``FOR UPDATE SKIP LOCKED``: it never waits, so it cannot deadlock with the paths above,
+  and several router workers partition the work between them instead of queueing.
+- An agent's load is never stored: it is the count of interactions offered to or handled by
+  the agent, counted while the agent's presence row is locked. Every claim of an agent's
+  capacity holds that lock, so two claims cannot both see the last free slot.
+- On SQLite (embedded default) ``SELECT ... FOR UPDATE`` does not exist, but transactions
+  start with ``BEGIN IMMEDIATE``, so claims run one at a time.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import defaultdict
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from django.conf import settings
+from django.db import transaction
+from django.utils import timezone
+
+from agents.models import AgentPresence, AgentProfile, AgentState, PauseReason
+from contactcentre.events import SUPERVISORS_GROUP, agent_group, publish
+from interactions.actions import do_transition_interaction
+from interactions.lifecycle import Status
+from interactions.models import Interaction, InteractionTransition
+
+from . import selectors
+from .matching import Match, plan_batch
+from .models import Offer, OfferStatus, Queue, RoutingDecision
+from .policy import OVERFLOW, Decision
+
+logger = logging.getLogger(__name__)
+
+
+class RoutingError(Exception):
+    """An offer cannot be answered as asked (the message says why)."""
+
+
+class OfferNotPending(RoutingError):
+    pass
+
+
+@dataclass
+class PassResult:
+    offered: int = 0
+    assigned: int = 0
+    overflowed: int = 0
+    skipped: int = 0  # matches lost to a concurrent worker (retried by the next pass)
+    waiting: int = 0
+    agents: int = 0
+
+    @property
+    def claimed(self) -> int:
+        return self.offered + self.assigned
+
+
+def offer_timeout(channel: str) -> timedelta:
+    return timedelta(seconds=settings.ROUTING_OFFER_TIMEOUTS.get(channel, 60))
+
+
+# --------------------------------------------------------------------------- the router pass
+
+
+def do_route_pending(*, now: datetime | None = None, explain: bool = True) -> PassResult:
+    """One routing pass: match every waiting interaction it can, then claim the matches.
+
+    Safe to run in several processes at once (see the locking rules above).
+    """
+    now = now or timezone.now()
+    agents = selectors.available_agents(now)
+    result = PassResult(agents=len(agents))
+    waiting = selectors.waiting_interactions(now)
+    result.waiting = len(waiting)
+    if not waiting:
+        return result
+    plan = plan_batch(
+        waiting,
+        agents,
+        now.timestamp(),
+        selectors.policy_config(),
+        selectors.escalation_steps(),
+        explain=explain,
+    )
+    for decision in plan.overflows:
+        if do_overflow(decision=decision, now=now):
+            result.overflowed += 1
+    chunk = max(1, settings.ROUTING_CLAIM_CHUNK)
+    matches = list(plan.matches)
+    for start in range(0, len(matches), chunk):
+        claimed = do_claim_matches(matches=matches[start : start + chunk], now=now)
+        result.offered += claimed.offered
+        result.assigned += claimed.assigned
+        result.skipped += claimed.skipped
+    return result
+
+
+@transaction.atomic
+def do_claim_matches(*, matches: Sequence[Match], now: datetime) -> PassResult:
+    """Turn matches into offers (or assignments, on auto-accept channels), atomically.
+
+    A match is dropped (``skipped``) when another worker holds its agent or interaction,
+    when the interaction is no longer waiting, or when the agent's capacity is gone.
+    """
+    result = PassResult()
+    if not matches:
+        return result
+    agent_ids = sorted({m.agent_id for m in matches})
+    locked_agents = set(
+        AgentPresence.objects.select_for_update(skip_locked=True, of=("self",))
+        .filter(
+            agent_id__in=agent_ids,
+            state=AgentState.AVAILABLE,
+            last_heartbeat_at__gte=selectors.heartbeat_cutoff(now),
+        )
+        .order_by("agent_id")
+        .values_list("agent_id", flat=True)
+    )
+    profiles = {
+        p["id"]: p
+        for p in AgentProfile.objects.filter(pk__in=locked_agents).values(
+            "id",
+            "capacity_voice",
+            "capacity_chat",
+            "capacity_email",
+            "capacity_sms",
+            "voice_exclusive",
+        )
+    }
+    loads = selectors.agent_loads(locked_agents)
+    interaction_ids = sorted({m.interaction_id for m in matches})
+    locked_interactions = set(
+        Interaction.objects.select_for_update(skip_locked=True)
+        .filter(pk__in=interaction_ids, status=Status.QUEUED)
+        .order_by("pk")
+        .values_list("pk", flat=True)
+    )
+    accepted: list[Match] = []
+    for match in matches:
+        if match.agent_id not in locked_agents or match.interaction_id not in locked_interactions:
+            result.skipped += 1
+            continue
+        load = loads.setdefault(match.agent_id, {})
+        if not _has_room(profiles[match.agent_id], load, match.channel):
+            result.skipped += 1
+            continue
+        load[match.channel] = load.get(match.channel, 0) + 1
+        locked_interactions.discard(match.interaction_id)  # never twice in one batch
+        accepted.append(match)
+    if accepted:
+        _write_claims(accepted, now, result)
+    return result
+
+
+def _has_room(profile: Mapping[str, Any], load: dict[str, int], channel: str) -> bool:
+    capacity = int(profile.get(f"capacity_{channel}", 0))
+    if load.get(channel, 0) >= capacity:
+        return False
+    if profile["voice_exclusive"]:
+        busy_on_voice = load.get("voice", 0) > 0
+        busy_elsewhere = any(n > 0 for ch, n in load.items() if ch != "voice")
+        if busy_on_voice or (channel == "voice" and busy_elsewhere):
+            return False
+    return True
+
+
+def _write_claims(accepted: list[Match], now: datetime, result: PassResult) -> None:
+    auto = set(settings.ROUTING_AUTO_ACCEPT_CHANNELS)
+    offers = [
+        Offer(
+            interaction_id=m.interaction_id,
+            agent_id=m.agent_id,
+            channel=m.channel,
+            status=OfferStatus.ACCEPTED if m.channel in auto else OfferStatus.PENDING,
+            created_at=now,
+            expires_at=now + offer_timeout(m.channel),
+            responded_at=now if m.channel in auto else None,
+        )
+        for m in accepted
+    ]
+    Offer.objects.bulk_create(offers)
+    RoutingDecision.objects.bulk_create(
+        RoutingDecision(
+            interaction_id=m.interaction_id,
+            offer=offer,
+            agent_id=m.agent_id,
+            action=m.decision.action,
+            rule=m.decision.rule,
+            at=now,
+            details=m.decision.to_log_dict(),
+        )
+        for m, offer in zip(accepted, offers, strict=True)
+    )
+    transitions = []
+    by_status: dict[str, dict[int, list[int]]] = {
+        Status.OFFERED: defaultdict(list),
+        Status.ASSIGNED: defaultdict(list),
+    }
+    for m in accepted:
+        transitions.append(_transition(m.interaction_id, Status.QUEUED, Status.OFFERED, now))
+        if m.channel in auto:
+            by_status[Status.ASSIGNED][m.agent_id].append(m.interaction_id)
+            transitions.append(
+                _transition(m.interaction_id, Status.OFFERED, Status.ASSIGNED, now, "auto_accepted")
+            )
+        else:
+            by_status[Status.OFFERED][m.agent_id].append(m.interaction_id)
+    for status, per_agent in by_status.items():
+        stamp = (
+            {"offered_at": now}
+            if status == Status.OFFERED
+            else {
+                "offered_at": now,
+                "assigned_at": now,
+            }
+        )
+        for agent_id, ids in per_agent.items():
+            updated = Interaction.objects.filter(pk__in=ids, status=Status.QUEUED).update(
+                status=status, assigned_agent_id=agent_id, **stamp
+            )
+            if updated != len(ids):  # pragma: no cover - the rows are locked by us
+                raise RuntimeError("claimed interactions changed under their lock")
+    InteractionTransition.objects.bulk_create(transitions)
+    AgentPresence.objects.filter(agent_id__in={m.agent_id for m in accepted}).update(idle_since=now)
+    result.offered += sum(len(v) for v in by_status[Status.OFFERED].values())
+    result.assigned += sum(len(v) for v in by_status[Status.ASSIGNED].values())
+    for m, offer in zip(accepted, offers, strict=True):
+        event = "interaction.assigned" if offer.status == OfferStatus.ACCEPTED else "offer.created"
+        publish(
+            event,
+            {
+                "offer_id": offer.pk,
+                "interaction_id": m.interaction_id,
+                "channel": m.channel,
+                "expires_at": offer.expires_at.isoformat(),
+            },
+            groups=[agent_group(m.agent_id)],
+        )
+    publish(
+        "routing.claimed",
+        {"offered": result.offered, "assigned": result.assigned},
+        groups=[SUPERVISORS_GROUP],
+    )
+
+
+def _transition(
+    interaction_id: int, from_status: str, to_status: str, at: datetime, reason: str = "offered"
+) -> InteractionTransition:
+    return InteractionTransition(
+        interaction_id=interaction_id,
+        from_status=from_status,
+        to_status=to_status,
+        reason=reason,
+        at=at,
+    )
+
+
+def do_overflow(*, decision: Decision, now: datetime) -> bool:
+    """Move an interaction nobody can take to the overflow queue its escalation names."""
+    target_id = decision.overflow_queue_id
+    if decision.action != OVERFLOW or target_id is None:
+        return False
+    target = Queue.objects.filter(pk=target_id, active=True).first()
+    if target is None:
+        logger.warning("overflow queue %s is missing or inactive", target_id)
+        return False
+    with transaction.atomic():
+        updated = Interaction.objects.filter(
+            pk=decision.interaction_id, status=Status.QUEUED
+        ).update(
+            queue=target,
+            queue_entered_at=now,
+            routing_step=0,
+            required_skills=target.required_skills(),
+        )
+        if not updated:
+            return False
+        RoutingDecision.objects.create(
+            interaction_id=decision.interaction_id,
+            action=OVERFLOW,
+            rule=decision.rule,
+            at=now,
+            details=decision.to_log_dict(),
+        )
+    request_routing()
+    return True
+
+
+# --------------------------------------------------------------------------- offers
+
+
+def _locked_offer(offer_id: int) -> Offer:
+    offer = Offer.objects.select_for_update().filter(pk=offer_id).first()
+    if offer is None:
+        raise RoutingError(f"offer #{offer_id} does not exist")
+    return offer
+
+
+def do_accept_offer(*, offer_id: int, agent: AgentProfile, now: datetime | None = None) -> Offer:
+    """The agent takes the interaction: offered -> assigned."""
+    now = now or timezone.now()
+    with transaction.atomic():
+        offer = _locked_offer(offer_id)
+        if offer.agent_id != agent.pk:
+            raise RoutingError("this offer was made to another agent")
+        if offer.status != OfferStatus.PENDING:
+            raise OfferNotPending(f"this offer is already {offer.status}")
+        if offer.expires_at <= now:
+            raise OfferNotPending("this offer has expired")
+        interaction = Interaction.objects.select_for_update().get(pk=offer.interaction_id)
+        do_transition_interaction(
+            interaction=interaction,
+            to=Status.ASSIGNED,
+            reason="accepted",
+            actor=agent.user,
+            now=now,
+        )
+        offer.status = OfferStatus.ACCEPTED
+        offer.responded_at = now
+        offer.save(update_fields=["status", "responded_at"])
+        publish(
+            "offer.accepted",
+            {"offer_id": offer.pk, "interaction_id": interaction.pk},
+            groups=[agent_group(agent.pk), SUPERVISORS_GROUP],
+        )
+        if interaction.channel == "voice":
+            transaction.on_commit(lambda: _bridge_call(interaction.pk, agent.pk))
+    return offer
+
+
+def _bridge_call(interaction_id: int, agent_id: int) -> None:
+    """Connect the caller to the agent's phone (the voice channel does the telephony)."""
+    try:
+        from channels_inbound.voice.actions import do_bridge_call
+    except ImportError:  # pragma: no cover - voice channel not installed
+        return
+    try:
+        do_bridge_call(interaction_id=interaction_id, agent_id=agent_id)
+    except Exception:
+        logger.exception(
+            "bridging call of interaction %s to agent %s failed", interaction_id, agent_id
+        )
+
+
+def do_decline_offer(*, offer_id: int, agent: AgentProfile, now: datetime | None = None) -> Offer:
+    """The agent declines: the interaction waits again, never to be offered to them."""
+    now = now or timezone.now()
+    with transaction.atomic():
+        offer = _locked_offer(offer_id)
+        if offer.agent_id != agent.pk:
+            raise RoutingError("this offer was made to another agent")
+        if offer.status != OfferStatus.PENDING:
+            raise OfferNotPending(f"this offer is already {offer.status}")
+        _requeue(offer, OfferStatus.DECLINED, now, actor_user=agent.user)
+    return offer
+
+
+def _requeue(offer: Offer, status: str, now: datetime, actor_user: object = None) -> None:
+    offer.status = status
+    offer.responded_at = now
+    offer.save(update_fields=["status", "responded_at"])
+    interaction = Interaction.objects.select_for_update().get(pk=offer.interaction_id)
+    if interaction.status == Status.OFFERED and interaction.assigned_agent_id == offer.agent_id:
+        do_transition_interaction(
+            interaction=interaction,
+            to=Status.QUEUED,
+            reason=f"offer_{status}",
+            actor=actor_user,  # type: ignore[arg-type]
+            now=now,
+            extra={"assigned_agent": None},
+        )
+    publish(
+        f"offer.{status}",
+        {"offer_id": offer.pk, "interaction_id": offer.interaction_id},
+        groups=[agent_group(offer.agent_id), SUPERVISORS_GROUP],
+    )
+    request_routing()
+
+
+def do_expire_offers(*, now: datetime | None = None) -> int:
+    """Expire the offers nobody answered in time; pause the agents who missed them."""
+    now = now or timezone.now()
+    expired = 0
+    due = list(
+        Offer.objects.filter(status=OfferStatus.PENDING, expires_at__lte=now)
+        .order_by("pk")
+        .values_list("pk", flat=True)[:1000]
+    )
+    for offer_id in due:
+        with transaction.atomic():
+            offer = Offer.objects.select_for_update(skip_locked=True).filter(pk=offer_id).first()
+            if offer is None or offer.status != OfferStatus.PENDING:
+                continue  # answered meanwhile, or being answered right now
+            _requeue(offer, OfferStatus.EXPIRED, now)
+            if settings.ROUTING_PAUSE_ON_MISSED:
+                do_set_agent_state_locked(
+                    agent_id=offer.agent_id,
+                    state=AgentState.PAUSED,
+                    reason=PauseReason.MISSED,
+                    now=now,
+                )
+            expired += 1
+    return expired
+
+
+def do_set_agent_state_locked(
+    *, agent_id: int, state: str, reason: str = "", now: datetime
+) -> None:
+    presence = AgentPresence.objects.select_for_update().get(agent_id=agent_id)
+    presence.state = state
+    presence.pause_reason = reason if state == AgentState.PAUSED else ""
+    presence.state_since = now
+    presence.wrap_up_until = None
+    presence.save(update_fields=["state", "pause_reason", "state_since", "wrap_up_until"])
+    publish(
+        "agent.state",
+        {"agent_id": agent_id, "state": state, "reason": presence.pause_reason},
+        groups=[agent_group(agent_id), SUPERVISORS_GROUP],
+    )
+
+
+# --------------------------------------------------------------------------- triggers
+
+
+def request_routing() -> None:
+    """Ask for a routing pass once the current transaction commits."""
+
+    def send() -> None:
+        from .tasks import route_pending
+
+        try:
+            route_pending.delay()
+        except Exception:  # the broker is down: the periodic sweep will route it
+            logger.warning("could not enqueue a routing pass; the sweep will catch up")
+
+    transaction.on_commit(send)

@@ -1,0 +1,223 @@
+"""Reads that build the pure policy's inputs from the database.
+
+Everything here is a plain read (no locks): the claim in :mod:`routing.actions` re-checks
+what matters under row locks, so a stale snapshot can only cost a retry, never a double
+assignment.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from django.conf import settings
+from django.db.models import Count, Q
+
+from agents.models import AgentPresence, AgentSkill, AgentState
+from interactions.lifecycle import Status
+from interactions.models import Interaction
+
+from .models import EscalationStep as EscalationStepRow
+from .models import Offer, OfferStatus, Queue
+from .policy import AgentSnapshot, EscalationStep, InteractionSnapshot, PolicyConfig
+
+# Statuses that hold an agent's capacity on a channel.
+LOAD_STATUSES = (Status.OFFERED, Status.ASSIGNED)
+EXCLUDING_OFFER_STATUSES = (OfferStatus.DECLINED, OfferStatus.EXPIRED)
+
+
+def policy_config() -> PolicyConfig:
+    return PolicyConfig(
+        base_priority_weight=settings.ROUTING_PRIORITY_WEIGHT,
+        ageing_rate=settings.ROUTING_AGEING_RATE,
+    )
+
+
+def heartbeat_cutoff(now: datetime) -> datetime:
+    return now - timedelta(seconds=settings.ROUTING_HEARTBEAT_WINDOW_SECONDS)
+
+
+def agent_loads(agent_ids: Iterable[int] | None = None) -> dict[int, dict[str, int]]:
+    """Agent -> channel -> interactions offered to or being handled by the agent."""
+    rows = Interaction.objects.filter(status__in=LOAD_STATUSES, assigned_agent__isnull=False)
+    if agent_ids is not None:
+        rows = rows.filter(assigned_agent_id__in=list(agent_ids))
+    loads: dict[int, dict[str, int]] = defaultdict(dict)
+    for agent_id, channel, count in rows.values_list("assigned_agent_id", "channel").annotate(
+        n=Count("id")
+    ):
+        loads[agent_id][channel] = count
+    return loads
+
+
+@dataclass(frozen=True)
+class AgentRow:
+    """What the claim needs to re-check an agent under its lock."""
+
+    agent_id: int
+    capacity: dict[str, int]
+    exclusive: frozenset[str]
+
+
+def available_agents(now: datetime) -> list[AgentSnapshot]:
+    """Snapshots of the agents who may get work now: available, console alive."""
+    presences = list(
+        AgentPresence.objects.filter(
+            state=AgentState.AVAILABLE, last_heartbeat_at__gte=heartbeat_cutoff(now)
+        ).values(
+            "agent_id",
+            "channels_enabled",
+            "idle_since",
+            "agent__team_id",
+            "agent__languages",
+            "agent__capacity_voice",
+            "agent__capacity_chat",
+            "agent__capacity_email",
+            "agent__capacity_sms",
+            "agent__voice_exclusive",
+        )
+    )
+    if not presences:
+        return []
+    ids = [p["agent_id"] for p in presences]
+    skills: dict[int, dict[str, int]] = defaultdict(dict)
+    for agent_id, code, level in AgentSkill.objects.filter(agent_id__in=ids).values_list(
+        "agent_id", "skill__code", "level"
+    ):
+        skills[agent_id][code] = level
+    loads = agent_loads(ids)
+    snapshots = []
+    for p in presences:
+        agent_id = p["agent_id"]
+        snapshots.append(
+            AgentSnapshot(
+                agent_id=agent_id,
+                skills=skills.get(agent_id, {}),
+                languages=frozenset(p["agent__languages"] or ()),
+                team_id=p["agent__team_id"],
+                present=True,
+                available_channels=frozenset(p["channels_enabled"] or ()),
+                capacity=capacity_of(p),
+                load=loads.get(agent_id, {}),
+                exclusive_channels=frozenset({"voice"})
+                if p["agent__voice_exclusive"]
+                else frozenset(),
+                idle_since=p["idle_since"].timestamp(),
+            )
+        )
+    return snapshots
+
+
+def capacity_of(row: Mapping[str, Any]) -> dict[str, int]:
+    return {
+        channel: int(row[f"agent__capacity_{channel}"])
+        for channel in ("voice", "chat", "email", "sms")
+    }
+
+
+def escalation_steps() -> dict[int, list[EscalationStep]]:
+    """Queue -> its escalation steps as the policy reads them."""
+    team_of = dict(Queue.objects.values_list("id", "team_id"))
+    steps: dict[int, list[EscalationStep]] = defaultdict(list)
+    for row in EscalationStepRow.objects.order_by("queue_id", "after_seconds"):
+        steps[row.queue_id].append(
+            EscalationStep(
+                after_seconds=float(row.after_seconds),
+                min_level_cap=row.min_level_cap,
+                any_agent_of_team=team_of.get(row.queue_id) if row.any_agent_of_team else None,
+                overflow_queue_id=row.overflow_to_id,
+            )
+        )
+    return dict(steps)
+
+
+def waiting_interactions(now: datetime, *, limit: int | None = None) -> list[InteractionSnapshot]:
+    """Snapshots of the queued interactions, with exclusions and preferred agents."""
+    rows = Interaction.objects.filter(status=Status.QUEUED).order_by("-priority", "queued_at", "id")
+    if limit is not None:
+        rows = rows[:limit]
+    values = list(
+        rows.values(
+            "id",
+            "channel",
+            "queue_id",
+            "queued_at",
+            "queue_entered_at",
+            "created_at",
+            "required_skills",
+            "language",
+            "priority",
+            "sla_due_at",
+            "contact_id",
+        )
+    )
+    if not values:
+        return []
+    excluded: dict[int, set[int]] = defaultdict(set)
+    for interaction_id, agent_id in Offer.objects.filter(
+        interaction__status=Status.QUEUED, status__in=EXCLUDING_OFFER_STATUSES
+    ).values_list("interaction_id", "agent_id"):
+        excluded[interaction_id].add(agent_id)
+    preferred = preferred_agents(
+        {v["contact_id"] for v in values if v["contact_id"] is not None}, now
+    )
+    return [
+        InteractionSnapshot(
+            interaction_id=v["id"],
+            channel=v["channel"],
+            queue_id=v["queue_id"] or 0,
+            enqueued_at=(v["queued_at"] or v["created_at"]).timestamp(),
+            queue_entered_at=v["queue_entered_at"].timestamp() if v["queue_entered_at"] else None,
+            required_skills=v["required_skills"] or {},
+            language=v["language"] or None,
+            base_priority=v["priority"],
+            sla_due_at=v["sla_due_at"].timestamp() if v["sla_due_at"] else None,
+            excluded_agent_ids=frozenset(excluded.get(v["id"], ())),
+            preferred_agent_id=preferred.get(v["contact_id"]) if v["contact_id"] else None,
+        )
+        for v in values
+    ]
+
+
+def preferred_agents(contact_ids: set[int], now: datetime) -> dict[int, int]:
+    """Contact -> the last agent who answered them within the preferred-agent window."""
+    if not contact_ids:
+        return {}
+    cutoff = now - timedelta(hours=settings.ROUTING_PREFERRED_AGENT_WINDOW_HOURS)
+    rows = (
+        Interaction.objects.filter(
+            Q(assigned_at__gte=cutoff),
+            assigned_agent__isnull=False,
+            contact_id__in=Interaction.objects.filter(
+                status=Status.QUEUED, contact__isnull=False
+            ).values("contact_id"),
+        )
+        .order_by("assigned_at")
+        .values_list("contact_id", "assigned_agent_id")
+    )
+    return {contact_id: agent_id for contact_id, agent_id in rows if contact_id in contact_ids}
+
+
+def queue_position(interaction: Interaction) -> int:
+    """1-based position among the queue's waiting interactions (priority, then age)."""
+    ahead = Interaction.objects.filter(
+        queue=interaction.queue, status__in=(Status.QUEUED, Status.OFFERED)
+    ).filter(
+        Q(priority__gt=interaction.priority)
+        | Q(priority=interaction.priority, queued_at__lt=interaction.queued_at)
+    )
+    return ahead.count() + 1
+
+
+def decision_log(interaction_ids: Sequence[int]) -> list[dict[str, Any]]:
+    from .models import RoutingDecision
+
+    rows = (
+        RoutingDecision.objects.filter(interaction_id__in=interaction_ids)
+        .order_by("at", "id")
+        .values("interaction_id", "agent_id", "action", "rule", "at", "details")
+    )
+    return [dict(row) for row in rows]
