@@ -1,0 +1,64 @@
+# The contact centre image. One image, three roles (see docker-compose.yml and
+# docs/operations.md): the ASGI web server (default CMD: HTTP and WebSockets through uvicorn),
+# the Celery worker and Celery beat.
+FROM python:3.11-slim
+
+ENV PYTHONDONTWRITEBYTECODE=1 \
+    PYTHONUNBUFFERED=1 \
+    PIP_NO_CACHE_DIR=1 \
+    PIP_DISABLE_PIP_VERSION_CHECK=1 \
+    PIP_ROOT_USER_ACTION=ignore \
+    DJANGO_SETTINGS_MODULE=contactcentre.settings \
+    PYTHONPATH=/app \
+    DATA_DIR=/data \
+    MEDIA_ROOT=/data/media \
+    STATIC_ROOT=/app/staticfiles
+
+RUN groupadd --system --gid 1000 app \
+    && useradd --system --uid 1000 --gid app --home-dir /app --no-create-home \
+       --shell /usr/sbin/nologin app
+
+WORKDIR /app
+
+# Dependencies first, in their own layer: it is rebuilt only when pyproject.toml changes.
+COPY pyproject.toml ./
+RUN python -c "import tomllib; print('\n'.join(tomllib.load(open('pyproject.toml', 'rb'))['project']['dependencies']))" \
+        > /tmp/requirements.txt \
+    && pip install -r /tmp/requirements.txt \
+    && rm /tmp/requirements.txt
+
+# Then the project itself (the packages of [tool.setuptools.packages.find], manage.py,
+# templates/, static/, locale/ with its compiled .mo files; .dockerignore keeps the rest out).
+# settings.BASE_DIR is the directory above contactcentre/settings.py and templates/, static/ and
+# locale/ are found relative to it, so the code runs from this source tree (PYTHONPATH=/app
+# puts it before the copy that `pip install .` places in site-packages).
+COPY . .
+RUN pip install --no-deps . \
+    && rm -rf build ./*.egg-info \
+    && python -m compileall -q /app
+
+# Static files are collected at build time and served by WhiteNoise (hashed names, compressed).
+# The settings need no real secret or database for this: the values below exist only here.
+RUN DJANGO_SECRET_KEY=build-time-only-not-a-secret DATA_DIR=/tmp/build-data \
+        python manage.py collectstatic --noinput --verbosity 0 \
+    && rm -rf /tmp/build-data \
+    && mkdir -p /data/media \
+    && chown -R app:app /data
+
+# app (uid 1000): the code is read-only to it; only /data (uploads, DATA_DIR) is writable.
+USER 1000:1000
+
+EXPOSE 8000
+
+# /healthz is exempt from the HTTPS redirect. It must be asked for with a Host that
+# DJANGO_ALLOWED_HOSTS allows: the first concrete entry is used (a leading dot is dropped).
+# It answers 503 when the database, Redis or every Celery worker is unreachable.
+HEALTHCHECK --interval=30s --timeout=10s --start-period=30s --retries=3 \
+    CMD ["python", "-c", "import os, urllib.request as r; h = [x.strip().lstrip('.') for x in os.environ.get('DJANGO_ALLOWED_HOSTS', 'localhost').split(',') if x.strip() not in ('', '*')]; r.urlopen(r.Request('http://127.0.0.1:8000/healthz', headers={'Host': (h or ['localhost'])[0]}), timeout=8)"]
+
+# TLS is terminated by the reverse proxy in front: --proxy-headers makes uvicorn take the client
+# address and scheme from X-Forwarded-For/-Proto. Publish port 8000 only to that proxy.
+# Django's ASGI handler has no lifespan support, hence --lifespan off (as `manage.py serve`).
+# uvicorn reads WEB_CONCURRENCY for its number of worker processes (default 1).
+CMD ["uvicorn", "contactcentre.asgi:application", "--host", "0.0.0.0", "--port", "8000", \
+     "--proxy-headers", "--forwarded-allow-ips=*", "--lifespan", "off"]
