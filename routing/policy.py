@@ -17,6 +17,7 @@ suite cross-checks them with Hypothesis.
 from __future__ import annotations
 
 import bisect
+import itertools
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -319,8 +320,9 @@ class InteractionChoice:
     effective_priority: float
     requirements: Requirements
     rule: str
-    """``effective_priority`` (beat the runner-up on priority) or ``fifo`` (tie on
-    priority, or no competing interaction: the oldest wins)."""
+    """``fifo`` when the chosen interaction is the oldest the agent could take, or
+    ``effective_priority`` when priority (base, SLA nearness) let it overtake an older
+    one."""
 
 
 # --------------------------------------------------------------------------- escalation
@@ -329,7 +331,7 @@ class InteractionChoice:
 def validate_steps(steps: Iterable[EscalationStep]) -> tuple[EscalationStep, ...]:
     """Return the steps as a tuple, checking they are sorted by ``after_seconds``."""
     out = tuple(steps)
-    for prev, nxt in zip(out, out[1:], strict=False):
+    for prev, nxt in itertools.pairwise(out):
         if nxt.after_seconds < prev.after_seconds:
             raise ValueError("escalation steps must be sorted by after_seconds")
     for s in out:
@@ -660,21 +662,22 @@ def decide_interaction(
     """Best waiting interaction for an agent who frees up (reference, O(backlog))."""
     esc = escalations or {}
     best: tuple[tuple[float, float, int], InteractionSnapshot, Requirements] | None = None
-    runner: tuple[float, float, int] | None = None
+    oldest: float | None = None
     for ix in interactions:
         req = effective_requirements(ix, esc.get(ix.queue_id, ()), now)
         if ineligibility_reason(agent, ix, req) is not None:
             continue
         key = interaction_order_key(ix, now, config)
+        if oldest is None or key[1] < oldest:
+            oldest = key[1]
         if best is None or key < best[0]:
-            if best is not None:
-                runner = best[0]
             best = (key, ix, req)
-        elif runner is None or key < runner:
-            runner = key
     if best is None:
         return None
-    rule = "effective_priority" if runner is not None and runner[0] > best[0][0] else "fifo"
+    key, ix, req = best
     return InteractionChoice(
-        interaction=best[1], effective_priority=-best[0][0], requirements=best[2], rule=rule
+        interaction=ix,
+        effective_priority=-key[0],
+        requirements=req,
+        rule="effective_priority" if oldest is not None and oldest < key[1] else "fifo",
     )
