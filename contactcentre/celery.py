@@ -24,7 +24,7 @@ app.conf.update(
     task_eager_propagates=True,
     broker_connection_retry_on_startup=True,
     broker_transport_options={"visibility_timeout": 3600},
-    timezone="Europe/Paris",
     enable_utc=True,
 )
+# CELERY_TIMEZONE is not set: Celery then follows Django's TIME_ZONE.
 app.autodiscover_tasks()

@@ -93,7 +93,8 @@ TEMPLATES = [
 if env.str("DATABASE_URL", default=""):
     DATABASES = {"default": env.db_url("DATABASE_URL")}
     if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
-        DATABASES["default"].setdefault("CONN_MAX_AGE", env.int("DATABASE_CONN_MAX_AGE", 60))
+        # 0 by default: under ASGI Django advises against persistent connections.
+        DATABASES["default"].setdefault("CONN_MAX_AGE", env.int("DATABASE_CONN_MAX_AGE", 0))
         DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
 else:
     DATA_DIR.mkdir(parents=True, exist_ok=True)
@@ -327,3 +328,48 @@ if IMAP_HOST:
         "task": "channels_email.imap_poll",
         "schedule": IMAP_POLL_SECONDS,
     }
+
+# --- Telephony and SMS (channels_inbound.sms / .voice) ---------------------------------------
+# docs/channels.md describes every setting and webhook URL.
+# The public https origin the provider calls (behind a reverse proxy, the URL Django sees is not
+# the one the provider signed): e.g. https://contact.example.gouv.fr
+PUBLIC_BASE_URL: str = env.str("PUBLIC_BASE_URL", default="")
+TELEPHONY_PROVIDER: str = env.str("TELEPHONY_PROVIDER", default="twilio")
+TWILIO_ACCOUNT_SID: str = env.str("TWILIO_ACCOUNT_SID", default="")
+TWILIO_AUTH_TOKEN: str = env.str("TWILIO_AUTH_TOKEN", default="")
+# While rotating the auth token, requests signed with the previous one are still accepted.
+TWILIO_AUTH_TOKEN_PREVIOUS: str = env.str("TWILIO_AUTH_TOKEN_PREVIOUS", default="")
+# A Twilio-compatible operator gateway's REST API (default: Twilio's own).
+TWILIO_API_BASE_URL: str = env.str("TWILIO_API_BASE_URL", default="")
+TWILIO_HTTP_CLIENT: str = env.str("TWILIO_HTTP_CLIENT", default="")  # tests: the fake API
+# Outgoing SMS and live-call updates: the provider's REST API, or a development backend.
+TELEPHONY_BACKEND: str = env.str(
+    "TELEPHONY_BACKEND",
+    default=(
+        "channels_inbound.providers.twilio.TwilioBackend"
+        if TWILIO_ACCOUNT_SID
+        else "channels_inbound.providers.dev.ConsoleBackend"
+    ),
+)
+TELEPHONY_FILE_PATH: str = env.str("TELEPHONY_FILE_PATH", default=str(DATA_DIR / "telephony"))
+TELEPHONY_WEBHOOK_MAX_BYTES: int = env.int("TELEPHONY_WEBHOOK_MAX_BYTES", default=64 * 1024)
+SMS_MAX_BODY_CHARS: int = env.int("SMS_MAX_BODY_CHARS", default=10_000)
+# Answer STOP / START with a confirmation (off when the provider already sends its own).
+SMS_OPT_OUT_REPLY: bool = env.bool("SMS_OPT_OUT_REPLY", default=True)
+# Text to speech: voice per language (e.g. fr-FR=Polly.Lea); empty: the provider's default.
+VOICE_TTS_VOICE: str = env.str("VOICE_TTS_VOICE", default="")
+VOICE_TTS_VOICES: dict[str, str] = env.dict("VOICE_TTS_VOICES", default={})
+VOICE_HOLD_MUSIC_URL: str = env.str("VOICE_HOLD_MUSIC_URL", default="")
+VOICE_HOLD_MUSIC_LOOPS: int = env.int("VOICE_HOLD_MUSIC_LOOPS", default=1)
+# Seconds between two position announcements while waiting (the wait loop's length).
+VOICE_WAIT_LOOP_SECONDS: int = env.int("VOICE_WAIT_LOOP_SECONDS", default=45)
+VOICE_DIAL_TIMEOUT_SECONDS: int = env.int("VOICE_DIAL_TIMEOUT_SECONDS", default=20)
+# The number the agent's phone shows for a bridged call: "service" (our number) or "caller".
+VOICE_BRIDGE_CALLER_ID: str = env.str("VOICE_BRIDGE_CALLER_ID", default="service")
+VOICE_RECORD_CALLS: bool = env.bool("VOICE_RECORD_CALLS", default=False)
+VOICE_VOICEMAIL_MAX_SECONDS: int = env.int("VOICE_VOICEMAIL_MAX_SECONDS", default=120)
+# Re-enqueues received SMS whose processing was lost (broker down right after the commit).
+CELERY_BEAT_SCHEDULE["sms-inbound-sweep"] = {
+    "task": "channels_sms.sweep_inbound",
+    "schedule": env.float("SMS_SWEEP_SECONDS", default=60.0),
+}

@@ -430,15 +430,47 @@ def do_set_agent_state_locked(
 # --------------------------------------------------------------------------- triggers
 
 
+PASS_QUEUED_KEY = "routing:pass-queued"  # noqa: S105 - a Redis key, not a secret
+
+
+def _redis() -> Any:
+    import redis
+
+    global _redis_client
+    if _redis_client is None:
+        _redis_client = redis.Redis.from_url(settings.REDIS_URL, socket_timeout=2)
+    return _redis_client
+
+
+_redis_client: Any = None
+
+
 def request_routing() -> None:
-    """Ask for a routing pass once the current transaction commits."""
+    """Ask for a routing pass once the current transaction commits.
+
+    With a broker, requests are coalesced: while a pass is queued and not yet started, more
+    requests add nothing (that pass will see their changes). The flag lives one second at
+    most, so a lost task delays routing by a second, and the sweep covers everything else.
+    """
 
     def send() -> None:
         from .tasks import route_pending
 
         try:
+            coalesce = not settings.CELERY_TASK_ALWAYS_EAGER and settings.REDIS_URL
+            if coalesce and not _redis().set(PASS_QUEUED_KEY, 1, nx=True, px=1000):
+                return
             route_pending.delay()
         except Exception:  # the broker is down: the periodic sweep will route it
             logger.warning("could not enqueue a routing pass; the sweep will catch up")
 
     transaction.on_commit(send)
+
+
+def pass_started() -> None:
+    """Called by the routing task as it starts: later requests queue a new pass."""
+    if not settings.CELERY_TASK_ALWAYS_EAGER and settings.REDIS_URL:
+        try:
+            _redis().delete(PASS_QUEUED_KEY)
+        except Exception:
+            logger.warning("could not clear the routing pass flag")

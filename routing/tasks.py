@@ -17,7 +17,7 @@ from celery import shared_task
 
 from agents.presence import do_end_wrap_ups
 
-from .actions import do_expire_offers, do_route_pending
+from .actions import do_expire_offers, do_route_pending, pass_started
 
 logger = logging.getLogger(__name__)
 
@@ -26,6 +26,7 @@ MAX_PASSES_PER_SWEEP = 5
 
 @shared_task(name="routing.route_pending", ignore_result=True)
 def route_pending() -> dict[str, Any]:
+    pass_started()
     result = do_route_pending()
     return {"offered": result.offered, "assigned": result.assigned, "skipped": result.skipped}
 
