@@ -1,0 +1,128 @@
+"""The SMTP server the mail relay delivers to (aiosmtpd), run by ``manage.py smtp_server``.
+
+Replies, so the relay does the right thing:
+
+* ``250`` only once the message is committed in the database (nothing accepted is lost);
+* ``550 5.1.1`` at ``RCPT`` for an address that is not one of our e-mail endpoints;
+* ``552 5.3.4`` with a clear French/English text for a message over
+  ``EMAIL_MAX_MESSAGE_BYTES`` (announced in ``EHLO`` as ``SIZE``) or an attachment over
+  ``EMAIL_MAX_ATTACHMENT_BYTES``: the relay bounces it to the sender with that text;
+* ``451 4.3.0`` on any temporary failure (database down...), so the relay tries again later.
+
+The database work runs in a small thread pool (Django's ORM is synchronous); each call closes
+its connections when done.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from functools import partial
+from typing import Any, TypeVar
+
+from aiosmtpd.controller import Controller
+from aiosmtpd.smtp import SMTP, Envelope, Session
+from django.conf import settings
+from django.db import close_old_connections, connections
+
+from channels_inbound.ingest import IngestError
+
+from .inbound import EmailRefused, do_ingest_email, endpoint_among, too_large_message
+
+logger = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+UNKNOWN_RECIPIENT = "550 5.1.1 Adresse inconnue / Unknown recipient"
+TEMPORARY_FAILURE = (
+    "451 4.3.0 Erreur temporaire, nouvel essai plus tard / Temporary failure, try again later"
+)
+
+
+class ContactCentreSMTP(SMTP):
+    """aiosmtpd's server, with our clear text instead of its generic size errors."""
+
+    async def push(self, status: Any) -> None:
+        if isinstance(status, str) and status.startswith("552 Error:"):
+            status = too_large_message().smtp_reply()
+        await super().push(status)
+
+
+class EmailHandler:
+    def __init__(self, workers: int = 4) -> None:
+        self.executor = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="smtp-db")
+
+    async def _db(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self.executor, partial(_db_call, fn, *args, **kwargs))
+
+    async def handle_RCPT(
+        self,
+        server: SMTP,
+        session: Session,
+        envelope: Envelope,
+        address: str,
+        rcpt_options: list[str],
+    ) -> str:
+        try:
+            endpoint = await self._db(endpoint_among, [address])
+        except Exception:
+            logger.exception("SMTP: could not check the recipient %s", address)
+            return TEMPORARY_FAILURE
+        if endpoint is None:
+            return UNKNOWN_RECIPIENT
+        envelope.rcpt_tos.append(address)
+        return "250 2.1.5 OK"
+
+    async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
+        raw = envelope.original_content or b""
+        if isinstance(raw, str):  # pragma: no cover - decode_data is off
+            raw = raw.encode("utf-8", "surrogateescape")
+        try:
+            result = await self._db(
+                do_ingest_email,
+                bytes(raw),
+                recipients=list(envelope.rcpt_tos),
+                envelope_sender=envelope.mail_from,
+                via_smtp=True,
+            )
+        except EmailRefused as refused:
+            logger.info("SMTP: refused a message from %s: %s", envelope.mail_from, refused)
+            return refused.smtp_reply()
+        except IngestError:
+            return UNKNOWN_RECIPIENT
+        except Exception:
+            logger.exception("SMTP: could not record a message from %s", envelope.mail_from)
+            return TEMPORARY_FAILURE
+        state = "recorded" if result.created else "already recorded"
+        return f"250 2.0.0 OK: {state} (message {result.message_id})"
+
+    def close(self) -> None:
+        self.executor.shutdown(wait=True)
+
+
+def _db_call(fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+    close_old_connections()
+    try:
+        return fn(*args, **kwargs)
+    finally:
+        connections.close_all()
+
+
+class SMTPServerController(Controller):
+    def factory(self) -> SMTP:
+        return ContactCentreSMTP(self.handler, **self.SMTP_kwargs)
+
+
+def build_controller(host: str, port: int, *, workers: int = 4) -> SMTPServerController:
+    return SMTPServerController(
+        EmailHandler(workers=workers),
+        hostname=host,
+        port=port,
+        server_hostname=settings.EMAIL_SMTP_SERVER_HOSTNAME,
+        ident="contactcentre ESMTP",
+        data_size_limit=settings.EMAIL_MAX_MESSAGE_BYTES,
+        enable_SMTPUTF8=True,
+    )
