@@ -9,12 +9,15 @@ from django.db.models import QuerySet
 from drf_spectacular.utils import extend_schema
 from rest_framework import mixins, serializers, viewsets
 from rest_framework.decorators import action
+from rest_framework.exceptions import PermissionDenied, ValidationError
+from rest_framework.permissions import IsAuthenticated
 from rest_framework.request import Request
 from rest_framework.response import Response
 
 from routing.models import Skill
 
-from .models import AgentProfile, AgentSkill, Team
+from .models import AgentPresence, AgentProfile, AgentSkill, AgentState, PauseReason, Team
+from .presence import PresenceError, do_heartbeat, do_set_agent_state, do_set_channels
 
 
 class AgentSkillSerializer(serializers.ModelSerializer):
@@ -111,3 +114,72 @@ class TeamViewSet(viewsets.ModelViewSet):
     queryset = Team.objects.order_by("name")
     serializer_class = TeamSerializer
     http_method_names = ["get", "put", "patch", "head", "options"]
+
+
+class PresenceSerializer(serializers.ModelSerializer):
+    agent_name = serializers.CharField(source="agent.__str__", read_only=True)
+    pause_reason = serializers.ChoiceField(
+        choices=PauseReason.choices, required=False, allow_blank=True
+    )
+    state = serializers.ChoiceField(
+        choices=[AgentState.OFFLINE, AgentState.AVAILABLE, AgentState.PAUSED], required=False
+    )
+
+    class Meta:
+        model = AgentPresence
+        fields = [
+            "agent",
+            "agent_name",
+            "state",
+            "pause_reason",
+            "state_since",
+            "wrap_up_until",
+            "channels_enabled",
+            "last_heartbeat_at",
+        ]
+        read_only_fields = ["agent", "state_since", "wrap_up_until", "last_heartbeat_at"]
+
+
+class PresenceViewSet(viewsets.GenericViewSet):
+    """The caller's own presence (``me``), and everyone's for supervisors."""
+
+    serializer_class = PresenceSerializer
+    permission_classes = [IsAuthenticated]
+    queryset = AgentPresence.objects.select_related("agent__user").order_by("agent_id")
+
+    def list(self, request: Request) -> Response:
+        if not request.user.has_perm("agents.view_agentpresence"):
+            raise PermissionDenied("Only supervisors see every agent's presence.")
+        return Response(PresenceSerializer(self.get_queryset(), many=True).data)
+
+    def _me(self, request: Request) -> AgentProfile:
+        agent = AgentProfile.objects.filter(user_id=request.user.pk or 0).first()
+        if agent is None:
+            raise PermissionDenied("This account has no agent profile.")
+        return agent
+
+    @extend_schema(request=PresenceSerializer, responses={200: PresenceSerializer})
+    @action(detail=False, methods=["get", "patch"])
+    def me(self, request: Request) -> Response:
+        """Read or change my state (available, paused with a reason, offline) and channels."""
+        agent = self._me(request)
+        if request.method == "PATCH":
+            serializer = PresenceSerializer(data=request.data, partial=True)
+            serializer.is_valid(raise_exception=True)
+            data = serializer.validated_data
+            try:
+                if "channels_enabled" in data:
+                    do_set_channels(agent=agent, channels=data["channels_enabled"] or [])
+                if "state" in data:
+                    do_set_agent_state(
+                        agent=agent, state=data["state"], reason=data.get("pause_reason", "")
+                    )
+            except PresenceError as exc:
+                raise ValidationError({"detail": str(exc)}) from exc
+        return Response(PresenceSerializer(AgentPresence.objects.get(agent=agent)).data)
+
+    @extend_schema(request=None, responses={204: None})
+    @action(detail=False, methods=["post"])
+    def heartbeat(self, request: Request) -> Response:
+        do_heartbeat(agent_id=self._me(request).pk)
+        return Response(status=204)

@@ -5,10 +5,10 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 from rest_framework.authtoken.views import obtain_auth_token
 from rest_framework.routers import DefaultRouter
 
-from agents.api import AgentViewSet, TeamViewSet
+from agents.api import AgentViewSet, PresenceViewSet, TeamViewSet
 from contacts.api import ContactViewSet
 from interactions.api import InteractionViewSet
-from routing.api import QueueViewSet, SkillViewSet
+from routing.api import OfferViewSet, QueueViewSet, RoutingDecisionViewSet, SkillViewSet
 
 router = DefaultRouter()
 router.register("contacts", ContactViewSet, basename="contact")
@@ -17,6 +17,9 @@ router.register("queues", QueueViewSet, basename="queue")
 router.register("skills", SkillViewSet, basename="skill")
 router.register("agents", AgentViewSet, basename="agent")
 router.register("teams", TeamViewSet, basename="team")
+router.register("offers", OfferViewSet, basename="offer")
+router.register("routing-decisions", RoutingDecisionViewSet, basename="routing-decision")
+router.register("presence", PresenceViewSet, basename="presence")
 
 urlpatterns = [
     path("", include(router.urls)),

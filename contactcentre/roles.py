@@ -36,6 +36,7 @@ AGENT_PERMISSIONS: list[tuple[str, str, tuple[str, ...]]] = [
     ("agents", "team", ("view",)),
     ("agents", "agentprofile", ("view",)),
     ("agents", "agentskill", ("view",)),
+    ("routing", "offer", ("view",)),
 ]
 SUPERVISOR_EXTRA: list[tuple[str, str, tuple[str, ...]]] = [
     ("contacts", "contactmerge", ("view", "add")),
@@ -46,6 +47,8 @@ SUPERVISOR_EXTRA: list[tuple[str, str, tuple[str, ...]]] = [
     ("agents", "team", ("change",)),
     ("agents", "agentprofile", ("change",)),
     ("agents", "agentskill", ("add", "change", "delete")),
+    ("agents", "agentpresence", ("view", "change")),
+    ("routing", "routingdecision", ("view",)),
 ]
 
 

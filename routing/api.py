@@ -6,9 +6,18 @@ from typing import Any
 
 from django.db import transaction
 from django.db.models import QuerySet
-from rest_framework import serializers, viewsets
+from drf_spectacular.utils import extend_schema
+from rest_framework import serializers, status, viewsets
+from rest_framework.decorators import action
+from rest_framework.exceptions import PermissionDenied
+from rest_framework.permissions import IsAuthenticated
+from rest_framework.request import Request
+from rest_framework.response import Response
 
-from .models import EscalationStep, Queue, QueueSkill, Skill
+from agents.models import AgentProfile
+
+from .actions import OfferNotPending, RoutingError, do_accept_offer, do_decline_offer
+from .models import EscalationStep, Offer, Queue, QueueSkill, RoutingDecision, Skill
 
 
 class SkillSerializer(serializers.ModelSerializer):
@@ -102,3 +111,88 @@ class QueueViewSet(viewsets.ModelViewSet):
         return Queue.objects.prefetch_related("queue_skills__skill", "escalation_steps").order_by(
             "code"
         )
+
+
+# --------------------------------------------------------------------------- offers and decisions
+
+
+class OfferSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = Offer
+        fields = [
+            "id",
+            "interaction",
+            "agent",
+            "channel",
+            "status",
+            "created_at",
+            "expires_at",
+            "responded_at",
+        ]
+        read_only_fields = fields
+
+
+class OfferViewSet(viewsets.ReadOnlyModelViewSet):
+    """Offers: an agent sees and answers their own; supervisors see everyone's."""
+
+    serializer_class = OfferSerializer
+    permission_classes = [IsAuthenticated]
+
+    def get_queryset(self) -> QuerySet[Offer]:
+        queryset = Offer.objects.order_by("-id")
+        user = self.request.user
+        if not user.has_perm("routing.view_routingdecision"):
+            queryset = queryset.filter(agent__user_id=user.pk or 0)
+        status_filter = self.request.query_params.get("status")
+        if status_filter:
+            queryset = queryset.filter(status=status_filter)
+        return queryset
+
+    def _answer(self, request: Request, accept: bool) -> Response:
+        offer = self.get_object()
+        agent = AgentProfile.objects.filter(user_id=request.user.pk or 0).first()
+        if agent is None:
+            raise PermissionDenied("Only agents answer offers.")
+        try:
+            if accept:
+                do_accept_offer(offer_id=offer.pk, agent=agent)
+            else:
+                do_decline_offer(offer_id=offer.pk, agent=agent)
+        except OfferNotPending as exc:
+            return Response(
+                {"error": "offer_not_pending", "detail": str(exc)}, status=status.HTTP_409_CONFLICT
+            )
+        except RoutingError as exc:
+            raise PermissionDenied(str(exc)) from exc
+        offer.refresh_from_db()
+        return Response(OfferSerializer(offer).data)
+
+    @extend_schema(request=None)
+    @action(detail=True, methods=["post"])
+    def accept(self, request: Request, pk: str | None = None) -> Response:
+        return self._answer(request, accept=True)
+
+    @extend_schema(request=None)
+    @action(detail=True, methods=["post"])
+    def decline(self, request: Request, pk: str | None = None) -> Response:
+        return self._answer(request, accept=False)
+
+
+class RoutingDecisionSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = RoutingDecision
+        fields = ["id", "interaction", "offer", "agent", "action", "rule", "at", "details"]
+        read_only_fields = fields
+
+
+class RoutingDecisionViewSet(viewsets.ReadOnlyModelViewSet):
+    """Why each interaction went where it went (supervisors): candidates, scores, rule."""
+
+    serializer_class = RoutingDecisionSerializer
+
+    def get_queryset(self) -> QuerySet[RoutingDecision]:
+        queryset = RoutingDecision.objects.order_by("-at", "-id")
+        interaction = self.request.query_params.get("interaction")
+        if interaction:
+            queryset = queryset.filter(interaction_id=interaction)
+        return queryset
