@@ -1,0 +1,333 @@
+"""SMS writes: receiving (idempotent, fast), opting out, sending and delivery statuses.
+
+The webhook request does the minimum: one insert guarded by the unique ``MessageSid``
+constraint, the opt-out keywords, and a task queued after the commit. The task runs the shared
+ingest path (:func:`channels_inbound.ingest.do_ingest_message`).
+"""
+
+from __future__ import annotations
+
+import logging
+import unicodedata
+from dataclasses import dataclass
+from datetime import timedelta
+
+from django.conf import settings
+from django.contrib.auth.models import User
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+from django.utils.translation import gettext as _
+
+from channels_inbound.ingest import InboundMessage, IngestError, do_ingest_message
+from channels_inbound.models import Endpoint
+from channels_inbound.providers import base, get_backend
+from channels_inbound.providers.webhooks import absolute
+from contactcentre.events import SUPERVISORS_GROUP, agent_group, publish
+from contacts.identity import InvalidIdentity, normalize_phone
+from contacts.models import ContactIdentity
+from interactions.actions import do_record_message
+from interactions.models import Interaction, Message
+
+from .models import STATUS_RANK, InboundSms, OutboundSms, SmsOptOut, SmsStatusEvent
+
+logger = logging.getLogger(__name__)
+
+# Single-word messages that opt out or back in (Twilio's standard words and French ones);
+# compared without accents, case or surrounding punctuation.
+STOP_KEYWORDS = frozenset(
+    {"STOP", "STOPALL", "ARRET", "ARRETER", "UNSUBSCRIBE", "CANCEL", "END", "QUIT", "DESABONNER"}
+)
+START_KEYWORDS = frozenset({"START", "UNSTOP", "DEMARRER", "REPRENDRE"})
+
+
+class SmsError(Exception):
+    """An SMS cannot be sent (the message says why)."""
+
+
+class SmsOptedOut(SmsError):
+    """The citizen sent STOP: nothing may be sent until they send START."""
+
+
+def opt_keyword(body: str) -> str | None:
+    text = unicodedata.normalize("NFKD", body.strip().strip(".!").upper())
+    word = "".join(c for c in text if not unicodedata.combining(c))
+    if word in STOP_KEYWORDS:
+        return "stop"
+    if word in START_KEYWORDS:
+        return "start"
+    return None
+
+
+def _phone(raw: str) -> str | None:
+    try:
+        return normalize_phone(raw, settings.PHONE_DEFAULT_REGION)
+    except InvalidIdentity:
+        return None
+
+
+def is_opted_out(phone: str) -> bool:
+    return SmsOptOut.objects.filter(phone=phone, active=True).exists()
+
+
+@dataclass(frozen=True)
+class ReceivedSms:
+    inbound: InboundSms | None
+    created: bool
+    reply: str | None = None
+
+
+def do_receive_sms(*, sms: base.InboundSms, provider: str) -> ReceivedSms:
+    """Store a delivery once; a replay or a concurrent duplicate returns ``created=False``."""
+    keyword = opt_keyword(sms.body)
+    phone = _phone(sms.sender) if keyword else None
+    state = InboundSms.State.RECEIVED
+    if keyword and phone:
+        state = InboundSms.State.OPT_OUT if keyword == "stop" else InboundSms.State.OPT_IN
+    try:
+        with transaction.atomic():
+            inbound = InboundSms.objects.create(
+                provider=provider,
+                message_sid=sms.sid,
+                account_sid=sms.account_sid,
+                sender=sms.sender,
+                recipient=sms.recipient,
+                body=sms.body,
+                media=sms.media,
+                state=state,
+            )
+            if state == InboundSms.State.RECEIVED:
+                transaction.on_commit(lambda: _enqueue_ingest(inbound.pk))
+            else:
+                assert phone is not None
+                SmsOptOut.objects.update_or_create(
+                    phone=phone,
+                    defaults={
+                        "active": state == InboundSms.State.OPT_OUT,
+                        "keyword": sms.body.strip()[:20],
+                        "changed_at": timezone.now(),
+                    },
+                )
+                inbound.processed_at = timezone.now()
+                inbound.save(update_fields=["processed_at"])
+    except IntegrityError:
+        return ReceivedSms(None, False)
+    reply = None
+    if settings.SMS_OPT_OUT_REPLY and state == InboundSms.State.OPT_OUT:
+        reply = _("You will no longer receive SMS from us. Send START to receive them again.")
+    elif settings.SMS_OPT_OUT_REPLY and state == InboundSms.State.OPT_IN:
+        reply = _("You will receive our SMS again. Send STOP to stop them.")
+    return ReceivedSms(inbound, True, reply)
+
+
+def _enqueue_ingest(inbound_id: int) -> None:
+    from .tasks import ingest_inbound_sms
+
+    try:
+        ingest_inbound_sms.delay(inbound_id)
+    except Exception:  # the broker is down: the sweep picks the row up later
+        logger.exception("could not queue the ingestion of inbound SMS %s", inbound_id)
+
+
+def do_ingest_inbound_sms(*, inbound_id: int) -> InboundSms | None:
+    """Record a received SMS on its interaction (the shared ingest path). Idempotent."""
+    inbound = InboundSms.objects.filter(pk=inbound_id, state=InboundSms.State.RECEIVED).first()
+    if inbound is None:
+        return None
+    attachments = [
+        {"name": f"media-{i}", "content_type": m.get("content_type", ""), "url": m.get("url", "")}
+        for i, m in enumerate(inbound.media)
+    ]
+    try:
+        result = do_ingest_message(
+            InboundMessage(
+                channel="sms",
+                sender=inbound.sender,
+                recipient=_phone(inbound.recipient) or inbound.recipient,
+                text=inbound.body,
+                provider_id=inbound.message_sid,
+                attachments=attachments,
+            )
+        )
+    except IngestError as exc:
+        logger.warning("inbound SMS %s not recorded: %s", inbound.message_sid, exc)
+        InboundSms.objects.filter(pk=inbound.pk).update(
+            state=InboundSms.State.FAILED, error=str(exc), processed_at=timezone.now()
+        )
+        return inbound
+    InboundSms.objects.filter(pk=inbound.pk, state=InboundSms.State.RECEIVED).update(
+        state=InboundSms.State.INGESTED, message=result.message, processed_at=timezone.now()
+    )
+    return inbound
+
+
+def pending_inbound_ids(*, older_than_seconds: float = 30.0, limit: int = 500) -> list[int]:
+    cutoff = timezone.now() - timedelta(seconds=older_than_seconds)
+    return list(
+        InboundSms.objects.filter(state=InboundSms.State.RECEIVED, received_at__lt=cutoff)
+        .order_by("received_at")
+        .values_list("pk", flat=True)[:limit]
+    )
+
+
+# --- Sending -----------------------------------------------------------------------------------
+def _addresses(interaction: Interaction) -> tuple[str | None, str | None]:
+    """(citizen number, our number) for replying on ``interaction``."""
+    last = (
+        InboundSms.objects.filter(message__interaction=interaction)
+        .order_by("-id")
+        .values("sender", "recipient")
+        .first()
+    )
+    if last:
+        return _phone(last["sender"]), _phone(last["recipient"])
+    citizen = None
+    if interaction.contact_id:
+        citizen = (
+            ContactIdentity.objects.filter(contact_id=interaction.contact_id, kind="phone")
+            .order_by("id")
+            .values_list("value", flat=True)
+            .first()
+        )
+    ours = (
+        Endpoint.objects.filter(channel="sms", queue=interaction.queue, active=True)
+        .order_by("id")
+        .values_list("address", flat=True)
+        .first()
+    )
+    return citizen, ours
+
+
+def do_send_sms(
+    *,
+    interaction: Interaction,
+    text: str,
+    author: User | None = None,
+    to: str | None = None,
+) -> OutboundSms:
+    """Record an SMS reply on ``interaction`` and send it after the commit.
+
+    Raises :class:`SmsOptedOut` when the citizen sent STOP and :class:`SmsError` when there is
+    no number to send to or from."""
+    if not text.strip():
+        raise SmsError("an SMS needs some text")
+    citizen, ours = _addresses(interaction)
+    if to:
+        citizen = _phone(to)
+    if not citizen:
+        raise SmsError("no phone number to send this SMS to")
+    if not ours:
+        raise SmsError("no active SMS number for this interaction's queue")
+    if is_opted_out(citizen):
+        raise SmsOptedOut(f"{citizen} sent STOP: no SMS may be sent until they send START")
+    with transaction.atomic():
+        recorded = do_record_message(
+            interaction=interaction, direction="outbound", text=text, author=author
+        )
+        Message.objects.filter(pk=recorded.message.pk).update(delivery_status="pending")
+        outbound = OutboundSms.objects.create(
+            interaction=interaction,
+            message=recorded.message,
+            to=citizen,
+            from_number=ours,
+            body=text,
+        )
+        transaction.on_commit(lambda: _enqueue_send(outbound.pk))
+    return outbound
+
+
+def _enqueue_send(outbound_id: int) -> None:
+    from .tasks import send_outbound_sms
+
+    send_outbound_sms.delay(outbound_id)
+
+
+def do_deliver_outbound_sms(*, outbound_id: int) -> OutboundSms | None:
+    """Hand a pending SMS to the provider (task body; does nothing once it has a provider id)."""
+    outbound = OutboundSms.objects.filter(pk=outbound_id, sid__isnull=True).first()
+    if outbound is None or outbound.status != "pending":
+        return None
+    from django.urls import reverse
+
+    try:
+        sent = get_backend().send_sms(
+            to=outbound.to,
+            from_=outbound.from_number,
+            body=outbound.body,
+            status_callback=absolute(reverse("twilio-sms-status")),
+        )
+    except base.RecipientOptedOut as exc:
+        _set_status(outbound, "refused", error_code=str(exc.code or ""), error=str(exc))
+        SmsOptOut.objects.update_or_create(
+            phone=outbound.to, defaults={"active": True, "keyword": "provider"}
+        )
+        return outbound
+    except base.ProviderError as exc:
+        _set_status(outbound, "failed", error_code=str(exc.code or ""), error=str(exc))
+        return outbound
+    OutboundSms.objects.filter(pk=outbound.pk).update(sid=sent.sid)
+    outbound.sid = sent.sid
+    _apply_status(sent.sid, sent.status, "")
+    # A callback may have arrived before we knew the id: apply the furthest one recorded.
+    for event in SmsStatusEvent.objects.filter(sid=sent.sid):
+        _apply_status(event.sid, event.status, event.error_code)
+    outbound.refresh_from_db()
+    return outbound
+
+
+def _set_status(outbound: OutboundSms, status: str, *, error_code: str, error: str) -> None:
+    OutboundSms.objects.filter(pk=outbound.pk).update(
+        status=status, error_code=error_code, error=error[:1000], status_at=timezone.now()
+    )
+    _mirror(outbound, status)
+
+
+def _mirror(outbound: OutboundSms, status: str) -> None:
+    if outbound.message_id:
+        Message.objects.filter(pk=outbound.message_id).update(delivery_status=status)
+    groups = [SUPERVISORS_GROUP]
+    agent_id = (
+        Interaction.objects.filter(id=outbound.interaction_id or 0)
+        .values_list("assigned_agent_id", flat=True)
+        .first()
+    )
+    if agent_id:
+        groups.append(agent_group(agent_id))
+    publish(
+        "message.status",
+        {
+            "message_id": outbound.message_id,
+            "interaction_id": outbound.interaction_id,
+            "status": status,
+        },
+        groups=groups,
+    )
+
+
+def _apply_status(sid: str, status: str, error_code: str) -> bool:
+    """Move the SMS to ``status`` unless it is already there or further (out-of-order safe)."""
+    rank = STATUS_RANK.get(status)
+    if rank is None:
+        return False
+    behind = [name for name, r in STATUS_RANK.items() if r < rank]
+    with transaction.atomic():
+        updated = OutboundSms.objects.filter(sid=sid, status__in=behind).update(
+            status=status, error_code=error_code, status_at=timezone.now()
+        )
+        if updated:
+            outbound = OutboundSms.objects.get(sid=sid)
+            _mirror(outbound, status)
+    return bool(updated)
+
+
+def do_record_sms_status(*, status: base.MessageStatus) -> bool:
+    """Store a delivery-status callback once per (id, status) and apply it. Returns whether
+    this callback was new."""
+    try:
+        with transaction.atomic():
+            SmsStatusEvent.objects.create(
+                sid=status.sid, status=status.status, error_code=status.error_code
+            )
+    except IntegrityError:
+        return False
+    _apply_status(status.sid, status.status, status.error_code)
+    return True

@@ -1,0 +1,19 @@
+from django.contrib import admin
+
+from .models import Call, CallEvent
+
+
+class CallEventInline(admin.TabularInline):
+    model = CallEvent
+    extra = 0
+    can_delete = False
+    readonly_fields = ["kind", "data", "at"]
+
+
+@admin.register(Call)
+class CallAdmin(admin.ModelAdmin):
+    list_display = ["call_sid", "caller_e164", "called", "outcome", "status", "started_at"]
+    list_filter = ["outcome", "status"]
+    search_fields = ["call_sid", "caller_e164", "called"]
+    readonly_fields = [f.name for f in Call._meta.fields]
+    inlines = [CallEventInline]

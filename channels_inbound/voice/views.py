@@ -1,0 +1,93 @@
+"""Phone webhooks (``/webhooks/twilio/voice/...``): thin, they parse, call the actions and
+render the returned instructions with the provider adapter (TwiML)."""
+
+from __future__ import annotations
+
+from django.http import HttpRequest, HttpResponse
+
+from channels_inbound.ingest import IngestError
+from channels_inbound.providers.base import Provider, VoiceInstruction, WebhookError
+from channels_inbound.providers.webhooks import markup, provider_webhook
+
+from . import actions
+
+
+def _render(provider: Provider, instructions: list[VoiceInstruction]) -> HttpResponse:
+    return markup(provider, provider.render_voice(instructions))
+
+
+def _query_int(request: HttpRequest, name: str) -> int:
+    try:
+        return int(request.GET.get(name, ""))
+    except ValueError:
+        raise WebhookError(f"query parameter {name!r} must be a number") from None
+
+
+@provider_webhook
+def voice_incoming(request: HttpRequest, provider: Provider) -> HttpResponse:
+    call = provider.parse_call(request.POST)
+    try:
+        instructions = actions.do_start_call(inbound=call, provider=provider.name)
+    except IngestError as exc:
+        instructions = actions.ingest_error_instructions(exc)
+    return _render(provider, instructions)
+
+
+@provider_webhook
+def voice_gather(request: HttpRequest, provider: Provider) -> HttpResponse:
+    digits = provider.parse_digits(request.POST)
+    node = request.GET.get("node", "")
+    if not node:
+        raise WebhookError("query parameter 'node' is required")
+    try:
+        instructions = actions.do_continue_call(
+            call_sid=str(request.POST["CallSid"]),
+            node_id=node,
+            attempt=_query_int(request, "attempt"),
+            digits=digits,
+            provider=provider.name,
+        )
+    except IngestError as exc:
+        instructions = actions.ingest_error_instructions(exc)
+    return _render(provider, instructions)
+
+
+@provider_webhook
+def voice_wait(request: HttpRequest, provider: Provider) -> HttpResponse:
+    call = provider.parse_call_status(request.POST)
+    return _render(provider, actions.do_wait(call_sid=call.sid, provider=provider.name))
+
+
+@provider_webhook
+def voice_whisper(request: HttpRequest, provider: Provider) -> HttpResponse:
+    leg = provider.parse_call_status(request.POST)
+    instructions = actions.do_whisper(
+        interaction_id=_query_int(request, "interaction"),
+        agent_leg_sid=leg.sid,
+        provider=provider.name,
+    )
+    return _render(provider, instructions)
+
+
+@provider_webhook
+def voice_dial(request: HttpRequest, provider: Provider) -> HttpResponse:
+    result = provider.parse_dial_result(request.POST)
+    instructions = actions.do_dial_ended(
+        interaction_id=_query_int(request, "interaction"), result=result, provider=provider.name
+    )
+    return _render(provider, instructions)
+
+
+@provider_webhook
+def voice_recording(request: HttpRequest, provider: Provider) -> HttpResponse:
+    recording = provider.parse_recording(request.POST)
+    instructions = actions.do_voicemail_recorded(
+        call_sid=str(request.POST["CallSid"]), recording=recording, provider=provider.name
+    )
+    return _render(provider, instructions)
+
+
+@provider_webhook
+def voice_status(request: HttpRequest, provider: Provider) -> HttpResponse:
+    actions.do_record_call_status(status=provider.parse_call_status(request.POST))
+    return _render(provider, [])

@@ -1,0 +1,296 @@
+"""The JSON Schema of a flow graph, and the checks a schema cannot express (pure).
+
+A flow is ``{"start": node id, "language": "fr", "nodes": {id: node}}``; every node has a
+``type``. See docs/channels.md ("SVI flows") for an annotated example.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+import holidays
+import jsonschema
+
+from .calendar import WEEKDAYS, parse_hhmm
+
+NODE_ID = r"^[A-Za-z0-9_.-]{1,64}$"
+_TEXT = {"type": "string", "minLength": 1, "maxLength": 2000}
+_URL = {"type": "string", "pattern": r"^https?://", "maxLength": 2000}
+_REF = {"type": "string", "pattern": NODE_ID}
+_HHMM = {"type": "string", "pattern": r"^([01][0-9]|2[0-3]):[0-5][0-9]$|^24:00$"}
+_INTERVALS = {
+    "type": "array",
+    "items": {"type": "array", "prefixItems": [_HHMM, _HHMM], "minItems": 2, "maxItems": 2},
+}
+_DATE = r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$"
+_PROMPT = {
+    "type": "object",
+    "properties": {"text": _TEXT, "audio_url": _URL},
+    "minProperties": 1,
+    "additionalProperties": False,
+}
+_LANGUAGE = {"type": "string", "pattern": r"^[a-z]{2}(-[A-Z]{2})?$"}
+
+
+def _node(type_: str, properties: dict[str, Any], required: Iterable[str] = ()) -> dict[str, Any]:
+    return {
+        "type": "object",
+        "properties": {"type": {"const": type_}, "label": {"type": "string"}, **properties},
+        "required": ["type", *required],
+        "additionalProperties": False,
+    }
+
+
+NODE_SCHEMAS: dict[str, dict[str, Any]] = {
+    "message": {
+        **_node("message", {"text": _TEXT, "audio_url": _URL, "next": _REF}, ["next"]),
+        "anyOf": [{"required": ["text"]}, {"required": ["audio_url"]}],
+    },
+    "menu": _node(
+        "menu",
+        {
+            "prompt": _PROMPT,
+            "options": {
+                "type": "array",
+                "minItems": 1,
+                "maxItems": 12,
+                "items": {
+                    "type": "object",
+                    "properties": {
+                        "key": {"type": "string", "pattern": r"^[0-9*#]$"},
+                        "label": {"type": "string", "maxLength": 100},
+                        "next": _REF,
+                    },
+                    "required": ["key", "next"],
+                    "additionalProperties": False,
+                },
+            },
+            "retries": {"type": "integer", "minimum": 0, "maximum": 5},
+            "timeout_seconds": {"type": "integer", "minimum": 1, "maximum": 30},
+            "invalid": _PROMPT,
+            "default": _REF,
+        },
+        ["prompt", "options"],
+    ),
+    "business_hours": _node(
+        "business_hours",
+        {
+            "calendar": {
+                "type": "object",
+                "properties": {
+                    "timezone": {"type": "string"},
+                    "weekly": {
+                        "type": "object",
+                        "properties": dict.fromkeys(WEEKDAYS, _INTERVALS),
+                        "additionalProperties": False,
+                    },
+                    "holidays": {
+                        "type": ["object", "null"],
+                        "properties": {
+                            "country": {"type": "string", "pattern": r"^[A-Z]{2}$"},
+                            "subdiv": {"type": ["string", "null"]},
+                        },
+                        "additionalProperties": False,
+                    },
+                    "closed_dates": {
+                        "type": "array",
+                        "items": {"type": "string", "pattern": _DATE},
+                    },
+                    "open_dates": {
+                        "type": "object",
+                        "propertyNames": {"pattern": _DATE},
+                        "additionalProperties": _INTERVALS,
+                    },
+                },
+                "required": ["weekly"],
+                "additionalProperties": False,
+            },
+            "open": _REF,
+            "closed": _REF,
+            "holiday": _REF,
+        },
+        ["calendar", "open", "closed"],
+    ),
+    "set": _node(
+        "set",
+        {
+            "skills": {
+                "type": "object",
+                "propertyNames": {"pattern": r"^[-a-zA-Z0-9_]{1,50}$"},
+                "additionalProperties": {"type": "integer", "minimum": 1, "maximum": 5},
+            },
+            "priority": {"type": "integer", "minimum": -100, "maximum": 100},
+            "language": _LANGUAGE,
+            "next": _REF,
+        },
+        ["next"],
+    ),
+    "queue": _node(
+        "queue",
+        {
+            "queue": {"type": "string", "pattern": r"^[-a-zA-Z0-9_]{1,50}$"},
+            "text": _TEXT,
+            "announce_position": {"type": "boolean"},
+            "announce_wait": {"type": "boolean"},
+            "hold_music_url": _URL,
+        },
+    ),
+    "voicemail": _node(
+        "voicemail",
+        {
+            "prompt": _PROMPT,
+            "max_seconds": {"type": "integer", "minimum": 5, "maximum": 600},
+            "queue": {"type": "string", "pattern": r"^[-a-zA-Z0-9_]{1,50}$"},
+        },
+        ["prompt"],
+    ),
+    "callback": _node(
+        "callback",
+        {
+            "prompt": _PROMPT,
+            "queue": {"type": "string", "pattern": r"^[-a-zA-Z0-9_]{1,50}$"},
+            "fallback": _REF,
+        },
+        ["prompt"],
+    ),
+    "transfer": _node(
+        "transfer",
+        {"number": {"type": "string", "pattern": r"^\+[1-9][0-9]{5,14}$"}, "text": _TEXT},
+        ["number"],
+    ),
+    "hangup": _node("hangup", {"text": _TEXT, "audio_url": _URL}),
+}
+
+FLOW_SCHEMA: dict[str, Any] = {
+    "$schema": "https://json-schema.org/draft/2020-12/schema",
+    "title": "Flow graph (SVI / chat bot)",
+    "type": "object",
+    "properties": {
+        "start": _REF,
+        "language": _LANGUAGE,
+        "nodes": {
+            "type": "object",
+            "minProperties": 1,
+            "propertyNames": {"pattern": NODE_ID},
+            "additionalProperties": {
+                "type": "object",
+                "required": ["type"],
+                "properties": {"type": {"enum": sorted(NODE_SCHEMAS)}},
+            },
+        },
+    },
+    "required": ["start", "nodes"],
+    "additionalProperties": False,
+}
+
+# Node fields that point at another node.
+REFERENCE_FIELDS = ("next", "default", "open", "closed", "holiday", "fallback")
+# Nodes that wait for the citizen: a cycle through one of them is a loop the citizen drives.
+INPUT_TYPES = frozenset({"menu"})
+
+_VALIDATOR = jsonschema.Draft202012Validator(FLOW_SCHEMA)
+_NODE_VALIDATORS = {
+    name: jsonschema.Draft202012Validator(schema) for name, schema in NODE_SCHEMAS.items()
+}
+
+
+def _where(path: Iterable[Any]) -> str:
+    parts = [str(p) for p in path]
+    return "/".join(parts) or "(root)"
+
+
+def successors(node: Mapping[str, Any]) -> list[str]:
+    found = [node[field] for field in REFERENCE_FIELDS if isinstance(node.get(field), str)]
+    found += [o["next"] for o in node.get("options", []) if isinstance(o, dict) and "next" in o]
+    return found
+
+
+def _loops_without_input(nodes: Mapping[str, Any]) -> list[str]:
+    """Node ids on a cycle that never waits for input (the flow would spin forever)."""
+    edges = {
+        node_id: [n for n in successors(node) if n in nodes and nodes[n]["type"] not in INPUT_TYPES]
+        for node_id, node in nodes.items()
+        if node["type"] not in INPUT_TYPES
+    }
+    state: dict[str, int] = {}  # 1 on the stack, 2 done
+    looping: list[str] = []
+
+    def visit(node_id: str, stack: list[str]) -> None:
+        state[node_id] = 1
+        stack.append(node_id)
+        for nxt in edges.get(node_id, []):
+            if state.get(nxt) == 1:
+                looping.append(" -> ".join([*stack[stack.index(nxt) :], nxt]))
+            elif nxt not in state:
+                visit(nxt, stack)
+        stack.pop()
+        state[node_id] = 2
+
+    for node_id in edges:
+        if node_id not in state:
+            visit(node_id, [])
+    return looping
+
+
+def _calendar_errors(where: str, calendar: Mapping[str, Any]) -> list[str]:
+    errors = []
+    try:
+        ZoneInfo(calendar.get("timezone") or "Europe/Paris")
+    except (ZoneInfoNotFoundError, ValueError):
+        errors.append(f"{where}/timezone: unknown time zone {calendar.get('timezone')!r}")
+    spec = calendar.get("holidays")
+    if spec:
+        try:
+            holidays.country_holidays(spec.get("country", "FR"), subdiv=spec.get("subdiv") or None)
+        except NotImplementedError as exc:
+            errors.append(f"{where}/holidays: {exc}")
+    intervals = [
+        *(calendar.get("weekly") or {}).items(),
+        *(calendar.get("open_dates") or {}).items(),
+    ]
+    for day, spans in intervals:
+        for start, end in spans:
+            if parse_hhmm(start) >= parse_hhmm(end):
+                errors.append(f"{where}/{day}: {start}-{end} ends before it starts")
+    return errors
+
+
+def validate_graph(graph: Any, *, known_queues: Iterable[str] | None = None) -> list[str]:
+    """Every problem of ``graph`` as a readable line ("nodes/menu/options/0/key: ..."); an empty
+    list means the flow can be published. ``known_queues`` also checks the queue codes."""
+    errors = [
+        f"{_where(e.absolute_path)}: {e.message}"
+        for e in sorted(_VALIDATOR.iter_errors(graph), key=lambda e: list(e.absolute_path))
+    ]
+    if errors:
+        return errors
+    nodes: dict[str, Any] = graph["nodes"]
+    for node_id, node in nodes.items():
+        validator = _NODE_VALIDATORS[node["type"]]
+        for e in sorted(validator.iter_errors(node), key=lambda e: list(e.absolute_path)):
+            errors.append(f"{_where(['nodes', node_id, *e.absolute_path])}: {e.message}")
+    if errors:
+        return errors
+    if graph["start"] not in nodes:
+        errors.append(f"start: no node named {graph['start']!r}")
+    queues = set(known_queues) if known_queues is not None else None
+    for node_id, node in nodes.items():
+        where = f"nodes/{node_id}"
+        for field in REFERENCE_FIELDS:
+            target = node.get(field)
+            if isinstance(target, str) and target not in nodes:
+                errors.append(f"{where}/{field}: no node named {target!r}")
+        keys = [o["key"] for o in node.get("options", [])]
+        for i, option in enumerate(node.get("options", [])):
+            if option["next"] not in nodes:
+                errors.append(f"{where}/options/{i}/next: no node named {option['next']!r}")
+        if len(keys) != len(set(keys)):
+            errors.append(f"{where}/options: a key is used twice")
+        if node["type"] == "business_hours":
+            errors.extend(_calendar_errors(f"{where}/calendar", node["calendar"]))
+        if queues is not None and node.get("queue") and node["queue"] not in queues:
+            errors.append(f"{where}/queue: no queue with code {node['queue']!r}")
+    errors.extend(f"loop without input: {loop}" for loop in _loops_without_input(nodes))
+    return errors
