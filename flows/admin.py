@@ -94,10 +94,9 @@ class FlowVersionAdmin(admin.ModelAdmin):
 
     def save_model(self, request: HttpRequest, obj: FlowVersion, form: Any, change: bool) -> None:
         if change:
-            if obj.status != FlowVersion.Status.DRAFT:
-                raise FlowNotDraft("a published or archived version cannot be edited")
-            super().save_model(request, obj, form, change)
-            return
+            if FlowVersion.objects.filter(pk=obj.pk, status=FlowVersion.Status.DRAFT).exists():
+                super().save_model(request, obj, form, change)
+            return  # a published or archived version never changes (its fields are read-only)
         created = do_create_flow_version(
             flow=obj.flow, graph=obj.graph, note=obj.note, actor=request.user
         )

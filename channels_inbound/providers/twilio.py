@@ -70,7 +70,7 @@ def _field(params: Params, name: str, *, required: bool = True, max_length: int 
         if required:
             raise WebhookError(f"missing field {name!r}")
         return ""
-    text = str(value)
+    text = str(value).replace("\x00", "")  # PostgreSQL text cannot hold NUL
     if max_length and len(text) > max_length:
         raise WebhookError(f"field {name!r} is longer than {max_length} characters")
     return text

@@ -300,7 +300,7 @@ def do_continue_call(
     now = now or timezone.now()
     with transaction.atomic():
         call = (
-            Call.objects.select_for_update()
+            Call.objects.select_for_update(of=("self",))
             .select_related("flow_version", "endpoint__queue")
             .filter(call_sid=call_sid)
             .first()
