@@ -48,7 +48,7 @@ def do_send_email_reply(*, interaction_id: int, author_id: int, text: str) -> Me
     author = get_user_model().objects.get(pk=author_id)
     with transaction.atomic():
         interaction = (
-            Interaction.objects.select_for_update()
+            Interaction.objects.select_for_update(of=("self",))
             .select_related("case")
             .filter(pk=interaction_id)
             .first()

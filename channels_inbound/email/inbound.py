@@ -20,6 +20,7 @@ from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.utils import timezone, translation
 from django.utils.translation import gettext as _
+from django.utils.translation import gettext_noop
 
 from channels_inbound.ingest import InboundMessage, IngestError, do_ingest_message
 from channels_inbound.models import Endpoint
@@ -91,14 +92,18 @@ def too_large_message(size: int | None = None) -> EmailRefused:
     limit = megabytes(settings.EMAIL_MAX_MESSAGE_BYTES)
     if size is None:
         text = bilingual_ascii(
-            "Message refused: it is over the size limit of %(max)s MB. "
-            "Send smaller attachments, or several messages.",
+            gettext_noop(
+                "Message refused: it is over the size limit of %(max)s MB. "
+                "Send smaller attachments, or several messages."
+            ),
             {"max": limit},
         )
     else:
         text = bilingual_ascii(
-            "Message refused: its size (%(size)s MB) is over the limit of %(max)s MB. "
-            "Send smaller attachments, or several messages.",
+            gettext_noop(
+                "Message refused: its size (%(size)s MB) is over the limit of %(max)s MB. "
+                "Send smaller attachments, or several messages."
+            ),
             {"size": megabytes(size), "max": limit},
         )
     return EmailRefused(552, "5.3.4", text)
@@ -109,8 +114,10 @@ def too_large_attachment(name: str, size: int) -> EmailRefused:
         552,
         "5.3.4",
         bilingual_ascii(
-            'Message refused: the attachment "%(name)s" (%(size)s MB) is over the limit of '
-            "%(max)s MB per file.",
+            gettext_noop(
+                'Message refused: the attachment "%(name)s" (%(size)s MB) is over the limit of '
+                "%(max)s MB per file."
+            ),
             {
                 "name": name[:60],
                 "size": megabytes(size),

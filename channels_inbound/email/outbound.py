@@ -14,7 +14,8 @@ from __future__ import annotations
 import logging
 import unicodedata
 from collections.abc import Iterable
-from email.utils import format_datetime, formataddr, make_msgid
+from email.headerregistry import Address
+from email.utils import format_datetime, make_msgid
 from typing import Any
 
 from django.conf import settings
@@ -277,7 +278,9 @@ def build_email(message: Message, entry: EmailThreadEntry) -> EmailMultiAlternat
     email = EmailMultiAlternatives(
         subject=entry.subject,
         body=text,
-        from_email=formataddr((_sender_name(entry.our_address), entry.our_address)),
+        from_email=str(
+            Address(display_name=_sender_name(entry.our_address), addr_spec=entry.our_address)
+        ),
         to=[entry.citizen_address],
         headers=headers,
     )

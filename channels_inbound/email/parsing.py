@@ -96,12 +96,20 @@ def fit_message_id(message_id: str) -> str:
     return "sha256-" + hashlib.sha256(message_id.encode("utf-8", "surrogateescape")).hexdigest()
 
 
+def clean_text(value: str) -> str:
+    """Text fit for the database: raw 8-bit header bytes (surrogate-escaped by the parser) are
+    read as UTF-8, and NUL characters, which PostgreSQL refuses, are dropped."""
+    if any("\udc80" <= ch <= "\udcff" for ch in value):
+        value = value.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
+    return value.replace("\x00", "")
+
+
 def _header(msg: Message, name: str) -> str:
     try:
         value = msg.get(name)
     except (ValueError, IndexError, TypeError, AttributeError):
         return ""
-    return str(value) if value is not None else ""
+    return clean_text(str(value)) if value is not None else ""
 
 
 def _addresses(msg: Message, name: str) -> list[str]:
@@ -109,7 +117,7 @@ def _addresses(msg: Message, name: str) -> list[str]:
     for value in msg.get_all(name) or []:
         for address in getattr(value, "addresses", ()):
             if address.username and address.domain:
-                result.append(f"{address.username}@{address.domain}".lower())
+                result.append(clean_text(f"{address.username}@{address.domain}".lower()))
     return result
 
 
@@ -123,10 +131,11 @@ def _sender(msg: Message) -> tuple[str | None, str]:
         return None, ""
     address = addresses[0]
     if not address.username or not address.domain or "." not in address.domain:
-        return None, address.display_name or ""
+        return None, clean_text(address.display_name or "")
     if "@" in address.username:
-        return None, address.display_name or ""
-    return f"{address.username}@{address.domain}".lower(), address.display_name or ""
+        return None, clean_text(address.display_name or "")
+    sender = clean_text(f"{address.username}@{address.domain}".lower())
+    return sender, clean_text(address.display_name or "")
 
 
 def _text_of(part: Message) -> str:
@@ -137,7 +146,7 @@ def _text_of(part: Message) -> str:
         content = payload.decode("utf-8", "replace") if isinstance(payload, bytes) else ""
     if isinstance(content, bytes):
         content = content.decode("utf-8", "replace")
-    return str(content)
+    return clean_text(str(content))
 
 
 def _bytes_of(part: Message) -> bytes:
@@ -196,7 +205,7 @@ def _walk(part: Message, bodies: set[int], out: list[ParsedPart], depth: int = 0
     content_id = message_ids(str(cid))[0] if cid and message_ids(str(cid)) else None
     out.append(
         ParsedPart(
-            filename=filename,
+            filename=clean_text(filename),
             declared_type=ctype,
             content=_bytes_of(part),
             content_id=content_id,
