@@ -117,6 +117,10 @@ class SMTPServerController(Controller):
 
 
 def build_controller(host: str, port: int, *, workers: int = 4) -> SMTPServerController:
+    smtp_log = logging.getLogger("mail.log")
+    if smtp_log.level == logging.NOTSET:
+        # aiosmtpd logs every SMTP command at INFO; LOGGING["loggers"]["mail.log"] overrides.
+        smtp_log.setLevel(logging.WARNING)
     return SMTPServerController(
         EmailHandler(workers=workers),
         hostname=host,
