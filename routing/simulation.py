@@ -733,7 +733,9 @@ class Simulator:
         elif d.action == OVERFLOW and d.overflow_queue_id is not None:
             target = self.queues[d.overflow_queue_id]
             self.waiting.remove(iid)
-            self._stats[self._meta[iid][0]].overflowed += 1
+            origin, _arrived, measured = self._meta[iid]
+            if measured:
+                self._stats[origin].overflowed += 1
             moved = replace(
                 ix,
                 queue_id=target.queue_id,

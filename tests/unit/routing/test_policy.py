@@ -291,7 +291,8 @@ def test_priority_then_ageing_lets_an_old_low_priority_contact_overtake() -> Non
     assert choice.interaction.interaction_id == 2  # priority wins while the gap is short
     assert choice.rule == "effective_priority"
     choice = decide_interaction(a, [old_low, new_high], 60.0, PolicyConfig(ageing_rate=0))
-    assert choice is not None and choice.interaction.interaction_id == 2
+    assert choice is not None
+    assert choice.interaction.interaction_id == 2
     very_old_low = contact(3, {"x": 1}, enqueued_at=-200.0, base_priority=0)
     choice = decide_interaction(a, [very_old_low, new_high], 60.0, cfg)
     assert choice is not None
@@ -311,7 +312,8 @@ def test_sla_boost_is_bounded_and_grows_as_the_target_nears() -> None:
     relaxed = contact(1, {"x": 1}, enqueued_at=0.0, sla_due_at=3600.0)
     due_now = contact(2, {"x": 1}, enqueued_at=30.0, sla_due_at=61.0)
     choice = decide_interaction(a, [relaxed, due_now], 60.0, cfg)
-    assert choice is not None and choice.interaction.interaction_id == 2
+    assert choice is not None
+    assert choice.interaction.interaction_id == 2
 
 
 def test_agent_only_gets_what_it_may_take() -> None:
@@ -322,7 +324,8 @@ def test_agent_only_gets_what_it_may_take() -> None:
     assert decide_interaction(a, [call, arabic_chat, declined], NOW) is None
     free = agent(2, {"x": 2}, languages={"fr"})
     choice = decide_interaction(free, [call, arabic_chat, declined], NOW)
-    assert choice is not None and choice.interaction.interaction_id == 1
+    assert choice is not None
+    assert choice.interaction.interaction_id == 1
 
 
 def test_waiting_contacts_escalate_for_the_freed_agent() -> None:
