@@ -272,3 +272,18 @@ def test_case_reference_in_subject_and_reply_subject() -> None:
     assert reply_subject("Demande [DOS-2026-000123]", "DOS-2026-000123") == (
         "Re: Demande [DOS-2026-000123]"
     )
+
+
+def test_raw_8bit_headers_and_nul_characters_become_storable_text() -> None:
+    raw = (
+        'From: "Élodie Rivière" <elodie@example.org>\r\n'
+        "To: contact@caf.example.fr\r\nSubject: Dossier n° 12\r\n"
+        "Message-ID: <8bit@example.org>\r\nContent-Type: text/plain; charset=utf-8\r\n"
+        "Content-Transfer-Encoding: 8bit\r\n\r\nBonjour\x00 à vous\r\n"
+    ).encode()
+    parsed = parse_email(raw)
+    assert parsed.display_name == "Élodie Rivière"
+    assert parsed.subject == "Dossier n° 12"
+    assert parsed.text.strip() == "Bonjour à vous"
+    for value in (parsed.display_name, parsed.subject, parsed.text):
+        value.encode("utf-8")  # no lone surrogates left

@@ -7,6 +7,7 @@ import smtplib
 import subprocess
 import sys
 import time
+from concurrent.futures import ThreadPoolExecutor
 from email import message_from_bytes, policy
 from email.message import EmailMessage
 from pathlib import Path
@@ -100,6 +101,7 @@ def test_a_three_message_thread_ends_as_one_interaction(
     answer = sent_mail()[-1]
     outbound.refresh_from_db()
     assert outbound.delivery_status == "sent"
+    assert outbound.provider_id is not None
     assert outbound.provider_id.endswith("@caf.example.fr")
     assert answer.extra_headers["Message-ID"] == f"<{outbound.provider_id}>"
     assert answer.extra_headers["In-Reply-To"] == f"<{msgid(first)}>"
@@ -144,6 +146,18 @@ def test_the_same_message_id_twice_makes_one_message(smtp_server: RunningSMTP) -
     # A relay that re-sends the same Message-ID with other bytes (new Received: lines) too.
     msg["X-Relay-Retry"] = "1"
     assert "already recorded" in send(smtp_server, msg)
+    assert Message.objects.filter(direction="inbound").count() == 1
+    assert Interaction.objects.count() == 1
+    assert len(sent_mail()) == 1
+
+
+def test_concurrent_deliveries_of_one_message_make_one_message(
+    smtp_server: RunningSMTP,
+) -> None:
+    msg = make_mail(attachments=[("avis.pdf", "application/pdf", b"%PDF-1.4 avis")])
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        replies = list(pool.map(lambda _: send(smtp_server, msg), range(4)))
+    assert sum("already recorded" not in reply for reply in replies) == 1
     assert Message.objects.filter(direction="inbound").count() == 1
     assert Interaction.objects.count() == 1
     assert len(sent_mail()) == 1
@@ -241,7 +255,8 @@ def test_an_attachment_over_the_per_file_limit_is_bounced_by_name(
             "marie.dupont@gmail.example", [OUR_ADDRESS], msg.as_bytes(policy=policy.SMTP)
         )
     assert refused.value.smtp_code == 552
-    error = refused.value.smtp_error.decode()
+    error = refused.value.smtp_error
+    error = error.decode() if isinstance(error, bytes) else error
     assert 'the attachment "scan.pdf" (2 MB) is over the limit of 1 MB per file' in error
     assert not Message.objects.exists()
     assert not list(media.rglob("*.pdf")) if media.exists() else True
