@@ -27,6 +27,8 @@ from channels_inbound.models import Endpoint
 from contacts.actions import find_contact
 from contacts.identity import InvalidIdentity
 from contacts.models import Contact
+from interactions.actions import do_record_message
+from interactions.lifecycle import Status
 from interactions.models import Interaction, Message
 
 from .attachments import (
@@ -211,6 +213,10 @@ def _record(
     automatic: str | None,
 ) -> EmailIngestResult:
     match = find_thread(parsed, _sender_contact(parsed))
+    if automatic and match.interaction is not None and match.interaction.status == Status.CLOSED:
+        # An out-of-office answering our last reply is kept with the thread but does not
+        # reopen a closed conversation (a citizen's own reply does).
+        return _record_on_closed(parsed, endpoint, html, attachments, automatic, match.interaction)
     ingested = do_ingest_message(
         InboundMessage(
             channel="email",
@@ -276,6 +282,44 @@ def _record(
         automatic=automatic,
         acknowledged=acknowledged,
         refused=refused,
+    )
+
+
+def _record_on_closed(
+    parsed: ParsedEmail,
+    endpoint: Endpoint,
+    html: str,
+    attachments: list[dict[str, Any]],
+    automatic: str,
+    interaction: Interaction,
+) -> EmailIngestResult:
+    recorded = do_record_message(
+        interaction=interaction,
+        direction="inbound",
+        text=parsed.text,
+        html=html,
+        provider_id=parsed.message_id,
+        attachments=attachments,
+    )
+    if recorded.created:
+        EmailThreadEntry.objects.get_or_create(
+            message_id=parsed.message_id,
+            defaults={
+                "interaction": interaction,
+                "stored_message": recorded.message,
+                "direction": EmailThreadEntry.Direction.INBOUND,
+                "citizen_address": parsed.from_address or "",
+                "our_address": endpoint.address,
+                "subject": parsed.subject,
+                "references": " ".join(parsed.references or parsed.in_reply_to),
+                "sent_at": parsed.date,
+            },
+        )
+    return EmailIngestResult(
+        interaction_id=interaction.pk,
+        message_id=recorded.message.pk,
+        created=recorded.created,
+        automatic=automatic,
     )
 
 

@@ -192,6 +192,30 @@ def test_a_loop_of_auto_replies_is_not_answered(smtp_server: RunningSMTP) -> Non
     assert EmailAcknowledgement.objects.count() == 1
 
 
+def test_an_out_of_office_does_not_reopen_a_closed_conversation(
+    smtp_server: RunningSMTP,
+) -> None:
+    first = make_mail(sender="Marie Dupont <marie.dupont@mairie.example>")
+    send(smtp_server, first)
+    interaction = Interaction.objects.get()
+    Interaction.objects.filter(pk=interaction.pk).update(status="closed")
+    out_of_office = fixture_bytes(
+        "outlook_autoreply.eml", **{"ack-1@contact.localhost": msgid(first)}
+    )
+    send(smtp_server, out_of_office)
+    interaction.refresh_from_db()
+    assert interaction.status == "closed"
+    assert interaction.messages.filter(direction="inbound").count() == 2
+    # while the citizen's own reply does reopen it
+    send(
+        smtp_server,
+        make_mail(sender="marie.dupont@mairie.example", in_reply_to=msgid(first)),
+    )
+    interaction.refresh_from_db()
+    assert interaction.status == "queued"
+    assert Interaction.objects.count() == 1
+
+
 def test_malicious_html_is_stored_inert(smtp_server: RunningSMTP, media: Path) -> None:
     send(smtp_server, fixture_bytes("malicious_html.eml"))
     message = Message.objects.get(direction="inbound")
