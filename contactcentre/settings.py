@@ -368,6 +368,16 @@ VOICE_DIAL_TIMEOUT_SECONDS: int = env.int("VOICE_DIAL_TIMEOUT_SECONDS", default=
 VOICE_BRIDGE_CALLER_ID: str = env.str("VOICE_BRIDGE_CALLER_ID", default="service")
 VOICE_RECORD_CALLS: bool = env.bool("VOICE_RECORD_CALLS", default=False)
 VOICE_VOICEMAIL_MAX_SECONDS: int = env.int("VOICE_VOICEMAIL_MAX_SECONDS", default=120)
+# Provider webhooks come in bursts; under ASGI each request runs in its own thread, so
+# persistent connections (CONN_MAX_AGE) pile up. DATABASE_POOL=true uses psycopg's pool
+# instead: at most DATABASE_POOL_MAX_SIZE connections per server process, reused.
+if IS_POSTGRES and env.bool("DATABASE_POOL", default=False):
+    DATABASES["default"]["CONN_MAX_AGE"] = 0
+    DATABASES["default"].setdefault("OPTIONS", {})["pool"] = {
+        "min_size": env.int("DATABASE_POOL_MIN_SIZE", default=2),
+        "max_size": env.int("DATABASE_POOL_MAX_SIZE", default=10),
+        "timeout": env.float("DATABASE_POOL_TIMEOUT", default=10.0),
+    }
 # Re-enqueues received SMS whose processing was lost (broker down right after the commit).
 CELERY_BEAT_SCHEDULE["sms-inbound-sweep"] = {
     "task": "channels_sms.sweep_inbound",

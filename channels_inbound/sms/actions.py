@@ -10,11 +10,11 @@ from __future__ import annotations
 import logging
 import unicodedata
 from dataclasses import dataclass
-from datetime import timedelta
+from typing import Any
 
 from django.conf import settings
 from django.contrib.auth.models import User
-from django.db import IntegrityError, transaction
+from django.db import DatabaseError, IntegrityError, connection, transaction
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
@@ -71,21 +71,56 @@ def is_opted_out(phone: str) -> bool:
 
 @dataclass(frozen=True)
 class ReceivedSms:
-    inbound: InboundSms | None
-    created: bool
+    created: bool  # False: this MessageSid was already stored (a replay or a concurrent copy)
     reply: str | None = None
 
 
+_INSERT_RECEIVED = (
+    "INSERT INTO {table} (provider, message_sid, account_sid, sender, recipient, body, media,"
+    " state, error, received_at) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, '', %s)"
+    " ON CONFLICT (provider, message_sid) DO NOTHING RETURNING id"
+)
+
+
 def do_receive_sms(*, sms: base.InboundSms, provider: str) -> ReceivedSms:
-    """Store a delivery once; a replay or a concurrent duplicate returns ``created=False``."""
+    """Store a delivery once and have it ingested after the commit.
+
+    The hot path is one statement in autocommit, ``INSERT ... ON CONFLICT DO NOTHING`` on the
+    (provider, MessageSid) unique constraint: a replay or a concurrent duplicate inserts nothing
+    and still gets its 200. The ingestion itself runs in a task (:func:`request_ingest`)."""
     keyword = opt_keyword(sms.body)
     phone = _phone(sms.sender) if keyword else None
-    state = InboundSms.State.RECEIVED
     if keyword and phone:
-        state = InboundSms.State.OPT_OUT if keyword == "stop" else InboundSms.State.OPT_IN
+        return _receive_opt_keyword(sms, provider, keyword, phone)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            _INSERT_RECEIVED.format(table=connection.ops.quote_name(InboundSms._meta.db_table)),
+            [
+                provider,
+                sms.sid,
+                sms.account_sid,
+                sms.sender,
+                sms.recipient,
+                sms.body,
+                connection.ops.adapt_json_value(sms.media, None),
+                InboundSms.State.RECEIVED,
+                connection.ops.adapt_datetimefield_value(timezone.now()),
+            ],
+        )
+        created = cursor.fetchone() is not None
+    if created:
+        request_ingest()
+    return ReceivedSms(created)
+
+
+def _receive_opt_keyword(
+    sms: base.InboundSms, provider: str, keyword: str, phone: str
+) -> ReceivedSms:
+    state = InboundSms.State.OPT_OUT if keyword == "stop" else InboundSms.State.OPT_IN
+    now = timezone.now()
     try:
         with transaction.atomic():
-            inbound = InboundSms.objects.create(
+            InboundSms.objects.create(
                 provider=provider,
                 message_sid=sms.sid,
                 account_sid=sms.account_sid,
@@ -94,79 +129,140 @@ def do_receive_sms(*, sms: base.InboundSms, provider: str) -> ReceivedSms:
                 body=sms.body,
                 media=sms.media,
                 state=state,
+                processed_at=now,
             )
-            if state == InboundSms.State.RECEIVED:
-                transaction.on_commit(lambda: _enqueue_ingest(inbound.pk))
-            else:
-                assert phone is not None
-                SmsOptOut.objects.update_or_create(
-                    phone=phone,
-                    defaults={
-                        "active": state == InboundSms.State.OPT_OUT,
-                        "keyword": sms.body.strip()[:20],
-                        "changed_at": timezone.now(),
-                    },
-                )
-                inbound.processed_at = timezone.now()
-                inbound.save(update_fields=["processed_at"])
+            SmsOptOut.objects.update_or_create(
+                phone=phone,
+                defaults={
+                    "active": state == InboundSms.State.OPT_OUT,
+                    "keyword": sms.body.strip()[:20],
+                    "changed_at": now,
+                },
+            )
     except IntegrityError:
-        return ReceivedSms(None, False)
+        return ReceivedSms(False)
     reply = None
     if settings.SMS_OPT_OUT_REPLY and state == InboundSms.State.OPT_OUT:
         reply = _("You will no longer receive SMS from us. Send START to receive them again.")
-    elif settings.SMS_OPT_OUT_REPLY and state == InboundSms.State.OPT_IN:
+    elif settings.SMS_OPT_OUT_REPLY:
         reply = _("You will receive our SMS again. Send STOP to stop them.")
-    return ReceivedSms(inbound, True, reply)
+    return ReceivedSms(True, reply)
 
 
-def _enqueue_ingest(inbound_id: int) -> None:
-    from .tasks import ingest_inbound_sms
+_redis_client: Any = None
+INGEST_QUEUED_KEY = "channels_sms:ingest-queued"
 
-    try:
-        ingest_inbound_sms.delay(inbound_id)
-    except Exception:  # the broker is down: the sweep picks the row up later
-        logger.exception("could not queue the ingestion of inbound SMS %s", inbound_id)
+
+def _redis() -> Any:
+    global _redis_client
+    if _redis_client is None:
+        import redis
+
+        _redis_client = redis.Redis.from_url(settings.REDIS_URL, socket_timeout=2)
+    return _redis_client
+
+
+def request_ingest() -> None:
+    """Wake the ingestion task once the current transaction commits.
+
+    Coalesced like routing passes: while a task is queued and not yet started, more requests
+    add nothing (it will see their rows). The flag expires after 2 s, so a lost task delays
+    ingestion by 2 s at most, and the periodic sweep covers the rest."""
+
+    def send() -> None:
+        from .tasks import ingest_pending_sms
+
+        try:
+            coalesce = not settings.CELERY_TASK_ALWAYS_EAGER and settings.REDIS_URL
+            if coalesce and not _redis().set(INGEST_QUEUED_KEY, 1, nx=True, px=2000):
+                return
+            ingest_pending_sms.delay()
+        except Exception:  # the broker is down: the sweep will pick the rows up
+            logger.warning("could not queue SMS ingestion; the sweep will catch up")
+
+    transaction.on_commit(send)
+
+
+def ingest_started() -> None:
+    """Called by the task as it starts: SMS stored from now on queue a new task."""
+    if not settings.CELERY_TASK_ALWAYS_EAGER and settings.REDIS_URL:
+        try:
+            _redis().delete(INGEST_QUEUED_KEY)
+        except Exception:
+            logger.warning("could not clear the SMS ingestion flag")
+
+
+def do_ingest_pending_sms(*, limit: int = 10_000) -> int:
+    """Ingest the received SMS waiting in the database, oldest first. Returns how many.
+
+    A row that fails for a reason other than the database is marked failed with the error, so
+    it cannot block the ones behind it; a database error stops the run (the sweep retries)."""
+    done, after = 0, 0
+    while done < limit:
+        batch = list(
+            InboundSms.objects.filter(state=InboundSms.State.RECEIVED, pk__gt=after)
+            .order_by("id")
+            .values_list("pk", flat=True)[:100]
+        )
+        if not batch:
+            break
+        for inbound_id in batch:
+            after = inbound_id
+            try:
+                if do_ingest_inbound_sms(inbound_id=inbound_id) is not None:
+                    done += 1
+            except DatabaseError:
+                raise
+            except Exception as exc:
+                logger.exception("inbound SMS #%s could not be ingested", inbound_id)
+                InboundSms.objects.filter(pk=inbound_id, state=InboundSms.State.RECEIVED).update(
+                    state=InboundSms.State.FAILED,
+                    error=repr(exc)[:1000],
+                    processed_at=timezone.now(),
+                )
+    return done
 
 
 def do_ingest_inbound_sms(*, inbound_id: int) -> InboundSms | None:
-    """Record a received SMS on its interaction (the shared ingest path). Idempotent."""
-    inbound = InboundSms.objects.filter(pk=inbound_id, state=InboundSms.State.RECEIVED).first()
-    if inbound is None:
-        return None
-    attachments = [
-        {"name": f"media-{i}", "content_type": m.get("content_type", ""), "url": m.get("url", "")}
-        for i, m in enumerate(inbound.media)
-    ]
-    try:
-        result = do_ingest_message(
-            InboundMessage(
-                channel="sms",
-                sender=inbound.sender,
-                recipient=_phone(inbound.recipient) or inbound.recipient,
-                text=inbound.body,
-                provider_id=inbound.message_sid,
-                attachments=attachments,
+    """Record one received SMS on its interaction (the shared ingest path). Idempotent: the row
+    is locked (skipping one another worker holds) and only a "received" one is processed."""
+    with transaction.atomic():
+        inbound = (
+            InboundSms.objects.select_for_update(skip_locked=True)
+            .filter(pk=inbound_id, state=InboundSms.State.RECEIVED)
+            .first()
+        )
+        if inbound is None:
+            return None
+        attachments = [
+            {
+                "name": f"media-{i}",
+                "content_type": m.get("content_type", ""),
+                "url": m.get("url", ""),
+            }
+            for i, m in enumerate(inbound.media)
+        ]
+        try:
+            result = do_ingest_message(
+                InboundMessage(
+                    channel="sms",
+                    sender=inbound.sender,
+                    recipient=_phone(inbound.recipient) or inbound.recipient,
+                    text=inbound.body,
+                    provider_id=inbound.message_sid,
+                    attachments=attachments,
+                )
             )
-        )
-    except IngestError as exc:
-        logger.warning("inbound SMS %s not recorded: %s", inbound.message_sid, exc)
+        except IngestError as exc:
+            logger.warning("inbound SMS %s not recorded: %s", inbound.message_sid, exc)
+            InboundSms.objects.filter(pk=inbound.pk).update(
+                state=InboundSms.State.FAILED, error=str(exc), processed_at=timezone.now()
+            )
+            return inbound
         InboundSms.objects.filter(pk=inbound.pk).update(
-            state=InboundSms.State.FAILED, error=str(exc), processed_at=timezone.now()
+            state=InboundSms.State.INGESTED, message=result.message, processed_at=timezone.now()
         )
-        return inbound
-    InboundSms.objects.filter(pk=inbound.pk, state=InboundSms.State.RECEIVED).update(
-        state=InboundSms.State.INGESTED, message=result.message, processed_at=timezone.now()
-    )
     return inbound
-
-
-def pending_inbound_ids(*, older_than_seconds: float = 30.0, limit: int = 500) -> list[int]:
-    cutoff = timezone.now() - timedelta(seconds=older_than_seconds)
-    return list(
-        InboundSms.objects.filter(state=InboundSms.State.RECEIVED, received_at__lt=cutoff)
-        .order_by("received_at")
-        .values_list("pk", flat=True)[:limit]
-    )
 
 
 # --- Sending -----------------------------------------------------------------------------------

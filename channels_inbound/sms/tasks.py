@@ -1,4 +1,4 @@
-"""SMS tasks: each loads by id and calls the action; all are idempotent (``acks_late`` safe)."""
+"""SMS tasks: each calls an action; all are idempotent (``acks_late`` safe)."""
 
 from __future__ import annotations
 
@@ -7,9 +7,11 @@ from celery import shared_task
 from . import actions
 
 
-@shared_task(name="channels_sms.ingest_inbound")
-def ingest_inbound_sms(inbound_id: int) -> None:
-    actions.do_ingest_inbound_sms(inbound_id=inbound_id)
+@shared_task(name="channels_sms.ingest_pending")
+def ingest_pending_sms() -> int:
+    """Ingest every received SMS waiting in the database (woken by the webhook)."""
+    actions.ingest_started()
+    return actions.do_ingest_pending_sms()
 
 
 @shared_task(name="channels_sms.send_outbound")
@@ -19,8 +21,5 @@ def send_outbound_sms(outbound_id: int) -> None:
 
 @shared_task(name="channels_sms.sweep_inbound")
 def sweep_inbound_sms() -> int:
-    """Process received SMS whose task was lost (e.g. the broker was down at commit time)."""
-    ids = actions.pending_inbound_ids()
-    for inbound_id in ids:
-        actions.do_ingest_inbound_sms(inbound_id=inbound_id)
-    return len(ids)
+    """Safety net: ingest received SMS whose wake-up was lost (broker down at commit time)."""
+    return actions.do_ingest_pending_sms()
