@@ -24,18 +24,28 @@ def agent_group(agent_id: int) -> str:
     return f"agent.{agent_id}"
 
 
-def _send(groups: list[str], message: dict[str, Any]) -> None:
+Event = tuple[str, dict[str, Any], list[str]]  # (event name, payload, groups)
+
+
+async def _send_all(events: list[Event]) -> None:
     layer = get_channel_layer()
     if layer is None:
         return
-    for group in groups:
-        try:
-            async_to_sync(layer.group_send)(group, message)
-        except Exception:  # a publish must never break the write that caused it
-            logger.exception("could not publish %s to %s", message.get("event"), group)
+    for event, payload, groups in events:
+        message = {"type": "cc.event", "event": event, "payload": payload}
+        for group in groups:
+            try:
+                await layer.group_send(group, message)
+            except Exception:  # a publish must never break the write that caused it
+                logger.exception("could not publish %s to %s", event, group)
+
+
+def publish_many(events: list[Event]) -> None:
+    """Send several events once the current transaction commits (one hop to the layer)."""
+    if events:
+        transaction.on_commit(lambda: async_to_sync(_send_all)(events), robust=True)
 
 
 def publish(event: str, payload: dict[str, Any], *, groups: list[str]) -> None:
     """Send ``event`` to ``groups`` once the current transaction commits."""
-    message = {"type": "cc.event", "event": event, "payload": payload}
-    transaction.on_commit(lambda: _send(groups, message), robust=True)
+    publish_many([(event, payload, groups)])

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from django.conf import settings
 from django.db import models
+from django.db.models import F, Q
 from django.utils.translation import gettext_lazy as _
 
 from .lifecycle import Status
@@ -94,6 +95,14 @@ class Interaction(models.Model):
             models.Index(fields=["status", "queue", "priority"], name="interaction_waiting_idx"),
             models.Index(fields=["contact", "-created_at"], name="interaction_contact_idx"),
             models.Index(fields=["assigned_agent", "status"], name="interaction_agent_load_idx"),
+            # The waiting line in service order (routing, queue positions).
+            models.Index(
+                F("priority").desc(),
+                "queued_at",
+                "id",
+                condition=Q(status="queued"),
+                name="interaction_queued_order_idx",
+            ),
         ]
 
     def __str__(self) -> str:

@@ -17,23 +17,22 @@ Locking rules (docs/architecture.md, "Locking"):
 from __future__ import annotations
 
 import logging
-from collections import defaultdict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
 from django.conf import settings
-from django.db import transaction
+from django.db import connection, transaction
 from django.utils import timezone
 
 from agents.models import AgentPresence, AgentProfile, AgentState, PauseReason
-from contactcentre.events import SUPERVISORS_GROUP, agent_group, publish
+from contactcentre.events import SUPERVISORS_GROUP, agent_group, publish, publish_many
 from interactions.actions import do_transition_interaction
 from interactions.lifecycle import Status
 from interactions.models import Interaction, InteractionTransition
 
-from . import selectors
+from . import claim_sql, selectors
 from .matching import Match, plan_batch
 from .models import Offer, OfferStatus, Queue, RoutingDecision
 from .policy import OVERFLOW, Decision
@@ -78,7 +77,14 @@ def do_route_pending(*, now: datetime | None = None, explain: bool = True) -> Pa
     now = now or timezone.now()
     agents = selectors.available_agents(now)
     result = PassResult(agents=len(agents))
-    waiting = selectors.waiting_interactions(now)
+    free_slots = sum(
+        max(0, agent.capacity.get(channel, 0) - agent.load.get(channel, 0))
+        for agent in agents
+        for channel in agent.available_channels
+    )
+    if free_slots == 0:
+        return result  # nobody can take anything: no need to read the backlog
+    waiting = selectors.waiting_interactions(now, per_group=free_slots)
     result.waiting = len(waiting)
     if not waiting:
         return result
@@ -174,80 +180,118 @@ def _has_room(profile: Mapping[str, Any], load: dict[str, int], channel: str) ->
 
 def _write_claims(accepted: list[Match], now: datetime, result: PassResult) -> None:
     auto = set(settings.ROUTING_AUTO_ACCEPT_CHANNELS)
-    offers = [
-        Offer(
-            interaction_id=m.interaction_id,
-            agent_id=m.agent_id,
-            channel=m.channel,
-            status=OfferStatus.ACCEPTED if m.channel in auto else OfferStatus.PENDING,
-            created_at=now,
-            expires_at=now + offer_timeout(m.channel),
-            responded_at=now if m.channel in auto else None,
-        )
-        for m in accepted
-    ]
-    Offer.objects.bulk_create(offers)
-    RoutingDecision.objects.bulk_create(
-        RoutingDecision(
-            interaction_id=m.interaction_id,
-            offer=offer,
-            agent_id=m.agent_id,
-            action=m.decision.action,
-            rule=m.decision.rule,
-            at=now,
-            details=m.decision.to_log_dict(),
-        )
-        for m, offer in zip(accepted, offers, strict=True)
-    )
-    transitions = []
-    by_status: dict[str, dict[int, list[int]]] = {
-        Status.OFFERED: defaultdict(list),
-        Status.ASSIGNED: defaultdict(list),
-    }
+    offer_rows = []
+    transitions: list[tuple[int, str, str, str, datetime]] = []
+    updates: list[tuple[int, int, str, datetime, datetime | None]] = []
     for m in accepted:
-        transitions.append(_transition(m.interaction_id, Status.QUEUED, Status.OFFERED, now))
-        if m.channel in auto:
-            by_status[Status.ASSIGNED][m.agent_id].append(m.interaction_id)
+        auto_accepted = m.channel in auto
+        offer_rows.append(
+            (
+                m.interaction_id,
+                m.agent_id,
+                m.channel,
+                OfferStatus.ACCEPTED if auto_accepted else OfferStatus.PENDING,
+                now,
+                now + offer_timeout(m.channel),
+                now if auto_accepted else None,
+            )
+        )
+        transitions.append((m.interaction_id, Status.QUEUED, Status.OFFERED, "offered", now))
+        if auto_accepted:
             transitions.append(
-                _transition(m.interaction_id, Status.OFFERED, Status.ASSIGNED, now, "auto_accepted")
+                (m.interaction_id, Status.OFFERED, Status.ASSIGNED, "auto_accepted", now)
             )
-        else:
-            by_status[Status.OFFERED][m.agent_id].append(m.interaction_id)
-    for status, per_agent in by_status.items():
-        stamp = (
-            {"offered_at": now}
-            if status == Status.OFFERED
-            else {
-                "offered_at": now,
-                "assigned_at": now,
-            }
+        updates.append(
+            (
+                m.interaction_id,
+                m.agent_id,
+                Status.ASSIGNED if auto_accepted else Status.OFFERED,
+                now,
+                now if auto_accepted else None,
+            )
         )
-        for agent_id, ids in per_agent.items():
-            updated = Interaction.objects.filter(pk__in=ids, status=Status.QUEUED).update(
-                status=status, assigned_agent_id=agent_id, **stamp
+    # The interactions are locked by this transaction and were read as "queued" under that
+    # lock, so no status guard is needed in the update.
+    if connection.vendor == "postgresql":
+        offer_ids = claim_sql.insert_offers(offer_rows)
+        claim_sql.update_claimed(updates)
+        claim_sql.insert_transitions(transitions)
+        claim_sql.insert_decisions(
+            [
+                (
+                    m.interaction_id,
+                    offer_ids[m.interaction_id],
+                    m.agent_id,
+                    m.decision.action,
+                    m.decision.rule,
+                    now,
+                    m.decision.to_log_dict(),
+                )
+                for m in accepted
+            ]
+        )
+    else:
+        offers = Offer.objects.bulk_create(
+            Offer(
+                interaction_id=i,
+                agent_id=a,
+                channel=c,
+                status=st,
+                created_at=ca,
+                expires_at=ea,
+                responded_at=ra,
             )
-            if updated != len(ids):  # pragma: no cover - the rows are locked by us
-                raise RuntimeError("claimed interactions changed under their lock")
-    InteractionTransition.objects.bulk_create(transitions)
+            for i, a, c, st, ca, ea, ra in offer_rows
+        )
+        offer_ids = {o.interaction_id: o.pk for o in offers}
+        Interaction.objects.bulk_update(
+            [
+                Interaction(pk=i, assigned_agent_id=a, status=st, offered_at=o, assigned_at=asg)
+                for i, a, st, o, asg in updates
+            ],
+            ["status", "assigned_agent_id", "offered_at", "assigned_at"],
+        )
+        InteractionTransition.objects.bulk_create(
+            InteractionTransition(interaction_id=i, from_status=f, to_status=t, reason=r, at=at)
+            for i, f, t, r, at in transitions
+        )
+        RoutingDecision.objects.bulk_create(
+            RoutingDecision(
+                interaction_id=m.interaction_id,
+                offer_id=offer_ids[m.interaction_id],
+                agent_id=m.agent_id,
+                action=m.decision.action,
+                rule=m.decision.rule,
+                at=now,
+                details=m.decision.to_log_dict(),
+            )
+            for m in accepted
+        )
     AgentPresence.objects.filter(agent_id__in={m.agent_id for m in accepted}).update(idle_since=now)
-    result.offered += sum(len(v) for v in by_status[Status.OFFERED].values())
-    result.assigned += sum(len(v) for v in by_status[Status.ASSIGNED].values())
-    for m, offer in zip(accepted, offers, strict=True):
-        event = "interaction.assigned" if offer.status == OfferStatus.ACCEPTED else "offer.created"
-        publish(
-            event,
-            {
-                "offer_id": offer.pk,
-                "interaction_id": m.interaction_id,
-                "channel": m.channel,
-                "expires_at": offer.expires_at.isoformat(),
-            },
-            groups=[agent_group(m.agent_id)],
-        )
-    publish(
-        "routing.claimed",
-        {"offered": result.offered, "assigned": result.assigned},
-        groups=[SUPERVISORS_GROUP],
+    assigned = sum(1 for m in accepted if m.channel in auto)
+    result.assigned += assigned
+    result.offered += len(accepted) - assigned
+    publish_many(
+        [
+            (
+                "interaction.assigned" if m.channel in auto else "offer.created",
+                {
+                    "offer_id": offer_ids[m.interaction_id],
+                    "interaction_id": m.interaction_id,
+                    "channel": m.channel,
+                    "expires_at": (now + offer_timeout(m.channel)).isoformat(),
+                },
+                [agent_group(m.agent_id)],
+            )
+            for m in accepted
+        ]
+        + [
+            (
+                "routing.claimed",
+                {"offered": result.offered, "assigned": result.assigned},
+                [SUPERVISORS_GROUP],
+            )
+        ]
     )
 
 

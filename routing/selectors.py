@@ -14,7 +14,8 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from django.conf import settings
-from django.db.models import Count, Q
+from django.db.models import Count, F, Q, Window
+from django.db.models.functions import RowNumber
 
 from agents.models import AgentPresence, AgentSkill, AgentState
 from interactions.lifecycle import Status
@@ -134,11 +135,27 @@ def escalation_steps() -> dict[int, list[EscalationStep]]:
     return dict(steps)
 
 
-def waiting_interactions(now: datetime, *, limit: int | None = None) -> list[InteractionSnapshot]:
-    """Snapshots of the queued interactions, with exclusions and preferred agents."""
-    rows = Interaction.objects.filter(status=Status.QUEUED).order_by("-priority", "queued_at", "id")
-    if limit is not None:
-        rows = rows[:limit]
+def waiting_interactions(
+    now: datetime, *, per_group: int | None = None
+) -> list[InteractionSnapshot]:
+    """Snapshots of the queued interactions, with exclusions and preferred agents.
+
+    ``per_group`` keeps only the first N of each group of interactions with the same queue,
+    channel, requirements and language (in priority, then arrival, order): a pass with N free
+    slots in all can match at most N of a group, so a backlog of 100,000 costs no more to
+    route than the free capacity. ``None`` loads everything (tests, the work-conservation
+    check).
+    """
+    rows = Interaction.objects.filter(status=Status.QUEUED)
+    if per_group is not None:
+        rows = rows.annotate(
+            group_rank=Window(
+                RowNumber(),
+                partition_by=[F("queue_id"), F("channel"), F("required_skills"), F("language")],
+                order_by=[F("priority").desc(), F("queued_at").asc(), F("id").asc()],
+            )
+        ).filter(group_rank__lte=max(1, per_group))
+    rows = rows.order_by("-priority", "queued_at", "id")
     values = list(
         rows.values(
             "id",
