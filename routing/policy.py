@@ -290,6 +290,7 @@ class Decision:
     ineligible_counts: Mapping[str, int] = field(default_factory=dict)
     """Reason -> number of agents excluded for it (empty when not explained)."""
     effective_priority: float | None = None
+    """Of the interaction at decision time (None on the index's ``explain=False`` path)."""
 
     @property
     def overflow_queue_id(self) -> int | None:

@@ -7,7 +7,9 @@ import json
 import pytest
 
 from routing.policy import (
+    AgentSnapshot,
     EscalationStep,
+    InteractionSnapshot,
     PolicyConfig,
     Reason,
     current_step,
@@ -127,7 +129,7 @@ def test_a_declined_agent_is_never_offered_again() -> None:
         ),
     ],
 )
-def test_ineligibility_reasons(a, ix, reason) -> None:  # type: ignore[no-untyped-def]
+def test_ineligibility_reasons(a: AgentSnapshot, ix: InteractionSnapshot, reason: str) -> None:
     c = explain_candidate(a, ix, NOW)
     assert not c.eligible
     assert c.reason == reason
