@@ -28,6 +28,7 @@ import random
 import statistics
 import sys
 import time
+from datetime import timedelta
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -118,7 +119,7 @@ def populate(n_agents: int, n_skills: int, n_waiting: int, rng: random.Random) -
     waiting = []
     for _ in range(n_waiting):
         q = rng.choice(queues)
-        at = now - timezone.timedelta(seconds=rng.randint(0, 3600))
+        at = now - timedelta(seconds=rng.randint(0, 3600))
         waiting.append(
             Interaction(
                 channel=rng.choices(channels, weights)[0],
@@ -129,7 +130,7 @@ def populate(n_agents: int, n_skills: int, n_waiting: int, rng: random.Random) -
                 language="fr",
                 queued_at=at,
                 queue_entered_at=at,
-                sla_due_at=at + timezone.timedelta(seconds=60),
+                sla_due_at=at + timedelta(seconds=60),
             )
         )
         if len(waiting) == 5000:

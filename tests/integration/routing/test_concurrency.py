@@ -7,6 +7,7 @@ with one worker killed with SIGKILL in the middle of the run.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import random
 import signal
@@ -80,8 +81,8 @@ def workers(settings: Any) -> Iterator[list[subprocess.Popen[bytes]]]:
     settings.ROUTING_OFFER_TIMEOUT_CHAT = 300
     old = (app.conf.task_always_eager, app.conf.broker_url)
     app.conf.task_always_eager = False
-    app.conf.broker_url = broker
-    app._pool = None  # reconnect to this run's broker database
+    app.conf.update(broker_url=broker)
+    app._pool = None  # type: ignore[attr-defined]  # reconnect to this run's broker database
     processes = [
         subprocess.Popen(
             [
@@ -123,8 +124,8 @@ def workers(settings: Any) -> Iterator[list[subprocess.Popen[bytes]]]:
                 p.wait(timeout=20)
             except subprocess.TimeoutExpired:
                 p.kill()
-        app.conf.task_always_eager, app.conf.broker_url = old
-        app._pool = None
+        app.conf.update(task_always_eager=old[0], broker_url=old[1])
+        app._pool = None  # type: ignore[attr-defined]
         from routing import actions
 
         actions._redis_client = None
@@ -216,10 +217,8 @@ def _drive(workers: list[subprocess.Popen[bytes]], *, kill_one: bool) -> dict[st
             created += 1
         # Agents accept their chat offers.
         for offer in Offer.objects.filter(status=OfferStatus.PENDING).select_related("agent")[:200]:
-            try:
+            with contextlib.suppress(OfferNotPending):  # expired or answered meanwhile
                 do_accept_offer(offer_id=offer.pk, agent=offer.agent)
-            except OfferNotPending:
-                pass
         over_capacity_seen += _over_capacity()
         if kill_one and not killed and created >= N_INTERACTIONS // 3:
             workers[0].send_signal(signal.SIGKILL)  # mid-run, possibly mid-transaction
