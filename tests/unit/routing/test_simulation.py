@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import heapq
 import io
 import json
 import multiprocessing
+import random
+from collections import deque
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import replace
 from pathlib import Path
@@ -271,6 +274,7 @@ def test_management_command() -> None:
 
 # --------------------------------------------------------------------------- Erlang C
 
+
 AHT = 180.0
 SL_T = 20.0
 # (Erlangs, agents, measured calls, replications): Erlang C service levels 0.74, 0.81,
@@ -287,7 +291,9 @@ ERLANG_CASES = [
 ]
 
 
-def _erlang_run(job: tuple[int, int, int, int]) -> SimulationResult:
+def _erlang_run(
+    job: tuple[int, int, int, int], hours: float | None = None, warmup_hours: float = 1.0
+) -> SimulationResult:
     erlangs, agents, calls, seed = job
     per_hour = erlangs * 3600.0 / AHT
     sc = single_skill_scenario(
@@ -295,11 +301,65 @@ def _erlang_run(job: tuple[int, int, int, int]) -> SimulationResult:
         per_hour,
         AHT,
         sl_seconds=SL_T,
-        hours=calls / per_hour + 1.0,
-        warmup_hours=1.0,  # 20 handle times, several relaxation times of the queue
+        hours=calls / per_hour + warmup_hours if hours is None else hours,
+        warmup_hours=warmup_hours,  # 1 h = 20 handle times, several relaxation times
         seed=seed,
     )
     return simulate(sc)
+
+
+def _textbook_mmn(
+    erlangs: float, agents: int, aht: float, hours: float, warm_s: float, seed: int
+) -> tuple[int, int, float]:
+    """A 30-line FIFO M/M/N simulator drawing random numbers in the same order as the
+    routing simulator: (answered, answered within SL_T, total wait of answered)."""
+    rng = random.Random(seed)
+    lam = erlangs * 3600.0 / aht / 3600.0
+    end = hours * 3600.0
+    free = agents
+    ends: list[float] = []
+    queue: deque[float] = deque()
+    answered = within = 0
+    wait_sum = 0.0
+    nxt = rng.expovariate(lam)
+    while True:
+        if ends and (ends[0] <= nxt or nxt >= end):
+            t = heapq.heappop(ends)
+            if queue:
+                arrived = queue.popleft()
+                if arrived >= warm_s:
+                    answered += 1
+                    within += t - arrived <= SL_T
+                    wait_sum += t - arrived
+                heapq.heappush(ends, t + rng.expovariate(1.0 / aht))
+            else:
+                free += 1
+        elif nxt < end:
+            t = nxt
+            nxt = t + rng.expovariate(lam)
+            if free:
+                free -= 1
+                heapq.heappush(ends, t + rng.expovariate(1.0 / aht))
+                if t >= warm_s:
+                    answered += 1
+                    within += 1
+            else:
+                queue.append(t)
+        else:
+            return answered, within, wait_sum
+
+
+@pytest.mark.parametrize(("erlangs", "agents"), [(5, 7), (20, 24), (45, 51), (70, 76)])
+def test_single_skill_runs_are_a_textbook_mmn_queue(erlangs: int, agents: int) -> None:
+    """Same random draws, same result: with one skill, identical agents and exponential
+    times, the production routing code behaves exactly as a FIFO M/M/N queue, contact
+    by contact (this is what makes the Erlang C comparison below meaningful)."""
+    hours = 20_000 / (erlangs * 20.0) + 0.5
+    r = _erlang_run((erlangs, agents, 20_000, 7 + erlangs), hours=hours, warmup_hours=0.5)
+    answered, within, wait_sum = _textbook_mmn(erlangs, agents, AHT, hours, 1800.0, 7 + erlangs)
+    assert r.answered == answered
+    assert r.answered_within_sl == within
+    assert r.asa_s == pytest.approx(wait_sum / answered, rel=1e-9)
 
 
 @pytest.mark.slow
