@@ -9,6 +9,10 @@ class RoutingConfig(AppConfig):
     def ready(self) -> None:
         from interactions.signals import interaction_status_changed
 
+        from .escalation import schedule_step_passes
         from .receivers import on_status_changed
 
         interaction_status_changed.connect(on_status_changed, dispatch_uid="routing.status")
+        interaction_status_changed.connect(
+            schedule_step_passes, dispatch_uid="routing.escalation_passes"
+        )

@@ -1,0 +1,49 @@
+"""Routing passes scheduled for the moment an interaction reaches its queue's escalation steps.
+
+Escalation is evaluated at every pass from the time waited, so the periodic sweep applies a
+step at most ``ROUTING_SWEEP_SECONDS`` late. With a broker, a pass is also scheduled (Celery
+``countdown``) for each step of the queue when an interaction is queued, so a step that widens
+the pool of agents takes effect within a second. On the embedded default (eager tasks, no
+countdown) the sweep alone does it.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import datetime
+from typing import Any
+
+from django.conf import settings
+from django.db import transaction
+
+from interactions.lifecycle import Status
+from interactions.models import Interaction
+
+from .models import EscalationStep
+
+logger = logging.getLogger(__name__)
+
+
+def schedule_step_passes(
+    *, interaction: Interaction, from_status: str, to_status: str, now: datetime, **_: Any
+) -> None:
+    if to_status != Status.QUEUED or settings.CELERY_TASK_ALWAYS_EAGER or not interaction.queue_id:
+        return
+    delays = list(
+        EscalationStep.objects.filter(queue_id=interaction.queue_id).values_list(
+            "after_seconds", flat=True
+        )
+    )
+    if not delays:
+        return
+
+    def send() -> None:
+        from .tasks import route_pending
+
+        for delay in delays:
+            try:
+                route_pending.apply_async(countdown=delay + 0.2)
+            except Exception:  # the sweep covers it
+                logger.warning("could not schedule the escalation pass; the sweep will do it")
+
+    transaction.on_commit(send)
