@@ -8,7 +8,7 @@ from datetime import datetime
 from django.db import transaction
 from django.utils import timezone
 
-from contactcentre.events import SUPERVISORS_GROUP, agent_group, publish
+from contactcentre.events import SUPERVISORS_GROUP, agent_group, publish, publish_many
 
 from .models import ALL_CHANNELS, AgentPresence, AgentProfile, AgentState, PauseReason
 
@@ -57,7 +57,12 @@ def do_set_agent_state(
         presence.save(update_fields=update)
         publish(
             "agent.state",
-            {"agent_id": agent.pk, "state": state, "reason": presence.pause_reason},
+            {
+                "agent_id": agent.pk,
+                "state": state,
+                "reason": presence.pause_reason,
+                "since": presence.state_since.isoformat(),
+            },
             groups=[agent_group(agent.pk), SUPERVISORS_GROUP],
         )
         if state == AgentState.AVAILABLE:
@@ -78,6 +83,11 @@ def do_set_channels(*, agent: AgentProfile, channels: Iterable[str]) -> AgentPre
         added = set(wanted) - set(presence.channels_enabled or [])
         presence.channels_enabled = wanted
         presence.save(update_fields=["channels_enabled"])
+        publish(
+            "agent.channels",
+            {"agent_id": agent.pk, "channels": wanted},
+            groups=[agent_group(agent.pk), SUPERVISORS_GROUP],
+        )
         if added and presence.state == AgentState.AVAILABLE:
             from routing.actions import request_routing
 
@@ -94,12 +104,34 @@ def do_heartbeat(*, agent_id: int, now: datetime | None = None) -> bool:
 def do_end_wrap_ups(*, now: datetime | None = None) -> int:
     """Agents whose after-call work timer ran out become available again."""
     now = now or timezone.now()
-    ended = AgentPresence.objects.filter(state=AgentState.WRAP_UP, wrap_up_until__lte=now).update(
-        state=AgentState.AVAILABLE, state_since=now, wrap_up_until=None, idle_since=now
-    )
-    if ended:
+    with transaction.atomic():
+        ended = list(
+            AgentPresence.objects.filter(state=AgentState.WRAP_UP, wrap_up_until__lte=now)
+            .order_by("agent_id")
+            .select_for_update(skip_locked=True)
+            .values_list("agent_id", flat=True)
+        )
+        if not ended:
+            return 0
+        AgentPresence.objects.filter(agent_id__in=ended, state=AgentState.WRAP_UP).update(
+            state=AgentState.AVAILABLE, state_since=now, wrap_up_until=None, idle_since=now
+        )
+        publish_agent_states(ended, AgentState.AVAILABLE, now)
         from routing.actions import request_routing
 
-        with transaction.atomic():
-            request_routing()
-    return ended
+        request_routing()
+    return len(ended)
+
+
+def publish_agent_states(agent_ids: Iterable[int], state: str, since: datetime) -> None:
+    """Tell consoles and supervisors that these agents' state changed (bulk updates)."""
+    publish_many(
+        [
+            (
+                "agent.state",
+                {"agent_id": agent_id, "state": state, "reason": "", "since": since.isoformat()},
+                [agent_group(agent_id), SUPERVISORS_GROUP],
+            )
+            for agent_id in agent_ids
+        ]
+    )

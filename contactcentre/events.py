@@ -4,11 +4,18 @@ Domain code says what happened with :func:`publish`; delivery goes through the C
 groups (one per agent console, one for supervisors). Nothing is sent for a transaction that
 rolls back, and a lost publish loses nothing: the database holds the state, and consoles
 resynchronise from it when they (re)connect. The event catalogue is in docs/architecture.md.
+
+Events for an agent group (``agent.<id>``) also go through the *agent outbox* when an app
+registers one (the console does, ``console.outbox``): they are written to the database in the
+caller's transaction, and the live message carries the row's id, so a console that reconnects
+asks for what it missed by id. Ephemeral events (typing indicators) are not kept.
 """
 
 from __future__ import annotations
 
 import logging
+import re
+from collections.abc import Callable
 from typing import Any
 
 from asgiref.sync import async_to_sync
@@ -26,26 +33,84 @@ def agent_group(agent_id: int) -> str:
 
 Event = tuple[str, dict[str, Any], list[str]]  # (event name, payload, groups)
 
+_AGENT_GROUP = re.compile(r"^agent\.(\d+)$")
 
-async def _send_all(events: list[Event]) -> None:
+# Events a reconnecting console does not need replayed (they describe a passing moment).
+EPHEMERAL_EVENTS = frozenset({"chat.typing"})
+
+# (agent id, event, payload) in; (event id, payload to send, ISO time) out, in the same order.
+AgentOutbox = Callable[
+    [list[tuple[int, str, dict[str, Any]]]], list[tuple[int, dict[str, Any], str]]
+]
+_agent_outbox: AgentOutbox | None = None
+
+
+def set_agent_outbox(outbox: AgentOutbox | None) -> None:
+    """Register the function that persists agent-facing events (``console.outbox``)."""
+    global _agent_outbox
+    _agent_outbox = outbox
+
+
+def agent_id_of(group: str) -> int | None:
+    match = _AGENT_GROUP.match(group)
+    return int(match.group(1)) if match else None
+
+
+Delivery = tuple[str, dict[str, Any]]  # (group, channel layer message)
+
+
+async def _send_all(deliveries: list[Delivery]) -> None:
     layer = get_channel_layer()
     if layer is None:
         return
+    for group, message in deliveries:
+        try:
+            await layer.group_send(group, message)
+        except Exception:  # a publish must never break the write that caused it
+            logger.exception("could not publish %s to %s", message.get("event"), group)
+
+
+def _deliveries(events: list[Event], persist: bool) -> list[Delivery]:
+    deliveries: list[Delivery] = []
+    to_record: list[tuple[int, str, dict[str, Any]]] = []
+    slots: list[int] = []  # index in deliveries of each recorded agent message
     for event, payload, groups in events:
         message = {"type": "cc.event", "event": event, "payload": payload}
         for group in groups:
-            try:
-                await layer.group_send(group, message)
-            except Exception:  # a publish must never break the write that caused it
-                logger.exception("could not publish %s to %s", event, group)
+            agent_id = agent_id_of(group)
+            if (
+                agent_id is not None
+                and persist
+                and _agent_outbox is not None
+                and event not in EPHEMERAL_EVENTS
+            ):
+                to_record.append((agent_id, event, payload))
+                slots.append(len(deliveries))
+            deliveries.append((group, message))
+    if to_record and _agent_outbox is not None:
+        recorded = _agent_outbox(to_record)
+        for slot, (event_id, sent_payload, at) in zip(slots, recorded, strict=True):
+            group, message = deliveries[slot]
+            deliveries[slot] = (
+                group,
+                {**message, "id": event_id, "payload": sent_payload, "at": at},
+            )
+    return deliveries
 
 
-def publish_many(events: list[Event]) -> None:
-    """Send several events once the current transaction commits (one hop to the layer)."""
+def publish_many(events: list[Event], *, persist: bool = True) -> None:
+    """Send several events once the current transaction commits (one hop to the layer).
+
+    Agent-facing events are written to the outbox now, in the caller's transaction (so they
+    roll back with it), unless ``persist`` is false.
+    """
     if events:
-        transaction.on_commit(lambda: async_to_sync(_send_all)(events), robust=True)
+        deliveries = _deliveries(events, persist)
+        transaction.on_commit(lambda: async_to_sync(_send_all)(deliveries), robust=True)
 
 
-def publish(event: str, payload: dict[str, Any], *, groups: list[str]) -> None:
+def publish(
+    event: str, payload: dict[str, Any], *, groups: list[str], persist: bool = True
+) -> None:
     """Send ``event`` to ``groups`` once the current transaction commits."""
-    publish_many([(event, payload, groups)])
+    publish_many([(event, payload, groups)], persist=persist)

@@ -56,6 +56,10 @@ INSTALLED_APPS = [
     "channels_inbound.email",
     "channels_inbound.chat",
     "flows",
+    "console",
+    "django_otp",
+    "django_otp.plugins.otp_totp",
+    "axes",
 ]
 
 MIDDLEWARE = [
@@ -66,8 +70,12 @@ MIDDLEWARE = [
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django_otp.middleware.OTPMiddleware",
+    "console.middleware.SecondFactorMiddleware",
+    "console.middleware.IdleTimeoutMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "axes.middleware.AxesMiddleware",  # last, as django-axes asks
 ]
 
 ROOT_URLCONF = "contactcentre.urls"
@@ -140,6 +148,7 @@ CELERY_EMBEDDED: bool = CELERY_TASK_ALWAYS_EAGER
 ROUTING_SWEEP_SECONDS: float = env.float("ROUTING_SWEEP_SECONDS", default=5.0)
 CELERY_BEAT_SCHEDULE: dict[str, dict[str, object]] = {
     "routing-sweep": {"task": "routing.sweep", "schedule": ROUTING_SWEEP_SECONDS},
+    "console-prune-events": {"task": "console.prune_events", "schedule": 3600.0},
 }
 
 # --- Routing (docs/routing.md) --------------------------------------------------------------
@@ -173,6 +182,10 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
     {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
 ]
+AUTHENTICATION_BACKENDS = [
+    "axes.backends.AxesStandaloneBackend",  # refuses locked-out logins before the password check
+    "django.contrib.auth.backends.ModelBackend",
+]
 LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "home"
 LOGOUT_REDIRECT_URL = "login"
@@ -183,6 +196,26 @@ SESSION_COOKIE_AGE: int = env.int(
 SESSION_EXPIRE_AT_BROWSER_CLOSE = True
 SESSION_COOKIE_HTTPONLY = True
 SESSION_COOKIE_SAMESITE = "Lax"
+# Brute force (django-axes): this many failed logins for one username from one address lock
+# that pair out for AXES_COOLOFF_MINUTES. Second-factor codes are throttled by django-otp.
+AXES_FAILURE_LIMIT: int = env.int("AXES_FAILURE_LIMIT", default=5)
+AXES_COOLOFF_TIME = timedelta(minutes=env.int("AXES_COOLOFF_MINUTES", default=15))
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+AXES_RESET_ON_SUCCESS = True
+AXES_LOCKOUT_TEMPLATE = "registration/locked_out.html"
+AXES_IPWARE_PROXY_COUNT: int = env.int("AXES_IPWARE_PROXY_COUNT", default=0)
+OTP_TOTP_ISSUER: str = env.str("OTP_TOTP_ISSUER", default="Centre de contacts")
+# --- Agent console (docs/console.md) ---
+# Idle timeout: after this long without a click or key press the session ends; the console
+# warns CONSOLE_IDLE_WARNING_SECONDS before and the agent can extend.
+CONSOLE_IDLE_TIMEOUT_SECONDS: int = env.int("CONSOLE_IDLE_TIMEOUT_SECONDS", default=30 * 60)
+CONSOLE_IDLE_WARNING_SECONDS: int = env.int("CONSOLE_IDLE_WARNING_SECONDS", default=120)
+CONSOLE_HEARTBEAT_SECONDS: int = env.int("CONSOLE_HEARTBEAT_SECONDS", default=15)
+# Agent events are kept this long for consoles that reconnect (older: a fresh snapshot).
+CONSOLE_EVENT_RETENTION_SECONDS: int = env.int(
+    "CONSOLE_EVENT_RETENTION_SECONDS", default=int(timedelta(hours=24).total_seconds())
+)
+CONSOLE_REPLAY_OVERLAP_SECONDS: int = env.int("CONSOLE_REPLAY_OVERLAP_SECONDS", default=10)
 
 # --- Internationalisation: French first, English available ----------------------------------
 LANGUAGE_CODE: str = env.str("LANGUAGE_CODE", default="fr")

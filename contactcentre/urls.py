@@ -2,6 +2,8 @@ from django.contrib import admin
 from django.contrib.auth import views as auth_views
 from django.urls import include, path
 
+from console import auth_views as console_auth
+
 from . import views
 
 admin.site.site_header = "Centre de contacts"
@@ -16,6 +18,9 @@ urlpatterns = [
         name="login",
     ),
     path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
+    path("accounts/otp/", console_auth.otp_verify, name="otp-verify"),
+    path("accounts/otp/enrol/", console_auth.otp_enrol, name="otp-enrol"),
+    path("console/", include("console.urls")),
     path("i18n/", include("django.conf.urls.i18n")),
     path("admin/", admin.site.urls),
     path("api/v1/", include("contactcentre.api_urls")),

@@ -2,7 +2,7 @@
 
 from django.urls import path
 
-from agents.consumers import AgentConsoleConsumer
+from console.consumers import AgentConsoleConsumer
 
 websocket_urlpatterns = [
     path("ws/console/", AgentConsoleConsumer.as_asgi()),

@@ -15,7 +15,7 @@ from django.contrib.auth.models import User
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from contactcentre.events import SUPERVISORS_GROUP, publish
+from contactcentre.events import SUPERVISORS_GROUP, agent_group, publish
 from contacts.models import Contact
 
 from .lifecycle import TIMESTAMP_FIELD, IllegalTransition, Status, check_transition
@@ -88,6 +88,7 @@ def do_transition_interaction(
     ``extra`` fields (e.g. ``assigned_agent``) are written in the same update.
     """
     current = interaction.status
+    previous_agent_id = interaction.assigned_agent_id
     check_transition(current, to)
     now = now or timezone.now()
     fields: dict[str, Any] = {"status": to, **(extra or {})}
@@ -113,10 +114,12 @@ def do_transition_interaction(
         interaction_status_changed.send(
             sender=Interaction, interaction=interaction, from_status=current, to_status=to, now=now
         )
+        # The agents it concerns (who had it, who has it now) see it in their consoles too.
+        agents = {a for a in (previous_agent_id, interaction.assigned_agent_id) if a}
         publish(
             "interaction.status",
             {"interaction_id": interaction.pk, "from": current, "to": to, "reason": reason},
-            groups=[SUPERVISORS_GROUP],
+            groups=[SUPERVISORS_GROUP, *(agent_group(a) for a in sorted(agents))],
         )
     return interaction
 
@@ -158,6 +161,16 @@ def do_record_message(
                 attachments=attachments or [],
                 author=author,
             )
+            if interaction.assigned_agent_id:
+                publish(
+                    "message.created",
+                    {
+                        "interaction_id": interaction.pk,
+                        "message_id": message.pk,
+                        "direction": direction,
+                    },
+                    groups=[agent_group(interaction.assigned_agent_id)],
+                )
     except IntegrityError:
         if not provider_id:
             raise

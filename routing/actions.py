@@ -466,9 +466,164 @@ def do_set_agent_state_locked(
     presence.save(update_fields=["state", "pause_reason", "state_since", "wrap_up_until"])
     publish(
         "agent.state",
-        {"agent_id": agent_id, "state": state, "reason": presence.pause_reason},
+        {
+            "agent_id": agent_id,
+            "state": state,
+            "reason": presence.pause_reason,
+            "since": now.isoformat(),
+        },
         groups=[agent_group(agent_id), SUPERVISORS_GROUP],
     )
+
+
+# --------------------------------------------------------------------------- transfers
+
+
+class TransferError(RoutingError):
+    """A transfer cannot be made; ``code`` says why (the console words it for the agent)."""
+
+    def __init__(self, code: str, message: str) -> None:
+        self.code = code
+        super().__init__(message)
+
+
+def _transferable(interaction_id: int, agent: AgentProfile) -> Interaction:
+    interaction = Interaction.objects.select_for_update().filter(pk=interaction_id).first()
+    if (
+        interaction is None
+        or interaction.assigned_agent_id != agent.pk
+        or interaction.status != Status.ASSIGNED
+    ):
+        raise TransferError("not_yours", "only the agent handling it can transfer it")
+    return interaction
+
+
+def do_transfer_to_queue(
+    *, interaction_id: int, agent: AgentProfile, queue: Queue, now: datetime | None = None
+) -> Interaction:
+    """The agent hands the interaction to another queue: assigned -> transferred -> queued.
+
+    It waits in ``queue`` with that queue's requirements, from the first escalation step
+    (its wait in the new queue starts now; ``queued_at`` keeps the citizen's whole wait).
+    Locks only the interaction (no offer exists while it is assigned).
+    """
+    now = now or timezone.now()
+    if not queue.active:
+        raise TransferError("inactive_queue", f"queue {queue.code} is not active")
+    with transaction.atomic():
+        interaction = _transferable(interaction_id, agent)
+        do_transition_interaction(
+            interaction=interaction,
+            to=Status.TRANSFERRED,
+            reason="transfer_to_queue",
+            actor=agent.user,
+            now=now,
+        )
+        do_transition_interaction(
+            interaction=interaction,
+            to=Status.QUEUED,
+            reason="transfer_to_queue",
+            actor=agent.user,
+            now=now,
+            extra={
+                "queue": queue,
+                "required_skills": queue.required_skills(),
+                "routing_step": 0,
+                "assigned_agent": None,
+            },
+        )
+        RoutingDecision.objects.create(
+            interaction=interaction,
+            action="transfer",
+            rule="transfer_to_queue",
+            at=now,
+            details={"from_agent": agent.pk, "queue": queue.pk},
+        )
+    return interaction
+
+
+def do_offer_to_agent(
+    *,
+    interaction_id: int,
+    agent: AgentProfile,
+    target: AgentProfile,
+    now: datetime | None = None,
+) -> Offer:
+    """The agent hands the interaction to a named colleague: assigned -> transferred ->
+    offered to ``target`` (an ordinary offer: accept, decline or expiry as usual; a decline or
+    an expiry puts it back in its queue).
+
+    Locking (docs/architecture.md, rule 1): the interaction, then the target's presence row,
+    both waited for; the target's capacity is counted under that lock (rule 3), so a router
+    claim cannot take the same last slot.
+    """
+    now = now or timezone.now()
+    if target.pk == agent.pk:
+        raise TransferError("same_agent", "an interaction cannot be transferred to oneself")
+    with transaction.atomic():
+        interaction = _transferable(interaction_id, agent)
+        presence = AgentPresence.objects.select_for_update().get(agent_id=target.pk)
+        channel = interaction.channel
+        if (
+            presence.state != AgentState.AVAILABLE
+            or presence.last_heartbeat_at is None
+            or presence.last_heartbeat_at < selectors.heartbeat_cutoff(now)
+        ):
+            raise TransferError("not_available", f"agent #{target.pk} is not available")
+        if channel not in (presence.channels_enabled or []):
+            raise TransferError("channel_off", f"agent #{target.pk} does not take {channel}")
+        profile = {
+            f"capacity_{ch}": getattr(target, f"capacity_{ch}")
+            for ch in ("voice", "chat", "email", "sms")
+        }
+        profile["voice_exclusive"] = target.voice_exclusive
+        load = selectors.agent_loads([target.pk]).get(target.pk, {})
+        if not _has_room(profile, dict(load), channel):
+            raise TransferError("no_room", f"agent #{target.pk} has no free {channel} slot")
+        do_transition_interaction(
+            interaction=interaction,
+            to=Status.TRANSFERRED,
+            reason="transfer_to_agent",
+            actor=agent.user,
+            now=now,
+        )
+        do_transition_interaction(
+            interaction=interaction,
+            to=Status.OFFERED,
+            reason="transfer_to_agent",
+            actor=agent.user,
+            now=now,
+            extra={"assigned_agent": target},
+        )
+        offer = Offer.objects.create(
+            interaction=interaction,
+            agent=target,
+            channel=channel,
+            status=OfferStatus.PENDING,
+            created_at=now,
+            expires_at=now + offer_timeout(channel),
+        )
+        RoutingDecision.objects.create(
+            interaction=interaction,
+            offer=offer,
+            agent=target,
+            action="offer",
+            rule="transfer_to_agent",
+            at=now,
+            details={"from_agent": agent.pk, "to_agent": target.pk},
+        )
+        publish(
+            "offer.created",
+            {
+                "offer_id": offer.pk,
+                "interaction_id": interaction.pk,
+                "channel": channel,
+                "expires_at": offer.expires_at.isoformat(),
+                "transferred_by": agent.pk,
+            },
+            groups=[agent_group(target.pk)],
+        )
+    return offer
 
 
 # --------------------------------------------------------------------------- triggers

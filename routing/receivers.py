@@ -8,6 +8,7 @@ from typing import Any
 from django.conf import settings
 
 from agents.models import AgentPresence, AgentState
+from agents.presence import publish_agent_states
 from interactions.lifecycle import Status
 from interactions.models import Interaction
 
@@ -32,13 +33,15 @@ def on_status_changed(
     ):
         # After-call work: no new offers until the timer ends (the sweep ends it) or the
         # agent closes the interaction.
-        AgentPresence.objects.filter(
+        started = AgentPresence.objects.filter(
             agent_id=interaction.assigned_agent_id, state=AgentState.AVAILABLE
         ).update(
             state=AgentState.WRAP_UP,
             state_since=now,
             wrap_up_until=now + timedelta(seconds=settings.ROUTING_WRAP_UP_SECONDS),
         )
+        if started:
+            publish_agent_states([interaction.assigned_agent_id], AgentState.WRAP_UP, now)
     if (
         interaction.channel == "voice"
         and from_status == Status.WRAP_UP
@@ -49,4 +52,5 @@ def on_status_changed(
             agent_id=interaction.assigned_agent_id, state=AgentState.WRAP_UP
         ).update(state=AgentState.AVAILABLE, state_since=now, wrap_up_until=None, idle_since=now)
         if ended:
+            publish_agent_states([interaction.assigned_agent_id], AgentState.AVAILABLE, now)
             request_routing()

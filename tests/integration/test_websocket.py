@@ -51,11 +51,14 @@ async def test_agent_socket_from_our_origin_receives_its_events(make_user: Any) 
     connected, _ = await communicator.connect()
     assert connected
     hello = await communicator.receive_json_from()
-    assert hello["event"] == "hello"
-    agent_id = hello["payload"]["agent_id"]
+    assert hello["type"] == "hello"
+    agent_id = hello["agent_id"]
 
-    # An event published after a commit reaches the agent's console.
+    # An event published after a commit reaches the agent's console, with its outbox id.
     await sync_to_async(publish)("offer.created", {"offer_id": 7}, groups=[agent_group(agent_id)])
     event = await communicator.receive_json_from(timeout=3)
-    assert event == {"event": "offer.created", "payload": {"offer_id": 7}}
+    assert event["type"] == "event"
+    assert event["event"] == "offer.created"
+    assert event["payload"] == {"offer_id": 7}
+    assert isinstance(event["id"], int)
     await communicator.disconnect()

@@ -1,0 +1,100 @@
+"""The console's writes: notes, wrap-up and closing. (Transfers are routing actions:
+``routing.actions.do_transfer_to_queue`` and ``do_offer_to_agent``.)"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from django.db import transaction
+from django.utils import timezone
+
+from agents.models import AgentProfile
+from interactions.actions import do_record_message, do_transition_interaction
+from interactions.lifecycle import Status
+from interactions.models import Interaction, Message, MessageDirection
+
+from .models import InteractionWrapUp, WrapUpCode
+
+MAX_NOTE_CHARS = 10_000
+
+
+class ConsoleError(ValueError):
+    """The agent asked for something the interaction's state does not allow."""
+
+
+def handled_interaction(
+    *, interaction_id: int, agent: AgentProfile, lock: bool = False
+) -> Interaction:
+    """The interaction, if ``agent`` is the one handling it (in progress or wrap-up)."""
+    qs = Interaction.objects.filter(
+        pk=interaction_id, assigned_agent=agent, status__in=(Status.ASSIGNED, Status.WRAP_UP)
+    )
+    if lock:
+        qs = qs.select_for_update(of=("self",))
+    interaction = qs.first()
+    if interaction is None:
+        raise ConsoleError("this interaction is not yours, or no longer open")
+    return interaction
+
+
+def do_add_note(*, interaction_id: int, agent: AgentProfile, text: str) -> Message:
+    """An internal note on the interaction (never sent to the citizen)."""
+    text = text.strip()
+    if not text:
+        raise ConsoleError("an empty note")
+    if len(text) > MAX_NOTE_CHARS:
+        raise ConsoleError("note too long")
+    interaction = handled_interaction(interaction_id=interaction_id, agent=agent)
+    return do_record_message(
+        interaction=interaction, direction=MessageDirection.NOTE, text=text, author=agent.user
+    ).message
+
+
+def do_start_wrap_up(
+    *, interaction_id: int, agent: AgentProfile, now: datetime | None = None
+) -> Interaction:
+    """The conversation is over: in progress -> wrap-up (after-contact work)."""
+    with transaction.atomic():
+        interaction = handled_interaction(interaction_id=interaction_id, agent=agent, lock=True)
+        if interaction.status == Status.WRAP_UP:
+            return interaction
+        return do_transition_interaction(
+            interaction=interaction,
+            to=Status.WRAP_UP,
+            reason="agent_wrap_up",
+            actor=agent.user,
+            now=now,
+        )
+
+
+def do_close_interaction(
+    *,
+    interaction_id: int,
+    agent: AgentProfile,
+    code: WrapUpCode | None,
+    notes: str = "",
+    now: datetime | None = None,
+) -> Interaction:
+    """Record the wrap-up (outcome code and notes) and close the interaction."""
+    now = now or timezone.now()
+    with transaction.atomic():
+        interaction = handled_interaction(interaction_id=interaction_id, agent=agent, lock=True)
+        if interaction.status == Status.ASSIGNED:
+            do_transition_interaction(
+                interaction=interaction,
+                to=Status.WRAP_UP,
+                reason="agent_wrap_up",
+                actor=agent.user,
+                now=now,
+            )
+        InteractionWrapUp.objects.update_or_create(
+            interaction=interaction,
+            defaults={"code": code, "notes": notes.strip(), "agent": agent, "created_at": now},
+        )
+        return do_transition_interaction(
+            interaction=interaction,
+            to=Status.CLOSED,
+            reason="agent_closed",
+            actor=agent.user,
+            now=now,
+        )

@@ -1,0 +1,15 @@
+from django.apps import AppConfig
+from django.utils.translation import gettext_lazy as _
+
+
+class ConsoleConfig(AppConfig):
+    name = "console"
+    verbose_name = _("Agent console")
+
+    def ready(self) -> None:
+        from contactcentre import events
+
+        from . import outbox, receivers
+
+        events.set_agent_outbox(outbox.record_agent_events)
+        receivers.connect()

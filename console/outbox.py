@@ -1,0 +1,151 @@
+"""The agent event outbox: agent-facing events persisted with the write that caused them.
+
+``contactcentre.events`` calls :func:`record_agent_events` (registered in ``ConsoleConfig``)
+inside the publishing transaction. Every event that names an interaction gets that
+interaction's summary as of this transaction (``payload["interaction"]``), so a console
+applies an event without asking the server anything, and an event replayed late still sets
+the interaction to the state it had then (events are applied in id order; the last one wins).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import datetime, timedelta
+from typing import Any
+
+from django.conf import settings
+from django.db.models import Max, Q
+from django.utils import timezone
+
+from contacts.models import ContactIdentity
+from interactions.models import Interaction
+
+from .models import AgentEvent
+
+# Events that describe one message: they carry the message, not a status (see state.py).
+MESSAGE_EVENTS = frozenset({"message.created"})
+
+
+def interaction_summaries(ids: Iterable[int]) -> dict[int, dict[str, Any]]:
+    """What a console shows of each interaction (one query, plus one for unnamed citizens)."""
+    wanted = sorted(set(ids))
+    if not wanted:
+        return {}
+    rows = list(
+        Interaction.objects.filter(pk__in=wanted)
+        .order_by()
+        .values(
+            "pk",
+            "channel",
+            "status",
+            "subject",
+            "language",
+            "assigned_agent_id",
+            "contact_id",
+            "contact__display_name",
+            "queue_id",
+            "queue__name",
+        )
+        .annotate(last_message_id=Max("messages__id"))
+    )
+    unnamed = {r["contact_id"] for r in rows if r["contact_id"] and not r["contact__display_name"]}
+    identities: dict[int, str] = {}
+    if unnamed:
+        for contact_id, value in (
+            ContactIdentity.objects.filter(contact_id__in=unnamed)
+            .order_by("-id")
+            .values_list("contact_id", "value")
+        ):
+            identities[contact_id] = value  # the oldest identity wins (ordered by -id)
+    return {
+        r["pk"]: {
+            "id": r["pk"],
+            "channel": r["channel"],
+            "status": r["status"],
+            "subject": r["subject"],
+            "language": r["language"],
+            "agent_id": r["assigned_agent_id"],
+            "contact_id": r["contact_id"],
+            "citizen": r["contact__display_name"] or identities.get(r["contact_id"], ""),
+            "queue_id": r["queue_id"],
+            "queue": r["queue__name"] or "",
+            "last_message_id": r["last_message_id"] or 0,
+        }
+        for r in rows
+    }
+
+
+def record_agent_events(
+    entries: list[tuple[int, str, dict[str, Any]]],
+) -> list[tuple[int, dict[str, Any], str]]:
+    """Persist ``(agent id, event, payload)`` entries; return ``(id, payload, at)`` for each."""
+    now = timezone.now()
+    summaries = interaction_summaries(
+        p["interaction_id"]
+        for _, event, p in entries
+        if event not in MESSAGE_EVENTS and isinstance(p.get("interaction_id"), int)
+    )
+    rows = []
+    for agent_id, event, payload in entries:
+        enriched = dict(payload)
+        summary = summaries.get(payload.get("interaction_id"))  # type: ignore[arg-type]
+        if summary is not None and event not in MESSAGE_EVENTS:
+            enriched["interaction"] = summary
+        rows.append(AgentEvent(agent_id=agent_id, event=event, payload=enriched, created_at=now))
+    created = AgentEvent.objects.bulk_create(rows)
+    at = now.isoformat()
+    return [(row.pk, row.payload, at) for row in created]
+
+
+def serialise(event: AgentEvent) -> dict[str, Any]:
+    """The message a console receives for ``event`` (live or replayed)."""
+    return {
+        "id": event.pk,
+        "event": event.event,
+        "payload": event.payload,
+        "at": event.created_at.isoformat(),
+    }
+
+
+def last_event_id(agent_id: int) -> int:
+    return AgentEvent.objects.filter(agent_id=agent_id).aggregate(last=Max("id"))["last"] or 0
+
+
+REPLAY_LIMIT = 500
+
+
+def events_after(
+    agent_id: int, last_id: int, *, now: datetime | None = None
+) -> list[dict[str, Any]] | None:
+    """The events a console that applied ``last_id`` must (re)apply, or ``None`` when it needs a
+    fresh snapshot instead (events pruned, too many missed, or an id we never gave).
+
+    Rows committed out of id order (two transactions for one agent at once) are covered by an
+    overlap: events of the last ``CONSOLE_REPLAY_OVERLAP_SECONDS`` are sent again even below
+    ``last_id``; the console ignores the ids it already applied.
+    """
+    now = now or timezone.now()
+    if last_id <= 0:
+        return None
+    mine = AgentEvent.objects.filter(agent_id=agent_id)
+    # Pruning removes the oldest rows: if the last applied one is still here, so is everything
+    # after it. If it is gone (pruned, or never ours), only a snapshot is safe.
+    if not mine.filter(pk=last_id).exists():
+        return None
+    overlap = now - timedelta(seconds=settings.CONSOLE_REPLAY_OVERLAP_SECONDS)
+    rows = list(
+        mine.filter(Q(pk__gt=last_id) | Q(created_at__gte=overlap)).order_by("id")[
+            : REPLAY_LIMIT + 1
+        ]
+    )
+    if len(rows) > REPLAY_LIMIT:
+        return None
+    return [serialise(row) for row in rows]
+
+
+def do_prune_agent_events(*, now: datetime | None = None) -> int:
+    """Delete outbox rows older than ``CONSOLE_EVENT_RETENTION_SECONDS`` (a periodic task)."""
+    now = now or timezone.now()
+    cutoff = now - timedelta(seconds=settings.CONSOLE_EVENT_RETENTION_SECONDS)
+    deleted, _ = AgentEvent.objects.filter(created_at__lt=cutoff).delete()
+    return deleted

@@ -1,0 +1,40 @@
+"""Who needs a second factor, and whether a session has passed it."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django_otp import user_has_device
+from django_otp.plugins.otp_totp.models import TOTPDevice
+
+from contactcentre.roles import ADMINISTRATOR, SUPERVISOR
+
+DEVICE_SESSION_KEY = "otp_device_id"  # django_otp's own session key
+
+
+def second_factor_required(user: Any) -> bool:
+    """Teleworkers, supervisors and administrators must use a second factor."""
+    if not getattr(user, "is_authenticated", False):
+        return False
+    if user.is_staff or user.is_superuser:
+        return True
+    if user.groups.filter(name__in=[SUPERVISOR, ADMINISTRATOR]).exists():
+        return True
+    profile = getattr(user, "agent_profile", None)
+    return bool(profile is not None and profile.remote)
+
+
+def second_factor_expected(user: Any) -> bool:
+    """The user must pass the second factor: it is required, or they enrolled a device."""
+    return second_factor_required(user) or user_has_device(user, confirmed=True)
+
+
+def session_passed_second_factor(user: Any, session: Any) -> bool:
+    """For the WebSocket: a session that logged in with a code carries the device's id."""
+    if not second_factor_expected(user):
+        return True
+    persistent_id = session.get(DEVICE_SESSION_KEY) if session is not None else None
+    if not persistent_id:
+        return False
+    device_id = str(persistent_id).rsplit("/", 1)[-1]
+    return TOTPDevice.objects.filter(user=user, pk=device_id, confirmed=True).exists()

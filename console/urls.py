@@ -1,0 +1,26 @@
+from django.urls import path
+
+from . import auth_views, views
+
+app_name = "console"
+
+urlpatterns = [
+    path("", views.console, name="console"),
+    path("state/", views.set_state, name="state"),
+    path("channels/", views.set_channels, name="channels"),
+    path("offers/<int:offer_id>/accept/", views.accept_offer, name="accept"),
+    path("offers/<int:offer_id>/decline/", views.decline_offer, name="decline"),
+    path("interactions/<int:interaction_id>/", views.workspace, name="workspace"),
+    path("interactions/<int:interaction_id>/thread/", views.thread, name="thread"),
+    path("interactions/<int:interaction_id>/reply/", views.reply, name="reply"),
+    path("interactions/<int:interaction_id>/note/", views.note, name="note"),
+    path("interactions/<int:interaction_id>/wrap-up/", views.wrap_up, name="wrap-up"),
+    path("interactions/<int:interaction_id>/close/", views.close, name="close"),
+    path("interactions/<int:interaction_id>/transfer/", views.transfer, name="transfer"),
+    path("citizens/<int:contact_id>/", views.citizen, name="citizen"),
+    path("citizens/<int:contact_id>/edit/", views.citizen_edit, name="citizen-edit"),
+    path("citizens/<int:contact_id>/identities/", views.identity_add, name="identity-add"),
+    path("citizens/<int:contact_id>/merge/", views.citizen_merge, name="citizen-merge"),
+    path("settings/", views.settings_view, name="settings"),
+    path("session/ping/", auth_views.session_ping, name="session-ping"),
+]

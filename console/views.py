@@ -1,0 +1,461 @@
+"""The agent console: pages and the small endpoints its JavaScript posts to.
+
+Views only parse input, check that the agent may act, and call an action. Endpoints answer
+JSON to the console's script (``Accept: application/json``) and redirect back otherwise, so
+every form also works without JavaScript.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from functools import wraps
+from typing import Any
+
+from django.conf import settings
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.core.exceptions import ValidationError
+from django.db.models import Q
+from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import reverse
+from django.utils.translation import gettext as _
+from django.utils.translation import gettext_noop
+from django.views.decorators.http import require_GET, require_POST
+
+from agents.models import (
+    ALL_CHANNELS,
+    AgentProfile,
+    AgentState,
+    PauseReason,
+    validate_telework_phone,
+)
+from agents.presence import PresenceError, do_set_agent_state, do_set_channels
+from channels_inbound.email.actions import render_email_html
+from contacts.actions import ContactError, do_add_identity, do_merge_contacts, find_contact
+from contacts.models import Case, Contact, IdentityKind
+from interactions.lifecycle import IllegalTransition, Status
+from interactions.models import Interaction, MessageDirection
+from routing.actions import (
+    RoutingError,
+    TransferError,
+    do_accept_offer,
+    do_decline_offer,
+    do_offer_to_agent,
+    do_transfer_to_queue,
+)
+from routing.models import Queue
+
+from .actions import (
+    ConsoleError,
+    do_add_note,
+    do_close_interaction,
+    do_start_wrap_up,
+    handled_interaction,
+)
+from .models import CannedResponse, InteractionWrapUp, WrapUpCode
+from .replies import ReplyError, send_reply
+from .state import build_snapshot
+
+View = Callable[..., HttpResponse]
+
+
+def agent_required(view: View) -> View:
+    @login_required
+    @wraps(view)
+    def wrapper(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+        agent = (
+            AgentProfile.objects.filter(user_id=request.user.pk or 0).select_related("user").first()
+        )
+        if agent is None:
+            return render(request, "console/not_an_agent.html", status=403)
+        request.agent = agent  # type: ignore[attr-defined]
+        return view(request, *args, **kwargs)
+
+    return wrapper
+
+
+def _agent(request: HttpRequest) -> AgentProfile:
+    return request.agent  # type: ignore[attr-defined]
+
+
+def _wants_json(request: HttpRequest) -> bool:
+    return "application/json" in request.headers.get("Accept", "")
+
+
+def _done(request: HttpRequest, message: str, *, status: int = 200, **data: Any) -> HttpResponse:
+    if _wants_json(request):
+        return JsonResponse({"ok": status < 400, "message": message, **data}, status=status)
+    if message:
+        (messages.success if status < 400 else messages.error)(request, message)
+    return redirect(request.POST.get("next") or reverse("console:console"))
+
+
+def _state_labels() -> dict[str, str]:
+    return {
+        **{s.value: str(s.label) for s in AgentState},
+        **{f"paused:{r.value}": str(r.label) for r in PauseReason},
+    }
+
+
+@agent_required
+@require_GET
+def console(request: HttpRequest) -> HttpResponse:
+    agent = _agent(request)
+    return render(
+        request,
+        "console/console.html",
+        {
+            "agent": agent,
+            "snapshot": build_snapshot(agent),
+            "pause_reasons": [r for r in PauseReason if r != PauseReason.MISSED],
+            "channels": [(c, _channel_label(c)) for c in ALL_CHANNELS],
+            "config": {
+                "wsPath": "/ws/console/",
+                "heartbeatSeconds": settings.CONSOLE_HEARTBEAT_SECONDS,
+                "idleTimeoutSeconds": settings.CONSOLE_IDLE_TIMEOUT_SECONDS,
+                "idleWarningSeconds": settings.CONSOLE_IDLE_WARNING_SECONDS,
+                "labels": _state_labels(),
+                "channelLabels": {c: _channel_label(c) for c in ALL_CHANNELS},
+            },
+        },
+    )
+
+
+def _channel_label(channel: str) -> str:
+    from interactions.models import Channel
+
+    return str(Channel(channel).label)
+
+
+@agent_required
+@require_POST
+def set_state(request: HttpRequest) -> HttpResponse:
+    value = request.POST.get("state", "")
+    state, _sep, reason = value.partition(":")
+    if state == AgentState.PAUSED and not reason:
+        reason = request.POST.get("reason", "")
+    try:
+        do_set_agent_state(agent=_agent(request), state=state, reason=reason)
+    except PresenceError:
+        return _done(request, _("This state cannot be chosen."), status=400)
+    return _done(request, _("State changed."))
+
+
+@agent_required
+@require_POST
+def set_channels(request: HttpRequest) -> HttpResponse:
+    try:
+        do_set_channels(agent=_agent(request), channels=request.POST.getlist("channels"))
+    except PresenceError:
+        return _done(request, _("Unknown channel."), status=400)
+    return _done(request, _("Channels updated."))
+
+
+@agent_required
+@require_POST
+def accept_offer(request: HttpRequest, offer_id: int) -> HttpResponse:
+    try:
+        offer = do_accept_offer(offer_id=offer_id, agent=_agent(request))
+    except RoutingError:
+        return _done(request, _("This offer is no longer available."), status=409)
+    return _done(request, _("Offer accepted."), interaction_id=offer.interaction_id)
+
+
+@agent_required
+@require_POST
+def decline_offer(request: HttpRequest, offer_id: int) -> HttpResponse:
+    try:
+        do_decline_offer(offer_id=offer_id, agent=_agent(request))
+    except RoutingError:
+        return _done(request, _("This offer is no longer available."), status=409)
+    return _done(request, _("Offer declined."))
+
+
+def _mine(request: HttpRequest, interaction_id: int) -> Interaction:
+    try:
+        return handled_interaction(interaction_id=interaction_id, agent=_agent(request))
+    except ConsoleError as exc:
+        raise Http404 from exc
+
+
+def _thread_context(interaction: Interaction) -> dict[str, Any]:
+    items = []
+    for message in interaction.messages.select_related("author").order_by("created_at", "id"):
+        html = ""
+        if interaction.channel == "email" and message.html:
+            html = render_email_html(message.html)
+        items.append({"message": message, "html": html})
+    return {"interaction": interaction, "items": items}
+
+
+@agent_required
+@require_GET
+def thread(request: HttpRequest, interaction_id: int) -> HttpResponse:
+    interaction = _mine(request, interaction_id)
+    return render(request, "console/_thread.html", _thread_context(interaction))
+
+
+def _email_subject(interaction: Interaction) -> str:
+    from channels_inbound.email.models import EmailThreadEntry
+    from channels_inbound.email.outbound import reply_subject
+
+    answered = (
+        EmailThreadEntry.objects.filter(interaction=interaction, direction="inbound")
+        .order_by("-id")
+        .first()
+    )
+    reference = interaction.case.reference if interaction.case else ""
+    subject = answered.subject if answered and answered.subject else interaction.subject
+    return reply_subject(subject, reference)
+
+
+@agent_required
+@require_GET
+def workspace(request: HttpRequest, interaction_id: int) -> HttpResponse:
+    interaction = _mine(request, interaction_id)
+    agent = _agent(request)
+    language = interaction.language or "fr"
+    canned = sorted(
+        CannedResponse.objects.filter(active=True).filter(
+            Q(queue__isnull=True) | Q(queue_id=interaction.queue_id)
+        ),
+        key=lambda c: (c.language != language, c.title),
+    )
+    colleagues = (
+        AgentProfile.objects.exclude(pk=agent.pk)
+        .filter(user__is_active=True)
+        .select_related("user", "presence")
+        .order_by("user__first_name", "user__username")
+    )
+    context = {
+        **_thread_context(interaction),
+        "canned": canned,
+        "wrap_up_codes": WrapUpCode.objects.filter(active=True),
+        "queues": Queue.objects.filter(active=True).order_by("name"),
+        "colleagues": colleagues,
+        "email_subject": _email_subject(interaction) if interaction.channel == "email" else "",
+        "wrap_up": InteractionWrapUp.objects.filter(interaction=interaction).first(),
+    }
+    if interaction.contact_id:
+        context.update(_citizen_context(interaction.contact))  # type: ignore[arg-type]
+    return render(request, "console/_workspace.html", context)
+
+
+@agent_required
+@require_POST
+def reply(request: HttpRequest, interaction_id: int) -> HttpResponse:
+    interaction = _mine(request, interaction_id)
+    if interaction.status != Status.ASSIGNED:
+        return _done(request, _("This conversation is in wrap-up: no more replies."), status=409)
+    try:
+        message = send_reply(
+            interaction=interaction,
+            author_id=_agent(request).user_id,
+            text=request.POST.get("text", ""),
+        )
+    except ReplyError as exc:
+        return _done(request, str(exc), status=400)
+    return _done(request, _("Reply sent."), message_id=message.pk)
+
+
+@agent_required
+@require_POST
+def note(request: HttpRequest, interaction_id: int) -> HttpResponse:
+    try:
+        do_add_note(
+            interaction_id=interaction_id, agent=_agent(request), text=request.POST.get("text", "")
+        )
+    except ConsoleError:
+        return _done(request, _("The note could not be saved."), status=400)
+    return _done(request, _("Note saved."))
+
+
+@agent_required
+@require_POST
+def wrap_up(request: HttpRequest, interaction_id: int) -> HttpResponse:
+    try:
+        do_start_wrap_up(interaction_id=interaction_id, agent=_agent(request))
+    except (ConsoleError, IllegalTransition):
+        return _done(request, _("This interaction cannot be wrapped up now."), status=409)
+    return _done(request, _("Wrap-up started."))
+
+
+@agent_required
+@require_POST
+def close(request: HttpRequest, interaction_id: int) -> HttpResponse:
+    code = None
+    if request.POST.get("code"):
+        code = WrapUpCode.objects.filter(pk=request.POST["code"], active=True).first()
+        if code is None:
+            return _done(request, _("Choose a wrap-up code from the list."), status=400)
+    try:
+        do_close_interaction(
+            interaction_id=interaction_id,
+            agent=_agent(request),
+            code=code,
+            notes=request.POST.get("notes", ""),
+        )
+    except (ConsoleError, IllegalTransition):
+        return _done(request, _("This interaction cannot be closed now."), status=409)
+    return _done(request, _("Interaction closed."))
+
+
+TRANSFER_ERRORS = {
+    "not_yours": gettext_noop("This interaction is no longer yours."),
+    "inactive_queue": gettext_noop("This queue is closed."),
+    "same_agent": gettext_noop("Choose another agent."),
+    "not_available": gettext_noop("This agent is not available right now."),
+    "channel_off": gettext_noop("This agent does not take this channel right now."),
+    "no_room": gettext_noop("This agent has no free slot on this channel."),
+}
+
+
+@agent_required
+@require_POST
+def transfer(request: HttpRequest, interaction_id: int) -> HttpResponse:
+    agent = _agent(request)
+    target = request.POST.get("target", "")
+    kind, _sep, raw_id = target.partition(":")
+    try:
+        if kind == "queue" and raw_id.isdigit():
+            queue = get_object_or_404(Queue, pk=int(raw_id))
+            do_transfer_to_queue(interaction_id=interaction_id, agent=agent, queue=queue)
+            return _done(request, _("Transferred to the queue %(name)s.") % {"name": queue.name})
+        if kind == "agent" and raw_id.isdigit():
+            colleague = get_object_or_404(AgentProfile, pk=int(raw_id))
+            do_offer_to_agent(interaction_id=interaction_id, agent=agent, target=colleague)
+            return _done(request, _("Offered to %(name)s.") % {"name": colleague})
+    except TransferError as exc:
+        return _done(
+            request,
+            _(TRANSFER_ERRORS.get(exc.code) or gettext_noop("Transfer refused.")),
+            status=409,
+        )
+    return _done(request, _("Choose a queue or an agent."), status=400)
+
+
+# --------------------------------------------------------------------------- citizen panel
+
+
+def _citizen_for(request: HttpRequest, contact_id: int) -> Contact:
+    """A citizen the agent is serving now (the panel is reachable from a workspace only)."""
+    contact = get_object_or_404(Contact, pk=contact_id)
+    serving = Interaction.objects.filter(
+        contact=contact,
+        assigned_agent=_agent(request),
+        status__in=(Status.OFFERED, Status.ASSIGNED, Status.WRAP_UP),
+    ).exists()
+    if not serving:
+        raise Http404
+    return contact
+
+
+def _citizen_context(contact: Contact) -> dict[str, Any]:
+    history = (
+        Interaction.objects.filter(contact=contact)
+        .select_related("queue", "assigned_agent__user", "wrap_up__code")
+        .prefetch_related("messages")
+        .order_by("-created_at")[:50]
+    )
+    return {
+        "contact": contact,
+        "identities": contact.identities.order_by("kind", "value"),
+        "open_cases": Case.objects.filter(contact=contact, status=Case.Status.OPEN),
+        "history": history,
+        "identity_kinds": IdentityKind.choices,
+        "languages": settings.LANGUAGES,
+        "note_direction": MessageDirection.NOTE,
+    }
+
+
+@agent_required
+@require_GET
+def citizen(request: HttpRequest, contact_id: int) -> HttpResponse:
+    contact = _citizen_for(request, contact_id)
+    return render(request, "console/_citizen.html", _citizen_context(contact))
+
+
+@agent_required
+@require_POST
+def citizen_edit(request: HttpRequest, contact_id: int) -> HttpResponse:
+    contact = _citizen_for(request, contact_id)
+    language = request.POST.get("preferred_language", contact.preferred_language)
+    if language not in dict(settings.LANGUAGES):
+        return _done(request, _("Unknown language."), status=400)
+    contact.display_name = request.POST.get("display_name", contact.display_name).strip()[:200]
+    contact.preferred_language = language
+    contact.notes = request.POST.get("notes", contact.notes).strip()
+    contact.save(update_fields=["display_name", "preferred_language", "notes", "updated_at"])
+    return _done(request, _("Citizen record saved."))
+
+
+@agent_required
+@require_POST
+def identity_add(request: HttpRequest, contact_id: int) -> HttpResponse:
+    contact = _citizen_for(request, contact_id)
+    try:
+        do_add_identity(
+            contact=contact, kind=request.POST.get("kind", ""), raw=request.POST.get("value", "")
+        )
+    except ContactError:
+        return _done(
+            request,
+            _("This identity is not valid or belongs to another citizen: merge the records."),
+            status=400,
+        )
+    return _done(request, _("Identity added."))
+
+
+@agent_required
+@require_POST
+def citizen_merge(request: HttpRequest, contact_id: int) -> HttpResponse:
+    """Merge another record of the same person (found by number or address) into this one."""
+    contact = _citizen_for(request, contact_id)
+    raw = request.POST.get("identity", "").strip()
+    kind = IdentityKind.EMAIL if "@" in raw else IdentityKind.PHONE
+    try:
+        other = find_contact(kind, raw)
+    except ContactError:
+        other = None
+    if other is None or other.pk == contact.pk:
+        return _done(request, _("No other citizen has this number or address."), status=400)
+    try:
+        do_merge_contacts(target=contact, source=other, actor=request.user)  # type: ignore[arg-type]
+    except ContactError:
+        return _done(request, _("These records cannot be merged."), status=409)
+    return _done(request, _("Records merged."))
+
+
+# --------------------------------------------------------------------------- settings
+
+
+@agent_required
+def settings_view(request: HttpRequest) -> HttpResponse:
+    agent = _agent(request)
+    error = ""
+    value = agent.telework_phone
+    if request.method == "POST":
+        value = request.POST.get("telework_phone", "").strip()
+        try:
+            if value:
+                validate_telework_phone(value)
+        except ValidationError as exc:
+            error = exc.messages[0]
+        else:
+            agent.telework_phone = value
+            agent.save(update_fields=["telework_phone"])
+            messages.success(request, _("Telework number saved."))
+            return redirect("console:settings")
+    from django_otp import user_has_device
+
+    return render(
+        request,
+        "console/settings.html",
+        {
+            "agent": agent,
+            "value": value,
+            "error": error,
+            "has_device": user_has_device(request.user, confirmed=True),
+        },
+    )

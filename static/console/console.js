@@ -1,0 +1,466 @@
+/* The agent console: renders the state, keeps it live over the WebSocket, and posts the
+   agent's actions. No framework, no build step. */
+(function () {
+  "use strict";
+  var root = document.getElementById("console");
+  if (!root) { return; }
+  var state = JSON.parse(document.getElementById("console-snapshot").textContent);
+  var config = JSON.parse(document.getElementById("console-config").textContent);
+  var t = JSON.parse(document.getElementById("console-i18n").textContent);
+  var csrf = (document.querySelector("#state-form [name=csrfmiddlewaretoken]") || {}).value;
+  var seen = new Set();
+  var socket = null, retry = 0, heartbeatTimer = null, typingSent = 0;
+  var selectedTab = null, pendingFocus = null, knownOffers = new Set(Object.keys(state.offers));
+  var panelVersions = {};
+  var announcer = document.getElementById("announcer");
+  var statusAnnouncer = document.getElementById("status-announcer");
+
+  function el(tag, attrs, text) {
+    var node = document.createElement(tag);
+    Object.keys(attrs || {}).forEach(function (k) { node.setAttribute(k, attrs[k]); });
+    if (text !== undefined) { node.textContent = text; }
+    return node;
+  }
+  function announce(text, urgent) {
+    var region = urgent ? announcer : statusAnnouncer;
+    region.textContent = "";
+    window.setTimeout(function () { region.textContent = text; }, 50);
+  }
+  function pref(name) { return window.localStorage.getItem("cc." + name) !== "off"; }
+  function post(url, data, passive) {
+    var headers = { "X-CSRFToken": csrf, "Accept": "application/json" };
+    if (passive) { headers["X-Console-Passive"] = "1"; }
+    return fetch(url, { method: "POST", body: data, headers: headers, credentials: "same-origin" })
+      .then(function (r) {
+        if (r.status === 401) { window.location.href = "/accounts/login/?idle=1"; }
+        return r.json().catch(function () { return { ok: r.ok }; });
+      });
+  }
+  function getHtml(url) {
+    return fetch(url, { headers: { "X-Console-Passive": "1" }, credentials: "same-origin" })
+      .then(function (r) { if (!r.ok) { throw new Error(r.status); } return r.text(); });
+  }
+
+  /* ---------------------------------------------------------------- presence */
+  function renderAgent() {
+    var a = state.agent;
+    var key = a.state === "paused" ? "paused:" + a.pause_reason : a.state;
+    var label = config.labels[key] || config.labels[a.state] || a.state;
+    var badge = document.getElementById("state-label");
+    badge.textContent = a.state === "paused" ? t.paused + " – " + label : label;
+    badge.className = "state-badge state-" + a.state;
+    var select = document.getElementById("state-select");
+    if (document.activeElement !== select) {
+      select.value = a.state === "paused" ? "paused:" + a.pause_reason : a.state;
+    }
+    document.querySelectorAll("[data-channel-toggle]").forEach(function (box) {
+      box.checked = a.channels.indexOf(box.value) >= 0;
+    });
+  }
+  function tickTimer() {
+    var since = Date.parse(state.agent.state_since);
+    var s = Math.max(0, Math.floor((Date.now() - since) / 1000));
+    var h = Math.floor(s / 3600), m = Math.floor((s % 3600) / 60), sec = s % 60;
+    document.getElementById("state-timer").textContent =
+      (h ? h + ":" + String(m).padStart(2, "0") : String(m)) + ":" + String(sec).padStart(2, "0");
+  }
+
+  /* ---------------------------------------------------------------- offers */
+  function citizenOf(summary) { return summary.citizen || t.unknown_citizen; }
+  function secondsLeft(offer) { return Math.max(0, Math.round((Date.parse(offer.expires_at) - Date.now()) / 1000)); }
+  function sortedOffers() {
+    return Object.keys(state.offers).map(function (k) { return state.offers[k]; })
+      .filter(function (o) { return secondsLeft(o) > 0; })
+      .sort(function (a, b) { return a.offer_id - b.offer_id; });
+  }
+  function renderOffers() {
+    var list = document.getElementById("offer-list");
+    var offers = sortedOffers();
+    var keep = new Set(offers.map(function (o) { return "offer-" + o.offer_id; }));
+    Array.prototype.slice.call(list.children).forEach(function (li) {
+      if (!keep.has(li.id)) {
+        var hadFocus = li.contains(document.activeElement);
+        li.remove();
+        if (hadFocus) { document.getElementById("offers-title").setAttribute("tabindex", "-1"); document.getElementById("offers-title").focus(); }
+      }
+    });
+    offers.forEach(function (o) {
+      if (document.getElementById("offer-" + o.offer_id)) { return; }
+      var s = o.interaction;
+      var li = el("li", { id: "offer-" + o.offer_id, "class": "offer-card channel-" + o.channel, "aria-labelledby": "offer-title-" + o.offer_id });
+      li.appendChild(el("h3", { id: "offer-title-" + o.offer_id }, (config.channelLabels[o.channel] || o.channel) + " – " + citizenOf(s)));
+      var dl = el("dl");
+      [[t.queue, s.queue || "—"], [t.subject, s.subject || "—"]].forEach(function (row) {
+        dl.appendChild(el("dt", {}, row[0])); dl.appendChild(el("dd", {}, row[1]));
+      });
+      li.appendChild(dl);
+      li.appendChild(el("p", { "class": "countdown", "data-countdown": o.offer_id }, ""));
+      var actions = el("p", { "class": "offer-actions" });
+      var accept = el("button", { type: "button", "class": "primary", "data-accept": o.offer_id }, t.accept);
+      var decline = el("button", { type: "button", "data-decline": o.offer_id }, t.decline);
+      actions.appendChild(accept); actions.appendChild(decline);
+      li.appendChild(actions);
+      list.appendChild(li);
+      if (!knownOffers.has(String(o.offer_id))) {
+        knownOffers.add(String(o.offer_id));
+        announce(t.new_offer + " : " + (config.channelLabels[o.channel] || o.channel) + ", " + citizenOf(s) + ", " + (s.queue || ""), true);
+        cue();
+      }
+    });
+    document.getElementById("offer-count").textContent = "(" + offers.length + ")";
+    document.getElementById("no-offers").hidden = offers.length > 0;
+    document.title = (offers.length ? "(" + offers.length + ") " : "") + document.title.replace(/^\(\d+\) /, "");
+    tickOffers();
+  }
+  function tickOffers() {
+    var expired = false;
+    document.querySelectorAll("[data-countdown]").forEach(function (p) {
+      var offer = state.offers[p.getAttribute("data-countdown")];
+      var left = offer ? secondsLeft(offer) : 0;
+      if (left <= 0) { expired = true; return; }
+      p.textContent = left + " " + t.seconds_left;
+    });
+    if (expired) { renderOffers(); announce(t.offer_gone, false); }
+  }
+  function cue() {
+    root.classList.remove("flash"); void root.offsetWidth; root.classList.add("flash");
+    if (!pref("sound")) { return; }
+    try {
+      var ctx = new (window.AudioContext || window.webkitAudioContext)();
+      var osc = ctx.createOscillator(), gain = ctx.createGain();
+      osc.frequency.value = 880; gain.gain.value = 0.08;
+      osc.connect(gain); gain.connect(ctx.destination);
+      osc.start(); osc.stop(ctx.currentTime + 0.18);
+    } catch (e) { /* no audio: the visual cue and the announcement remain */ }
+  }
+  function answerOffer(id, verb) {
+    var offer = state.offers[String(id)];
+    return post("/console/offers/" + id + "/" + verb + "/", new FormData()).then(function (res) {
+      announce(res.message || "", false);
+      if (verb === "accept" && res.ok) { pendingFocus = res.interaction_id; }
+      if (!res.ok || verb === "decline") { delete state.offers[String(id)]; renderOffers(); }
+      if (offer && res.ok && verb === "accept") { renderWork(); }
+    });
+  }
+
+  /* ---------------------------------------------------------------- interactions as tabs */
+  function sortedWork() {
+    return Object.keys(state.interactions).map(function (k) { return state.interactions[k]; })
+      .sort(function (a, b) { return a.id - b.id; });
+  }
+  function tabLabel(s) {
+    return (config.channelLabels[s.channel] || s.channel) + " – " + citizenOf(s) +
+      (s.status === "wrap_up" ? " (" + t.in_wrap_up + ")" : "");
+  }
+  function renderWork() {
+    var tabs = document.getElementById("tabs"), panels = document.getElementById("panels");
+    var work = sortedWork();
+    var ids = new Set(work.map(function (s) { return String(s.id); }));
+    Array.prototype.slice.call(tabs.children).forEach(function (tab) {
+      var id = tab.getAttribute("data-id");
+      if (!ids.has(id)) {
+        var hadFocus = tab === document.activeElement || (document.getElementById("panel-" + id) || tab).contains(document.activeElement);
+        tab.remove();
+        var panel = document.getElementById("panel-" + id); if (panel) { panel.remove(); }
+        delete panelVersions[id];
+        if (selectedTab === id) { selectedTab = null; }
+        if (hadFocus) { document.getElementById("work-title").setAttribute("tabindex", "-1"); document.getElementById("work-title").focus(); }
+      }
+    });
+    work.forEach(function (s) {
+      var id = String(s.id);
+      var tab = tabs.querySelector('[data-id="' + id + '"]');
+      if (!tab) {
+        tab = el("button", { type: "button", role: "tab", id: "tab-" + id, "data-id": id, "aria-controls": "panel-" + id, "aria-selected": "false", tabindex: "-1" });
+        tabs.appendChild(tab);
+        var panel = el("div", { role: "tabpanel", id: "panel-" + id, "aria-labelledby": "tab-" + id, tabindex: "0", hidden: "" });
+        panels.appendChild(panel);
+      }
+      tab.textContent = tabLabel(s);
+      var version = s.status + ":" + s.last_message_id;
+      var previous = panelVersions[id];
+      if (previous === undefined) {
+        loadPanel(id);
+      } else if (previous.split(":")[0] !== s.status) {
+        loadPanel(id);
+      } else if (previous !== version) {
+        refreshThread(id);
+      }
+      panelVersions[id] = version;
+    });
+    if (pendingFocus && ids.has(String(pendingFocus))) { selectTab(String(pendingFocus), true); pendingFocus = null; }
+    else if (!selectedTab && work.length) { selectTab(String(work[0].id), false); }
+    document.getElementById("work-count").textContent = "(" + work.length + ")";
+    document.getElementById("no-work").hidden = work.length > 0;
+  }
+  function selectTab(id, focus) {
+    selectedTab = id;
+    document.querySelectorAll("#tabs [role=tab]").forEach(function (tab) {
+      var on = tab.getAttribute("data-id") === id;
+      tab.setAttribute("aria-selected", on ? "true" : "false");
+      tab.setAttribute("tabindex", on ? "0" : "-1");
+      var panel = document.getElementById("panel-" + tab.getAttribute("data-id"));
+      if (panel) { panel.hidden = !on; }
+      if (on && focus) { tab.focus(); }
+    });
+  }
+  function loadPanel(id) {
+    var panel = document.getElementById("panel-" + id);
+    if (!panel) { return; }
+    getHtml("/console/interactions/" + id + "/").then(function (html) {
+      var hadFocus = panel.contains(document.activeElement);
+      panel.innerHTML = html;
+      wirePanel(panel);
+      if (hadFocus) { panel.focus(); }
+    }).catch(function () { /* not ours any more: the next event removes the tab */ });
+  }
+  function refreshThread(id) {
+    var box = document.getElementById("thread-" + id);
+    if (!box) { return loadPanel(id); }
+    getHtml("/console/interactions/" + id + "/thread/").then(function (html) {
+      var before = box.querySelectorAll(".msg-inbound").length;
+      box.innerHTML = html;
+      box.scrollTop = box.scrollHeight;
+      var after = box.querySelectorAll(".msg-inbound").length;
+      if (after > before) {
+        var s = state.interactions[id];
+        announce(t.new_message + " " + (s ? tabLabel(s) : ""), false);
+      }
+    }).catch(function () {});
+  }
+
+  /* ---------------------------------------------------------------- composer */
+  var GSM = "@£$¥èéùìòÇ\nØø\rÅåΔ_ΦΓΛΩΠΨΣΘΞÆæßÉ !\"#¤%&'()*+,-./0123456789:;<=>?¡ABCDEFGHIJKLMNOPQRSTUVWXYZÄÖÑÜ§¿abcdefghijklmnopqrstuvwxyzäöñüà";
+  var GSM_EXT = "^{}\\[~]|€";
+  function smsCount(text) {
+    var units = 0, gsm = true;
+    for (var i = 0; i < text.length; i++) {
+      var c = text[i];
+      if (GSM.indexOf(c) >= 0) { units += 1; } else if (GSM_EXT.indexOf(c) >= 0) { units += 2; } else { gsm = false; break; }
+    }
+    if (!gsm) { units = text.length; }
+    var single = gsm ? 160 : 70, multi = gsm ? 153 : 67;
+    var segments = units === 0 ? 0 : (units <= single ? 1 : Math.ceil(units / multi));
+    return { chars: text.length, segments: segments, encoding: gsm ? "GSM-7" : "UCS-2" };
+  }
+  window.ConsoleSms = { count: smsCount };
+  function updateCounter(area) {
+    var counter = area.form.querySelector("[data-counter]");
+    if (!counter) { return; }
+    if (area.getAttribute("data-channel") === "sms") {
+      var c = smsCount(area.value);
+      counter.textContent = c.chars + " " + t.segments + " " + c.segments + " (" + c.encoding + ")";
+    } else {
+      counter.textContent = area.value.length ? String(area.value.length) : "";
+    }
+  }
+  function wirePanel(panel) {
+    panel.querySelectorAll("[data-composer]").forEach(function (area) {
+      area.addEventListener("input", function () {
+        updateCounter(area);
+        if (area.getAttribute("data-channel") === "chat" && socket && socket.readyState === 1 && Date.now() - typingSent > 3000) {
+          typingSent = Date.now();
+          socket.send(JSON.stringify({ type: "typing", interaction_id: Number(panel.id.replace("panel-", "")) }));
+        }
+      });
+      updateCounter(area);
+    });
+    panel.querySelectorAll("[data-insert-canned]").forEach(function (button) {
+      button.addEventListener("click", function () {
+        var form = button.closest("form");
+        var select = form.querySelector("[data-canned]");
+        var option = select.options[select.selectedIndex];
+        var area = form.querySelector("[data-composer]");
+        if (!option || !area) { return; }
+        var text = option.getAttribute("data-text");
+        var start = area.selectionStart || area.value.length;
+        area.value = area.value.slice(0, start) + text + area.value.slice(area.selectionEnd || start);
+        area.focus();
+        area.selectionStart = area.selectionEnd = start + text.length;
+        updateCounter(area);
+      });
+    });
+    var box = panel.querySelector(".thread-box");
+    if (box) { box.scrollTop = box.scrollHeight; }
+  }
+
+  /* ---------------------------------------------------------------- forms */
+  document.addEventListener("submit", function (event) {
+    var form = event.target;
+    if (!form.hasAttribute("data-async")) { return; }
+    event.preventDefault();
+    var button = form.querySelector("[type=submit]");
+    if (button) { button.disabled = true; }
+    post(form.action, new FormData(form)).then(function (res) {
+      announce(res.message || (res.ok ? "" : t.error), !res.ok);
+      if (res.ok && (form.hasAttribute("data-reply") || form.hasAttribute("data-reset"))) {
+        form.reset();
+        form.querySelectorAll("[data-composer]").forEach(updateCounter);
+      }
+      var panel = form.closest("[role=tabpanel]");
+      if (res.ok && panel) {
+        var id = panel.id.replace("panel-", "");
+        if (form.closest(".citizen")) { loadPanel(id); } else { refreshThread(id); }
+      }
+    }).catch(function () { announce(t.error, true); })
+      .finally(function () { if (button) { button.disabled = false; } });
+  });
+  document.addEventListener("change", function (event) {
+    var box = event.target;
+    if (box.hasAttribute && box.hasAttribute("data-channel-toggle")) {
+      var data = new FormData();
+      document.querySelectorAll("[data-channel-toggle]").forEach(function (b) { if (b.checked) { data.append("channels", b.value); } });
+      post("/console/channels/", data).then(function (res) { announce(res.message || "", false); });
+    }
+    if (box.id === "pref-shortcuts" || box.id === "pref-sound") {
+      window.localStorage.setItem("cc." + box.id.replace("pref-", ""), box.checked ? "on" : "off");
+      document.getElementById("shortcut-help").hidden = !pref("shortcuts");
+    }
+  });
+  document.addEventListener("click", function (event) {
+    var target = event.target.closest ? event.target.closest("button") : null;
+    if (!target) { return; }
+    if (target.hasAttribute("data-accept")) { answerOffer(target.getAttribute("data-accept"), "accept"); }
+    else if (target.hasAttribute("data-decline")) { answerOffer(target.getAttribute("data-decline"), "decline"); }
+    else if (target.getAttribute("role") === "tab") { selectTab(target.getAttribute("data-id"), true); }
+  });
+  document.getElementById("tabs").addEventListener("keydown", function (event) {
+    var tabs = Array.prototype.slice.call(document.querySelectorAll("#tabs [role=tab]"));
+    var index = tabs.indexOf(document.activeElement);
+    if (index < 0) { return; }
+    var next = null;
+    if (event.key === "ArrowRight") { next = tabs[(index + 1) % tabs.length]; }
+    else if (event.key === "ArrowLeft") { next = tabs[(index - 1 + tabs.length) % tabs.length]; }
+    else if (event.key === "Home") { next = tabs[0]; }
+    else if (event.key === "End") { next = tabs[tabs.length - 1]; }
+    if (next) { event.preventDefault(); selectTab(next.getAttribute("data-id"), true); }
+  });
+  document.addEventListener("keydown", function (event) {
+    if (!pref("shortcuts") || !event.altKey || !event.shiftKey) { return; }
+    var key = event.code || "";
+    var first = sortedOffers()[0];
+    if (key === "KeyA" && first) { event.preventDefault(); answerOffer(first.offer_id, "accept"); }
+    else if (key === "KeyD" && first) { event.preventDefault(); answerOffer(first.offer_id, "decline"); }
+    else if (/^Digit[1-9]$/.test(key)) {
+      var work = sortedWork()[Number(key.slice(5)) - 1];
+      if (work) { event.preventDefault(); selectTab(String(work.id), true); }
+    }
+  });
+
+  /* ---------------------------------------------------------------- live updates */
+  function remember(id) {
+    seen.add(id);
+    if (seen.size > 2000) { seen.delete(seen.values().next().value); }
+  }
+  function applyMessage(message) {
+    if (typeof message.id === "number") {
+      if (seen.has(message.id)) { return; }
+      remember(message.id);
+    }
+    if (message.event === "chat.typing") {
+      var line = document.getElementById("typing-" + (message.payload || {}).interaction_id);
+      if (line) { line.textContent = message.payload.typing ? t.typing : ""; }
+      return;
+    }
+    window.ConsoleState.applyEvent(state, message);
+  }
+  function renderAll() { renderAgent(); tickTimer(); renderOffers(); renderWork(); }
+  function setConnection(text, ok) {
+    var node = document.getElementById("connection");
+    node.textContent = text; node.className = ok ? "ok" : "warn";
+    root.setAttribute("data-connected", ok ? "true" : "false");
+  }
+  function connect() {
+    var scheme = window.location.protocol === "https:" ? "wss://" : "ws://";
+    socket = new WebSocket(scheme + window.location.host + config.wsPath);
+    socket.onopen = function () {
+      retry = 0;
+      socket.send(JSON.stringify({ type: "resume", last_event_id: state.last_event_id }));
+      window.clearInterval(heartbeatTimer);
+      heartbeatTimer = window.setInterval(function () {
+        if (socket && socket.readyState === 1) { socket.send(JSON.stringify({ type: "heartbeat" })); }
+      }, config.heartbeatSeconds * 1000);
+    };
+    socket.onmessage = function (event) {
+      var data = JSON.parse(event.data);
+      if (data.type === "snapshot") {
+        state = data.state; seen.clear(); panelVersions = {};
+        document.getElementById("tabs").innerHTML = ""; document.getElementById("panels").innerHTML = "";
+        selectedTab = null;
+        renderAll(); setConnection(t.connected, true);
+      } else if (data.type === "replay") {
+        data.events.forEach(applyMessage);
+        renderAll();
+        Object.keys(state.interactions).forEach(refreshThread);
+        setConnection(t.connected, true);
+      } else if (data.type === "event") {
+        applyMessage(data); renderAll();
+      } else if (data.type === "closed") {
+        window.location.href = "/accounts/login/";
+      }
+    };
+    socket.onclose = function (event) {
+      window.clearInterval(heartbeatTimer);
+      if (event.code === 4401 || event.code === 4403) { window.location.href = "/accounts/login/"; return; }
+      setConnection(t.reconnecting, false);
+      retry += 1;
+      window.setTimeout(connect, Math.min(10000, 500 * Math.pow(2, Math.min(retry, 5))));
+    };
+  }
+  window.ConsoleDebug = {
+    state: function () { return state; },
+    dropSocket: function () { if (socket) { socket.close(); } }
+  };
+
+  /* ---------------------------------------------------------------- idle timeout */
+  var lastActive = Date.now(), lastPing = Date.now(), dialogOpen = false, focusBefore = null;
+  ["keydown", "mousedown", "touchstart"].forEach(function (name) {
+    document.addEventListener(name, function () { if (!dialogOpen) { lastActive = Date.now(); } }, true);
+  });
+  function ping(passive) {
+    return post("/console/session/ping/", new FormData(), passive).then(function (res) {
+      if (!passive) { lastPing = Date.now(); }
+      return res;
+    });
+  }
+  var dialog = document.getElementById("idle-dialog");
+  function closeDialog() {
+    dialogOpen = false; dialog.hidden = true;
+    if (focusBefore && document.contains(focusBefore)) { focusBefore.focus(); }
+  }
+  document.getElementById("idle-extend").addEventListener("click", function () {
+    lastActive = Date.now(); ping(false); closeDialog();
+  });
+  dialog.addEventListener("keydown", function (event) {
+    if (event.key === "Tab") { event.preventDefault(); document.getElementById("idle-extend").focus(); }
+    if (event.key === "Escape") { document.getElementById("idle-extend").click(); }
+  });
+  var checking = false;
+  function idleTick() {
+    var now = Date.now();
+    if (lastActive > lastPing && now - lastPing > 60000) { ping(false); }
+    var left = config.idleTimeoutSeconds - (now - lastActive) / 1000;
+    if (left <= 0) { document.getElementById("logout-form").submit(); return; }
+    if (left <= config.idleWarningSeconds && !dialogOpen && !checking) {
+      checking = true;
+      ping(true).then(function (res) {
+        checking = false;
+        if (res.seconds_left > config.idleWarningSeconds) {
+          lastActive = Date.now() - (config.idleTimeoutSeconds - res.seconds_left) * 1000;
+          return;
+        }
+        dialogOpen = true; focusBefore = document.activeElement; dialog.hidden = false;
+        document.getElementById("idle-extend").focus();
+      }).catch(function () { checking = false; });
+    }
+    if (dialogOpen) { document.getElementById("idle-left").textContent = t.session_left + " " + Math.ceil(left); }
+  }
+
+  /* ---------------------------------------------------------------- start */
+  document.getElementById("pref-shortcuts").checked = pref("shortcuts");
+  document.getElementById("pref-sound").checked = pref("sound");
+  document.getElementById("shortcut-help").hidden = !pref("shortcuts");
+  renderAll();
+  window.setInterval(function () { tickTimer(); tickOffers(); idleTick(); }, 1000);
+  connect();
+})();
