@@ -9,7 +9,7 @@ from typing import Any
 from urllib.parse import parse_qs
 
 import pytest
-from django.db import close_old_connections
+from django.db import close_old_connections, connection
 from django.test import Client
 
 from channels_inbound.models import Endpoint
@@ -383,3 +383,70 @@ def test_status_callback_missing_fields_is_400(endpoint: Endpoint, twilio: FakeT
     assert reply.status == 400
     assert b"MessageStatus" in reply.body
     assert parse_qs("") == {}
+
+
+# --- The lean ASGI path (channels_inbound.asgi): same checks, no site middleware -------------
+async def _asgi_post(
+    body: bytes, headers: list[tuple[bytes, bytes]], method: str = "POST", path: str = SMS_URL
+) -> tuple[int, bytes]:
+    from channels.testing import HttpCommunicator
+
+    from channels_inbound.asgi import FastWebhooks
+
+    async def django_app(scope: Any, receive: Any, send: Any) -> None:
+        await send({"type": "http.response.start", "status": 299, "headers": []})
+        await send({"type": "http.response.body", "body": b"django"})
+
+    communicator = HttpCommunicator(
+        FastWebhooks(django_app), method, path, body=body, headers=headers
+    )
+    response = await communicator.get_response(timeout=10)
+    return response["status"], response["body"]
+
+
+def _signed(params: dict[str, str]) -> tuple[bytes, list[tuple[bytes, bytes]]]:
+    from urllib.parse import urlencode
+
+    body = urlencode(params).encode()
+    return body, [
+        (b"content-type", b"application/x-www-form-urlencoded"),
+        (b"content-length", str(len(body)).encode()),
+        (b"x-twilio-signature", sign(PUBLIC + SMS_URL, params).encode()),
+    ]
+
+
+@pytest.mark.django_db(transaction=True)
+async def test_the_lean_path_stores_once_and_checks_like_the_view(
+    endpoint: Endpoint, telephony: None
+) -> None:
+    from asgiref.sync import sync_to_async
+
+    text = "Bonjour 👋🏽 \u200fمرحبا 𝒜"
+    body, headers = _signed(payload("sms_inbound", MessageSid=sid(50), Body=text))
+    # a valid delivery, then its replay
+    for _ in range(2):
+        status, answer = await _asgi_post(body, headers)
+        assert status == 200
+        assert answer == b'<?xml version="1.0" encoding="UTF-8"?><Response />'
+
+    def stored() -> tuple[list[str], int]:
+        try:
+            return list(Message.objects.values_list("text", flat=True)), InboundSms.objects.count()
+        finally:
+            connection.close()  # this runs in another thread: leave no session behind
+
+    assert await sync_to_async(stored)() == ([text], 1)
+    # forged signature, missing field, oversized body, wrong method
+    forged = [*headers[:2], (b"x-twilio-signature", b"Zm9yZ2Vk")]
+    assert (await _asgi_post(body, forged))[0] == 403
+    params = payload("sms_inbound", MessageSid=sid(51))
+    del params["From"]
+    status, answer = await _asgi_post(*_signed(params))
+    assert (status, answer) == (400, b"missing field(s): From\n")
+    big = b"Body=" + b"x" * 70_000
+    assert (await _asgi_post(big, [(b"content-length", str(len(big)).encode())]))[0] == 413
+    assert (await _asgi_post(big, []))[0] == 413  # no Content-Length: counted while reading
+    assert (await _asgi_post(b"", [], method="GET"))[0] == 405
+    # anything else goes to the wrapped application
+    assert (await _asgi_post(b"", [], path="/webhooks/twilio/voice/"))[0] == 299
+    assert await sync_to_async(stored)() == ([text], 1)

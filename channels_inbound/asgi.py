@@ -1,0 +1,167 @@
+"""A lean ASGI path for the inbound SMS webhook, in front of the Django application.
+
+Provider webhooks need none of the site's middleware (sessions, CSRF, two-factor, lockouts,
+static files); under ASGI that stack costs several thread hand-offs per request, which limits a
+webhook burst to a few hundred requests per second on two cores. This path answers
+``POST /webhooks/<provider>/sms/`` itself with exactly the same checks and the same action as
+the Django view (:func:`channels_inbound.sms.views.sms_inbound`):
+
+- anything but POST: 405; a body above ``TELEPHONY_WEBHOOK_MAX_BYTES``: 413 (not read past it);
+- the provider adapter checks the signature against ``PUBLIC_BASE_URL`` + path: 403;
+- the adapter parses the fields (400 naming the missing ones);
+- :func:`channels_inbound.sms.actions.do_receive_sms` stores it once (one INSERT ... ON CONFLICT
+  DO NOTHING) in a worker thread, and wakes the ingestion task.
+
+Every other request goes to the wrapped application unchanged. Use it by wrapping the HTTP app::
+
+    application = with_fast_webhooks(django_asgi_app)
+
+or run this module's ``application`` (the project's ASGI application behind this path).
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import Awaitable, Callable, MutableMapping
+from typing import Any
+
+from asgiref.sync import sync_to_async
+from django.conf import settings
+from django.db import close_old_connections
+from django.http import QueryDict
+from django.utils.datastructures import CaseInsensitiveMapping
+
+logger = logging.getLogger("channels_inbound.webhooks")
+
+Scope = MutableMapping[str, Any]
+Message = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
+
+SMS_PATH = re.compile(r"^/webhooks/(?P<provider>[a-z0-9_]+)/sms/$")
+
+
+async def _respond(send: Send, status: int, body: str, content_type: str) -> None:
+    payload = body.encode("utf-8")
+    headers = [
+        (b"content-type", content_type.encode()),
+        (b"content-length", str(len(payload)).encode()),
+    ]
+    if status == 405:
+        headers.append((b"allow", b"POST"))
+    await send({"type": "http.response.start", "status": status, "headers": headers})
+    await send({"type": "http.response.body", "body": payload})
+
+
+async def _plain(send: Send, status: int, text: str) -> None:
+    await _respond(send, status, text + "\n", "text/plain; charset=utf-8")
+
+
+async def _read_body(receive: Receive, limit: int) -> bytes | None:
+    """The request body, or None when it is larger than ``limit``."""
+    chunks: list[bytes] = []
+    size = 0
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            return b"".join(chunks)
+        chunk = message.get("body", b"")
+        size += len(chunk)
+        if size > limit:
+            return None
+        chunks.append(chunk)
+        if not message.get("more_body", False):
+            return b"".join(chunks)
+
+
+def _public_url(scope: Scope, headers: dict[str, str]) -> str:
+    path = scope.get("root_path", "") + scope["path"]
+    query = scope.get("query_string", b"").decode("latin-1")
+    full_path = path + (f"?{query}" if query else "")
+    if settings.PUBLIC_BASE_URL:
+        return settings.PUBLIC_BASE_URL.rstrip("/") + full_path
+    host = headers.get("host", "")
+    return f"{scope.get('scheme', 'http')}://{host}{full_path}"
+
+
+def _receive_sms(provider_name: str, params: QueryDict) -> str:
+    """The synchronous part (in a worker thread): parse, store once, render the answer."""
+    from channels_inbound.providers import get_provider
+    from channels_inbound.sms.actions import do_receive_sms
+
+    provider = get_provider(provider_name)
+    try:
+        sms = provider.parse_sms(params)
+        received = do_receive_sms(sms=sms, provider=provider.name)
+        return provider.render_sms_reply(received.reply)
+    finally:
+        close_old_connections()
+
+
+class FastWebhooks:
+    """Routes the inbound SMS webhook to the lean path, everything else to ``app``."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        match = SMS_PATH.match(scope.get("path", "")) if scope["type"] == "http" else None
+        if match is None:
+            await self.app(scope, receive, send)
+            return
+        from channels_inbound.providers import PROVIDERS, get_provider
+        from channels_inbound.providers.base import WebhookError
+
+        provider_name = match.group("provider")
+        if provider_name not in PROVIDERS:
+            await self.app(scope, receive, send)
+            return
+        if scope["method"] != "POST":
+            await _plain(send, 405, "POST only")
+            return
+        headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
+        limit = settings.TELEPHONY_WEBHOOK_MAX_BYTES
+        try:
+            declared = int(headers.get("content-length") or 0)
+        except ValueError:
+            await _plain(send, 400, "bad Content-Length")
+            return
+        if declared > limit:
+            await _plain(send, 413, f"body larger than {limit} bytes")
+            return
+        body = await _read_body(receive, limit)
+        if body is None:
+            await _plain(send, 413, f"body larger than {limit} bytes")
+            return
+        params = QueryDict(body, encoding="utf-8")
+        provider = get_provider(provider_name)
+        if not provider.validate_request(
+            url=_public_url(scope, headers), params=params, headers=CaseInsensitiveMapping(headers)
+        ):
+            logger.warning("bad or missing signature on %s", scope["path"])
+            await _plain(send, 403, "invalid signature")
+            return
+        try:
+            reply = await sync_to_async(_receive_sms, thread_sensitive=False)(provider_name, params)
+        except WebhookError as exc:
+            await _plain(send, 400, str(exc))
+            return
+        await _respond(send, 200, reply, f"{provider.voice_content_type}; charset=utf-8")
+
+
+def with_fast_webhooks(app: ASGIApp) -> ASGIApp:
+    return FastWebhooks(app)
+
+
+def _project_application() -> ASGIApp:
+    from channels.routing import ProtocolTypeRouter
+
+    from contactcentre.asgi import application as project
+
+    assert isinstance(project, ProtocolTypeRouter)
+    return FastWebhooks(project)
+
+
+application = _project_application()
