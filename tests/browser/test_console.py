@@ -1,0 +1,269 @@
+"""The agent console in Chromium: two agents, live offers, replies, wrap-up, a server killed
+mid-flow, a keyboard-only run, and axe-core on every console page."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import pytest
+from django.conf import settings
+
+from agents.models import AgentSkill
+from channels_inbound.email.actions import do_ingest_email
+from channels_inbound.models import Endpoint
+from console.models import CannedResponse, WrapUpCode
+from console.state import build_snapshot
+from interactions.models import Interaction
+from routing.models import Offer, Queue, QueueSkill, Skill
+from tests.integration.channels.email_helpers import OUR_ADDRESS, make_mail
+
+from .conftest import LiveServer, tab_to
+
+pytestmark = [
+    pytest.mark.browser,
+    pytest.mark.slow,
+    pytest.mark.postgres,
+    pytest.mark.redis,
+    pytest.mark.django_db(transaction=True),
+]
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture
+def centre(make_user: Callable[..., Any]) -> dict[str, Any]:
+    """A CAF mailbox needing the "rsa" skill at level 2; Alice (level 5) and Bob (level 3)."""
+    rsa = Skill.objects.create(code="rsa", name="RSA")
+    caf = Queue.objects.create(code="caf", name="CAF – RSA")
+    QueueSkill.objects.create(queue=caf, skill=rsa, min_level=2)
+    Queue.objects.create(code="mairie", name="Mairie – état civil")
+    Endpoint.objects.create(channel="email", address=OUR_ADDRESS, name="CAF", queue=caf)
+    WrapUpCode.objects.create(code="answered", label="Réponse apportée")
+    CannedResponse.objects.create(
+        title="Délai", text="Votre dossier est en cours de traitement.", language="fr"
+    )
+    alice = make_user("alice", first_name="Alice", last_name="Martin")
+    bob = make_user("bob", first_name="Bob", last_name="Durand")
+    AgentSkill.objects.create(agent=alice.agent_profile, skill=rsa, level=5)
+    AgentSkill.objects.create(agent=bob.agent_profile, skill=rsa, level=3)
+    return {"alice": alice.agent_profile, "bob": bob.agent_profile, "caf": caf}
+
+
+def _email(subject: str, body: str = "Bonjour, où en est mon RSA ?") -> Interaction:
+    """A citizen's e-mail arrives (ingested, then routed, in this process)."""
+
+    def ingest() -> int:
+        from django.db import connection
+
+        try:
+            raw = make_mail(subject=subject, body=body).as_bytes()
+            return do_ingest_email(raw, recipients=[OUR_ADDRESS]).interaction_id
+        finally:
+            connection.close()
+
+    # In a thread of its own: Playwright's event loop runs in this one, and publishing
+    # events after commit uses async_to_sync, which refuses to run beside a running loop.
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        interaction_id = pool.submit(ingest).result(timeout=30)
+    return Interaction.objects.get(pk=interaction_id)
+
+
+def _axe_serious(page: Any) -> list[str]:
+    from axe_playwright_python.sync_playwright import Axe
+
+    results = Axe().run(page)
+    return [
+        f"{v['id']} ({v['impact']}): {[n['target'] for n in v['nodes']][:3]}"
+        for v in results.response["violations"]
+        if v.get("impact") in {"serious", "critical"}
+    ]
+
+
+def test_two_agents_offer_accept_reply_decline_reconnect_wrap_up(
+    centre: dict[str, Any], console_page: Callable[..., Any], live_server_asgi: LiveServer
+) -> None:
+    alice_page = console_page("alice")
+    bob_page = console_page("bob")
+
+    # An e-mail arrives: it is offered to Alice, the more competent, who sees it live.
+    first = _email("RSA de mars")
+    card = alice_page.wait_for_selector(".offer-card")
+    assert "RSA de mars" in card.inner_text()
+    assert "CAF – RSA" in card.inner_text()
+    assert alice_page.inner_text("#announcer")  # announced to screen readers
+    assert bob_page.query_selector(".offer-card") is None
+    countdown = alice_page.inner_text("[data-countdown]")
+    assert int(countdown.split()[0]) > 0
+
+    # She accepts: the offer leaves, a tab opens on the conversation, and she replies.
+    alice_page.click("[data-accept]")
+    alice_page.wait_for_selector(f"#panel-{first.pk} [data-composer]")
+    assert alice_page.query_selector(".offer-card") is None
+    alice_page.fill(f"#panel-{first.pk} [data-composer]", "Bonjour, votre dossier avance.")
+    alice_page.click(f"#panel-{first.pk} form[data-reply] button[type=submit]")
+    alice_page.locator(f"#thread-{first.pk} .msg-outbound", has_text="votre dossier").wait_for()
+    reply = first.messages.get(direction="outbound", author__isnull=False)
+    assert reply.text == "Bonjour, votre dossier avance."
+    assert reply.provider_id  # an e-mail Message-ID: sent through do_send_email_reply
+    shot = Path(settings.DATA_DIR) / "console.png"
+    alice_page.screenshot(path=str(shot), full_page=True)
+    if os.environ.get("CONSOLE_SCREENSHOT"):
+        shutil.copy(shot, ROOT / "docs" / "img" / "console.png")
+
+    # The server dies mid-flow; while it is down a second e-mail is offered to Alice.
+    live_server_asgi.kill()
+    alice_page.wait_for_selector("#console[data-connected=false]")
+    second = _email("Attestation de paiement")
+    assert Offer.objects.get(interaction=second, status="pending").agent_id == centre["alice"].pk
+    live_server_asgi.start()
+    alice_page.wait_for_selector("#console[data-connected=true]", timeout=30_000)
+    alice_page.wait_for_selector(".offer-card")
+    # What the reconnected console holds is what a fresh page load would show.
+    state = alice_page.evaluate("ConsoleDebug.state()")
+    fresh = build_snapshot(centre["alice"])
+    assert sorted(state["offers"]) == sorted(fresh["offers"])
+    assert sorted(state["interactions"]) == sorted(fresh["interactions"])
+    assert state["agent"]["state"] == fresh["agent"]["state"] == "available"
+
+    # Alice declines the second one: it goes to Bob, live.
+    alice_page.click("[data-decline]")
+    bob_card = bob_page.wait_for_selector(".offer-card")
+    assert "Attestation de paiement" in bob_card.inner_text()
+    alice_page.wait_for_selector(".offer-card", state="detached")
+
+    # Alice wraps up the first one with a code and notes: its tab closes.
+    alice_page.select_option(f"#code-{first.pk}", label="Réponse apportée")
+    alice_page.fill(f"#wrap-notes-{first.pk}", "Dossier complet")
+    alice_page.click(f"#panel-{first.pk} form[action$='/close/'] button[type=submit]")
+    alice_page.wait_for_selector(f"#tab-{first.pk}", state="detached")
+    first.refresh_from_db()
+    assert first.status == "closed"
+    code = first.wrap_up.code
+    assert code is not None
+    assert code.code == "answered"
+    assert first.wrap_up.notes == "Dossier complet"
+
+
+def test_offer_disappears_when_it_times_out(
+    centre: dict[str, Any], console_page: Callable[..., Any], settings: Any
+) -> None:
+    settings.ROUTING_OFFER_TIMEOUTS = {**settings.ROUTING_OFFER_TIMEOUTS, "email": 3}
+    page = console_page("alice")
+    _email("Bientôt expiré")
+    page.wait_for_selector(".offer-card")
+    page.wait_for_selector(".offer-card", state="detached", timeout=8_000)
+    assert "(0)" in page.inner_text("#offer-count")
+
+
+def test_keyboard_only_whole_flow(
+    centre: dict[str, Any], browser: Any, live_server_asgi: LiveServer
+) -> None:
+    context = browser.new_context(locale="fr-FR", viewport={"width": 1280, "height": 900})
+    page = context.new_page()
+    page.set_default_timeout(15_000)
+    try:
+        # log in with the keyboard
+        page.goto(f"{live_server_asgi.url}/accounts/login/?next=/console/")
+        page.keyboard.type("alice")
+        page.keyboard.press("Tab")
+        page.keyboard.type("pw-Test-2026!")
+        page.keyboard.press("Enter")
+        page.wait_for_selector("#console[data-connected=true]")
+        # go available: the status list, then its button
+        tab_to(page, "#state-select")
+        page.keyboard.press("Home")
+        tab_to(page, "#state-form button[type=submit]")
+        page.keyboard.press("Enter")
+        page.wait_for_selector("#state-label.state-available")
+        # an offer arrives; reach Accept with Tab and press Enter
+        interaction = _email("Changement d'adresse")
+        page.wait_for_selector(".offer-card")
+        tab_to(page, "[data-accept]")
+        page.keyboard.press("Enter")
+        page.wait_for_selector(f"#panel-{interaction.pk} [data-composer]")
+        # a canned response, then a few words, then send
+        tab_to(page, f"#panel-{interaction.pk} [data-insert-canned]")
+        page.keyboard.press("Enter")
+        page.keyboard.type(" Cordialement.")
+        assert "en cours de traitement" in page.input_value(f"#reply-text-{interaction.pk}")
+        tab_to(page, f"#panel-{interaction.pk} form[data-reply] button[type=submit]")
+        page.keyboard.press("Enter")
+        page.locator(f"#thread-{interaction.pk} .msg-outbound", has_text="Cordialement").wait_for()
+        # an internal note
+        tab_to(page, f"#note-text-{interaction.pk}")
+        page.keyboard.type("Appeler la mairie")
+        page.keyboard.press("Tab")
+        page.keyboard.press("Enter")
+        page.wait_for_selector(f"#thread-{interaction.pk} .msg-note")
+        # wrap-up code with the keyboard, notes, close
+        tab_to(page, f"#code-{interaction.pk}")
+        page.keyboard.press("End")
+        tab_to(page, f"#wrap-notes-{interaction.pk}")
+        page.keyboard.type("Fait")
+        tab_to(page, f"#panel-{interaction.pk} form[action$='/close/'] button[type=submit]")
+        page.keyboard.press("Enter")
+        page.wait_for_selector(f"#tab-{interaction.pk}", state="detached")
+        interaction.refresh_from_db()
+        assert interaction.status == "closed"
+        assert interaction.wrap_up.code is not None
+        # the shortcut works too, and can be turned off
+        second = _email("Autre question")
+        page.wait_for_selector(".offer-card")
+        page.keyboard.press("Alt+Shift+A")
+        page.wait_for_selector(f"#panel-{second.pk}")
+        tab_to(page, "#pref-shortcuts")
+        page.keyboard.press("Space")
+        assert page.evaluate("localStorage.getItem('cc.shortcuts')") == "off"
+        focus_visible = page.evaluate(
+            "getComputedStyle(document.activeElement).outlineStyle !== 'none'"
+        )
+        assert focus_visible
+    finally:
+        context.close()
+
+
+def test_axe_finds_no_serious_violation_on_console_pages(
+    centre: dict[str, Any], console_page: Callable[..., Any], live_server_asgi: LiveServer
+) -> None:
+    page = console_page("alice")
+    assert _axe_serious(page) == [], "empty console"
+    interaction = _email("Question RSA")
+    page.wait_for_selector(".offer-card")
+    assert _axe_serious(page) == [], "console with an offer"
+    page.click("[data-accept]")
+    page.wait_for_selector(f"#panel-{interaction.pk} [data-composer]")
+    assert _axe_serious(page) == [], "console with a workspace"
+    page.goto(f"{live_server_asgi.url}/console/settings/")
+    assert _axe_serious(page) == [], "telework settings"
+    page.fill("#id_telework_phone", "06 12 34 56 78")
+    page.click("form button[type=submit].primary")
+    page.wait_for_selector("#id_telework_phone")
+    centre["alice"].refresh_from_db()
+    assert centre["alice"].telework_phone == "+33612345678"
+    page.fill("#id_telework_phone", "12")
+    page.click("form button[type=submit].primary")
+    page.wait_for_selector("#phone-error")
+    assert _axe_serious(page) == [], "telework settings with an error"
+    page.goto(f"{live_server_asgi.url}/accounts/otp/enrol/")
+    assert _axe_serious(page) == [], "second-factor enrolment"
+    page.context.clear_cookies()
+    page.goto(f"{live_server_asgi.url}/accounts/login/")
+    assert _axe_serious(page) == [], "login"
+
+
+def test_page_zoomed_to_200_percent_keeps_everything_reachable(
+    centre: dict[str, Any], console_page: Callable[..., Any]
+) -> None:
+    page = console_page("alice")
+    page.set_viewport_size({"width": 640, "height": 500})  # 1280 px at 200 %
+    _email("Zoom")
+    page.wait_for_selector(".offer-card")
+    overflow = page.evaluate("document.documentElement.scrollWidth > window.innerWidth + 1")
+    assert not overflow, "horizontal scrolling at 200 % zoom"
+    page.click("[data-accept]")
+    page.wait_for_selector("[data-composer]")
+    assert not page.evaluate("document.documentElement.scrollWidth > window.innerWidth + 1")
