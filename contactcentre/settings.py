@@ -57,6 +57,7 @@ INSTALLED_APPS = [
     "channels_inbound.chat",
     "flows",
     "console",
+    "supervision",
     "django_otp",
     "django_otp.plugins.otp_totp",
     "axes",

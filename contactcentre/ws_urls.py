@@ -3,7 +3,9 @@
 from django.urls import path
 
 from console.consumers import AgentConsoleConsumer
+from supervision.consumers import WallboardConsumer
 
 websocket_urlpatterns = [
     path("ws/console/", AgentConsoleConsumer.as_asgi()),
+    path("ws/supervision/wallboard/", WallboardConsumer.as_asgi()),
 ]

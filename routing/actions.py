@@ -24,6 +24,7 @@ from typing import Any
 
 from django.conf import settings
 from django.db import connection, transaction
+from django.dispatch import Signal
 from django.utils import timezone
 
 from agents.models import AgentPresence, AgentProfile, AgentState, PauseReason
@@ -38,6 +39,11 @@ from .models import Offer, OfferStatus, Queue, RoutingDecision
 from .policy import OVERFLOW, Decision
 
 logger = logging.getLogger(__name__)
+
+# Sent inside a claim's transaction with ``rows`` [(interaction id, agent id, channel,
+# auto-accepted)] and ``now``. Claims write their status changes in bulk, without
+# ``interaction_status_changed``; supervision counts auto-accepted answers from this signal.
+claims_written = Signal()
 
 
 class RoutingError(Exception):
@@ -268,6 +274,11 @@ def _write_claims(accepted: list[Match], now: datetime, result: PassResult) -> N
             for m in accepted
         )
     AgentPresence.objects.filter(agent_id__in={m.agent_id for m in accepted}).update(idle_since=now)
+    claims_written.send(
+        sender=Offer,
+        rows=[(m.interaction_id, m.agent_id, m.channel, m.channel in auto) for m in accepted],
+        now=now,
+    )
     assigned = sum(1 for m in accepted if m.channel in auto)
     result.assigned += assigned
     result.offered += len(accepted) - assigned
@@ -624,6 +635,157 @@ def do_offer_to_agent(
             groups=[agent_group(target.pk)],
         )
     return offer
+
+
+# --------------------------------------------------------------------------- supervisors
+
+
+REASSIGNABLE = (Status.QUEUED, Status.OFFERED, Status.ASSIGNED)
+
+
+def do_reassign_interaction(
+    *,
+    interaction_id: int,
+    target: AgentProfile,
+    actor: Any = None,
+    take: bool = False,
+    now: datetime | None = None,
+) -> Offer:
+    """A supervisor gives an interaction to a named agent, whatever its state.
+
+    Waiting (queued), offered to someone else (that offer is cancelled: it does not exclude
+    that agent later) or being handled (assigned -> transferred): it is offered to ``target``,
+    as an ordinary offer. With ``take`` it is assigned straight away (the supervisor takes it
+    themselves, or makes an agent take it), presence and capacity notwithstanding; otherwise
+    the target must be available on the channel with room for it.
+
+    Locking (rule 1): the interaction's pending offer, the interaction, then the target's
+    presence row, all waited for; the target's capacity is counted under that lock (rule 3).
+    """
+    now = now or timezone.now()
+    with transaction.atomic():
+        pending = (
+            Offer.objects.select_for_update()
+            .filter(interaction_id=interaction_id, status=OfferStatus.PENDING)
+            .first()
+        )
+        interaction = Interaction.objects.select_for_update().filter(pk=interaction_id).first()
+        if interaction is None or interaction.status not in REASSIGNABLE:
+            raise TransferError("not_open", "only a waiting or open interaction can be reassigned")
+        if interaction.assigned_agent_id == target.pk and interaction.status == Status.ASSIGNED:
+            raise TransferError("same_agent", "this agent already handles it")
+        presence = AgentPresence.objects.select_for_update().get(agent_id=target.pk)
+        channel = interaction.channel
+        if not take:
+            if presence.state != AgentState.AVAILABLE or channel not in (
+                presence.channels_enabled or []
+            ):
+                raise TransferError("not_available", f"agent #{target.pk} is not available")
+            profile: dict[str, Any] = {
+                f"capacity_{ch}": getattr(target, f"capacity_{ch}")
+                for ch in ("voice", "chat", "email", "sms")
+            }
+            profile["voice_exclusive"] = target.voice_exclusive
+            load = dict(selectors.agent_loads([target.pk]).get(target.pk, {}))
+            if not _has_room(profile, load, channel):
+                raise TransferError("no_room", f"agent #{target.pk} has no free {channel} slot")
+        previous_agent = interaction.assigned_agent_id
+        if pending is not None:
+            pending.status = OfferStatus.CANCELLED
+            pending.responded_at = now
+            pending.save(update_fields=["status", "responded_at"])
+            publish(
+                "offer.cancelled",
+                {"offer_id": pending.pk, "interaction_id": interaction.pk},
+                groups=[agent_group(pending.agent_id), SUPERVISORS_GROUP],
+            )
+        if interaction.status == Status.OFFERED:
+            do_transition_interaction(
+                interaction=interaction,
+                to=Status.QUEUED,
+                reason="reassigned",
+                actor=actor,
+                now=now,
+                extra={"assigned_agent": None},
+            )
+        elif interaction.status == Status.ASSIGNED:
+            do_transition_interaction(
+                interaction=interaction,
+                to=Status.TRANSFERRED,
+                reason="reassigned",
+                actor=actor,
+                now=now,
+            )
+        do_transition_interaction(
+            interaction=interaction,
+            to=Status.OFFERED,
+            reason="reassigned",
+            actor=actor,
+            now=now,
+            extra={"assigned_agent": target},
+        )
+        accepted = take or channel in settings.ROUTING_AUTO_ACCEPT_CHANNELS
+        offer = Offer.objects.create(
+            interaction=interaction,
+            agent=target,
+            channel=channel,
+            status=OfferStatus.ACCEPTED if accepted else OfferStatus.PENDING,
+            created_at=now,
+            expires_at=now + offer_timeout(channel),
+            responded_at=now if accepted else None,
+        )
+        RoutingDecision.objects.create(
+            interaction=interaction,
+            offer=offer,
+            agent=target,
+            action="offer",
+            rule="taken_by_supervisor" if take else "reassigned_by_supervisor",
+            at=now,
+            details={
+                "by_user": getattr(actor, "pk", None),
+                "from_agent": previous_agent,
+                "to_agent": target.pk,
+            },
+        )
+        if accepted:
+            do_transition_interaction(
+                interaction=interaction,
+                to=Status.ASSIGNED,
+                reason="taken_by_supervisor" if take else "auto_accepted",
+                actor=actor,
+                now=now,
+            )
+        AgentPresence.objects.filter(agent_id=target.pk).update(idle_since=now)
+        publish(
+            "interaction.assigned" if accepted else "offer.created",
+            {
+                "offer_id": offer.pk,
+                "interaction_id": interaction.pk,
+                "channel": channel,
+                "expires_at": offer.expires_at.isoformat(),
+            },
+            groups=[agent_group(target.pk)],
+        )
+    return offer
+
+
+def do_cancel_agent_offers(*, agent_id: int, now: datetime | None = None) -> int:
+    """Withdraw the agent's pending offers (the agent was logged out): each interaction waits
+    again, and may be offered to that agent later (a cancellation is not a decline)."""
+    now = now or timezone.now()
+    cancelled = 0
+    for offer_id in (
+        Offer.objects.filter(agent_id=agent_id, status=OfferStatus.PENDING)
+        .order_by("pk")
+        .values_list("pk", flat=True)
+    ):
+        with transaction.atomic():
+            offer = _locked_offer(offer_id)
+            if offer.status != OfferStatus.PENDING:
+                continue
+            _requeue(offer, OfferStatus.CANCELLED, now)
+            cancelled += 1
+    return cancelled
 
 
 # --------------------------------------------------------------------------- triggers

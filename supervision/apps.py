@@ -1,0 +1,24 @@
+from django.apps import AppConfig
+from django.utils.translation import gettext_lazy as _
+
+
+class SupervisionConfig(AppConfig):
+    name = "supervision"
+    verbose_name = _("Supervision")
+
+    def ready(self) -> None:
+        from django.db.models.signals import post_save
+
+        from agents.models import AgentPresence
+        from interactions.signals import interaction_status_changed
+        from routing.actions import claims_written
+
+        from . import receivers, stats
+
+        interaction_status_changed.connect(
+            stats.on_status_changed, dispatch_uid="supervision.stats"
+        )
+        claims_written.connect(stats.on_claims, dispatch_uid="supervision.claims")
+        post_save.connect(
+            receivers.on_presence_saved, sender=AgentPresence, dispatch_uid="supervision.presence"
+        )

@@ -1,0 +1,364 @@
+"""Reads for supervision: report facts, the wallboard snapshot, the skills matrix."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, cast
+
+from django.db.models import Count, Min, Q
+from django.utils import timezone
+
+from agents.models import AgentPresence, AgentProfile, AgentSkill, AgentState
+from interactions.lifecycle import Status
+from interactions.models import Interaction, InteractionTransition
+from routing.models import Queue, Skill
+
+from .access import Scope
+from .models import QueueDayStats, QueueHours, SatisfactionResponse
+from .periods import PARIS, local_day
+from .reports import Figures, InteractionFacts
+
+DEFAULT_SLA_TARGET_S = 60.0
+WAITING = (Status.QUEUED, Status.OFFERED)
+AGENT_WORK = (Status.OFFERED, Status.ASSIGNED, Status.WRAP_UP)
+FACT_CHUNK = 2000
+
+
+# --------------------------------------------------------------------------- report facts
+
+
+def sla_target_of(
+    queued_at: datetime | None, sla_due_at: datetime | None, queue_target: int | None
+) -> float:
+    """The interaction's own answer target (set from its queue when it arrived)."""
+    if queued_at is not None and sla_due_at is not None:
+        return max(0.0, (sla_due_at - queued_at).total_seconds())
+    return float(queue_target) if queue_target is not None else DEFAULT_SLA_TARGET_S
+
+
+def first_answer_and_close(
+    interaction_ids: Iterable[int],
+) -> dict[int, tuple[datetime | None, datetime | None]]:
+    """Interaction -> (first answer, end of handling): the first move to "in progress", and the
+    first closure after it (or the first closure, when nobody ever answered)."""
+    ids = list(interaction_ids)
+    answers: dict[int, datetime] = {}
+    closes: dict[int, list[datetime]] = defaultdict(list)
+    for start in range(0, len(ids), FACT_CHUNK):
+        rows = (
+            InteractionTransition.objects.filter(
+                interaction_id__in=ids[start : start + FACT_CHUNK],
+                to_status__in=(Status.ASSIGNED, Status.CLOSED),
+            )
+            .order_by("at", "id")
+            .values_list("interaction_id", "to_status", "at")
+        )
+        for interaction_id, to_status, at in rows:
+            if to_status == Status.ASSIGNED:
+                answers.setdefault(interaction_id, at)
+            else:
+                closes[interaction_id].append(at)
+    out: dict[int, tuple[datetime | None, datetime | None]] = {}
+    for interaction_id in ids:
+        answered = answers.get(interaction_id)
+        ends = closes.get(interaction_id, [])
+        if answered is not None:
+            ends = [at for at in ends if at >= answered]
+        out[interaction_id] = (answered, ends[0] if ends else None)
+    return out
+
+
+def report_facts(
+    start: datetime, end: datetime, *, scope: Scope | None = None
+) -> list[InteractionFacts]:
+    """Facts of the interactions that first reached a queue in [start, end)."""
+    qs = (scope.interactions() if scope else Interaction.objects.all()).filter(
+        queued_at__gte=start, queued_at__lt=end
+    )
+    rows = list(
+        qs.values(
+            "id",
+            "channel",
+            "queue_id",
+            "queue__team_id",
+            "queue__sla_target_seconds",
+            "queued_at",
+            "sla_due_at",
+            "abandoned_at",
+            "assigned_agent_id",
+            "assigned_agent__team_id",
+        ).order_by("queued_at", "id")
+    )
+    times = first_answer_and_close(r["id"] for r in rows)
+    csat = dict(
+        SatisfactionResponse.objects.filter(
+            interaction__queued_at__gte=start, interaction__queued_at__lt=end
+        ).values_list("interaction_id", "score")
+    )
+    facts = []
+    for r in rows:
+        answered, closed = times[r["id"]]
+        facts.append(
+            InteractionFacts(
+                interaction_id=r["id"],
+                channel=r["channel"],
+                queue_id=r["queue_id"],
+                queued_at=cast(datetime, r["queued_at"]),  # filtered on it: never None
+                sla_target_s=sla_target_of(
+                    r["queued_at"], r["sla_due_at"], r["queue__sla_target_seconds"]
+                ),
+                answered_at=answered,
+                closed_at=closed,
+                abandoned_at=r["abandoned_at"] if answered is None else None,
+                agent_id=r["assigned_agent_id"] if answered is not None else None,
+                agent_team_id=r["assigned_agent__team_id"] if answered is not None else None,
+                queue_team_id=r["queue__team_id"],
+                csat=csat.get(r["id"]),
+            )
+        )
+    return facts
+
+
+# --------------------------------------------------------------------------- wallboard
+
+
+def _figures_of_row(row: QueueDayStats) -> Figures:
+    return Figures(**{name: getattr(row, name) for name in Figures.__dataclass_fields__})
+
+
+def today_figures(queue_ids: Iterable[int], now: datetime) -> dict[tuple[int, str], Figures]:
+    """(queue, channel) -> today's counters (maintained incrementally, never by scanning)."""
+    return {
+        (row.queue_key, row.channel): _figures_of_row(row)
+        for row in QueueDayStats.objects.filter(
+            day=local_day(now, PARIS), queue_key__in=list(queue_ids)
+        )
+    }
+
+
+def _iso(moment: datetime | None) -> str | None:
+    return moment.isoformat() if moment else None
+
+
+def _pct(value: float | None) -> float | None:
+    return round(100 * value, 1) if value is not None else None
+
+
+def _secs(value: float | None) -> float | None:
+    return round(value, 1) if value is not None else None
+
+
+@dataclass(frozen=True)
+class QueueLine:
+    queue: Queue
+    channel: str
+    waiting: int
+    oldest_queued_at: datetime | None
+    figures: Figures
+    open_now: bool | None
+
+
+def queue_lines(scope: Scope, now: datetime) -> list[QueueLine]:
+    queues = {q.pk: q for q in scope.queues().filter(active=True)}
+    waiting = {
+        (r["queue_id"], r["channel"]): (r["n"], r["oldest"])
+        for r in Interaction.objects.filter(status__in=WAITING, queue_id__in=list(queues))
+        .values("queue_id", "channel")
+        .annotate(n=Count("id"), oldest=Min("queued_at"))
+        .order_by()
+    }
+    figures = today_figures(queues, now)
+    opening = queue_open_now(queues.values(), now)
+    keys = sorted(set(waiting) | set(figures), key=lambda k: (queues[k[0]].name, k[1]))
+    # A queue with no activity today still shows, on its usual channel (none known: "-").
+    seen = {k[0] for k in keys}
+    lines = [
+        QueueLine(
+            queue=queues[qid],
+            channel=channel,
+            waiting=waiting.get((qid, channel), (0, None))[0],
+            oldest_queued_at=waiting.get((qid, channel), (0, None))[1],
+            figures=figures.get((qid, channel), Figures()),
+            open_now=opening.get(qid),
+        )
+        for qid, channel in keys
+    ]
+    lines += [
+        QueueLine(q, "", 0, None, Figures(), opening.get(q.pk))
+        for q in sorted(queues.values(), key=lambda q: q.name)
+        if q.pk not in seen
+    ]
+    return lines
+
+
+def queue_open_now(queues: Iterable[Queue], now: datetime) -> dict[int, bool | None]:
+    """Queue -> open now per its opening hours (None: no hours set, i.e. always staffed)."""
+    from flows.calendar import Opening, opening_at
+
+    ids = [q.pk for q in queues]
+    out: dict[int, bool | None] = dict.fromkeys(ids)
+    for hours in QueueHours.objects.filter(queue_id__in=ids):
+        if hours.calendar.get("weekly"):
+            out[hours.queue_id] = opening_at(hours.calendar, now) is Opening.OPEN
+    return out
+
+
+def sla_alert(line: QueueLine, now: datetime) -> str | None:
+    """Why a queue is in breach of its SLA right now (None: it is not)."""
+    if line.open_now is False:
+        return None
+    target_s = line.queue.sla_target_seconds
+    if (
+        line.oldest_queued_at is not None
+        and (now - line.oldest_queued_at).total_seconds() > target_s
+    ):
+        return "waiting_over_target"
+    sl = line.figures.service_level
+    if sl is not None and 100 * sl < line.queue.sla_target_percent:
+        return "service_level_below_goal"
+    return None
+
+
+def wallboard_snapshot(scope: Scope, now: datetime | None = None) -> dict[str, Any]:
+    """Everything the wallboard shows, as JSON (the consumer sends it; the page renders it)."""
+    now = now or timezone.now()
+    lines = queue_lines(scope, now)
+    queue_rows = []
+    for line in lines:
+        f = line.figures
+        queue_rows.append(
+            {
+                "queue_id": line.queue.pk,
+                "queue": line.queue.name,
+                "channel": line.channel,
+                "waiting": line.waiting,
+                "oldest_queued_at": _iso(line.oldest_queued_at),
+                "longest_wait_s": (
+                    round((now - line.oldest_queued_at).total_seconds())
+                    if line.oldest_queued_at
+                    else None
+                ),
+                "arrived": f.arrived,
+                "offered": f.offered,
+                "answered": f.answered,
+                "abandoned": f.abandoned,
+                "service_level": _pct(f.service_level),
+                "abandonment_rate": _pct(f.abandonment_rate),
+                "answer_rate": _pct(f.answer_rate),
+                "asa_s": _secs(f.asa_s),
+                "sla_target_s": line.queue.sla_target_seconds,
+                "sla_goal_percent": line.queue.sla_target_percent,
+                "open": line.open_now,
+                "alert": sla_alert(line, now),
+            }
+        )
+    return {
+        "now": now.isoformat(),
+        "queues": queue_rows,
+        "agents": agent_rows(scope),
+    }
+
+
+def agent_rows(scope: Scope) -> list[dict[str, Any]]:
+    agents = list(
+        scope.agents()
+        .select_related("user", "presence", "team")
+        .filter(presence__isnull=False)
+        .order_by("user__username")
+    )
+    work: dict[int, list[dict[str, Any]]] = defaultdict(list)
+    for r in (
+        Interaction.objects.filter(assigned_agent__in=agents, status__in=AGENT_WORK)
+        .order_by("pk")
+        .values("pk", "channel", "status", "assigned_at", "offered_at", "assigned_agent_id")
+    ):
+        work[r["assigned_agent_id"]].append(
+            {
+                "interaction_id": r["pk"],
+                "channel": r["channel"],
+                "status": r["status"],
+                "since": _iso(r["assigned_at"] or r["offered_at"]),
+            }
+        )
+    rows = []
+    for a in agents:
+        presence: AgentPresence = a.presence
+        rows.append(
+            {
+                "agent_id": a.pk,
+                "name": str(a),
+                "team": a.team.name if a.team else "",
+                "state": presence.state,
+                "pause_reason": presence.pause_reason,
+                "state_since": _iso(presence.state_since),
+                "work": work.get(a.pk, []),
+            }
+        )
+    return rows
+
+
+def state_counts(rows: list[dict[str, Any]]) -> dict[str, int]:
+    counts = dict.fromkeys(AgentState.values, 0)
+    for r in rows:
+        counts[r["state"]] = counts.get(r["state"], 0) + 1
+    return counts
+
+
+# --------------------------------------------------------------------------- skills matrix
+
+
+@dataclass(frozen=True)
+class Matrix:
+    skills: list[Skill]
+    agents: list[AgentProfile]
+    levels: dict[tuple[int, int], int]  # (agent id, skill id) -> level
+
+
+def skills_matrix(scope: Scope, *, team_id: int | None = None) -> Matrix:
+    agents_qs = (
+        scope.agents().select_related("user", "team").order_by("team__name", "user__username")
+    )
+    if team_id is not None:
+        agents_qs = agents_qs.filter(team_id=team_id)
+    agents = list(agents_qs)
+    levels = {
+        (agent_id, skill_id): level
+        for agent_id, skill_id, level in AgentSkill.objects.filter(agent__in=agents).values_list(
+            "agent_id", "skill_id", "level"
+        )
+    }
+    return Matrix(skills=list(Skill.objects.order_by("name")), agents=agents, levels=levels)
+
+
+def logged_in_agents(queue: Queue, now: datetime) -> int:
+    """Agents logged in (not offline) who could answer this queue at its base requirements."""
+    needs = queue.required_skills()
+    candidates = AgentPresence.objects.exclude(state=AgentState.OFFLINE)
+    ids = list(candidates.values_list("agent_id", flat=True))
+    if not needs:
+        return len(ids)
+    held: dict[int, dict[str, int]] = defaultdict(dict)
+    for agent_id, code, level in AgentSkill.objects.filter(
+        agent_id__in=ids, skill__code__in=list(needs)
+    ).values_list("agent_id", "skill__code", "level"):
+        held[agent_id][code] = level
+    return sum(
+        1 for agent_id in ids if all(held[agent_id].get(c, 0) >= lv for c, lv in needs.items())
+    )
+
+
+def recent_interactions(scope: Scope, *, limit: int = 50) -> list[Interaction]:
+    """Open interactions a supervisor may reassign or take (waiting first, oldest first)."""
+    return list(
+        scope.interactions()
+        .filter(status__in=(Status.QUEUED, Status.OFFERED, Status.ASSIGNED))
+        .select_related("queue", "assigned_agent__user")
+        .order_by("status", "queued_at", "pk")[:limit]
+    )
+
+
+def interactions_in_window(start: datetime, end: datetime) -> Q:
+    return Q(queued_at__gte=start, queued_at__lt=end)

@@ -1,0 +1,161 @@
+"""The wallboard's daily counters, maintained event by event (never by scanning the day).
+
+Each interaction status change (``interactions.signals.interaction_status_changed``, and the
+router's claims for auto-accepted channels) is turned into a :class:`~supervision.reports.Figures`
+delta, inside the transaction that made the change (so it reads that transaction's view), and
+added to the (local day, queue, channel) row with one ``INSERT ... ON CONFLICT DO UPDATE`` once
+the transaction commits. The row lock is held for that one statement only, so busy queues do
+not serialise their writers.
+
+The counters live in PostgreSQL (Redis can be lost without losing them). Should they drift (a
+process killed between a commit and its counter update), :func:`rebuild_day` recomputes a day
+from the interactions with the same definitions: ``manage.py rebuild_wallboard_stats``.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import date, datetime
+from typing import Any
+
+from django.db import connection, transaction
+from django.db.models import Min
+
+from interactions.lifecycle import Status
+from interactions.models import Interaction, InteractionTransition
+
+from .models import QueueDayStats
+from .periods import PARIS, day_bounds, local_day
+from .reports import (
+    Figures,
+    abandon_delta,
+    answer_delta,
+    arrival_delta,
+    breakdown,
+    close_delta,
+    csat_delta,
+)
+from .selectors import report_facts, sla_target_of
+
+logger = logging.getLogger(__name__)
+
+COUNTER_FIELDS = tuple(Figures.__dataclass_fields__)
+
+
+def _key(interaction: Interaction) -> tuple[date, int, str] | None:
+    if interaction.queued_at is None:
+        return None  # never reached a queue: not in the figures
+    return local_day(interaction.queued_at, PARIS), interaction.queue_id or 0, interaction.channel
+
+
+def _target(interaction: Interaction) -> float:
+    queue_target = None
+    if interaction.sla_due_at is None and interaction.queue_id:
+        queue_target = interaction.queue.sla_target_seconds  # type: ignore[union-attr]
+    return sla_target_of(interaction.queued_at, interaction.sla_due_at, queue_target)
+
+
+def _transitions(interaction_id: int, to_status: str) -> Any:
+    return InteractionTransition.objects.filter(interaction_id=interaction_id, to_status=to_status)
+
+
+def delta_for(
+    interaction: Interaction, from_status: str, to_status: str, now: datetime
+) -> Figures | None:
+    """What one status change adds to the counters (None: nothing). Called inside the
+    transaction that wrote the change, so its transition row is already visible."""
+    if interaction.queued_at is None:
+        return None
+    waited = (now - interaction.queued_at).total_seconds()
+    if to_status == Status.QUEUED and from_status == Status.NEW:
+        return arrival_delta()
+    if to_status == Status.ASSIGNED:
+        if _transitions(interaction.pk, Status.ASSIGNED).count() != 1:
+            return None  # answered before (a transfer, a reopened thread)
+        delta = answer_delta(wait_s=waited, sla_target_s=_target(interaction))
+        if _transitions(interaction.pk, Status.CLOSED).exists():
+            # It had been closed unanswered, then came back: now it counts as answered.
+            delta += Figures(closed_unanswered=-1)
+        return delta
+    if to_status == Status.ABANDONED:
+        if _transitions(interaction.pk, Status.ASSIGNED).exists():
+            return None  # the citizen hung up after being answered (during a transfer)
+        return abandon_delta(wait_s=waited)
+    if to_status == Status.CLOSED:
+        answered = _transitions(interaction.pk, Status.ASSIGNED).aggregate(first=Min("at"))["first"]
+        if answered is None:
+            if _transitions(interaction.pk, Status.CLOSED).count() != 1:
+                return None
+            return close_delta(handle_s=None)
+        if _transitions(interaction.pk, Status.CLOSED).filter(at__gte=answered).count() != 1:
+            return None  # closed again after a reopening: handled once
+        return close_delta(handle_s=(now - answered).total_seconds())
+    return None
+
+
+def add(key: tuple[date, int, str], delta: Figures) -> None:
+    """Add ``delta`` to one counters row (created on first use), in one statement."""
+    table = connection.ops.quote_name(QueueDayStats._meta.db_table)
+    columns = ", ".join(COUNTER_FIELDS)
+    placeholders = ", ".join(["%s"] * (3 + len(COUNTER_FIELDS)))
+    updates = ", ".join(f"{c} = {table}.{c} + excluded.{c}" for c in COUNTER_FIELDS)
+    sql = (
+        f"INSERT INTO {table} (day, queue_key, channel, {columns}) "  # noqa: S608 - model metadata
+        f"VALUES ({placeholders}) "
+        f"ON CONFLICT (day, queue_key, channel) DO UPDATE SET {updates}"
+    )
+    values = [getattr(delta, c) for c in COUNTER_FIELDS]
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [*key, *values])
+
+
+def _after_commit(key: tuple[date, int, str], delta: Figures) -> None:
+    def apply() -> None:
+        try:
+            add(key, delta)
+        except Exception:  # counters must never break a write; a rebuild repairs them
+            logger.exception("wallboard counters not updated for %s", key)
+
+    transaction.on_commit(apply)
+
+
+def on_status_changed(
+    *, interaction: Interaction, from_status: str, to_status: str, now: datetime, **_: Any
+) -> None:
+    delta = delta_for(interaction, from_status, to_status, now)
+    key = _key(interaction)
+    if delta is not None and key is not None:
+        _after_commit(key, delta)
+
+
+def on_claims(*, rows: list[tuple[int, int, str, bool]], now: datetime, **_: Any) -> None:
+    """The router's claims: auto-accepted ones are answers (offers change no counter)."""
+    auto = [interaction_id for interaction_id, _agent, _channel, accepted in rows if accepted]
+    if not auto:
+        return
+    for interaction in Interaction.objects.filter(pk__in=auto).select_related("queue"):
+        delta = delta_for(interaction, Status.OFFERED, Status.ASSIGNED, now)
+        key = _key(interaction)
+        if delta is not None and key is not None:
+            _after_commit(key, delta)
+
+
+def on_satisfaction(*, interaction: Interaction, score: int) -> None:
+    key = _key(interaction)
+    if key is not None:
+        _after_commit(key, csat_delta(score))
+
+
+@transaction.atomic
+def rebuild_day(day: date) -> int:
+    """Recompute one local day's counters from the interactions (returns the rows written)."""
+    start, end = day_bounds(day, PARIS)
+    facts = report_facts(start, end)
+    per_key = breakdown(facts, lambda f: (f.queue_id or 0, f.channel))
+    list(QueueDayStats.objects.select_for_update().filter(day=day))
+    QueueDayStats.objects.filter(day=day).delete()
+    QueueDayStats.objects.bulk_create(
+        QueueDayStats(day=day, queue_key=queue_key, channel=channel, **fig.as_dict())
+        for (queue_key, channel), fig in per_key.items()
+    )
+    return len(per_key)
