@@ -1,10 +1,18 @@
 """ASGI entry point: HTTP through Django, WebSockets through Channels.
 
-WebSockets are only accepted from this site's own origins (``ALLOWED_HOSTS``) and carry the
-Django session, so a console socket belongs to a logged-in user.
+Two kinds of WebSocket:
+
+- the agent console (and every other route in ``websocket_urlpatterns``): accepted only from
+  this site's own origins (``ALLOWED_HOSTS``) and carrying the Django session, so a console
+  socket belongs to a logged-in user;
+- the citizen chat widget (``/ws/chat/<widget key>/``), embedded on partner sites (a mairie's
+  website): no session, and its consumer checks the ``Origin`` against that widget's own list
+  of allowed origins instead. Only paths under ``CHAT_WS_PREFIX`` go there; anything else
+  takes the console's stack, so a new route is protected by default.
 """
 
 import os
+from typing import Any
 
 from django.core.asgi import get_asgi_application
 
@@ -16,13 +24,24 @@ from channels.auth import AuthMiddlewareStack  # noqa: E402
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 from channels.security.websocket import AllowedHostsOriginValidator  # noqa: E402
 
-from contactcentre.ws_urls import websocket_urlpatterns  # noqa: E402
-
-application = ProtocolTypeRouter(
-    {
-        "http": django_asgi_app,
-        "websocket": AllowedHostsOriginValidator(
-            AuthMiddlewareStack(URLRouter(websocket_urlpatterns))
-        ),
-    }
+from contactcentre.ws_urls import (  # noqa: E402
+    CHAT_WS_PREFIX,
+    chat_websocket_urlpatterns,
+    websocket_urlpatterns,
 )
+
+site_websockets = AllowedHostsOriginValidator(AuthMiddlewareStack(URLRouter(websocket_urlpatterns)))
+chat_websockets = URLRouter(chat_websocket_urlpatterns)
+
+
+async def websockets(scope: dict[str, Any], receive: Any, send: Any) -> None:
+    path, root = scope["path"], scope.get("root_path", "")
+    if root and path.startswith(root):
+        path = path[len(root) :]
+    if path.startswith(CHAT_WS_PREFIX):
+        await chat_websockets(scope, receive, send)
+    else:
+        await site_websockets(scope, receive, send)
+
+
+application = ProtocolTypeRouter({"http": django_asgi_app, "websocket": websockets})

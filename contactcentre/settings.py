@@ -418,3 +418,36 @@ CELERY_BEAT_SCHEDULE["sms-inbound-sweep"] = {
     "task": "channels_sms.sweep_inbound",
     "schedule": env.float("SMS_SWEEP_SECONDS", default=60.0),
 }
+
+# --- Web chat (channels_inbound.chat) ---
+# docs/channels.md ("Web chat") describes the widget, the embedding snippet and these settings.
+# The visitor token (signed with SECRET_KEY) expires after this long without a connection.
+CHAT_TOKEN_MAX_AGE_SECONDS: int = env.int("CHAT_TOKEN_MAX_AGE_SECONDS", default=12 * 3600)
+CHAT_MAX_MESSAGE_CHARS: int = env.int("CHAT_MAX_MESSAGE_CHARS", default=2000)
+CHAT_MAX_FRAME_BYTES: int = env.int("CHAT_MAX_FRAME_BYTES", default=16 * 1024)
+# Token buckets (burst, refill per minute): frames per visitor, per IP address, and new
+# sockets per IP address. Shared through Redis when REDIS_URL is set.
+CHAT_RATE_LIMIT_VISITOR: tuple[int, int] = (
+    env.int("CHAT_RATE_VISITOR_BURST", default=10),
+    env.int("CHAT_RATE_VISITOR_PER_MINUTE", default=30),
+)
+CHAT_RATE_LIMIT_IP: tuple[int, int] = (
+    env.int("CHAT_RATE_IP_BURST", default=60),
+    env.int("CHAT_RATE_IP_PER_MINUTE", default=240),
+)
+CHAT_RATE_LIMIT_CONNECT_IP: tuple[int, int] = (
+    env.int("CHAT_RATE_CONNECT_IP_BURST", default=30),
+    env.int("CHAT_RATE_CONNECT_IP_PER_MINUTE", default=60),
+)
+# While a citizen waits: position and estimated wait are pushed at least this often.
+CHAT_QUEUE_REFRESH_SECONDS: float = env.float("CHAT_QUEUE_REFRESH_SECONDS", default=10.0)
+CHAT_TOUCH_SECONDS: float = env.float("CHAT_TOUCH_SECONDS", default=30.0)
+# A waiting chat whose citizen has been gone (no socket) this long is abandoned by the sweep.
+CHAT_ABANDON_AFTER_SECONDS: int = env.int("CHAT_ABANDON_AFTER_SECONDS", default=180)
+CHAT_TRANSCRIPTS_PER_SESSION: int = env.int("CHAT_TRANSCRIPTS_PER_SESSION", default=3)
+# /chat/demo/: a test page embedding a widget (harmless: it only shows the public snippet).
+CHAT_DEMO_PAGE: bool = env.bool("CHAT_DEMO_PAGE", default=True)
+CELERY_BEAT_SCHEDULE["chat-sweep"] = {
+    "task": "channels_chat.sweep",
+    "schedule": env.float("CHAT_SWEEP_SECONDS", default=60.0),
+}

@@ -26,4 +26,5 @@ urlpatterns = [
     path("admin/", admin.site.urls),
     path("api/v1/", include("contactcentre.api_urls")),
     path("webhooks/", include("channels_inbound.urls")),
+    path("chat/", include("channels_inbound.chat.urls")),
 ]

@@ -1,0 +1,64 @@
+"""The widget's user interface text, translated on the server (Django i18n, French first).
+
+The widget script holds no text of its own: it receives these strings with its configuration
+in the visitor's language. ``{n}``, ``{name}`` and ``{email}`` are filled in by the script.
+"""
+
+from __future__ import annotations
+
+from django.utils.translation import gettext as _
+from django.utils.translation import override
+
+LANGUAGES = ("fr", "en")
+
+
+def widget_language(requested: str | None) -> str:
+    code = (requested or "").strip().lower()[:2]
+    return code if code in LANGUAGES else "fr"
+
+
+def widget_strings(language: str) -> dict[str, str]:
+    with override(language):
+        return {
+            "launcher": _("Chat with an adviser"),
+            "title": _("Online chat"),
+            "close": _("Minimise the chat window"),
+            "prechat_intro": _(
+                "Before we start, tell us your name and what your request is about."
+            ),
+            "name_label": _("Your name"),
+            "topic_label": _("What is your request about?"),
+            "start": _("Start the conversation"),
+            "required": _("This field is required."),
+            "log_label": _("Conversation"),
+            "you": _("You"),
+            "bot": _("Virtual assistant"),
+            "agent": _("Adviser"),
+            "choices_label": _("Choose an answer"),
+            "message_label": _("Your message"),
+            "send": _("Send"),
+            "waiting": _("Thank you for waiting: an adviser will answer you."),
+            "position_next": _("You are next in the queue."),
+            "position": _("Your position in the queue: {n}."),
+            "wait_less_minute": _("Estimated wait: less than a minute."),
+            "wait_one_minute": _("Estimated wait: about 1 minute."),
+            "wait_minutes": _("Estimated wait: about {n} minutes."),
+            "agent_joined": _("{name} joined the conversation."),
+            "agent_typing": _("{name} is typing…"),
+            "ended": _("The conversation is over."),
+            "end": _("End the conversation"),
+            "new": _("Start a new conversation"),
+            "transcript": _("Receive this conversation by e-mail"),
+            "email_label": _("Your e-mail address"),
+            "transcript_send": _("Send me the conversation"),
+            "transcript_sent": _("The conversation will be sent to {email}."),
+            "error_email": _("Enter a valid e-mail address."),
+            "error_transcript_limit": _("No more transcripts can be sent for this conversation."),
+            "error_rate_limited": _("You are sending messages too quickly. Please wait a moment."),
+            "error_too_long": _("Your message is too long."),
+            "error_ended": _("This conversation is over. Start a new one to write to us."),
+            "error_unavailable": _("The chat is unavailable at the moment. Please try later."),
+            "error_generic": _("Something went wrong. Please try again."),
+            "reconnecting": _("Connection lost. Reconnecting…"),
+            "new_message": _("New message"),
+        }

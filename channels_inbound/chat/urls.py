@@ -1,0 +1,10 @@
+"""Web chat pages, mounted under /chat/."""
+
+from django.urls import URLPattern, path
+
+from . import views
+
+urlpatterns: list[URLPattern] = [
+    path("widget/<str:key>/config.json", views.widget_config, name="chat-widget-config"),
+    path("demo/", views.demo, name="chat-demo"),
+]

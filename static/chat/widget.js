@@ -1,0 +1,406 @@
+/*
+ * Web chat widget of the contact centre (vanilla JavaScript, no dependency).
+ *
+ * Embed:  <script src="https://CONTACT-CENTRE/static/chat/widget.js" data-widget="KEY"
+ *                 data-lang="fr" defer></script>
+ *
+ * The widget lives in a shadow root (the host page's styles do not leak in), talks to
+ * /ws/chat/KEY/ over a WebSocket, and keeps its signed visitor token in sessionStorage
+ * (data-storage="local" for localStorage) so a reload continues the conversation.
+ * Every text comes from the server, translated (config.strings).
+ */
+(function () {
+  "use strict";
+
+  var script = document.currentScript;
+  if (!script || !script.dataset.widget) { return; }
+  var KEY = script.dataset.widget;
+  var SRC = new URL(script.src, document.baseURI);
+  var BASE = SRC.origin;
+  var CSS = SRC.href.replace(/widget(\.[0-9a-f]+)?\.js(\?.*)?$/, "widget.css");
+  var LANG = (script.dataset.lang || document.documentElement.lang || "fr").slice(0, 2).toLowerCase();
+  var STORE_TOKEN = "ccw:" + KEY + ":token";
+  var STORE_OPEN = "ccw:" + KEY + ":open";
+  var AGENT_TYPING_MS = 6000;
+
+  function storage() {
+    try {
+      var s = script.dataset.storage === "local" ? window.localStorage : window.sessionStorage;
+      s.getItem("ccw");
+      return s;
+    } catch (e) { return null; }
+  }
+  var store = storage();
+  function load(name) { return store ? store.getItem(name) : null; }
+  function save(name, value) {
+    if (!store) { return; }
+    try { if (value === null) { store.removeItem(name); } else { store.setItem(name, value); } } catch (e) { /* full */ }
+  }
+
+  function el(tag, attrs, children) {
+    var node = document.createElement(tag);
+    Object.keys(attrs || {}).forEach(function (name) {
+      var value = attrs[name];
+      if (value === null || value === undefined || value === false) { return; }
+      if (name === "text") { node.textContent = value; } else if (name === "class") { node.className = value; } else { node.setAttribute(name, value === true ? "" : value); }
+    });
+    (children || []).forEach(function (child) { if (child) { node.appendChild(child); } });
+    return node;
+  }
+  function fill(template, values) {
+    return String(template).replace(/\{(\w+)\}/g, function (_m, name) { return values[name] !== undefined ? values[name] : ""; });
+  }
+  function newId() {
+    if (window.crypto && window.crypto.randomUUID) { return window.crypto.randomUUID(); }
+    return Date.now().toString(36) + Math.random().toString(36).slice(2, 12);
+  }
+
+  var config = null;
+  var S = {};        // the interface strings
+  var ui = {};       // elements
+  var ws = null;
+  var state = "closed-socket";  // prechat | bot | waiting | chatting | ended
+  var agent = "";
+  var seen = {};
+  var retry = 0;
+  var reconnectTimer = null;
+  var typingSentAt = 0;
+  var typingStopTimer = null;
+  var agentTypingTimer = null;
+  var unavailable = false;
+  var userOpened = false;
+  var keepFocus = false;  // the citizen acted in the window: the next rendering puts focus back
+
+  function active() { return ui.root.activeElement; }
+  function focusInPanel() { var a = active(); return !!a && ui.panel.contains(a); }
+
+  function build() {
+    var host = el("div", { id: "ccw-host-" + KEY });
+    document.body.appendChild(host);
+    var root = host.attachShadow ? host.attachShadow({ mode: "open" }) : host;
+    ui.root = host.shadowRoot ? root : document;
+    root.appendChild(el("link", { rel: "stylesheet", href: CSS }));
+
+    ui.launcher = el("button", { type: "button", class: "ccw-launcher", "aria-expanded": "false", "aria-controls": "ccw-panel" }, [
+      el("span", { class: "ccw-launcher-icon", "aria-hidden": "true", text: "\uD83D\uDCAC" }),
+      el("span", { text: S.launcher }),
+      ui.badge = el("span", { class: "ccw-badge", hidden: true, text: S.new_message })
+    ]);
+    ui.title = el("h2", { id: "ccw-title", class: "ccw-title", text: config.title || S.title });
+    ui.close = el("button", { type: "button", class: "ccw-close", "aria-label": S.close, title: S.close }, [
+      el("span", { "aria-hidden": "true", text: "\u2212" })
+    ]);
+    ui.status = el("p", { class: "ccw-status", role: "status", "aria-live": "polite" });
+    ui.alert = el("p", { class: "ccw-alert", role: "alert" });
+
+    // Pre-chat form: name and topic.
+    ui.name = el("input", { id: "ccw-name", name: "name", type: "text", autocomplete: "name", maxlength: "100", required: true, "aria-required": "true", "aria-describedby": "ccw-name-error" });
+    ui.nameError = el("p", { id: "ccw-name-error", class: "ccw-field-error", hidden: true, text: S.required });
+    var fields = [
+      el("p", { class: "ccw-intro", text: S.prechat_intro }),
+      el("div", { class: "ccw-field" }, [el("label", { for: "ccw-name", text: S.name_label }), ui.name, ui.nameError])
+    ];
+    if (config.topics.length) {
+      ui.topic = el("select", { id: "ccw-topic", name: "topic", required: true, "aria-required": "true", "aria-describedby": "ccw-topic-error" },
+        [el("option", { value: "", text: "\u2014" })].concat(config.topics.map(function (t) { return el("option", { value: String(t.id), text: t.label }); })));
+      ui.topicError = el("p", { id: "ccw-topic-error", class: "ccw-field-error", hidden: true, text: S.required });
+      fields.push(el("div", { class: "ccw-field" }, [el("label", { for: "ccw-topic", text: S.topic_label }), ui.topic, ui.topicError]));
+    }
+    fields.push(el("button", { type: "submit", class: "ccw-primary", text: S.start }));
+    ui.prechat = el("form", { class: "ccw-prechat", novalidate: true }, fields);
+
+    ui.log = el("div", { class: "ccw-log", role: "log", "aria-live": "polite", "aria-label": S.log_label, tabindex: "0" });
+    ui.choicesLabel = el("p", { id: "ccw-choices-label", class: "ccw-visually-hidden", text: S.choices_label });
+    ui.choices = el("div", { class: "ccw-choices", role: "group", "aria-labelledby": "ccw-choices-label", hidden: true });
+    ui.typing = el("p", { class: "ccw-typing", hidden: true });
+
+    ui.input = el("textarea", { id: "ccw-input", name: "message", rows: "2", maxlength: String(config.max_length || 2000) });
+    ui.composer = el("form", { class: "ccw-composer", novalidate: true }, [
+      el("label", { for: "ccw-input", class: "ccw-visually-hidden", text: S.message_label }),
+      ui.input,
+      el("button", { type: "submit", class: "ccw-primary", text: S.send })
+    ]);
+
+    ui.newChat = el("button", { type: "button", class: "ccw-primary", text: S.new });
+    ui.ended = el("div", { class: "ccw-ended", hidden: true }, [el("p", { text: S.ended }), ui.newChat]);
+
+    ui.email = el("input", { id: "ccw-email", name: "email", type: "email", autocomplete: "email", required: true, "aria-required": "true" });
+    ui.transcriptForm = el("form", { class: "ccw-transcript-form", novalidate: true, hidden: true }, [
+      el("label", { for: "ccw-email", text: S.email_label }), ui.email,
+      el("button", { type: "submit", class: "ccw-secondary", text: S.transcript_send })
+    ]);
+    ui.transcriptToggle = el("button", { type: "button", class: "ccw-link", "aria-expanded": "false", text: S.transcript });
+    ui.end = el("button", { type: "button", class: "ccw-link", text: S.end });
+    ui.footer = el("div", { class: "ccw-footer", hidden: true }, [ui.transcriptToggle, ui.end, ui.transcriptForm]);
+
+    ui.panel = el("section", { id: "ccw-panel", class: "ccw-panel", role: "dialog", "aria-modal": "false", "aria-labelledby": "ccw-title", hidden: true }, [
+      el("header", { class: "ccw-header" }, [ui.title, ui.close]),
+      ui.prechat, ui.log, ui.choicesLabel, ui.choices, ui.typing, ui.status, ui.alert, ui.composer, ui.ended, ui.footer
+    ]);
+    root.appendChild(el("div", { class: "ccw", lang: config.language }, [ui.panel, ui.launcher]));
+
+    ui.launcher.addEventListener("click", function () { if (ui.panel.hidden) { userOpened = true; open(true); } else { close(); } });
+    ui.close.addEventListener("click", close);
+    ui.panel.addEventListener("keydown", function (e) { if (e.key === "Escape") { e.preventDefault(); close(); } });
+    ui.prechat.addEventListener("submit", submitPrechat);
+    ui.composer.addEventListener("submit", function (e) { e.preventDefault(); sendMessage(); });
+    ui.input.addEventListener("keydown", function (e) {
+      if (e.key === "Enter" && !e.shiftKey && !e.isComposing) { e.preventDefault(); sendMessage(); }
+    });
+    ui.input.addEventListener("input", citizenTyping);
+    ui.newChat.addEventListener("click", function () { ui.log.textContent = ""; setState("prechat"); focusFirst(); });
+    ui.end.addEventListener("click", function () { send({ type: "end" }); });
+    ui.transcriptToggle.addEventListener("click", function () {
+      var show = ui.transcriptForm.hidden;
+      ui.transcriptForm.hidden = !show;
+      ui.transcriptToggle.setAttribute("aria-expanded", String(show));
+      if (show) { ui.email.focus(); }
+    });
+    ui.transcriptForm.addEventListener("submit", function (e) {
+      e.preventDefault();
+      var email = ui.email.value.trim();
+      if (!/^[^\s@]+@[^\s@]+\.[^\s@]+$/.test(email)) { showAlert(S.error_email); ui.email.setAttribute("aria-invalid", "true"); ui.email.focus(); return; }
+      ui.email.removeAttribute("aria-invalid");
+      send({ type: "transcript", email: email });
+    });
+  }
+
+  // --- Opening and closing ---------------------------------------------------------------
+  function open(moveFocus) {
+    ui.panel.hidden = false;
+    ui.launcher.setAttribute("aria-expanded", "true");
+    ui.badge.hidden = true;
+    save(STORE_OPEN, "1");
+    if (!ws && !unavailable) { connect(); }
+    if (moveFocus) { focusFirst(); }
+  }
+  function close() {
+    ui.panel.hidden = true;
+    ui.launcher.setAttribute("aria-expanded", "false");
+    save(STORE_OPEN, null);
+    ui.launcher.focus();
+  }
+  function focusFirst() {
+    if (ui.panel.hidden) { return; }
+    var target = null;
+    if (state === "prechat") { target = ui.name; } else if (state === "bot") { target = ui.choices.querySelector("button"); } else if (state === "waiting" || state === "chatting") { target = ui.input; } else if (state === "ended") { target = ui.newChat; }
+    (target || ui.close).focus();
+  }
+
+  // --- Rendering -------------------------------------------------------------------------
+  function setState(next) {
+    var before = state;
+    state = next;
+    var talking = next === "waiting" || next === "chatting";
+    ui.prechat.hidden = next !== "prechat";
+    ui.log.hidden = next === "prechat";
+    ui.choices.hidden = next !== "bot" || !ui.choices.firstChild;
+    ui.composer.hidden = !talking;
+    ui.ended.hidden = next !== "ended";
+    ui.footer.hidden = !(talking || next === "ended");
+    ui.end.hidden = !talking;
+    ui.transcriptToggle.hidden = !(config.transcripts && ui.transcriptsAllowed !== false);
+    if (!ui.transcriptToggle.hidden) { ui.transcriptForm.hidden = ui.transcriptToggle.getAttribute("aria-expanded") !== "true"; } else { ui.transcriptForm.hidden = true; }
+    if (next !== "waiting") { ui.status.textContent = ""; }
+    if (next !== "chatting") { hideAgentTyping(); }
+    if (next === "waiting" && before !== "waiting") { ui.status.textContent = S.waiting; }
+    if (next === "prechat") { ui.log.textContent = ""; seen = {}; }
+  }
+
+  function addEntry(entry) {
+    if (seen[entry.id]) { return; }
+    seen[entry.id] = true;
+    var who = entry.kind === "citizen" ? S.you : entry.kind === "bot" ? S.bot : entry.kind === "system" ? "" : (entry.author || S.agent);
+    var item = el("div", { class: "ccw-msg ccw-msg--" + entry.kind }, [
+      who ? el("p", { class: "ccw-who", text: who }) : null,
+      el("p", { class: "ccw-text", text: entry.text })
+    ]);
+    ui.log.appendChild(item);
+    ui.log.scrollTop = ui.log.scrollHeight;
+    if (entry.kind === "agent") {
+      hideAgentTyping();
+      if (ui.panel.hidden) { ui.badge.hidden = false; }
+    }
+  }
+  function systemLine(text) { addEntry({ id: "s" + newId(), kind: "system", text: text }); }
+
+  function renderAsk(ask) {
+    var hadFocus = keepFocus || focusInPanel();
+    ui.choices.textContent = "";
+    if (!ask) { ui.choices.hidden = true; return; }
+    ask.options.forEach(function (option) {
+      var button = el("button", { type: "button", class: "ccw-choice", "data-key": option.key, text: option.label });
+      button.addEventListener("click", function () {
+        Array.prototype.forEach.call(ui.choices.querySelectorAll("button"), function (b) { b.disabled = true; });
+        keepFocus = true;
+        send({ type: "choose", key: option.key, node: ask.node });
+      });
+      ui.choices.appendChild(button);
+    });
+    ui.choices.hidden = state !== "bot";
+    if (hadFocus && state === "bot") { keepFocus = false; focusFirst(); }
+  }
+
+  function renderQueue(frame) {
+    var parts = [];
+    if (frame.position === 1) { parts.push(S.position_next); } else if (frame.position) { parts.push(fill(S.position, { n: frame.position })); }
+    if (typeof frame.wait_seconds === "number") {
+      var minutes = Math.ceil(frame.wait_seconds / 60);
+      parts.push(frame.wait_seconds < 60 ? S.wait_less_minute : minutes === 1 ? S.wait_one_minute : fill(S.wait_minutes, { n: minutes }));
+    }
+    ui.status.textContent = parts.length ? parts.join(" ") : S.waiting;
+  }
+
+  function showAlert(text) {
+    ui.alert.textContent = "";
+    window.setTimeout(function () { ui.alert.textContent = text; }, 50);
+  }
+
+  function showAgentTyping(name) {
+    ui.typing.textContent = fill(S.agent_typing, { name: name || agent || S.agent });
+    ui.typing.hidden = false;
+    window.clearTimeout(agentTypingTimer);
+    agentTypingTimer = window.setTimeout(hideAgentTyping, AGENT_TYPING_MS);
+  }
+  function hideAgentTyping() { window.clearTimeout(agentTypingTimer); ui.typing.hidden = true; }
+
+  // --- Actions of the citizen ------------------------------------------------------------
+  function submitPrechat(e) {
+    e.preventDefault();
+    var ok = true;
+    var name = ui.name.value.trim();
+    ui.nameError.hidden = !!name;
+    if (name) { ui.name.removeAttribute("aria-invalid"); } else { ui.name.setAttribute("aria-invalid", "true"); ok = false; }
+    var topic = null;
+    if (ui.topic) {
+      topic = ui.topic.value;
+      ui.topicError.hidden = !!topic;
+      if (topic) { ui.topic.removeAttribute("aria-invalid"); } else { ui.topic.setAttribute("aria-invalid", "true"); ok = false; }
+    }
+    if (!ok) { (name ? ui.topic : ui.name).focus(); return; }
+    send({ type: "start", name: name, topic: topic });
+  }
+
+  function sendMessage() {
+    var text = ui.input.value.trim();
+    if (!text) { return; }
+    if (!ws || ws.readyState !== 1) { showAlert(S.reconnecting); return; }
+    send({ type: "message", text: text, id: newId() });
+    ui.input.value = "";
+    typingSentAt = 0;
+    window.clearTimeout(typingStopTimer);
+  }
+
+  function citizenTyping() {
+    if (state !== "chatting") { return; }
+    var now = Date.now();
+    if (now - typingSentAt > 2000) { send({ type: "typing", typing: true }); typingSentAt = now; }
+    window.clearTimeout(typingStopTimer);
+    typingStopTimer = window.setTimeout(function () { send({ type: "typing", typing: false }); typingSentAt = 0; }, 3000);
+  }
+
+  // --- The socket ------------------------------------------------------------------------
+  function send(frame) {
+    if (ws && ws.readyState === 1) { ws.send(JSON.stringify(frame)); }
+  }
+
+  function connect() {
+    window.clearTimeout(reconnectTimer);
+    var url = BASE.replace(/^http/, "ws") + config.socket_path;
+    ws = new WebSocket(url);
+    ws.onopen = function () {
+      retry = 0;
+      send({ type: "hello", token: load(STORE_TOKEN), lang: config.language });
+    };
+    ws.onmessage = function (e) {
+      var frame;
+      try { frame = JSON.parse(e.data); } catch (err) { return; }
+      handle(frame);
+    };
+    ws.onclose = function (e) {
+      ws = null;
+      if (e.code === 4401) { save(STORE_TOKEN, null); setState("prechat"); connect(); return; }
+      if (e.code === 4403 || e.code === 4404) { unavailable = true; showAlert(S.error_unavailable); return; }
+      ui.status.textContent = S.reconnecting;
+      var delay = e.code === 4429 ? 30000 : Math.min(30000, 1000 * Math.pow(2, retry++));
+      reconnectTimer = window.setTimeout(connect, delay);
+    };
+  }
+
+  function handle(frame) {
+    switch (frame.type) {
+      case "welcome":
+        if (frame.token) { save(STORE_TOKEN, frame.token); }
+        if (frame.state === "prechat") {
+          if (state !== "prechat") { setState("prechat"); if (focusInPanel()) { focusFirst(); } }
+          return;
+        }
+        var first = state === "prechat" || state === "closed-socket";
+        if (ui.status.textContent === S.reconnecting) { ui.status.textContent = ""; }
+        ui.transcriptsAllowed = frame.transcripts;
+        agent = frame.agent || "";
+        (frame.entries || []).forEach(addEntry);
+        renderAsk(frame.ask);
+        setState(frame.state);
+        if (frame.queue) { renderQueue(frame.queue); }
+        if (first && userOpened) { focusFirst(); }
+        return;
+      case "entry":
+        addEntry(frame.entry);
+        return;
+      case "ask":
+        renderAsk(frame.ask);
+        return;
+      case "state":
+        if (frame.state === "chatting" && state !== "chatting") {
+          agent = frame.agent || "";
+          systemLine(fill(S.agent_joined, { name: agent || S.agent }));
+        }
+        if (frame.state !== state) {
+          var hadFocus = keepFocus || focusInPanel();
+          keepFocus = false;
+          setState(frame.state);
+          var now = active();
+          if (hadFocus && (frame.state === "ended" || !focusInPanel() || (now && (now.disabled || now.offsetParent === null)))) { focusFirst(); }
+        }
+        return;
+      case "queue":
+        if (state === "waiting") { renderQueue(frame); }
+        return;
+      case "typing":
+        if (frame.typing) { showAgentTyping(frame.name); } else { hideAgentTyping(); }
+        return;
+      case "transcript":
+        ui.status.textContent = fill(S.transcript_sent, { email: frame.email || "" });
+        ui.transcriptForm.hidden = true;
+        ui.transcriptToggle.setAttribute("aria-expanded", "false");
+        ui.transcriptToggle.focus();
+        return;
+      case "error":
+        showAlert(S["error_" + frame.code] || S.error_generic);
+        Array.prototype.forEach.call(ui.choices.querySelectorAll("button"), function (b) { b.disabled = false; });
+        return;
+      default:
+        return;
+    }
+  }
+
+  // --- Start -----------------------------------------------------------------------------
+  function start() {
+    var url = BASE + "/chat/widget/" + encodeURIComponent(KEY) + "/config.json?lang=" + encodeURIComponent(LANG);
+    fetch(url, { credentials: "omit" })
+      .then(function (r) { if (!r.ok) { throw new Error("config " + r.status); } return r.json(); })
+      .then(function (data) {
+        config = data;
+        S = data.strings;
+        build();
+        setState("prechat");
+        // Continuity: a conversation in progress reconnects at once, its window as it was.
+        if (load(STORE_TOKEN)) {
+          if (load(STORE_OPEN)) { open(false); } else { connect(); }
+        }
+      })
+      .catch(function (err) { if (window.console) { window.console.warn("chat widget unavailable:", err); } });
+  }
+  if (document.readyState === "loading") { document.addEventListener("DOMContentLoaded", start); } else { start(); }
+})();
