@@ -18,7 +18,7 @@ def on_presence_saved(
         return  # a heartbeat, the channels: not a state change
     last = (
         AgentStateChange.objects.filter(agent_id=instance.agent_id)
-        .order_by("-at", "-id")
+        .order_by("-id")  # the last one recorded
         .values_list("state", flat=True)
         .first()
     )
