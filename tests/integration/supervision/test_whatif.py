@@ -67,7 +67,7 @@ class RecordedDay:
         do_set_agent_state(agent=agent, state=AgentState.OFFLINE, now=now)
 
     def on_arrive(self, now: datetime, spec: tuple[Any, float, float]) -> None:
-        queue, aht, patience = spec
+        queue, _aht, patience = spec
         call = do_create_interaction(channel="voice", contact=None, queue=queue, now=now)
         self.at(now + timedelta(seconds=self.rng.expovariate(1 / patience)), "hang_up", call.pk)
         self.route(now)
@@ -141,12 +141,14 @@ def test_a_replay_with_unchanged_settings_reproduces_the_day(
 
     # then the replay gives the recorded service level within 2 points, queue by queue too
     actual, replayed = result.actual[None], result.baseline[None]
-    assert actual.service_level is not None and replayed.service_level is not None
+    assert actual.service_level is not None
+    assert replayed.service_level is not None
     assert abs(actual.service_level - replayed.service_level) <= 0.02, (actual, replayed)
     assert abs(actual.abandoned - replayed.abandoned) <= 0.02 * actual.offered + 2
     for q in (caf, rsa):
         a_sl, r_sl = result.actual[q.pk].service_level, result.baseline[q.pk].service_level
-        assert a_sl is not None and r_sl is not None
+        assert a_sl is not None
+        assert r_sl is not None
         assert abs(a_sl - r_sl) <= 0.05, (q.code, a_sl, r_sl)
 
     # and a proposal giving a1 the minimum-income skill improves that queue
