@@ -69,8 +69,15 @@ def test_the_database_allows_one_published_version_per_flow(flow: Flow) -> None:
 def test_a_supervisor_edits_and_publishes_in_the_admin(
     flow: Flow, make_user: Callable[..., Any], client: Client
 ) -> None:
+    from django_otp.plugins.otp_totp.models import TOTPDevice
+
     supervisor = make_user("sup", role="supervisor", is_superuser=True)
+    # supervisors pass a second factor: log in with a confirmed device, as after the code page
+    device = TOTPDevice.objects.create(user=supervisor, name="test", confirmed=True)
     client.force_login(supervisor)
+    session = client.session
+    session["otp_device_id"] = device.persistent_id
+    session.save()
     # when a draft with a mistake is created
     broken = {**GRAPH, "start": "nulle_part"}
     response = client.post(

@@ -450,3 +450,27 @@ async def test_the_lean_path_stores_once_and_checks_like_the_view(
     # anything else goes to the wrapped application
     assert (await _asgi_post(b"", [], path="/webhooks/twilio/voice/"))[0] == 299
     assert await sync_to_async(stored)() == ([text], 1)
+
+
+@pytest.mark.django_db
+def test_the_file_backend_keeps_sms_on_disk_for_development(
+    endpoint: Endpoint,
+    deliver: Any,
+    settings: Any,
+    tmp_path: Any,
+    django_capture_on_commit_callbacks: Callable[..., Any],
+) -> None:
+    import json
+
+    deliver(MessageSid=sid(1))
+    settings.TELEPHONY_BACKEND = "channels_inbound.providers.dev.FileBackend"
+    settings.TELEPHONY_FILE_PATH = str(tmp_path)
+    with django_capture_on_commit_callbacks(execute=True):
+        outbound = do_send_sms(interaction=Interaction.objects.get(), text="Réponse 👍")
+    [written] = list(tmp_path.glob("*.jsonl"))
+    record = json.loads(written.read_text(encoding="utf-8"))
+    assert (record["kind"], record["to"], record["body"]) == ("sms", "+33612345678", "Réponse 👍")
+    outbound.refresh_from_db()
+    assert outbound.sid == record["sid"]
+    assert outbound.status == "queued"
+    assert FakeTwilioHttpClient.requests == []
