@@ -101,6 +101,15 @@ def do_heartbeat(*, agent_id: int, now: datetime | None = None) -> bool:
     return bool(AgentPresence.objects.filter(agent_id=agent_id).update(last_heartbeat_at=now))
 
 
+def do_heartbeats(*, agent_ids: Iterable[int], now: datetime | None = None) -> int:
+    """Many consoles are alive: one write for all (the console server batches heartbeats)."""
+    now = now or timezone.now()
+    ids = sorted(set(agent_ids))
+    if not ids:
+        return 0
+    return AgentPresence.objects.filter(agent_id__in=ids).update(last_heartbeat_at=now)
+
+
 def do_end_wrap_ups(*, now: datetime | None = None) -> int:
     """Agents whose after-call work timer ran out become available again."""
     now = now or timezone.now()

@@ -8,8 +8,8 @@ Protocol (JSON both ways; docs/console.md):
   (``{"type": "snapshot", "state": {...}}``); then live events follow as
   ``{"type": "event", "id", "event", "payload", "at"}``;
 - console → ``{"type": "heartbeat"}`` every ``CONSOLE_HEARTBEAT_SECONDS``: presence's proof of
-  life; the server answers ``{"type": "heartbeat.ack"}`` and closes the socket if the session
-  has ended meanwhile (logout elsewhere, idle timeout, account disabled);
+  life, answered ``{"type": "heartbeat.ack"}`` (written to the database in batches, and the
+  session re-checked periodically: ``console/live.py``);
 - console → ``{"type": "typing", "interaction_id"}`` while the agent types a chat reply.
 
 Close codes: 4401 not logged in / session over, 4403 not an agent or second factor missing.
@@ -18,22 +18,19 @@ Close codes: 4401 not logged in / session over, 4403 not an agent or second fact
 from __future__ import annotations
 
 import logging
-from importlib import import_module
 from typing import Any
 
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
-from django.conf import settings
 from django.contrib.sessions.backends.base import SessionBase
 
 from agents.models import AgentProfile
-from agents.presence import do_heartbeat
 from contactcentre.events import agent_group
 
-from . import outbox, replies
+from . import live, outbox, replies
 from .groups import session_group, user_group
 from .middleware import idle_seconds_left
-from .security import session_passed_second_factor
+from .security import agent_admission, session_device_confirmed
 from .state import build_snapshot
 
 logger = logging.getLogger(__name__)
@@ -44,37 +41,25 @@ CLOSE_FORBIDDEN = 4403
 
 @database_sync_to_async
 def _admit(user: Any, session: SessionBase | None) -> tuple[int | None, int]:
-    """(agent id, close code) for the socket's user."""
+    """(agent id, close code) for the socket's user: one query, two for second-factor users."""
     if not user or not user.is_authenticated or not user.is_active:
         return None, CLOSE_UNAUTHENTICATED
     left = idle_seconds_left(session) if session is not None else None
     if left is not None and left <= 0:
         return None, CLOSE_UNAUTHENTICATED
-    agent_id = AgentProfile.objects.filter(user=user).values_list("pk", flat=True).first()
-    if agent_id is None:
+    row = agent_admission(user.pk)
+    if row is None:
         return None, CLOSE_FORBIDDEN
-    if not session_passed_second_factor(user, session):
+    expected = (
+        user.is_staff
+        or user.is_superuser
+        or row["remote"]
+        or row["privileged"]
+        or row["has_device"]
+    )
+    if expected and not session_device_confirmed(user, session):
         return None, CLOSE_FORBIDDEN
-    do_heartbeat(agent_id=agent_id)
-    return agent_id, 0
-
-
-@database_sync_to_async
-def _still_valid(user_id: int, session_key: str | None, agent_id: int) -> bool:
-    """The session still exists and is not idle, the account is active: then a heartbeat."""
-    from django.contrib.auth import get_user_model
-
-    if not get_user_model().objects.filter(pk=user_id, is_active=True).exists():
-        return False
-    if session_key:
-        store: SessionBase = import_module(settings.SESSION_ENGINE).SessionStore(session_key)
-        if not store.exists(session_key):
-            return False
-        left = idle_seconds_left(store)
-        if left is not None and left <= 0:
-            return False
-    do_heartbeat(agent_id=agent_id)
-    return True
+    return row["pk"], 0
 
 
 @database_sync_to_async
@@ -108,23 +93,27 @@ class AgentConsoleConsumer(AsyncJsonWebsocketConsumer):
             await self.channel_layer.group_add(group, self.channel_name)
         self.groups_joined = groups
         await self.accept()
+        live.register(self)  # its heartbeats and session checks are batched per process
         await self.send_json({"type": "hello", "agent_id": agent_id})
 
     async def disconnect(self, code: int) -> None:
+        live.unregister(self)
         for group in self.groups_joined:
             await self.channel_layer.group_discard(group, self.channel_name)
         self.groups_joined = []
+
+    async def end(self, reason: str) -> None:
+        """Close this console (session over, logout, account disabled)."""
+        await self.send_json({"type": "closed", "reason": reason})
+        await self.close(code=CLOSE_UNAUTHENTICATED)
 
     async def receive_json(self, content: Any, **kwargs: Any) -> None:
         if self.agent_id is None or not isinstance(content, dict):
             return
         kind = content.get("type")
         if kind == "heartbeat":
-            if await _still_valid(self.user_id, self.session_key, self.agent_id):
-                await self.send_json({"type": "heartbeat.ack"})
-            else:
-                await self.send_json({"type": "closed", "reason": "session"})
-                await self.close(code=CLOSE_UNAUTHENTICATED)
+            live.beat(self)
+            await self.send_json({"type": "heartbeat.ack"})
         elif kind == "resume":
             last = content.get("last_event_id")
             last_id = last if isinstance(last, int) and not isinstance(last, bool) else 0
@@ -148,5 +137,4 @@ class AgentConsoleConsumer(AsyncJsonWebsocketConsumer):
         )
 
     async def cc_force_close(self, message: dict[str, Any]) -> None:
-        await self.send_json({"type": "closed", "reason": message.get("reason", "")})
-        await self.close(code=CLOSE_UNAUTHENTICATED)
+        await self.end(message.get("reason", ""))

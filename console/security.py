@@ -29,10 +29,37 @@ def second_factor_expected(user: Any) -> bool:
     return second_factor_required(user) or user_has_device(user, confirmed=True)
 
 
+def agent_admission(user_id: int) -> dict[str, Any] | None:
+    """What the console socket needs to admit a user, in one query: the agent profile's id,
+    whether the user is a teleworker, a supervisor/administrator, or has a confirmed device."""
+    from django.contrib.auth.models import Group
+    from django.db.models import Exists, OuterRef
+
+    from agents.models import AgentProfile
+
+    return (
+        AgentProfile.objects.filter(user_id=user_id)
+        .annotate(
+            privileged=Exists(
+                Group.objects.filter(user=OuterRef("user_id"), name__in=[SUPERVISOR, ADMINISTRATOR])
+            ),
+            has_device=Exists(
+                TOTPDevice.objects.filter(user_id=OuterRef("user_id"), confirmed=True)
+            ),
+        )
+        .values("pk", "remote", "privileged", "has_device")
+        .first()
+    )
+
+
 def session_passed_second_factor(user: Any, session: Any) -> bool:
-    """For the WebSocket: a session that logged in with a code carries the device's id."""
+    """A session that logged in with a code carries the device's id (when one is expected)."""
     if not second_factor_expected(user):
         return True
+    return session_device_confirmed(user, session)
+
+
+def session_device_confirmed(user: Any, session: Any) -> bool:
     persistent_id = session.get(DEVICE_SESSION_KEY) if session is not None else None
     if not persistent_id:
         return False

@@ -212,6 +212,10 @@ OTP_TOTP_ISSUER: str = env.str("OTP_TOTP_ISSUER", default="Centre de contacts")
 CONSOLE_IDLE_TIMEOUT_SECONDS: int = env.int("CONSOLE_IDLE_TIMEOUT_SECONDS", default=30 * 60)
 CONSOLE_IDLE_WARNING_SECONDS: int = env.int("CONSOLE_IDLE_WARNING_SECONDS", default=120)
 CONSOLE_HEARTBEAT_SECONDS: int = env.int("CONSOLE_HEARTBEAT_SECONDS", default=15)
+# Each server process writes its consoles' heartbeats in one UPDATE this often, and checks
+# their sessions (still there, not idle, account active) this often (console/live.py).
+CONSOLE_HEARTBEAT_FLUSH_SECONDS: float = env.float("CONSOLE_HEARTBEAT_FLUSH_SECONDS", default=5.0)
+CONSOLE_SESSION_CHECK_SECONDS: float = env.float("CONSOLE_SESSION_CHECK_SECONDS", default=60.0)
 # Agent events are kept this long for consoles that reconnect (older: a fresh snapshot).
 CONSOLE_EVENT_RETENTION_SECONDS: int = env.int(
     "CONSOLE_EVENT_RETENTION_SECONDS", default=int(timedelta(hours=24).total_seconds())

@@ -3,6 +3,8 @@ account being disabled."""
 
 from __future__ import annotations
 
+import asyncio
+import time
 from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
@@ -78,7 +80,8 @@ async def test_an_unknown_or_pruned_event_id_gets_a_fresh_snapshot(make_user: Ca
     await socket.disconnect()
 
 
-async def test_heartbeat_keeps_the_agent_routable(make_user: Callable) -> None:
+async def test_heartbeat_keeps_the_agent_routable(make_user: Callable, settings: Any) -> None:
+    settings.CONSOLE_HEARTBEAT_FLUSH_SECONDS = 0.1
     user = await sync_to_async(make_user)("alice")
     client = await sync_to_async(_login)(user)
     old = timezone.now() - timedelta(minutes=10)
@@ -88,10 +91,35 @@ async def test_heartbeat_keeps_the_agent_routable(make_user: Callable) -> None:
     socket, _ = await _open(client)
     await socket.send_json_to({"type": "heartbeat"})
     assert (await socket.receive_json_from(timeout=3))["type"] == "heartbeat.ack"
-    presence = await sync_to_async(AgentPresence.objects.get)(agent__user=user)
+    # written in the next batch (one UPDATE for every console of the server process)
+    for _ in range(30):
+        await asyncio.sleep(0.1)
+        presence = await sync_to_async(AgentPresence.objects.get)(agent__user=user)
+        if presence.last_heartbeat_at and presence.last_heartbeat_at > old:
+            break
     assert presence.last_heartbeat_at is not None
     assert presence.last_heartbeat_at > timezone.now() - timedelta(seconds=5)
     await socket.disconnect()
+
+
+async def test_a_console_whose_session_went_idle_is_closed(
+    make_user: Callable, settings: Any
+) -> None:
+    settings.CONSOLE_HEARTBEAT_FLUSH_SECONDS = 0.1
+    settings.CONSOLE_SESSION_CHECK_SECONDS = 0.1
+    user = await sync_to_async(make_user)("alice")
+    client = await sync_to_async(_login)(user)
+    socket, _ = await _open(client)
+    # the agent left: the session's last activity is now older than the idle timeout
+    def go_idle() -> None:
+        session = client.session
+        session["cc_last_activity"] = time.time() - settings.CONSOLE_IDLE_TIMEOUT_SECONDS - 1
+        session.save()
+
+    await sync_to_async(go_idle)()
+    closed = await socket.receive_json_from(timeout=3)
+    assert closed == {"type": "closed", "reason": "session"}
+    assert (await socket.receive_output(timeout=3))["code"] == 4401
 
 
 async def test_logout_closes_the_console_and_takes_the_agent_offline(make_user: Callable) -> None:

@@ -1,0 +1,127 @@
+"""The consoles open in this server process, and the two chores done for all of them at once.
+
+A console sends a heartbeat every ``CONSOLE_HEARTBEAT_SECONDS`` (15 s). Writing each one to
+the database would cost one query per console every 15 s (5,000 consoles: 333 writes/s
+through the one thread Channels gives database work); instead the consumer notes it here and
+one task per process writes every noted agent in a single ``UPDATE`` each
+``CONSOLE_HEARTBEAT_FLUSH_SECONDS``. Routing's window (``ROUTING_HEARTBEAT_WINDOW_SECONDS``,
+45 s) is far longer than that delay.
+
+The same task checks, every ``CONSOLE_SESSION_CHECK_SECONDS``, that each console's session
+still exists, is not idle-expired and belongs to an active account (two queries for all the
+consoles of the process), and closes the others. Logout and disabling an account close
+sockets at once through their groups; this check is the safety net for everything else
+(a session that expired, was deleted by an administrator, or went idle).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Iterable
+from importlib import import_module
+from typing import Any, Protocol
+
+from channels.db import database_sync_to_async
+from django.conf import settings
+
+logger = logging.getLogger(__name__)
+
+
+class LiveConsole(Protocol):
+    agent_id: int | None
+    user_id: int
+    session_key: str | None
+
+    async def end(self, reason: str) -> None: ...
+
+
+_consoles: set[Any] = set()
+_alive: set[int] = set()
+_task: asyncio.Task[None] | None = None
+
+
+def register(console: LiveConsole) -> None:
+    global _task
+    _consoles.add(console)
+    if console.agent_id is not None:
+        _alive.add(console.agent_id)
+    loop = asyncio.get_running_loop()
+    if _task is None or _task.done() or _task.get_loop() is not loop:
+        _task = loop.create_task(_chores())
+
+
+def unregister(console: LiveConsole) -> None:
+    _consoles.discard(console)
+
+
+def beat(console: LiveConsole) -> None:
+    if console.agent_id is not None:
+        _alive.add(console.agent_id)
+
+
+def flush_heartbeats(agent_ids: Iterable[int]) -> int:
+    from agents.presence import do_heartbeats
+
+    return do_heartbeats(agent_ids=agent_ids)
+
+
+def invalid_sessions(entries: list[tuple[int, str | None]]) -> set[tuple[int, str | None]]:
+    """Of (user id, session key) pairs, those whose session or account is no longer valid."""
+    from django.contrib.auth import get_user_model
+
+    from .middleware import idle_seconds_left
+
+    active = set(
+        get_user_model()
+        .objects.filter(pk__in={u for u, _ in entries}, is_active=True)
+        .values_list("pk", flat=True)
+    )
+    engine = import_module(settings.SESSION_ENGINE)
+    store_class = engine.SessionStore
+    valid_keys: set[str] = set()
+    keys = [k for _, k in entries if k]
+    if settings.SESSION_ENGINE == "django.contrib.sessions.backends.db" and keys:
+        from django.contrib.sessions.models import Session
+        from django.utils import timezone
+
+        for key, data in Session.objects.filter(
+            session_key__in=keys, expire_date__gt=timezone.now()
+        ).values_list("session_key", "session_data"):
+            left = idle_seconds_left(store_class().decode(data))
+            if left is None or left > 0:
+                valid_keys.add(key)
+    else:  # other engines: one load per session
+        for key in keys:
+            store = store_class(key)
+            if store.exists(key):
+                left = idle_seconds_left(store)
+                if left is None or left > 0:
+                    valid_keys.add(key)
+    return {
+        (u, k) for u, k in entries if u not in active or (k is not None and k not in valid_keys)
+    }
+
+
+async def _chores() -> None:
+    flush_every = settings.CONSOLE_HEARTBEAT_FLUSH_SECONDS
+    check_every = settings.CONSOLE_SESSION_CHECK_SECONDS
+    last_check = time.monotonic()
+    while _consoles:
+        await asyncio.sleep(flush_every)
+        try:
+            if _alive:
+                alive = list(_alive)
+                _alive.clear()
+                await database_sync_to_async(flush_heartbeats)(alive)
+            if time.monotonic() - last_check >= check_every:
+                last_check = time.monotonic()
+                consoles = list(_consoles)
+                entries = [(c.user_id, c.session_key) for c in consoles]
+                bad = await database_sync_to_async(invalid_sessions)(entries)
+                for console in consoles:
+                    if (console.user_id, console.session_key) in bad:
+                        await console.end("session")
+        except Exception:  # never let the chores die: the next round tries again
+            logger.exception("console chores failed")
