@@ -258,6 +258,10 @@ class Command(BaseCommand):
             queues[code] = queue
         queues["caf-logement"].overflow_queue = queues["caf-prestations"]
         queues["caf-logement"].save(update_fields=["overflow_queue"])
+        # The mairie's web chat widget and its bot (/chat/demo/).
+        from channels_inbound.chat.demo import create_demo_widget
+
+        create_demo_widget(queues["mairie-etat-civil"])
 
         logins: list[tuple[str, str, str]] = []
         password = _password()

@@ -85,3 +85,16 @@ def test_the_widget_files_are_static_files(client: Client) -> None:
     assert script.status_code == 200
     body = b"".join(script.streaming_content)  # type: ignore[attr-defined]
     assert b"attachShadow" in body
+
+
+def test_the_demo_data_has_a_chat_widget_with_a_bot(client: Client) -> None:
+    from channels_inbound.chat.demo import DEMO_KEY, create_demo_widget
+    from flows.selectors import published_version_for_endpoint
+    from routing.models import Queue
+
+    widget = create_demo_widget(Queue.objects.create(code="mairie-etat-civil", name="Mairie"))
+    assert published_version_for_endpoint(widget.endpoint_id) is not None
+    page = client.get("/chat/demo/").content.decode()
+    assert f'data-widget="{DEMO_KEY}"' in page
+    data = client.get(f"/chat/widget/{DEMO_KEY}/config.json").json()
+    assert [t["label"] for t in data["topics"]] == ["État civil", "Écoles", "Autre"]
