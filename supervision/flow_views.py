@@ -1,0 +1,385 @@
+"""The flow editor's pages and JSON endpoints. Everything about flows (models, validation,
+versions, publishing, the engine) is the flows app's: this module only parses requests and
+calls it."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime
+from typing import Any
+
+from django.contrib import messages
+from django.core.exceptions import PermissionDenied
+from django.db import transaction
+from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.utils import timezone
+from django.utils.translation import gettext as _
+from django.views.decorators.http import require_POST
+
+from flows import engine
+from flows.actions import (
+    FlowNotDraft,
+    FlowValidationError,
+    do_create_flow_version,
+    do_publish_flow_version,
+    validation_errors,
+)
+from flows.models import Flow, FlowVersion
+from flows.schema import NODE_SCHEMAS
+from routing.models import Queue
+
+from .access import Scope
+from .models import SupervisorAction
+from .periods import PARIS
+from .views import supervisor_required
+
+MAX_GRAPH_BYTES = 256 * 1024
+MAX_TEST_INPUTS = 50
+
+
+def _may_edit(request: HttpRequest) -> None:
+    if not request.user.has_perm("flows.change_flowversion") and not request.user.has_perm(
+        "routing.change_queue"
+    ):
+        raise PermissionDenied
+
+
+def _json_body(request: HttpRequest) -> dict[str, Any]:
+    if len(request.body) > MAX_GRAPH_BYTES:
+        raise ValueError("too large")
+    data = json.loads(request.body or b"{}")
+    if not isinstance(data, dict):
+        raise ValueError("an object is expected")
+    return data
+
+
+def _version_dict(v: FlowVersion) -> dict[str, Any]:
+    return {
+        "id": v.pk,
+        "number": v.number,
+        "status": v.status,
+        "status_label": str(v.get_status_display()),
+        "note": v.note,
+        "created_at": v.created_at.isoformat(),
+        "created_by": str(v.created_by or ""),
+        "published_at": v.published_at.isoformat() if v.published_at else None,
+    }
+
+
+def _audit(request: HttpRequest, flow: Flow, what: str, version: FlowVersion) -> None:
+    SupervisorAction.objects.create(
+        actor_id=request.user.pk,
+        kind=SupervisorAction.Kind.FLOW,
+        at=timezone.now(),
+        details={"flow": flow.pk, "action": what, "version": version.number},
+    )
+
+
+@supervisor_required
+def flow_list(request: HttpRequest, scope: Scope) -> HttpResponse:
+    if request.method == "POST":
+        _may_edit(request)
+        name = (request.POST.get("name") or "").strip()[:100]
+        if not name:
+            messages.error(request, _("Give the flow a name."))
+        elif Flow.objects.filter(name=name).exists():
+            messages.error(request, _("A flow with this name already exists."))
+        else:
+            flow = Flow.objects.create(name=name)
+            return redirect("supervision:flow-editor", flow_id=flow.pk)
+    flows = Flow.objects.select_related("published_version").prefetch_related("bindings__endpoint")
+    return render(request, "supervision/flows.html", {"flows": flows})
+
+
+@supervisor_required
+def flow_editor(request: HttpRequest, scope: Scope, flow_id: int) -> HttpResponse:
+    flow = get_object_or_404(Flow, pk=flow_id)
+    versions = list(flow.versions.select_related("created_by").order_by("-number"))
+    current = next((v for v in versions if v.status == FlowVersion.Status.DRAFT), None) or (
+        flow.published_version
+    )
+    graph = current.graph if current else {"start": "", "language": "fr", "nodes": {}}
+    editor = {
+        "flow": {"id": flow.pk, "name": flow.name},
+        "graph": graph,
+        "editing": _version_dict(current) if current else None,
+        "versions": [_version_dict(v) for v in versions],
+        "queues": list(Queue.objects.order_by("code").values_list("code", flat=True)),
+        "node_types": sorted(NODE_SCHEMAS),
+        "urls": {
+            "validate": request.build_absolute_uri(f"/supervision/flows/{flow.pk}/validate/"),
+            "save": f"/supervision/flows/{flow.pk}/versions/",
+            "test": f"/supervision/flows/{flow.pk}/test/",
+        },
+    }
+    return render(
+        request,
+        "supervision/flow_editor.html",
+        {
+            "flow": flow,
+            "versions": versions,
+            "editor": editor,
+            "editor_labels": editor_labels(),
+            "now": _local_now(),
+        },
+    )
+
+
+def editor_labels() -> dict[str, Any]:
+    """The words of the editor's script, in the page's language."""
+    return {
+        "types": {
+            "message": _("Message"),
+            "menu": _("Menu (choice by key)"),
+            "business_hours": _("Opening hours"),
+            "set": _("Set skills, priority or language"),
+            "queue": _("Queue (to an agent)"),
+            "voicemail": _("Voicemail"),
+            "callback": _("Callback request"),
+            "transfer": _("Transfer to a number"),
+            "hangup": _("Hang up"),
+        },
+        "fields": {
+            "label": _("Label"),
+            "text": _("Text"),
+            "audio_url": _("Audio file (URL)"),
+            "next": _("Then go to"),
+            "prompt.text": _("Question"),
+            "options": _("Choices"),
+            "retries": _("Retries"),
+            "timeout_seconds": _("Time to answer (s)"),
+            "invalid.text": _("Message after a wrong key"),
+            "default": _("After the last retry, go to"),
+            "calendar": _("Calendar (JSON)"),
+            "open": _("When open, go to"),
+            "closed": _("When closed, go to"),
+            "holiday": _("On a public holiday, go to"),
+            "skills": _("Skills (code=level, separated by commas)"),
+            "priority": _("Priority"),
+            "language": _("Language"),
+            "queue": _("Queue"),
+            "announce_position": _("Announce the position"),
+            "announce_wait": _("Announce the expected wait"),
+            "hold_music_url": _("Hold music (URL)"),
+            "max_seconds": _("Longest message (s)"),
+            "fallback": _("Without a caller number, go to"),
+            "number": _("Number (E.164, e.g. +33123456789)"),
+            "key": _("Key"),
+            "option_label": _("Choice label"),
+            "option_next": _("Go to"),
+        },
+        "none": _("—"),
+        "default_queue": _("the number's own queue"),
+        "add_option": _("Add a choice"),
+        "remove_option": _("Remove this choice"),
+        "delete_node": _("Delete this node"),
+        "select_node": _("Edit"),
+        "no_node": _("Select a node in the list to edit it."),
+        "errors_on_node": _("Errors on this node"),
+        "general_errors": _("Errors in the flow"),
+        "valid": _("No error: this flow can be published."),
+        "saved": _("Draft saved as version %(n)s."),
+        "save_failed": _("The draft could not be saved."),
+        "id_taken": _("This identifier is already used."),
+        "id_invalid": _("Use letters, digits, “.”, “-” and “_”."),
+        "invalid_json": _("This is not valid JSON."),
+        "start": _("start"),
+        "test_says": _("Says"),
+        "test_asks": _("Asks"),
+        "test_input": _("Caller presses"),
+        "test_queue": _("Queued in"),
+        "test_voicemail": _("Voicemail for"),
+        "test_callback": _("Callback request for"),
+        "test_transfer": _("Transferred to"),
+        "test_hangup": _("Hangs up"),
+        "test_waiting": _("The flow now waits for a key."),
+        "test_path": _("Path"),
+        "confirm_delete": _("Delete node %(id)s?"),
+    }
+
+
+def _local_now() -> str:
+    return timezone.now().astimezone(PARIS).strftime("%Y-%m-%dT%H:%M")
+
+
+@require_POST
+@supervisor_required
+def flow_validate(request: HttpRequest, scope: Scope, flow_id: int) -> JsonResponse:
+    get_object_or_404(Flow, pk=flow_id)
+    try:
+        graph = _json_body(request).get("graph")
+    except ValueError:
+        return JsonResponse({"errors": [_("The flow could not be read.")]}, status=400)
+    return JsonResponse({"errors": validation_errors(graph)})
+
+
+@require_POST
+@supervisor_required
+def flow_save(request: HttpRequest, scope: Scope, flow_id: int) -> JsonResponse:
+    """Save the editor's graph as a new draft version (kept even with errors: publishing
+    refuses it until they are fixed)."""
+    _may_edit(request)
+    flow = get_object_or_404(Flow, pk=flow_id)
+    try:
+        data = _json_body(request)
+    except ValueError:
+        return JsonResponse({"errors": [_("The flow could not be read.")]}, status=400)
+    graph = data.get("graph")
+    if not isinstance(graph, dict):
+        return JsonResponse({"errors": [_("The flow could not be read.")]}, status=400)
+    note = str(data.get("note") or "")[:200]
+    with transaction.atomic():
+        # One draft at a time: the previous draft is replaced by this one.
+        flow.versions.filter(status=FlowVersion.Status.DRAFT).delete()
+        version = do_create_flow_version(flow=flow, graph=graph, note=note, actor=request.user)
+    return JsonResponse(
+        {
+            "version": _version_dict(version),
+            "errors": validation_errors(graph),
+            "versions": [_version_dict(v) for v in flow.versions.order_by("-number")],
+        }
+    )
+
+
+def _answer(request: HttpRequest, ok: bool, message: str, errors: list[str] | None = None) -> Any:
+    if "application/json" in request.headers.get("Accept", ""):
+        return JsonResponse({"ok": ok, "message": message, "errors": errors or []})
+    (messages.success if ok else messages.error)(request, message)
+    return None
+
+
+@require_POST
+@supervisor_required
+def flow_publish(request: HttpRequest, scope: Scope, flow_id: int, version_id: int) -> HttpResponse:
+    _may_edit(request)
+    flow = get_object_or_404(Flow, pk=flow_id)
+    version = get_object_or_404(FlowVersion, pk=version_id, flow=flow)
+    try:
+        published = do_publish_flow_version(version=version, actor=request.user)
+    except FlowValidationError as exc:
+        answer = _answer(
+            request, False, _("This version has errors: it cannot be published."), exc.errors
+        )
+    except FlowNotDraft:
+        answer = _answer(request, False, _("Only a draft can be published."))
+    else:
+        _audit(request, flow, "publish", published)
+        answer = _answer(
+            request,
+            True,
+            _("Version %(n)s is published: the next calls follow it.") % {"n": published.number},
+        )
+    return answer or redirect("supervision:flow-editor", flow_id=flow.pk)
+
+
+@require_POST
+@supervisor_required
+def flow_rollback(
+    request: HttpRequest, scope: Scope, flow_id: int, version_id: int
+) -> HttpResponse:
+    """Publish again an earlier version, as a new version (the history stays whole)."""
+    _may_edit(request)
+    flow = get_object_or_404(Flow, pk=flow_id)
+    old = get_object_or_404(FlowVersion, pk=version_id, flow=flow)
+    try:
+        with transaction.atomic():
+            flow.versions.filter(status=FlowVersion.Status.DRAFT).delete()
+            copy = do_create_flow_version(
+                flow=flow,
+                graph=old.graph,
+                note=_("rollback to version %(n)s") % {"n": old.number},
+                actor=request.user,
+            )
+            published = do_publish_flow_version(version=copy, actor=request.user)
+    except FlowValidationError as exc:
+        answer = _answer(
+            request, False, _("This version has errors: it cannot be published."), exc.errors
+        )
+    else:
+        _audit(request, flow, "rollback", published)
+        answer = _answer(
+            request,
+            True,
+            _("Version %(old)s is published again as version %(n)s.")
+            % {"old": old.number, "n": published.number},
+        )
+    return answer or redirect("supervision:flow-editor", flow_id=flow.pk)
+
+
+def _describe(action: engine.Action) -> dict[str, Any]:
+    if isinstance(action, engine.Say):
+        return {"kind": "say", "text": action.text or action.audio_url}
+    if isinstance(action, engine.Ask):
+        return {
+            "kind": "ask",
+            "node": action.node_id,
+            "text": action.prompt.text or action.prompt.audio_url,
+            "options": [{"key": o.key, "label": o.label} for o in action.options],
+        }
+    if isinstance(action, engine.Enqueue):
+        return {
+            "kind": "queue",
+            "queue": action.queue,
+            "skills": action.skills,
+            "priority": action.priority,
+            "language": action.language,
+        }
+    if isinstance(action, engine.Voicemail):
+        return {"kind": "voicemail", "queue": action.queue}
+    if isinstance(action, engine.Callback):
+        return {"kind": "callback", "queue": action.queue}
+    if isinstance(action, engine.Transfer):
+        return {"kind": "transfer", "number": action.number}
+    return {"kind": "hangup"}
+
+
+def run_test(
+    graph: dict[str, Any], inputs: list[str], at: datetime, caller_known: bool
+) -> dict[str, Any]:
+    """Walk a flow with chosen answers, as a caller would (the flows engine, unchanged)."""
+    context = engine.Context(now=at, caller_known=caller_known)
+    transcript: list[dict[str, Any]] = []
+    step = engine.start(graph, context=context)
+    transcript += [_describe(a) for a in step.actions]
+    used = 0
+    while step.waiting and used < len(inputs):
+        answer = inputs[used]
+        used += 1
+        transcript.append({"kind": "input", "text": answer or "∅"})
+        step = engine.resume(graph, session=step.session, user_input=answer, context=context)
+        transcript += [_describe(a) for a in step.actions]
+    return {
+        "transcript": transcript,
+        "waiting": step.waiting,
+        "path": list(step.session.path),
+        "outcome": _describe(step.outcome) if step.outcome else None,
+        "unused_inputs": inputs[used:],
+    }
+
+
+@require_POST
+@supervisor_required
+def flow_test(request: HttpRequest, scope: Scope, flow_id: int) -> JsonResponse:
+    get_object_or_404(Flow, pk=flow_id)
+    try:
+        data = _json_body(request)
+    except ValueError:
+        return JsonResponse({"errors": [_("The flow could not be read.")]}, status=400)
+    graph = data.get("graph")
+    errors = validation_errors(graph)
+    if errors:
+        return JsonResponse({"errors": errors}, status=400)
+    assert isinstance(graph, dict)
+    inputs = [str(x)[:5] for x in (data.get("inputs") or [])][:MAX_TEST_INPUTS]
+    try:
+        at = datetime.fromisoformat(str(data.get("at") or _local_now()))
+    except ValueError:
+        return JsonResponse({"errors": [_("Give a valid date and time.")]}, status=400)
+    if at.tzinfo is None:
+        at = at.replace(tzinfo=PARIS)
+    try:
+        result = run_test(graph, inputs, at, bool(data.get("caller_known", True)))
+    except engine.FlowError as exc:
+        return JsonResponse({"errors": [str(exc)]}, status=400)
+    return JsonResponse({"errors": [], **result})
