@@ -580,8 +580,11 @@ def _end_interaction(call: Call, now: datetime) -> None:
                 do_transition_interaction(
                     interaction=interaction, to=Status.WRAP_UP, reason="call_completed", now=now
                 )
-                if call.agent_answered_at is not None:
-                    Call.objects.filter(pk=call.pk).update(outcome=CallOutcome.COMPLETED)
+                # Hung up while the agent's phone was still ringing: abandoned, for reports.
+                answered = call.agent_answered_at is not None
+                Call.objects.filter(pk=call.pk).update(
+                    outcome=CallOutcome.COMPLETED if answered else CallOutcome.ABANDONED
+                )
             return
         except StaleTransition:
             continue  # the router moved it meanwhile: look again

@@ -454,6 +454,22 @@ def test_bridging_an_agent_without_a_number_fails_clearly(
 
 
 @pytest.mark.django_db
+def test_a_caller_hanging_up_while_the_agent_phone_rings(
+    twilio: FakeTwilio, endpoint: Endpoint, agent: AgentProfile
+) -> None:
+    call(twilio)
+    interaction = Interaction.objects.get()
+    do_transition_interaction(
+        interaction=interaction, to=Status.ASSIGNED, extra={"assigned_agent": agent}
+    )
+    do_bridge_call(interaction_id=interaction.pk, agent_id=agent.pk)
+    status(twilio, CallDuration="30")
+    interaction.refresh_from_db()
+    assert interaction.status == Status.WRAP_UP
+    assert Call.objects.get().outcome == CallOutcome.ABANDONED
+
+
+@pytest.mark.django_db
 def test_bridging_a_call_that_already_ended(
     twilio: FakeTwilio, endpoint: Endpoint, agent: AgentProfile
 ) -> None:
