@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import json
 import multiprocessing as mp
 import os
@@ -235,19 +236,20 @@ async def _console(
 
     beating = asyncio.create_task(beat()) if heartbeat > 0 else None
     try:
-        while not stop.is_set():
-            try:
-                raw = await asyncio.wait_for(ws.recv(), 1.0)
-            except TimeoutError:
-                continue
+        async for raw in ws:
             received = time.time()
             message = json.loads(raw)
             if message.get("type") == "event":
                 sent_at = (message.get("payload") or {}).get("sent_at")
                 if isinstance(sent_at, float):
                     latencies.append((received - sent_at) * 1000)
+        if not stop.is_set():
+            failures.append("lost: closed by the server")
+    except asyncio.CancelledError:
+        pass
     except Exception as exc:
-        failures.append(f"lost: {type(exc).__name__}: {exc}"[:200])
+        if not stop.is_set():
+            failures.append(f"lost: {type(exc).__name__}: {exc}"[:200])
     finally:
         if beating:
             beating.cancel()
@@ -261,6 +263,9 @@ def client_process(
     conn: Any,
 ) -> None:
     raise_fd_limit()
+    # The measuring clients must not add pauses of their own to what they measure: their
+    # cyclic garbage collector, walking thousands of sockets, would (they live for minutes).
+    gc.disable()
 
     async def main() -> None:
         latencies: list[float] = []
@@ -283,6 +288,8 @@ def client_process(
                 conn.recv()
                 break
         stop.set()
+        for task in tasks:
+            task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
         conn.send(("done", latencies, failures[:20], len(failures)))
 
@@ -340,8 +347,15 @@ def main() -> int:
     parser.add_argument("--heartbeat-seconds", type=float, default=15.0)
     parser.add_argument("--no-heartbeat", action="store_true")
     parser.add_argument("--connect-timeout", type=float, default=150.0)
+    parser.add_argument(
+        "--layer",
+        choices=["core", "pubsub"],
+        default="pubsub",
+        help="channels_redis layer (CHANNEL_LAYER_BACKEND)",
+    )
     args = parser.parse_args()
     began = time.monotonic()
+    os.environ["CHANNEL_LAYER_BACKEND"] = args.layer
     fd_limit = raise_fd_limit()
     log(f"file descriptor limit: {fd_limit}")
     log(f"preparing {args.consoles} agents and sessions ...")
@@ -429,6 +443,7 @@ def main() -> int:
             "connect_failures": sum(failed),
             "heartbeat_seconds": heartbeat,
             "client_processes": args.client_procs,
+            "channel_layer": args.layer,
             "failures_sample": lost_failures[:3],
             "elapsed_s": round(time.monotonic() - began, 1),
         }

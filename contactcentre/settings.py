@@ -126,7 +126,21 @@ IS_POSTGRES = DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql"
 
 # --- Redis, channel layer, Celery -----------------------------------------------------------
 REDIS_URL: str = env.str("REDIS_URL", default="")
-if REDIS_URL:
+# CHANNEL_LAYER_BACKEND=pubsub uses Redis Pub/Sub (channels_redis.pubsub): one subscriber
+# connection per server process, fan-out done by Redis; at-most-once delivery, which the
+# console tolerates (it replays what it missed from the event outbox). docs/benchmarks.md.
+CHANNEL_LAYER_BACKEND: str = env.str("CHANNEL_LAYER_BACKEND", default="core")
+if REDIS_URL and CHANNEL_LAYER_BACKEND == "pubsub":
+    CHANNEL_LAYERS = {
+        "default": {
+            "BACKEND": "channels_redis.pubsub.RedisPubSubChannelLayer",
+            "CONFIG": {
+                "hosts": [env.str("CHANNEL_LAYER_REDIS_URL", default=REDIS_URL)],
+                "prefix": env.str("CHANNEL_LAYER_PREFIX", default="asgi"),
+            },
+        }
+    }
+elif REDIS_URL:
     CHANNEL_LAYERS = {
         "default": {
             "BACKEND": "channels_redis.core.RedisChannelLayer",
