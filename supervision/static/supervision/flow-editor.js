@@ -404,6 +404,8 @@
     var width = 10 + (Object.keys(rows).length || 1) * 190;
     var height = 20 + Math.max(1, Math.max.apply(null, Object.values(rows).concat([1]))) * 56;
     svg.setAttribute("viewBox", "0 0 " + width + " " + height);
+    svg.setAttribute("width", width);
+    svg.setAttribute("height", height);
     function make(tag, attrs, text) {
       var n = document.createElementNS(NS, tag);
       Object.keys(attrs).forEach(function (k) { n.setAttribute(k, attrs[k]); });
@@ -416,7 +418,7 @@
         if (!pos[edge[1]]) return;
         var a = pos[i], b = pos[edge[1]];
         make("path", { d: "M" + (a.x + 160) + "," + (a.y + 18) + " L" + b.x + "," + (b.y + 18) });
-        make("text", { x: (a.x + 160 + b.x) / 2, y: (a.y + b.y) / 2 + 14 }, edge[0]);
+        make("text", { x: a.x + 164, y: a.y + 12 }, edge[0]);
       });
     });
     ids.forEach(function (i) {

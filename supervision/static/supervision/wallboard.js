@@ -88,7 +88,7 @@
       tr.appendChild(el("td", a.team || "—"));
       var state = labels.states[a.state] || a.state;
       if (a.pause_reason) state += " (" + (labels.reasons[a.pause_reason] || a.pause_reason) + ")";
-      tr.appendChild(el("td", state, { class: "state-cell state-" + a.state }));
+      tr.appendChild(el("td", state, { class: "state-cell", "data-state": a.state }));
       tr.appendChild(el("td", duration(since(a.state_since)),
         { class: "num", "data-since": a.state_since || "" }));
       var work = a.work.map(function (w) {
