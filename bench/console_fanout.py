@@ -37,6 +37,7 @@ import socket
 import subprocess
 import sys
 import time
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -127,11 +128,11 @@ def prepare_database(consoles: int) -> list[tuple[int, str]]:
         AgentPresence(agent=p, state="available", state_since=now, idle_since=now) for p in profiles
     )
     store = SessionStore()
-    expire = now + timezone.timedelta(hours=2)
+    expire = now + timedelta(hours=2)
     sessions = []
     pairs = []
     for user, profile in zip(users, profiles, strict=True):
-        key = store._get_new_session_key()
+        key = store._get_new_session_key()  # type: ignore[attr-defined]
         data = {
             SESSION_KEY: str(user.pk),
             BACKEND_SESSION_KEY: "django.contrib.auth.backends.ModelBackend",
@@ -362,7 +363,7 @@ def main() -> int:
     pairs = prepare_database(args.consoles)
     port = free_port()
     server = start_server(port)
-    procs: list[tuple[mp.Process, Any]] = []
+    procs: list[tuple[Any, Any]] = []
     result: dict[str, Any] = {}
     try:
         wait_for_port(port)

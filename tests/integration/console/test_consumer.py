@@ -110,6 +110,7 @@ async def test_a_console_whose_session_went_idle_is_closed(
     user = await sync_to_async(make_user)("alice")
     client = await sync_to_async(_login)(user)
     socket, _ = await _open(client)
+
     # the agent left: the session's last activity is now older than the idle timeout
     def go_idle() -> None:
         session = client.session

@@ -25,7 +25,7 @@ from routing.models import Offer, Queue
 
 pytestmark = pytest.mark.django_db
 
-JSON = {"HTTP_ACCEPT": "application/json"}
+JSON = {"accept": "application/json"}
 
 
 def _available(agent: AgentProfile) -> None:
@@ -75,23 +75,24 @@ def test_a_user_without_agent_profile_is_told_so(make_user: Callable, client_for
 def test_sms_reply_goes_through_the_sms_channel(alice: Any, client_for: Callable) -> None:
     contact = resolve_contact("phone", "+33612345678").contact
     interaction = _assigned(alice.agent_profile, "sms", contact)
+    assert interaction.queue is not None
     Endpoint.objects.create(
         channel="sms", address="+33900000001", name="CAF", queue=interaction.queue
     )
     response = client_for(alice).post(
-        f"/console/interactions/{interaction.pk}/reply/", {"text": "Bonjour"}, **JSON
+        f"/console/interactions/{interaction.pk}/reply/", {"text": "Bonjour"}, headers=JSON
     )
     assert response.status_code == 200, response.content
     message = Message.objects.get(interaction=interaction, direction="outbound")
     assert message.text == "Bonjour"
     assert message.author == alice
-    assert message.outbound_sms.to == "+33612345678"  # type: ignore[attr-defined]
+    assert message.outbound_sms.to == "+33612345678"
 
 
 def test_a_phone_call_has_no_written_reply(alice: Any, client_for: Callable) -> None:
     interaction = _assigned(alice.agent_profile, "voice")
     response = client_for(alice).post(
-        f"/console/interactions/{interaction.pk}/reply/", {"text": "x"}, **JSON
+        f"/console/interactions/{interaction.pk}/reply/", {"text": "x"}, headers=JSON
     )
     assert response.status_code == 400
     assert not Message.objects.filter(interaction=interaction).exists()
@@ -115,13 +116,15 @@ def test_note_wrap_up_and_close(alice: Any, client_for: Callable) -> None:
     interaction = _assigned(alice.agent_profile, "email")
     code = WrapUpCode.objects.create(code="answered", label="Réponse apportée")
     client = client_for(alice)
-    client.post(f"/console/interactions/{interaction.pk}/note/", {"text": "à rappeler"}, **JSON)
+    client.post(
+        f"/console/interactions/{interaction.pk}/note/", {"text": "à rappeler"}, headers=JSON
+    )
     note = Message.objects.get(interaction=interaction)
     assert note.direction == "note"
     response = client.post(
         f"/console/interactions/{interaction.pk}/close/",
         {"code": code.pk, "notes": "Réglé"},
-        **JSON,
+        headers=JSON,
     )
     assert response.status_code == 200
     interaction.refresh_from_db()
@@ -142,7 +145,7 @@ def test_transfer_to_a_queue_requeues_with_that_queues_requirements(
     response = client_for(alice).post(
         f"/console/interactions/{interaction.pk}/transfer/",
         {"target": f"queue:{target.pk}"},
-        **JSON,
+        headers=JSON,
     )
     assert response.status_code == 200, response.content
     interaction.refresh_from_db()
@@ -162,21 +165,25 @@ def test_transfer_to_a_named_agent_offers_it_to_them(
     client = client_for(alice)
     # Bob is offline: refused, nothing changes
     response = client.post(
-        f"/console/interactions/{interaction.pk}/transfer/", {"target": f"agent:{bob.pk}"}, **JSON
+        f"/console/interactions/{interaction.pk}/transfer/",
+        {"target": f"agent:{bob.pk}"},
+        headers=JSON,
     )
     assert response.status_code == 409
     interaction.refresh_from_db()
     assert interaction.status == "assigned"
     _available(bob)
     response = client.post(
-        f"/console/interactions/{interaction.pk}/transfer/", {"target": f"agent:{bob.pk}"}, **JSON
+        f"/console/interactions/{interaction.pk}/transfer/",
+        {"target": f"agent:{bob.pk}"},
+        headers=JSON,
     )
     assert response.status_code == 200
     interaction.refresh_from_db()
     assert (interaction.status, interaction.assigned_agent_id) == ("offered", bob.pk)
     offer = Offer.objects.get(interaction=interaction, status="pending")
     assert offer.agent_id == bob.pk
-    assert offer.decision.rule == "transfer_to_agent"  # type: ignore[union-attr]
+    assert offer.decision.rule == "transfer_to_agent"
 
 
 def test_citizen_panel_shows_every_channel_and_merges_records(
@@ -191,7 +198,7 @@ def test_citizen_panel_shows_every_channel_and_merges_records(
     interaction = _assigned(alice.agent_profile, "email", contact)
     client = client_for(alice)
     response = client.post(
-        f"/console/citizens/{contact.pk}/merge/", {"identity": "06 12 34 56 78"}, **JSON
+        f"/console/citizens/{contact.pk}/merge/", {"identity": "06 12 34 56 78"}, headers=JSON
     )
     assert response.status_code == 200, response.content
     panel = client.get(f"/console/interactions/{interaction.pk}/").content.decode()
@@ -239,7 +246,7 @@ def test_a_teleworker_must_enrol_a_second_factor_then_use_it(
     response = client.get("/console/")
     assert response.status_code == 302
     assert response["Location"].startswith("/accounts/otp/enrol/")
-    assert client.get("/console/", HTTP_ACCEPT="application/json").status_code == 403
+    assert client.get("/console/", headers=JSON).status_code == 403
     page = client.get("/accounts/otp/enrol/")
     assert b"<svg" in page.content  # the QR code
     device = TOTPDevice.objects.get(user=user, confirmed=False)
@@ -279,16 +286,18 @@ def test_brute_force_locks_the_account_out(make_user: Callable, settings: Any) -
 def test_idle_session_ends_and_the_ping_extends_it(make_user: Callable, settings: Any) -> None:
     make_user("camille")
     client, _ = _password_login("camille")
-    left = client.post("/console/session/ping/", **JSON).json()["seconds_left"]
+    left = client.post("/console/session/ping/", headers=JSON).json()["seconds_left"]
     assert left == settings.CONSOLE_IDLE_TIMEOUT_SECONDS
     session = client.session
     session["cc_last_activity"] = time.time() - settings.CONSOLE_IDLE_TIMEOUT_SECONDS + 30
     session.save()
     # a passive ping (the console checking) only reports the time left
-    passive = client.post("/console/session/ping/", HTTP_X_CONSOLE_PASSIVE="1", **JSON).json()
+    passive = client.post(
+        "/console/session/ping/", headers={**JSON, "x-console-passive": "1"}
+    ).json()
     assert passive["seconds_left"] <= 30
     # "Stay logged in" extends
-    assert client.post("/console/session/ping/", **JSON).json()["seconds_left"] > 60
+    assert client.post("/console/session/ping/", headers=JSON).json()["seconds_left"] > 60
     session = client.session
     session["cc_last_activity"] = time.time() - settings.CONSOLE_IDLE_TIMEOUT_SECONDS - 1
     session.save()
