@@ -284,7 +284,6 @@
   function sendMessage() {
     var text = ui.input.value.trim();
     if (!text) { return; }
-    if (!ws || ws.readyState !== 1) { showAlert(S.reconnecting); return; }
     send({ type: "message", text: text, id: newId() });
     ui.input.value = "";
     typingSentAt = 0;
@@ -300,8 +299,13 @@
   }
 
   // --- The socket ------------------------------------------------------------------------
+  var pending = [];  // frames the citizen sent while the socket was (re)connecting
   function send(frame) {
-    if (ws && ws.readyState === 1) { ws.send(JSON.stringify(frame)); }
+    if (ws && ws.readyState === 1) { ws.send(JSON.stringify(frame)); return; }
+    if (frame.type !== "typing" && frame.type !== "hello") {
+      pending.push(frame);
+      if (!ws && !unavailable) { connect(); }
+    }
   }
 
   function connect() {
@@ -311,6 +315,7 @@
     ws.onopen = function () {
       retry = 0;
       send({ type: "hello", token: load(STORE_TOKEN), lang: config.language });
+      pending.splice(0).forEach(send);
     };
     ws.onmessage = function (e) {
       var frame;
@@ -319,7 +324,7 @@
     };
     ws.onclose = function (e) {
       ws = null;
-      if (e.code === 4401) { save(STORE_TOKEN, null); setState("prechat"); connect(); return; }
+      if (e.code === 4401) { pending = []; save(STORE_TOKEN, null); setState("prechat"); connect(); return; }
       if (e.code === 4403 || e.code === 4404) { unavailable = true; showAlert(S.error_unavailable); return; }
       ui.status.textContent = S.reconnecting;
       var delay = e.code === 4429 ? 30000 : Math.min(30000, 1000 * Math.pow(2, retry++));
