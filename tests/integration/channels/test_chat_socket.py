@@ -305,6 +305,38 @@ async def test_positions_follow_the_queue(widget: ChatWidget, settings: Any) -> 
     await second.close()
 
 
+async def test_the_estimated_wait_comes_from_the_last_hours_answers() -> None:
+    widget = await _widget(flow=None)
+
+    def answered_earlier() -> None:
+        from datetime import timedelta
+
+        from django.utils import timezone
+
+        from interactions.actions import do_create_interaction, do_transition_interaction
+
+        now = timezone.now()
+        queue = widget.endpoint.queue
+        for waited in (240, 360):  # answered after 4 and 6 minutes: 5 on average
+            earlier = do_create_interaction(
+                channel="chat", contact=None, queue=queue, now=now - timedelta(minutes=30)
+            )
+            do_transition_interaction(
+                interaction=earlier,
+                to=Status.ASSIGNED,
+                now=now - timedelta(minutes=30) + timedelta(seconds=waited),
+            )
+            do_transition_interaction(interaction=earlier, to=Status.CLOSED, now=now)
+
+    await database_sync_to_async(answered_earlier)()
+    citizen = await connect()
+    welcome = await start_chat(citizen)
+    assert welcome["state"] == "waiting"
+    assert welcome["queue"]["position"] == 1
+    assert 290 <= welcome["queue"]["wait_seconds"] <= 300
+    await citizen.close()
+
+
 # --- With an agent -------------------------------------------------------------------------------
 async def test_agent_and_citizen_exchange_messages_and_typing_and_a_reload_keeps_it(
     widget: ChatWidget,
