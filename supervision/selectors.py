@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, cast
 
-from django.db.models import Count, Min, Q
+from django.db.models import Case, Count, Min, Value, When
 from django.utils import timezone
 
 from agents.models import AgentPresence, AgentProfile, AgentSkill, AgentState
@@ -352,13 +352,14 @@ def logged_in_agents(queue: Queue, now: datetime) -> int:
 
 def recent_interactions(scope: Scope, *, limit: int = 50) -> list[Interaction]:
     """Open interactions a supervisor may reassign or take (waiting first, oldest first)."""
+    waiting_first = Case(
+        When(status=Status.QUEUED, then=Value(0)),
+        When(status=Status.OFFERED, then=Value(1)),
+        default=Value(2),
+    )
     return list(
         scope.interactions()
         .filter(status__in=(Status.QUEUED, Status.OFFERED, Status.ASSIGNED))
         .select_related("queue", "assigned_agent__user")
-        .order_by("status", "queued_at", "pk")[:limit]
+        .order_by(waiting_first, "queued_at", "pk")[:limit]
     )
-
-
-def interactions_in_window(start: datetime, end: datetime) -> Q:
-    return Q(queued_at__gte=start, queued_at__lt=end)
