@@ -83,3 +83,29 @@ async def test_agents_and_supervisors_without_second_factor_are_refused(
     connected, code = await socket.connect()
     assert not connected
     assert code == 4403
+
+
+async def test_logging_an_agent_out_closes_their_console(make_user: Callable) -> None:
+    from supervision.access import EVERYTHING
+    from supervision.actions import do_log_agent_out
+
+    agent = await sync_to_async(make_user)("alice")
+    sup = await sync_to_async(make_user)("sup", role="supervisor")
+    client = await sync_to_async(_login)(agent, second_factor=False)
+    name = settings.SESSION_COOKIE_NAME
+    cookie = f"{name}={client.cookies[name].value}".encode()
+    headers = [(b"host", b"localhost"), (b"origin", b"http://localhost"), (b"cookie", cookie)]
+    console = WebsocketCommunicator(application, "/ws/console/", headers=headers)
+    connected, _ = await console.connect()
+    assert connected
+    assert (await console.receive_json_from(timeout=5))["type"] == "hello"
+    # when a supervisor logs Alice out
+    profile = await sync_to_async(lambda: agent.agent_profile)()
+    await sync_to_async(do_log_agent_out)(actor=sup, scope=EVERYTHING, agent=profile)
+    # then her console is told and closed (her session is gone too)
+    while True:
+        message = await console.receive_json_from(timeout=5)
+        if message.get("type") == "closed":
+            break
+    assert message["reason"] == "logged_out_by_supervisor"
+    assert await console.receive_output(timeout=5) == {"type": "websocket.close", "code": 4401}
