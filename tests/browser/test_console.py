@@ -112,6 +112,7 @@ def test_two_agents_offer_accept_reply_decline_reconnect_wrap_up(
     shot = Path(settings.DATA_DIR) / "console.png"
     alice_page.screenshot(path=str(shot), full_page=True)
     if os.environ.get("CONSOLE_SCREENSHOT"):
+        (ROOT / "docs" / "img").mkdir(parents=True, exist_ok=True)
         shutil.copy(shot, ROOT / "docs" / "img" / "console.png")
 
     # The server dies mid-flow; while it is down a second e-mail is offered to Alice.
