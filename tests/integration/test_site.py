@@ -12,6 +12,8 @@ from django.conf import settings
 from django.core.management import call_command
 from django.test import Client
 
+from tests.support import broker_url, celery_broker, start_workers, stop_workers
+
 ROOT = Path(__file__).resolve().parents[2]
 
 
@@ -70,11 +72,23 @@ def test_healthz_is_503_when_redis_is_unreachable(settings: Any) -> None:
 
 @pytest.mark.redis
 @pytest.mark.django_db
-def test_healthz_sees_a_real_celery_worker(settings: Any, celery_worker_process: Any) -> None:
-    settings.CELERY_EMBEDDED = False  # the broker on Redis, and a worker process on it
-    response = Client().get("/healthz")
-    assert response.status_code == 200, response.json()
-    assert response.json()["checks"]["celery"]["workers"] >= 1
+def test_healthz_sees_a_real_celery_worker_and_its_absence(settings: Any) -> None:
+    import redis
+
+    broker = broker_url(13)
+    redis.Redis.from_url(broker).flushdb()
+    with celery_broker(broker, settings):
+        # No worker on this broker yet: the health check says so.
+        response = Client().get("/healthz")
+        assert response.status_code == 503
+        assert response.json()["checks"]["celery"] == {"ok": False, "workers": 0}
+        workers = start_workers(1, broker)
+        try:
+            response = Client().get("/healthz")
+            assert response.status_code == 200, response.json()
+            assert response.json()["checks"]["celery"]["workers"] == 1
+        finally:
+            stop_workers(workers)
 
 
 def test_production_settings_pass_the_deploy_checks() -> None:

@@ -8,11 +8,9 @@ with one worker killed with SIGKILL in the middle of the run.
 from __future__ import annotations
 
 import contextlib
-import os
 import random
 import signal
 import subprocess
-import sys
 import time
 from collections import Counter
 from collections.abc import Iterator
@@ -20,14 +18,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from django.conf import settings
 from django.contrib.auth import get_user_model
-from django.db import connection
 from django.db.models import Count
 from django.utils import timezone
 
 from agents.models import AgentPresence, AgentProfile, AgentSkill, AgentState
-from contactcentre.celery import app
 from interactions.actions import do_create_interaction, do_transition_interaction
 from interactions.lifecycle import Status
 from interactions.models import Interaction, InteractionTransition
@@ -35,6 +30,7 @@ from routing import selectors
 from routing.actions import OfferNotPending, do_accept_offer
 from routing.matching import plan_batch
 from routing.models import Offer, OfferStatus, Queue, QueueSkill, Skill
+from tests.support import broker_url, celery_broker, start_workers, stop_workers
 
 pytestmark = [
     pytest.mark.postgres,
@@ -51,84 +47,29 @@ SKILLS = ["allocations", "logement", "rsa", "etat-civil", "sejour"]
 BROKER_DB = 11  # a Redis database of its own, flushed before the run
 
 
-def _broker_url() -> str:
-    return settings.REDIS_URL.rsplit("/", 1)[0] + f"/{BROKER_DB}"
-
-
 @pytest.fixture
 def workers(settings: Any) -> Iterator[list[subprocess.Popen[bytes]]]:
     import redis
 
-    broker = _broker_url()
+    broker = broker_url(BROKER_DB)
     redis.Redis.from_url(broker).flushdb()
-    db_name = connection.settings_dict["NAME"]
-    database_url = f"postgres://postgres@127.0.0.1:5432/{db_name}"
-    env = {
-        **os.environ,
-        "DJANGO_SETTINGS_MODULE": "contactcentre.settings_test",
-        "TEST_CELERY_EAGER": "false",
-        "DATABASE_URL": database_url,
-        "REDIS_URL": broker,
-        "CELERY_BROKER_URL": broker,
-        "ROUTING_AUTO_ACCEPT_CHANNELS": "email",
-        "ROUTING_HEARTBEAT_WINDOW_SECONDS": "3600",
-        "ROUTING_OFFER_TIMEOUT_CHAT": "300",
-    }
-    settings.CELERY_TASK_ALWAYS_EAGER = False
-    settings.REDIS_URL = broker
     settings.ROUTING_AUTO_ACCEPT_CHANNELS = ["email"]
     settings.ROUTING_HEARTBEAT_WINDOW_SECONDS = 3600
-    settings.ROUTING_OFFER_TIMEOUT_CHAT = 300
-    old = (app.conf.task_always_eager, app.conf.broker_url)
-    app.conf.task_always_eager = False
-    app.conf.update(broker_url=broker)
-    app._pool = None  # type: ignore[attr-defined]  # reconnect to this run's broker database
-    processes = [
-        subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "celery",
-                "-A",
-                "contactcentre",
-                "worker",
-                "--pool",
-                "solo",
-                "--loglevel",
-                "ERROR",
-                "--hostname",
-                f"router{i}-{os.getpid()}@%h",
-                "--without-gossip",
-                "--without-mingle",
-                "--without-heartbeat",
-            ],
-            cwd=ROOT,
-            env=env,
+    settings.ROUTING_OFFER_TIMEOUTS = {**settings.ROUTING_OFFER_TIMEOUTS, "chat": 300}
+    with celery_broker(broker, settings):
+        processes = start_workers(
+            N_WORKERS,
+            broker,
+            extra_env={
+                "ROUTING_AUTO_ACCEPT_CHANNELS": "email",
+                "ROUTING_HEARTBEAT_WINDOW_SECONDS": "3600",
+                "ROUTING_OFFER_TIMEOUT_CHAT": "300",
+            },
         )
-        for i in range(N_WORKERS)
-    ]
-    try:
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            if len(app.control.ping(timeout=0.5) or []) >= N_WORKERS:
-                break
-        else:
-            pytest.fail("the Celery workers did not all answer within 60 s")
-        yield processes
-    finally:
-        for p in processes:
-            if p.poll() is None:
-                p.terminate()
-        for p in processes:
-            try:
-                p.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                p.kill()
-        app.conf.update(task_always_eager=old[0], broker_url=old[1])
-        app._pool = None  # type: ignore[attr-defined]
-        from routing import actions
-
-        actions._redis_client = None
+        try:
+            yield processes
+        finally:
+            stop_workers(processes)
 
 
 def _build_centre(rng: random.Random) -> list[Queue]:
@@ -201,6 +142,8 @@ def _idle_while_waiting() -> int:
 
 
 def _drive(workers: list[subprocess.Popen[bytes]], *, kill_one: bool) -> dict[str, int]:
+    from routing.tasks import sweep
+
     rng = random.Random(20261124)
     queues = _build_centre(rng)
     created = 0
@@ -208,8 +151,12 @@ def _drive(workers: list[subprocess.Popen[bytes]], *, kill_one: bool) -> dict[st
     killed = False
     over_capacity_seen: list[tuple[int, str, int]] = []
     conservation_checked = False
-    deadline = time.monotonic() + 240
+    deadline = time.monotonic() + 480
+    next_beat = time.monotonic()
     while time.monotonic() < deadline:
+        if time.monotonic() >= next_beat:  # what Celery beat does in production
+            sweep.delay()
+            next_beat = time.monotonic() + 2.0
         # Arrivals, in waves.
         for _ in range(min(60, N_INTERACTIONS - created)):
             channel = "email" if rng.random() < 0.5 else "chat"
@@ -246,6 +193,12 @@ def _drive(workers: list[subprocess.Popen[bytes]], *, kill_one: bool) -> dict[st
         "completed": completed,
         "over_capacity": len(over_capacity_seen),
         "killed": int(killed),
+        **{
+            f"left_{status}": n
+            for status, n in Interaction.objects.exclude(status=Status.CLOSED)
+            .values_list("status")
+            .annotate(n=Count("id"))
+        },
     }
 
 

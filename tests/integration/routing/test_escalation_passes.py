@@ -7,10 +7,9 @@ import json
 from typing import Any
 
 import pytest
-from django.conf import settings as django_settings
 
-from contactcentre.celery import app
 from routing.models import EscalationStep
+from tests.support import broker_url, celery_broker
 
 pytestmark = [pytest.mark.redis, pytest.mark.django_db(transaction=True)]
 
@@ -20,15 +19,10 @@ BROKER_DB = 12
 def test_a_pass_is_scheduled_at_each_step(settings: Any, queue: Any, arrive: Any) -> None:
     import redis
 
-    broker = django_settings.REDIS_URL.rsplit("/", 1)[0] + f"/{BROKER_DB}"
+    broker = broker_url(BROKER_DB)
     client = redis.Redis.from_url(broker)
     client.flushdb()
-    settings.CELERY_TASK_ALWAYS_EAGER = False
-    settings.REDIS_URL = broker
-    old = (app.conf.task_always_eager, app.conf.broker_url)
-    app.conf.update(task_always_eager=False, broker_url=broker)
-    app._pool = None  # type: ignore[attr-defined]
-    try:
+    with celery_broker(broker, settings):
         # given a queue that relaxes its requirements after 30 s and 90 s
         q = queue("sejour", {"sejour": 4})
         EscalationStep.objects.create(queue=q, after_seconds=30, min_level_cap=2)
@@ -37,17 +31,10 @@ def test_a_pass_is_scheduled_at_each_step(settings: Any, queue: Any, arrive: Any
         # when an interaction is queued (the on-commit hooks run: transactional test)
         arrive(q)
 
-        # then the broker holds passes due at the steps (plus the immediate one)
-        messages = [json.loads(raw) for raw in client.lrange("celery", 0, -1)]
-        tasks = [m["headers"]["task"] for m in messages]
-        assert set(tasks) == {"routing.route_pending"}
-        etas = sorted(m["headers"]["eta"] for m in messages if m["headers"].get("eta"))
-        assert len(etas) == 2
-        body = json.loads(base64.b64decode(messages[0]["body"]))
-        assert body[0] == []  # no arguments: a pass reads everything from the database
-    finally:
-        app.conf.update(task_always_eager=old[0], broker_url=old[1])
-        app._pool = None  # type: ignore[attr-defined]
-        from routing import actions
-
-        actions._redis_client = None
+    # then the broker holds passes due at the steps (plus the immediate one)
+    messages = [json.loads(raw) for raw in client.lrange("celery", 0, -1)]
+    assert {m["headers"]["task"] for m in messages} == {"routing.route_pending"}
+    etas = sorted(m["headers"]["eta"] for m in messages if m["headers"].get("eta"))
+    assert len(etas) == 2
+    body = json.loads(base64.b64decode(messages[0]["body"]))
+    assert body[0] == []  # no arguments: a pass reads everything from the database

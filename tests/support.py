@@ -1,0 +1,120 @@
+"""Helpers for tests that need real Celery workers on a real Redis broker."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import pytest
+from django.conf import settings
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def broker_url(db: int) -> str:
+    """A Redis database of its own for a test's broker (flushed by the caller)."""
+    return settings.REDIS_URL.rsplit("/", 1)[0] + f"/{db}"
+
+
+def reset_celery_connections() -> None:
+    """Forget pooled broker connections so the next publish uses ``app.conf.broker_url``."""
+    from contactcentre.celery import app
+    from routing import actions
+
+    # Only drop the references: kombu keeps one pool per broker URL in a global registry and
+    # hands it back when a test returns to that URL, so closing it would break later tests.
+    app._pool = None  # type: ignore[attr-defined]
+    app.amqp._producer_pool = None  # type: ignore[attr-defined]
+    actions._redis_client = None
+
+
+@contextmanager
+def celery_broker(url: str, django_settings: Any) -> Iterator[None]:
+    """Publish this test's tasks to a real broker at ``url`` (not eagerly)."""
+    from contactcentre.celery import app
+
+    old = (app.conf.task_always_eager, app.conf.broker_url)
+    django_settings.CELERY_TASK_ALWAYS_EAGER = False
+    django_settings.CELERY_EMBEDDED = False
+    django_settings.REDIS_URL = url
+    app.conf.update(task_always_eager=False, broker_url=url)
+    reset_celery_connections()
+    try:
+        yield
+    finally:
+        app.conf.update(task_always_eager=old[0], broker_url=old[1])
+        reset_celery_connections()
+
+
+def start_workers(count: int, broker: str, *, extra_env: dict[str, str] | None = None) -> Any:
+    """Start ``count`` real Celery worker processes on ``broker``, using the test database.
+
+    Returns the processes once every worker answers a ping (60 s at most).
+    """
+    from django.db import connection
+
+    from contactcentre.celery import app
+
+    db = connection.settings_dict
+    database_url = (
+        f"postgres://{db['USER']}@{db['HOST']}:{db['PORT']}/{db['NAME']}"
+        if settings.IS_POSTGRES
+        else os.environ.get("DATABASE_URL", "")
+    )
+    env = {
+        **os.environ,
+        "DJANGO_SETTINGS_MODULE": "contactcentre.settings_test",
+        "TEST_CELERY_EAGER": "false",
+        "DATABASE_URL": database_url,
+        "REDIS_URL": broker,
+        "CELERY_BROKER_URL": broker,
+        **(extra_env or {}),
+    }
+    processes = [
+        subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "celery",
+                "-A",
+                "contactcentre",
+                "worker",
+                "--pool",
+                "solo",
+                "--loglevel",
+                "ERROR",
+                "--hostname",
+                f"w{i}-{os.getpid()}-{time.monotonic_ns()}@%h",
+                "--without-gossip",
+                "--without-mingle",
+            ],
+            cwd=ROOT,
+            env=env,
+        )
+        for i in range(count)
+    ]
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        if len(app.control.ping(timeout=1.0) or []) >= count:
+            return processes
+        if any(p.poll() is not None for p in processes):
+            break
+    stop_workers(processes)
+    pytest.fail(f"{count} Celery workers did not all answer on {broker}")
+
+
+def stop_workers(processes: list[Any]) -> None:
+    for p in processes:
+        if p.poll() is None:
+            p.terminate()
+    for p in processes:
+        try:
+            p.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            p.kill()
