@@ -121,7 +121,10 @@ def live_server_asgi(django_db_setup: Any, django_db_blocker: Any) -> Iterator[L
     server.stop()
 
 
-@pytest.fixture(scope="session")
+# Module scope: Playwright's sync API keeps an event loop running in this thread while it is
+# started; a session-wide browser made every async test collected after the browser tests fail
+# ("Runner.run() cannot be called from a running event loop").
+@pytest.fixture(scope="module")
 def browser() -> Iterator[Any]:
     if not Path(CHROMIUM).exists():
         message = f"Chromium is missing at {CHROMIUM} (apt-get install chromium)"
@@ -146,11 +149,12 @@ def browser() -> Iterator[Any]:
         browser.close()
 
 
-@pytest.fixture(scope="session", autouse=True)
+@pytest.fixture(scope="module", autouse=True)
 def _orm_beside_playwright() -> Iterator[None]:
     """Playwright's sync API keeps an event loop in this thread; the ORM calls the tests make
     between two browser steps (and pytest-django's flush after each test) are still plain
-    synchronous code. Only for the browser tests' session."""
+    synchronous code. Only for the browser test modules (module scope: the tests that run
+    after them keep Django's async-safety checks)."""
     previous = os.environ.get("DJANGO_ALLOW_ASYNC_UNSAFE")
     os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"
     yield
