@@ -7,8 +7,8 @@ What it does:
 1. (re)creates its own PostgreSQL database (``cc_bench_ingest``) and migrates it, with one SMS
    endpoint and its queue;
 2. starts the ASGI server (uvicorn, 2 workers; ``--app`` picks the application: by default
-   ``channels_inbound.asgi:application``, the project's application behind the lean SMS
-   webhook path, or ``contactcentre.asgi:application`` for the plain Django stack) on
+   ``contactcentre.asgi:application``, whose HTTP side answers SMS webhooks on the lean path,
+   or ``contactcentre.asgi:django_asgi_app`` for the plain Django stack) on
    127.0.0.1 with ``DATABASE_URL`` and ``REDIS_URL``, the webhooks signed for ``PUBLIC_BASE_URL``;
 3. ramp (after the paced phase below): open-loop load of signed Twilio SMS webhooks
    (form-encoded, ``X-Twilio-Signature`` from the official RequestValidator) at rising rates
@@ -391,9 +391,9 @@ if __name__ == "__main__":
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument(
         "--app",
-        default="channels_inbound.asgi:application",
-        help="ASGI application: the project behind the lean webhook path (default), or "
-        "contactcentre.asgi:application for the plain Django stack",
+        default="contactcentre.asgi:application",
+        help="ASGI application: the project (lean webhook path, default), or "
+        "contactcentre.asgi:django_asgi_app for the plain Django stack",
     )
     parser.add_argument("--connections", type=int, default=64)
     parser.add_argument("--pool-size", dest="conn_max_age", type=int, default=10)

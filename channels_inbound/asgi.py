@@ -12,11 +12,10 @@ the Django view (:func:`channels_inbound.sms.views.sms_inbound`):
 - :func:`channels_inbound.sms.actions.do_receive_sms` stores it once (one INSERT ... ON CONFLICT
   DO NOTHING) in a worker thread, and wakes the ingestion task.
 
-Every other request goes to the wrapped application unchanged. Use it by wrapping the HTTP app::
+Every other request goes to the wrapped application unchanged. ``contactcentre/asgi.py`` wraps
+the HTTP application with it::
 
-    application = with_fast_webhooks(django_asgi_app)
-
-or run this module's ``application`` (the project's ASGI application behind this path).
+    application = ProtocolTypeRouter({"http": with_fast_webhooks(django_asgi_app), ...})
 """
 
 from __future__ import annotations
@@ -153,15 +152,3 @@ class FastWebhooks:
 
 def with_fast_webhooks(app: ASGIApp) -> ASGIApp:
     return FastWebhooks(app)
-
-
-def _project_application() -> ASGIApp:
-    from channels.routing import ProtocolTypeRouter
-
-    from contactcentre.asgi import application as project
-
-    assert isinstance(project, ProtocolTypeRouter)
-    return FastWebhooks(project)
-
-
-application = _project_application()

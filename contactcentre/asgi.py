@@ -24,6 +24,7 @@ from channels.auth import AuthMiddlewareStack  # noqa: E402
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 from channels.security.websocket import AllowedHostsOriginValidator  # noqa: E402
 
+from channels_inbound.asgi import with_fast_webhooks  # noqa: E402
 from contactcentre.ws_urls import (  # noqa: E402
     CHAT_WS_PREFIX,
     chat_websocket_urlpatterns,
@@ -44,4 +45,8 @@ async def websockets(scope: dict[str, Any], receive: Any, send: Any) -> None:
         await site_websockets(scope, receive, send)
 
 
-application = ProtocolTypeRouter({"http": django_asgi_app, "websocket": websockets})
+# Provider SMS webhooks take a lean path (same checks and action, without the site's
+# middleware); every other HTTP request goes to Django (channels_inbound/asgi.py).
+http = with_fast_webhooks(django_asgi_app)  # type: ignore[arg-type]  # ASGI3 callable
+
+application = ProtocolTypeRouter({"http": http, "websocket": websockets})

@@ -19,7 +19,18 @@ SUPERVISOR = "supervisor"
 ADMINISTRATOR = "administrator"
 ROLES = (AGENT, SUPERVISOR, ADMINISTRATOR)
 
-PROJECT_APPS = ("contacts", "interactions", "routing", "agents", "channels_inbound")
+PROJECT_APPS = (
+    "contacts",
+    "interactions",
+    "routing",
+    "agents",
+    "channels_inbound",
+    "channels_sms",
+    "channels_voice",
+    "channels_email",
+    "channels_chat",
+    "flows",
+)
 
 # (app_label, model, actions)
 AGENT_PERMISSIONS: list[tuple[str, str, tuple[str, ...]]] = [
@@ -49,6 +60,9 @@ SUPERVISOR_EXTRA: list[tuple[str, str, tuple[str, ...]]] = [
     ("agents", "agentskill", ("add", "change", "delete")),
     ("agents", "agentpresence", ("view", "change")),
     ("routing", "routingdecision", ("view",)),
+    ("flows", "flow", ("view", "add", "change")),
+    ("flows", "flowversion", ("view", "add", "change")),
+    ("flows", "endpointflow", ("view", "add", "change", "delete")),
 ]
 
 

@@ -397,11 +397,50 @@ def _bridge_call(interaction_id: int, agent_id: int) -> None:
         from channels_inbound.voice.actions import do_bridge_call
     except ImportError:  # pragma: no cover - voice channel not installed
         return
+    from channels_inbound.voice.actions import NoAgentNumber
+
     try:
         do_bridge_call(interaction_id=interaction_id, agent_id=agent_id)
+    except NoAgentNumber:
+        do_requeue_unreachable(interaction_id=interaction_id, agent_id=agent_id)
     except Exception:
         logger.exception(
             "bridging call of interaction %s to agent %s failed", interaction_id, agent_id
+        )
+
+
+def do_requeue_unreachable(*, interaction_id: int, agent_id: int) -> None:
+    """The agent accepted a call but has no telework number to bridge it to: the call goes
+    back to its queue (never to that agent again) and the agent stops taking calls until they
+    set a number."""
+    from agents.presence import do_set_channels
+
+    now = timezone.now()
+    with transaction.atomic():
+        interaction = Interaction.objects.select_for_update().get(pk=interaction_id)
+        if interaction.status != Status.ASSIGNED or interaction.assigned_agent_id != agent_id:
+            return
+        Offer.objects.filter(
+            interaction_id=interaction_id, agent_id=agent_id, status=OfferStatus.ACCEPTED
+        ).update(status=OfferStatus.DECLINED)  # excluded from now on, like a decline
+        do_transition_interaction(
+            interaction=interaction, to=Status.TRANSFERRED, reason="agent_unreachable", now=now
+        )
+        do_transition_interaction(
+            interaction=interaction,
+            to=Status.QUEUED,
+            reason="agent_unreachable",
+            now=now,
+            extra={"assigned_agent": None},
+        )
+        agent = AgentProfile.objects.get(pk=agent_id)
+        channels = list(agent.presence.channels_enabled or [])
+        if "voice" in channels:
+            do_set_channels(agent=agent, channels=[c for c in channels if c != "voice"])
+        publish(
+            "agent.no_phone_number",
+            {"agent_id": agent_id, "interaction_id": interaction_id},
+            groups=[agent_group(agent_id), SUPERVISORS_GROUP],
         )
 
 

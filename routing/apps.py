@@ -10,9 +10,12 @@ class RoutingConfig(AppConfig):
         from interactions.signals import interaction_status_changed
 
         from .escalation import schedule_step_passes
-        from .receivers import on_status_changed
+        from .receivers import cancel_offers_of_left_interactions, on_status_changed
 
         interaction_status_changed.connect(on_status_changed, dispatch_uid="routing.status")
         interaction_status_changed.connect(
             schedule_step_passes, dispatch_uid="routing.escalation_passes"
+        )
+        interaction_status_changed.connect(
+            cancel_offers_of_left_interactions, dispatch_uid="routing.cancel_offers"
         )

@@ -54,3 +54,25 @@ def on_status_changed(
         if ended:
             publish_agent_states([interaction.assigned_agent_id], AgentState.AVAILABLE, now)
             request_routing()
+
+
+def cancel_offers_of_left_interactions(
+    *, interaction: Interaction, from_status: str, to_status: str, now: datetime, **_: Any
+) -> None:
+    """A citizen who hangs up (or leaves the chat) while being offered cancels the offer, so
+    the agent is not paused as "missed" for a call that no longer exists."""
+    if from_status != Status.OFFERED or to_status != Status.ABANDONED:
+        return
+    from contactcentre.events import SUPERVISORS_GROUP, agent_group, publish
+
+    from .models import Offer, OfferStatus
+
+    for offer in Offer.objects.filter(interaction_id=interaction.pk, status=OfferStatus.PENDING):
+        offer.status = OfferStatus.CANCELLED
+        offer.responded_at = now
+        offer.save(update_fields=["status", "responded_at"])
+        publish(
+            "offer.cancelled",
+            {"offer_id": offer.pk, "interaction_id": interaction.pk},
+            groups=[agent_group(offer.agent_id), SUPERVISORS_GROUP],
+        )

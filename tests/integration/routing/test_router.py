@@ -279,3 +279,41 @@ def test_voice_wrap_up_keeps_the_agent_busy_until_the_timer(
     assert do_end_wrap_ups(now=timezone.now() + timedelta(seconds=31)) == 1
     do_route_pending()
     assert pending_offer(second).agent == a
+
+
+def test_a_caller_hanging_up_during_the_offer_cancels_it_without_pausing_the_agent(
+    queue: Any, agent: Any, arrive: Any
+) -> None:
+    q = queue("q", {"x": 1})
+    a = agent("a", {"x": 1})
+    call = arrive(q)
+    do_route_pending()
+    offer = pending_offer(call)
+    call.refresh_from_db()
+    do_transition_interaction(interaction=call, to=Status.ABANDONED, reason="caller_hung_up")
+    offer.refresh_from_db()
+    assert offer.status == OfferStatus.CANCELLED
+    assert do_expire_offers(now=timezone.now() + timedelta(minutes=5)) == 0
+    assert AgentPresence.objects.get(agent=a).state == AgentState.AVAILABLE
+
+
+def test_an_accepted_call_for_an_agent_without_a_phone_number_goes_back_to_the_queue(
+    queue: Any, agent: Any, arrive: Any
+) -> None:
+    # (the voice channel raises NoAgentNumber when bridging; routing then does this)
+    from routing.actions import do_requeue_unreachable
+
+    q = queue("q", {"x": 1})
+    no_phone = agent("no_phone", {"x": 5})  # telework_phone is empty
+    other = agent("other", {"x": 1}, telework_phone="+33612345678")
+    call = arrive(q)
+    do_route_pending()
+    offer = pending_offer(call)
+    assert offer.agent == no_phone
+    do_accept_offer(offer_id=offer.pk, agent=no_phone)
+    do_requeue_unreachable(interaction_id=call.pk, agent_id=no_phone.pk)
+    call.refresh_from_db()
+    assert call.status == Status.QUEUED
+    assert "voice" not in AgentPresence.objects.get(agent=no_phone).channels_enabled
+    do_route_pending()
+    assert pending_offer(call).agent == other
