@@ -36,6 +36,7 @@ import resource
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from datetime import timedelta
 from pathlib import Path
@@ -147,7 +148,12 @@ def prepare_database(consoles: int) -> list[tuple[int, str]]:
     return pairs
 
 
-def start_server(port: int) -> subprocess.Popen[bytes]:
+def start_server(port: int, *, no_gc: bool = False) -> subprocess.Popen[bytes]:
+    env = django_env()
+    if no_gc:  # diagnostic: the server without Python's cyclic garbage collector
+        site = Path(tempfile.mkdtemp(prefix="cc-bench-nogc-"))
+        (site / "sitecustomize.py").write_text("import gc\ngc.disable()\n")
+        env["PYTHONPATH"] = str(site)
     return subprocess.Popen(
         [
             PYTHON,
@@ -168,7 +174,7 @@ def start_server(port: int) -> subprocess.Popen[bytes]:
             "0",
         ],
         cwd=ROOT,
-        env=django_env(),
+        env=env,
     )
 
 
@@ -308,10 +314,12 @@ def pusher_process(agent_ids: list[int], rate: float, seconds: float, conn: Any)
 
     interval = 1.0 / rate
     sent = 0
+    durations: list[float] = []
     start = time.monotonic()
     next_at = start
     while time.monotonic() - start < seconds:
         agent_id = random.choice(agent_ids)
+        began = time.perf_counter()
         with transaction.atomic():
             publish(
                 "offer.created",
@@ -324,12 +332,19 @@ def pusher_process(agent_ids: list[int], rate: float, seconds: float, conn: Any)
                 },
                 groups=[agent_group(agent_id)],
             )
+        durations.append((time.perf_counter() - began) * 1000)
         sent += 1
         next_at += interval
         delay = next_at - time.monotonic()
         if delay > 0:
             time.sleep(delay)
-    conn.send(("pushed", sent, time.monotonic() - start))
+    conn.send(("pushed", sent, time.monotonic() - start, durations))
+
+
+def cpu_seconds(pid: int) -> float:
+    with open(f"/proc/{pid}/stat") as stat:
+        fields = stat.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -349,6 +364,11 @@ def main() -> int:
     parser.add_argument("--no-heartbeat", action="store_true")
     parser.add_argument("--connect-timeout", type=float, default=150.0)
     parser.add_argument(
+        "--server-no-gc",
+        action="store_true",
+        help="diagnostic: run the server with Python's cyclic GC disabled",
+    )
+    parser.add_argument(
         "--layer",
         choices=["core", "pubsub"],
         default="pubsub",
@@ -362,7 +382,7 @@ def main() -> int:
     log(f"preparing {args.consoles} agents and sessions ...")
     pairs = prepare_database(args.consoles)
     port = free_port()
-    server = start_server(port)
+    server = start_server(port, no_gc=args.server_no_gc)
     procs: list[tuple[Any, Any]] = []
     result: dict[str, Any] = {}
     try:
@@ -405,12 +425,15 @@ def main() -> int:
         )
         pusher.start()
         rss_peak = rss_connected
+        cpu_before = cpu_seconds(server.pid)
+        push_started = time.monotonic()
         while pusher.is_alive() and not parent.poll(0.5):
             rss_peak = max(rss_peak, rss_mb(server.pid))
             for _, pipe in procs:
                 while pipe.poll():
                     pipe.recv()
-        _, pushed, push_elapsed = parent.recv()
+        _, pushed, push_elapsed, publish_ms = parent.recv()
+        server_cpu = (cpu_seconds(server.pid) - cpu_before) / (time.monotonic() - push_started)
         pusher.join()
         time.sleep(2.0)  # the last events in flight
         rss_end = rss_mb(server.pid)
@@ -435,6 +458,12 @@ def main() -> int:
             "delivered": len(latencies),
             "push_rate_per_s": round(pushed / push_elapsed, 1),
             "push_max_ms": round(max(latencies), 2) if latencies else None,
+            # the publishing side alone (outbox row, commit, hand-over to Redis): the rest of
+            # push_*_ms is Redis -> server -> socket -> client
+            "publish_p50_ms": round(percentile(publish_ms, 0.50), 2),
+            "publish_p99_ms": round(percentile(publish_ms, 0.99), 2),
+            "server_cpu_during_push": round(server_cpu, 2),
+            "load_average_1m": round(os.getloadavg()[0], 2),
             "rss_idle_mb": round(rss_idle, 1),
             "rss_connected_mb": round(rss_connected, 1),
             "rss_per_console_kb": round((rss_connected - rss_idle) * 1024 / consoles, 1)
@@ -445,6 +474,7 @@ def main() -> int:
             "heartbeat_seconds": heartbeat,
             "client_processes": args.client_procs,
             "channel_layer": args.layer,
+            "server_gc": not args.server_no_gc,
             "failures_sample": lost_failures[:3],
             "elapsed_s": round(time.monotonic() - began, 1),
         }
