@@ -32,7 +32,7 @@ from django.utils import timezone, translation
 from django.utils.translation import gettext as _
 
 from channels_inbound.ingest import InboundMessage, IngestError, do_ingest_message
-from contactcentre.events import SUPERVISORS_GROUP, agent_group, publish
+from contactcentre.events import agent_group, publish
 from flows import engine
 from flows.selectors import published_version_for_endpoint
 from interactions.actions import StaleTransition, do_record_message, do_transition_interaction
@@ -441,23 +441,15 @@ def _end_locked(session_id: UUID | str, reason: str, now: datetime) -> None:
         return
     interaction_id = session.interaction_id
     if session.state == ChatState.HANDED_OVER and interaction_id is not None:
-        # Locking rule 1: Offer, then Interaction.
-        offer = (
+        # Locking rule 1: Offer, then Interaction. A pending offer is cancelled by routing's
+        # receiver of the abandon (routing.receivers.cancel_offers_of_left_interactions).
+        list(
             Offer.objects.select_for_update()
             .filter(interaction_id=interaction_id, status=OfferStatus.PENDING)
-            .first()
+            .order_by("pk")
         )
         interaction = Interaction.objects.select_for_update().get(pk=interaction_id)
         if interaction.status in WAITING_STATUSES:
-            if offer is not None:
-                offer.status = OfferStatus.CANCELLED
-                offer.responded_at = now
-                offer.save(update_fields=["status", "responded_at"])
-                publish(
-                    "offer.cancelled",
-                    {"offer_id": offer.pk, "interaction_id": interaction_id},
-                    groups=[agent_group(offer.agent_id), SUPERVISORS_GROUP],
-                )
             do_transition_interaction(
                 interaction=interaction,
                 to=Status.ABANDONED,
