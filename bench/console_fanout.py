@@ -364,6 +364,11 @@ def main() -> int:
     parser.add_argument("--no-heartbeat", action="store_true")
     parser.add_argument("--connect-timeout", type=float, default=150.0)
     parser.add_argument(
+        "--gc-freeze",
+        action="store_true",
+        help="CONSOLE_GC_FREEZE=true on the server (freeze what survives a full collection)",
+    )
+    parser.add_argument(
         "--server-no-gc",
         action="store_true",
         help="diagnostic: run the server with Python's cyclic GC disabled",
@@ -377,6 +382,7 @@ def main() -> int:
     args = parser.parse_args()
     began = time.monotonic()
     os.environ["CHANNEL_LAYER_BACKEND"] = args.layer
+    os.environ["CONSOLE_GC_FREEZE"] = "true" if args.gc_freeze else "false"
     fd_limit = raise_fd_limit()
     log(f"file descriptor limit: {fd_limit}")
     log(f"preparing {args.consoles} agents and sessions ...")
@@ -475,6 +481,7 @@ def main() -> int:
             "client_processes": args.client_procs,
             "channel_layer": args.layer,
             "server_gc": not args.server_no_gc,
+            "gc_freeze": args.gc_freeze,
             "failures_sample": lost_failures[:3],
             "elapsed_s": round(time.monotonic() - began, 1),
         }

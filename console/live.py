@@ -12,11 +12,18 @@ still exists, is not idle-expired and belongs to an active account (two queries 
 consoles of the process), and closes the others. Logout and disabling an account close
 sockets at once through their groups; this check is the safety net for everything else
 (a session that expired, was deleted by an administrator, or went idle).
+
+With ``CONSOLE_GC_FREEZE``, objects that survive a full garbage collection are frozen
+(``gc.freeze``), so later collections walk only what was created since: a process holding
+thousands of consoles otherwise pauses for seconds on each full collection (measured,
+docs/benchmarks.md). Frozen objects that become unreachable through reference cycles are only
+reclaimed when ``CONSOLE_GC_UNFREEZE_SECONDS`` have passed (one full collection then).
 """
 
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import time
 from collections.abc import Iterable
@@ -42,8 +49,33 @@ _alive: set[int] = set()
 _task: asyncio.Task[None] | None = None
 
 
+_gc_freezing = False
+_last_unfreeze = time.monotonic()
+
+
+def _freeze_after_full_collection(phase: str, info: dict[str, int]) -> None:
+    if phase == "stop" and info.get("generation") == 2:
+        gc.freeze()
+
+
+def _start_gc_freezing() -> None:
+    global _gc_freezing
+    if settings.CONSOLE_GC_FREEZE and not _gc_freezing:
+        gc.callbacks.append(_freeze_after_full_collection)
+        _gc_freezing = True
+
+
+def _maybe_unfreeze() -> None:
+    global _last_unfreeze
+    if _gc_freezing and time.monotonic() - _last_unfreeze >= settings.CONSOLE_GC_UNFREEZE_SECONDS:
+        _last_unfreeze = time.monotonic()
+        gc.unfreeze()
+        gc.collect()  # reclaims frozen cycles; the callback freezes the survivors again
+
+
 def register(console: LiveConsole) -> None:
     global _task
+    _start_gc_freezing()
     _consoles.add(console)
     if console.agent_id is not None:
         _alive.add(console.agent_id)
@@ -115,6 +147,7 @@ async def _chores() -> None:
                 alive = list(_alive)
                 _alive.clear()
                 await database_sync_to_async(flush_heartbeats)(alive)
+            _maybe_unfreeze()
             if time.monotonic() - last_check >= check_every:
                 last_check = time.monotonic()
                 consoles = list(_consoles)

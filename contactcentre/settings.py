@@ -230,6 +230,10 @@ CONSOLE_HEARTBEAT_SECONDS: int = env.int("CONSOLE_HEARTBEAT_SECONDS", default=15
 # their sessions (still there, not idle, account active) this often (console/live.py).
 CONSOLE_HEARTBEAT_FLUSH_SECONDS: float = env.float("CONSOLE_HEARTBEAT_FLUSH_SECONDS", default=5.0)
 CONSOLE_SESSION_CHECK_SECONDS: float = env.float("CONSOLE_SESSION_CHECK_SECONDS", default=60.0)
+# Servers holding thousands of consoles: freeze what survives a full garbage collection so the
+# next ones stay short (console/live.py, docs/benchmarks.md "Console fan-out").
+CONSOLE_GC_FREEZE: bool = env.bool("CONSOLE_GC_FREEZE", default=False)
+CONSOLE_GC_UNFREEZE_SECONDS: float = env.float("CONSOLE_GC_UNFREEZE_SECONDS", default=6 * 3600.0)
 # Agent events are kept this long for consoles that reconnect (older: a fresh snapshot).
 CONSOLE_EVENT_RETENTION_SECONDS: int = env.int(
     "CONSOLE_EVENT_RETENTION_SECONDS", default=int(timedelta(hours=24).total_seconds())
