@@ -39,9 +39,21 @@ def test_home_needs_a_login_and_then_shows_the_agent(make_user: Any) -> None:
 
 
 @pytest.mark.django_db
-def test_admin_is_for_staff(make_user: Any) -> None:
+def test_admin_is_for_staff_with_a_second_factor(make_user: Any) -> None:
+    from django_otp import DEVICE_ID_SESSION_KEY
+    from django_otp.plugins.otp_totp.models import TOTPDevice
+
     client = Client()
-    client.force_login(make_user("nadia", "supervisor"))
+    supervisor = make_user("nadia", "supervisor")
+    client.force_login(supervisor)
+    # A supervisor without a verified second factor is sent to enrol one first.
+    response = client.get("/admin/routing/queue/")
+    assert response.status_code == 302
+    assert response["Location"].startswith("/accounts/otp/")
+    device = TOTPDevice.objects.create(user=supervisor, name="phone", confirmed=True)
+    session = client.session
+    session[DEVICE_ID_SESSION_KEY] = device.persistent_id
+    session.save()
     assert client.get("/admin/routing/queue/").status_code == 200
     assert client.get("/admin/agents/agentprofile/").status_code == 200
     client.force_login(make_user("camille", "agent"))
