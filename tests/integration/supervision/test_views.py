@@ -294,3 +294,30 @@ def test_flow_editor_endpoints(queue: Any, sup_client: Client) -> None:
     ).json()
     assert answer["ok"] is False
     assert answer["errors"] == errors
+
+
+def test_whatif_proposal_is_applied_through_the_audited_actions(
+    queue: Any, agent: Any, skill: Any, sup_client: Client
+) -> None:
+    q = queue("caf", {"apl": 1}, sla_target_seconds=60)
+    gus = agent("gus", {"apl": 1})
+    apl = skill("apl")
+    yesterday = timezone.localdate() - timedelta(days=1)
+    form = {
+        "date_from": yesterday.isoformat(),
+        "date_to": yesterday.isoformat(),
+        f"q{q.pk}_priority": "5",
+        f"q{q.pk}_target": "45",
+        "s0_agent": str(gus.pk),
+        "s0_skill": str(apl.pk),
+        "s0_level": "4",
+    }
+    page = sup_client.post("/supervision/what-if/", form)
+    assert 'name="apply"' in page.content.decode()  # a proposal was replayed: it can be applied
+    response = sup_client.post("/supervision/what-if/", {**form, "apply": "1"})
+    assert response.status_code == 302
+    q.refresh_from_db()
+    assert (q.priority, q.sla_target_seconds) == (5, 45)
+    assert gus.skill_levels() == {"apl": 4}
+    assert SkillChange.objects.get(agent=gus).note == "proposition simulée"
+    assert SupervisorAction.objects.filter(kind="queue").exists()
