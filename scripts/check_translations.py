@@ -3,7 +3,7 @@
 
     python scripts/check_translations.py [path/to/django.po ...]
 
-Defaults to locale/fr/LC_MESSAGES/django.po. Exits 1 and lists the offending entries (file, line,
+Defaults to every French catalogue of the project (locale/ and each app's locale/). Exits 1 and lists the offending entries (file, line,
 msgid) when a msgstr is empty (any plural form included) or an entry is flagged fuzzy; a fuzzy
 header counts too, since msgfmt then ignores the charset and plural forms. Obsolete entries
 (``#~``) are ignored. Standard library only: a minimal reader of the PO format as written by
@@ -19,6 +19,16 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT = ROOT / "locale" / "fr" / "LC_MESSAGES" / "django.po"
+
+
+def all_french_catalogues() -> list[Path]:
+    """The project's catalogue and every app's own (``<app>/locale/fr/...``), not .venv's."""
+    found = [
+        p
+        for p in ROOT.glob("**/locale/fr/LC_MESSAGES/django.po")
+        if not any(part.startswith(".") for part in p.relative_to(ROOT).parts)
+    ]
+    return sorted(found) or [DEFAULT]
 
 
 @dataclass
@@ -82,7 +92,7 @@ def problems(path: Path) -> list[str]:
 
 
 def main(argv: list[str]) -> int:
-    paths = [Path(a) for a in argv] or [DEFAULT]
+    paths = [Path(a) for a in argv] or all_french_catalogues()
     found: list[str] = []
     for path in paths:
         if not path.is_file():
