@@ -3,9 +3,10 @@
 
     python scripts/check_translations.py [path/to/django.po ...]
 
-Defaults to every French catalogue of the project (locale/ and each app's locale/). Exits 1 and lists the offending entries (file, line,
-msgid) when a msgstr is empty (any plural form included) or an entry is flagged fuzzy; a fuzzy
-header counts too, since msgfmt then ignores the charset and plural forms. Obsolete entries
+Defaults to every French catalogue of the project (locale/ and each app's locale/). Exits 1
+and lists the offending entries (file, line, msgid) when a msgstr is empty (any plural form
+included) or an entry is flagged fuzzy; a fuzzy header counts too, since msgfmt then ignores
+the charset and plural forms. Obsolete entries
 (``#~``) are ignored. Standard library only: a minimal reader of the PO format as written by
 xgettext/msgmerge (``makemessages``).
 """
