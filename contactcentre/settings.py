@@ -315,7 +315,13 @@ LOGGING: dict[str, Any] = {
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
     "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO")},
-    "loggers": {"django.channels.server": {"level": "WARNING"}},
+    "loggers": {
+        "django.channels.server": {"level": "WARNING"},
+        # Eager (embedded) tasks would log every periodic sweep at INFO.
+        "celery.app.trace": {"level": "WARNING"},
+        # django-axes announces itself at INFO in every process and command.
+        "axes": {"level": "WARNING"},
+    },
 }
 
 # --- E-mail (channels_inbound.email) ---
