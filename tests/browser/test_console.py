@@ -268,3 +268,39 @@ def test_page_zoomed_to_200_percent_keeps_everything_reachable(
     page.click("[data-accept]")
     page.wait_for_selector("[data-composer]")
     assert not page.evaluate("document.documentElement.scrollWidth > window.innerWidth + 1")
+
+
+def test_sms_composer_counts_characters_and_segments(
+    centre: dict[str, Any], console_page: Callable[..., Any]
+) -> None:
+    page = console_page("alice")
+
+    def arrive() -> int:
+        from django.db import connection
+
+        from contacts.actions import resolve_contact
+        from interactions.actions import do_create_interaction
+
+        try:
+            contact = resolve_contact("phone", "+33612345678").contact
+            return do_create_interaction(
+                channel="sms", contact=contact, queue=centre["caf"], subject="SMS"
+            ).pk
+        finally:
+            connection.close()
+
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        interaction_id = pool.submit(arrive).result(timeout=30)
+    card = page.wait_for_selector(".offer-card")
+    assert "+33612345678" in card.inner_text()  # an unnamed citizen shows their number
+    page.click("[data-accept]")
+    composer = page.wait_for_selector(f"#reply-text-{interaction_id}")
+    counter = f"#counter-{interaction_id}"
+    composer.fill("a" * 160)
+    assert page.inner_text(counter).endswith(": 1 (GSM-7)")
+    composer.fill("a" * 161)
+    assert page.inner_text(counter).endswith(": 2 (GSM-7)")
+    composer.fill("Merci 🙂")  # an emoji: the whole SMS is UCS-2 (70 characters a segment)
+    assert page.inner_text(counter).endswith(": 1 (UCS-2)")
+    composer.fill("é" * 70 + "€")  # é is GSM-7; € takes two units
+    assert page.inner_text(counter).endswith(": 1 (GSM-7)")
