@@ -321,6 +321,38 @@ class Command(BaseCommand):
                 subject=rng.choice(SUBJECTS[rng.choice(list(SUBJECTS))]),
             )
 
+        # The console's wrap-up codes and canned responses (admin-managed in real use).
+        from console.models import CannedResponse, WrapUpCode
+
+        for code, label in (
+            ("answered", "Réponse apportée"),
+            ("appointment", "Rendez-vous proposé"),
+            ("documents", "Pièces justificatives demandées"),
+            ("redirected", "Réorienté vers un autre service"),
+        ):
+            WrapUpCode.objects.get_or_create(code=code, defaults={"label": label})
+        for title, text, language in (
+            (
+                "Délai de traitement",
+                "Votre dossier est en cours de traitement. "
+                "Nous revenons vers vous dès que possible.",
+                "fr",
+            ),
+            (
+                "Pièces manquantes",
+                "Pour compléter votre dossier, merci de nous transmettre les pièces suivantes : ",
+                "fr",
+            ),
+            (
+                "Processing time",
+                "Your application is being processed. We will get back to you as soon as possible.",
+                "en",
+            ),
+        ):
+            CannedResponse.objects.get_or_create(
+                title=title, language=language, defaults={"text": text}
+            )
+
         # History: closed interactions over the last days, then a few waiting now.
         channels = ["voice", "voice", "sms", "email", "chat"]
         for _ in range(40):
