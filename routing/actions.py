@@ -306,18 +306,6 @@ def _write_claims(accepted: list[Match], now: datetime, result: PassResult) -> N
     )
 
 
-def _transition(
-    interaction_id: int, from_status: str, to_status: str, at: datetime, reason: str = "offered"
-) -> InteractionTransition:
-    return InteractionTransition(
-        interaction_id=interaction_id,
-        from_status=from_status,
-        to_status=to_status,
-        reason=reason,
-        at=at,
-    )
-
-
 def do_overflow(*, decision: Decision, now: datetime) -> bool:
     """Move an interaction nobody can take to the overflow queue its escalation names."""
     target_id = decision.overflow_queue_id
@@ -409,6 +397,23 @@ def _bridge_call(interaction_id: int, agent_id: int) -> None:
         )
 
 
+def _hand_over(
+    interaction: Interaction,
+    *,
+    to: str,
+    reason: str,
+    now: datetime,
+    actor: Any = None,
+    extra: dict[str, Any] | None = None,
+) -> None:
+    """assigned -> transferred -> ``to``: the one path an agent's interaction leaves them by
+    (a transfer to a queue or a colleague, an unreachable agent)."""
+    for status, fields in ((Status.TRANSFERRED, None), (to, extra)):
+        do_transition_interaction(
+            interaction=interaction, to=status, reason=reason, actor=actor, now=now, extra=fields
+        )
+
+
 def do_requeue_unreachable(*, interaction_id: int, agent_id: int) -> None:
     """The agent accepted a call but has no telework number to bridge it to: the call goes
     back to its queue (never to that agent again) and the agent stops taking calls until they
@@ -423,11 +428,8 @@ def do_requeue_unreachable(*, interaction_id: int, agent_id: int) -> None:
         Offer.objects.filter(
             interaction_id=interaction_id, agent_id=agent_id, status=OfferStatus.ACCEPTED
         ).update(status=OfferStatus.DECLINED)  # excluded from now on, like a decline
-        do_transition_interaction(
-            interaction=interaction, to=Status.TRANSFERRED, reason="agent_unreachable", now=now
-        )
-        do_transition_interaction(
-            interaction=interaction,
+        _hand_over(
+            interaction,
             to=Status.QUEUED,
             reason="agent_unreachable",
             now=now,
@@ -562,15 +564,8 @@ def do_transfer_to_queue(
         raise TransferError("inactive_queue", f"queue {queue.code} is not active")
     with transaction.atomic():
         interaction = _transferable(interaction_id, agent)
-        do_transition_interaction(
-            interaction=interaction,
-            to=Status.TRANSFERRED,
-            reason="transfer_to_queue",
-            actor=agent.user,
-            now=now,
-        )
-        do_transition_interaction(
-            interaction=interaction,
+        _hand_over(
+            interaction,
             to=Status.QUEUED,
             reason="transfer_to_queue",
             actor=agent.user,
@@ -630,15 +625,8 @@ def do_offer_to_agent(
         load = selectors.agent_loads([target.pk]).get(target.pk, {})
         if not _has_room(profile, dict(load), channel):
             raise TransferError("no_room", f"agent #{target.pk} has no free {channel} slot")
-        do_transition_interaction(
-            interaction=interaction,
-            to=Status.TRANSFERRED,
-            reason="transfer_to_agent",
-            actor=agent.user,
-            now=now,
-        )
-        do_transition_interaction(
-            interaction=interaction,
+        _hand_over(
+            interaction,
             to=Status.OFFERED,
             reason="transfer_to_agent",
             actor=agent.user,
