@@ -2,7 +2,8 @@
 
 ``send_reply`` dispatches per channel; each branch is the channel's public send function:
 
-- e-mail: ``channels_inbound.email.actions.do_send_email_reply`` (threaded, quoted);
+- e-mail: ``channels_inbound.email.actions.do_send_email_reply`` (threaded, quoted, with the
+  subject the agent wrote or the proposed ``Re: ... [case reference]``);
 - SMS: ``channels_inbound.sms.actions.do_send_sms`` (refuses after STOP);
 - chat: ``channels_inbound.chat.actions.do_send_chat_message`` when the chat channel provides
   it; until then the reply is recorded as an outbound message the chat will deliver;
@@ -37,8 +38,13 @@ def _optional(module: str, name: str) -> Any:
         return None
 
 
-def send_reply(*, interaction: Interaction, author_id: int, text: str) -> Message:
-    """Send ``text`` to the citizen on ``interaction``'s channel; returns the outbound message."""
+def send_reply(
+    *, interaction: Interaction, author_id: int, text: str, subject: str | None = None
+) -> Message:
+    """Send ``text`` to the citizen on ``interaction``'s channel; returns the outbound message.
+
+    ``subject`` is the e-mail subject the agent wrote (``None``: the proposed one); other
+    channels have none and ignore it."""
     from django.utils.translation import gettext as _
 
     text = text.strip()
@@ -50,7 +56,7 @@ def send_reply(*, interaction: Interaction, author_id: int, text: str) -> Messag
 
         try:
             return do_send_email_reply(
-                interaction_id=interaction.pk, author_id=author_id, text=text
+                interaction_id=interaction.pk, author_id=author_id, text=text, subject=subject
             )
         except EmailReplyError as exc:
             raise ReplyError(str(exc)) from exc

@@ -31,7 +31,11 @@ from agents.models import (
     validate_telework_phone,
 )
 from agents.presence import PresenceError, do_set_agent_state, do_set_channels
-from channels_inbound.email.actions import render_email_html
+from channels_inbound.email.actions import (
+    SUBJECT_MAX_LENGTH,
+    default_reply_subject,
+    render_email_html,
+)
 from contacts.actions import ContactError, do_add_identity, do_merge_contacts, find_contact
 from contacts.models import Case, Contact, IdentityKind
 from interactions.lifecycle import IllegalTransition, Status
@@ -196,20 +200,6 @@ def thread(request: HttpRequest, interaction_id: int) -> HttpResponse:
     return render(request, "console/_thread.html", _thread_context(interaction))
 
 
-def _email_subject(interaction: Interaction) -> str:
-    from channels_inbound.email.models import EmailThreadEntry
-    from channels_inbound.email.outbound import reply_subject
-
-    answered = (
-        EmailThreadEntry.objects.filter(interaction=interaction, direction="inbound")
-        .order_by("-id")
-        .first()
-    )
-    reference = interaction.case.reference if interaction.case else ""
-    subject = answered.subject if answered and answered.subject else interaction.subject
-    return reply_subject(subject, reference)
-
-
 @agent_required
 @require_GET
 def workspace(request: HttpRequest, interaction_id: int) -> HttpResponse:
@@ -228,13 +218,15 @@ def workspace(request: HttpRequest, interaction_id: int) -> HttpResponse:
         .select_related("user", "presence")
         .order_by("user__first_name", "user__username")
     )
+    is_email = interaction.channel == "email"
     context = {
         **_thread_context(interaction),
         "canned": canned,
         "wrap_up_codes": WrapUpCode.objects.filter(active=True),
         "queues": Queue.objects.filter(active=True).order_by("name"),
         "colleagues": colleagues,
-        "email_subject": _email_subject(interaction) if interaction.channel == "email" else "",
+        "email_subject": default_reply_subject(interaction) if is_email else "",
+        "subject_max_length": SUBJECT_MAX_LENGTH,
         "wrap_up": InteractionWrapUp.objects.filter(interaction=interaction).first(),
     }
     if interaction.contact_id:
@@ -248,13 +240,17 @@ def reply(request: HttpRequest, interaction_id: int) -> HttpResponse:
     interaction = _mine(request, interaction_id)
     if interaction.status != Status.ASSIGNED:
         return _done(request, _("This conversation is in wrap-up: no more replies."), status=409)
+    # An e-mail reply carries the subject the agent may have edited (absent: the proposed one).
+    subject = request.POST.get("subject") if interaction.channel == "email" else None
     try:
         message = send_reply(
             interaction=interaction,
             author_id=_agent(request).user_id,
             text=request.POST.get("text", ""),
+            subject=subject,
         )
     except ReplyError as exc:
+        # Nothing was sent; the console keeps what the agent typed (the form is not reset).
         return _done(request, str(exc), status=400)
     return _done(request, _("Reply sent."), message_id=message.pk)
 

@@ -265,6 +265,15 @@
       });
       updateCounter(area);
     });
+    panel.querySelectorAll("[data-subject]").forEach(function (input) {
+      // Enter in the e-mail subject goes on to the reply, as in a mail client: never sends.
+      input.addEventListener("keydown", function (event) {
+        if (event.key !== "Enter") { return; }
+        event.preventDefault();
+        var area = input.form.querySelector("[data-composer]");
+        if (area) { area.focus(); }
+      });
+    });
     panel.querySelectorAll("[data-insert-canned]").forEach(function (button) {
       button.addEventListener("click", function () {
         var form = button.closest("form");

@@ -304,3 +304,41 @@ def test_sms_composer_counts_characters_and_segments(
     assert page.inner_text(counter).endswith(": 1 (UCS-2)")
     composer.fill("é" * 70 + "€")  # é is GSM-7; € takes two units
     assert page.inner_text(counter).endswith(": 1 (GSM-7)")
+
+
+def test_email_subject_is_edited_in_the_composer(
+    centre: dict[str, Any], console_page: Callable[..., Any]
+) -> None:
+    from channels_inbound.email.models import EmailThreadEntry
+
+    page = console_page("alice")
+    interaction = _email("RSA d'avril")
+    assert interaction.case is not None
+    reference = interaction.case.reference
+    page.wait_for_selector(".offer-card")
+    page.click("[data-accept]")
+    subject = f"#reply-subject-{interaction.pk}"
+    text = f"#reply-text-{interaction.pk}"
+    send = f"#panel-{interaction.pk} form[data-reply] button[type=submit]"
+    page.wait_for_selector(subject)
+    assert page.input_value(subject) == f"Re: RSA d'avril [{reference}]"
+    page.fill(text, "Bonjour, nous avons bien reçu vos pièces.")
+    # Too long once the case reference is added back: refused, and nothing typed is lost.
+    page.fill(subject, "x" * 250)
+    page.click(send)
+    page.wait_for_function("document.getElementById('announcer').textContent.includes('trop long')")
+    assert page.input_value(text) == "Bonjour, nous avons bien reçu vos pièces."
+    assert page.input_value(subject) == "x" * 250
+    # Enter in the subject moves on to the reply, it does not send.
+    page.fill(subject, "Votre RSA : pièces reçues")
+    page.press(subject, "Enter")
+    assert page.evaluate("document.activeElement.id") == f"reply-text-{interaction.pk}"
+    assert not interaction.messages.filter(direction="outbound", author__isnull=False).exists()
+    page.click(send)
+    page.locator(f"#thread-{interaction.pk} .msg-outbound", has_text="vos pièces").wait_for()
+    reply = interaction.messages.get(direction="outbound", author__isnull=False)
+    entry = EmailThreadEntry.objects.get(stored_message=reply)
+    assert entry.subject == f"Votre RSA : pièces reçues [{reference}]"
+    assert entry.references  # threaded on the citizen's message, whatever the subject
+    # After sending, the composer proposes the default subject again.
+    assert page.input_value(subject) == f"Re: RSA d'avril [{reference}]"
