@@ -21,10 +21,10 @@ import logging
 from typing import Any
 
 from channels.db import database_sync_to_async
-from channels.generic.websocket import AsyncJsonWebsocketConsumer
 from django.contrib.sessions.backends.base import SessionBase
 
 from agents.models import AgentProfile
+from contactcentre.consumers import JsonConsumer
 from contactcentre.events import agent_group
 
 from . import live, outbox, replies
@@ -71,7 +71,7 @@ def _resume(agent_id: int, last_event_id: int) -> dict[str, Any]:
     return {"type": "replay", "events": events}
 
 
-class AgentConsoleConsumer(AsyncJsonWebsocketConsumer):
+class AgentConsoleConsumer(JsonConsumer):
     agent_id: int | None = None
     groups_joined: list[str]
 

@@ -8,8 +8,9 @@ one task per process writes every noted agent in a single ``UPDATE`` each
 45 s) is far longer than that delay.
 
 The same task checks, every ``CONSOLE_SESSION_CHECK_SECONDS``, that each console's session
-still exists, is not idle-expired and belongs to an active account (two queries for all the
-consoles of the process), and closes the others. Logout and disabling an account close
+still exists, is not idle-expired and belongs to an active account, and closes the others; the
+consoles are checked a share at a time, one share each round (two queries per round), so the
+work is spread over the interval instead of stalling the process once a minute. Logout and disabling an account close
 sockets at once through their groups; this check is the safety net for everything else
 (a session that expired, was deleted by an administrator, or went idle).
 
@@ -24,6 +25,7 @@ from __future__ import annotations
 
 import asyncio
 import gc
+import itertools
 import logging
 import time
 from collections.abc import Iterable
@@ -44,7 +46,8 @@ class LiveConsole(Protocol):
     async def end(self, reason: str) -> None: ...
 
 
-_consoles: set[Any] = set()
+_consoles: dict[Any, int] = {}  # console -> its registration number (its session-check share)
+_registered = itertools.count()
 _alive: set[int] = set()
 _task: asyncio.Task[None] | None = None
 
@@ -76,7 +79,7 @@ def _maybe_unfreeze() -> None:
 def register(console: LiveConsole) -> None:
     global _task
     _start_gc_freezing()
-    _consoles.add(console)
+    _consoles[console] = next(_registered)
     if console.agent_id is not None:
         _alive.add(console.agent_id)
     loop = asyncio.get_running_loop()
@@ -85,7 +88,7 @@ def register(console: LiveConsole) -> None:
 
 
 def unregister(console: LiveConsole) -> None:
-    _consoles.discard(console)
+    _consoles.pop(console, None)
 
 
 def beat(console: LiveConsole) -> None:
@@ -136,21 +139,32 @@ def invalid_sessions(entries: list[tuple[int, str | None]]) -> set[tuple[int, st
     }
 
 
+def session_check_share(consoles: dict[Any, int], round_no: int, rounds: int) -> list[Any]:
+    """The consoles whose session is re-checked in this round: each one once every ``rounds``
+    (``consoles`` maps each console to its registration number).
+
+    Checking all of them at once meant decoding thousands of sessions in one go, holding the
+    interpreter for a few hundred milliseconds every minute while pushes waited.
+    """
+    share = round_no % rounds
+    return [c for c, number in consoles.items() if number % rounds == share]
+
+
 async def _chores() -> None:
     flush_every = settings.CONSOLE_HEARTBEAT_FLUSH_SECONDS
-    check_every = settings.CONSOLE_SESSION_CHECK_SECONDS
-    last_check = time.monotonic()
+    rounds = max(1, round(settings.CONSOLE_SESSION_CHECK_SECONDS / flush_every))
+    round_no = 0
     while _consoles:
         await asyncio.sleep(flush_every)
+        round_no += 1
         try:
             if _alive:
                 alive = list(_alive)
                 _alive.clear()
                 await database_sync_to_async(flush_heartbeats)(alive)
             _maybe_unfreeze()
-            if time.monotonic() - last_check >= check_every:
-                last_check = time.monotonic()
-                consoles = list(_consoles)
+            consoles = session_check_share(dict(_consoles), round_no, rounds)
+            if consoles:
                 entries = [(c.user_id, c.session_key) for c in consoles]
                 bad = await database_sync_to_async(invalid_sessions)(entries)
                 for console in consoles:

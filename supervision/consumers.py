@@ -18,9 +18,9 @@ import logging
 from typing import Any
 
 from channels.db import database_sync_to_async
-from channels.generic.websocket import AsyncJsonWebsocketConsumer
 from django.conf import settings
 
+from contactcentre.consumers import JsonConsumer
 from contactcentre.events import SUPERVISORS_GROUP
 
 from .access import Scope, scope_for
@@ -74,7 +74,7 @@ def _extra_groups(user_id: int, session_key: str | None) -> list[str]:
     return groups
 
 
-class WallboardConsumer(AsyncJsonWebsocketConsumer):
+class WallboardConsumer(JsonConsumer):
     supervision_scope: Scope | None = None
 
     async def connect(self) -> None:

@@ -28,11 +28,11 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from channels.db import database_sync_to_async
-from channels.generic.websocket import AsyncJsonWebsocketConsumer
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.http.request import split_domain_port, validate_host
 
+from contactcentre.consumers import JsonConsumer
 from contactcentre.events import agent_group
 
 from . import actions, ratelimit, selectors
@@ -141,7 +141,7 @@ def _assigned(session_id: str) -> tuple[int, int] | None:
     return (int(row[0]), int(row[1])) if row else None
 
 
-class ChatVisitorConsumer(AsyncJsonWebsocketConsumer):
+class ChatVisitorConsumer(JsonConsumer):
     widget: selectors.WidgetInfo | None = None
     session_id: str | None = None
     visitor_id: str | None = None

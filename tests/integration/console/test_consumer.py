@@ -4,6 +4,7 @@ account being disabled."""
 from __future__ import annotations
 
 import asyncio
+import threading
 import time
 from collections.abc import Callable
 from datetime import timedelta
@@ -11,6 +12,7 @@ from typing import Any
 
 import pytest
 from asgiref.sync import sync_to_async
+from channels.layers import get_channel_layer
 from channels.testing import WebsocketCommunicator
 from django.conf import settings
 from django.test import Client
@@ -19,6 +21,7 @@ from django.utils import timezone
 from agents.models import AgentPresence, AgentState, PauseReason
 from agents.presence import do_set_agent_state
 from contactcentre.asgi import application
+from contactcentre.events import agent_group
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.redis]
 
@@ -77,6 +80,36 @@ async def test_an_unknown_or_pruned_event_id_gets_a_fresh_snapshot(make_user: Ca
     assert answer["type"] == "snapshot"
     assert answer["state"]["agent"]["id"] == agent_id
     assert answer["state"]["offers"] == {}
+    await socket.disconnect()
+
+
+async def test_pushes_and_heartbeats_do_not_wait_for_database_work_in_progress(
+    make_user: Callable,
+) -> None:
+    # given a console, and the thread that runs database work busy with a long job
+    user = await sync_to_async(make_user)("alice")
+    client = await sync_to_async(_login)(user)
+    socket, agent_id = await _open(client)
+    release = threading.Event()
+    busy = asyncio.ensure_future(sync_to_async(release.wait)(10))
+    await asyncio.sleep(0.1)
+    try:
+        # when an event is pushed to the agent and the console sends its heartbeat
+        layer = get_channel_layer()
+        assert layer is not None
+        await layer.group_send(
+            agent_group(agent_id),
+            {"type": "cc.event", "id": 1, "event": "offer.created", "payload": {}, "at": ""},
+        )
+        await socket.send_json_to({"type": "heartbeat"})
+        # then both reach the console while that job still runs
+        first = await socket.receive_json_from(timeout=3)
+        second = await socket.receive_json_from(timeout=3)
+        assert {first["type"], second["type"]} == {"event", "heartbeat.ack"}
+        assert not busy.done()
+    finally:
+        release.set()
+        await busy
     await socket.disconnect()
 
 
