@@ -10,9 +10,9 @@ one task per process writes every noted agent in a single ``UPDATE`` each
 The same task checks, every ``CONSOLE_SESSION_CHECK_SECONDS``, that each console's session
 still exists, is not idle-expired and belongs to an active account, and closes the others; the
 consoles are checked a share at a time, one share each round (two queries per round), so the
-work is spread over the interval instead of stalling the process once a minute. Logout and disabling an account close
-sockets at once through their groups; this check is the safety net for everything else
-(a session that expired, was deleted by an administrator, or went idle).
+work is spread over the interval instead of stalling the process once a minute. Logout and
+disabling an account close sockets at once through their groups; this check is the safety net
+for everything else (a session that expired, was deleted by an administrator, or went idle).
 
 With ``CONSOLE_GC_FREEZE``, objects that survive a full garbage collection are frozen
 (``gc.freeze``), so later collections walk only what was created since: a process holding
