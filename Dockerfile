@@ -59,6 +59,9 @@ HEALTHCHECK --interval=30s --timeout=10s --start-period=30s --retries=3 \
 # TLS is terminated by the reverse proxy in front: --proxy-headers makes uvicorn take the client
 # address and scheme from X-Forwarded-For/-Proto. Publish port 8000 only to that proxy.
 # Django's ASGI handler has no lifespan support, hence --lifespan off (as `manage.py serve`).
-# uvicorn reads WEB_CONCURRENCY for its number of worker processes (default 1).
+# uvicorn reads WEB_CONCURRENCY for its number of worker processes (default 1), and
+# UVICORN_WS_PER_MESSAGE_DEFLATE: WebSocket compression is off, since console and chat frames
+# are small JSON and each compressed socket keeps about 40 KB of zlib state (docs/benchmarks.md).
+ENV UVICORN_WS_PER_MESSAGE_DEFLATE=false
 CMD ["uvicorn", "contactcentre.asgi:application", "--host", "0.0.0.0", "--port", "8000", \
      "--proxy-headers", "--forwarded-allow-ips=*", "--lifespan", "off"]

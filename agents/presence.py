@@ -5,10 +5,11 @@ from __future__ import annotations
 from collections.abc import Iterable
 from datetime import datetime
 
-from django.db import transaction
+from django.db import connection, transaction
 from django.utils import timezone
 
 from contactcentre.events import SUPERVISORS_GROUP, agent_group, publish, publish_many
+from contactcentre.pg import execute_binary
 
 from .models import ALL_CHANNELS, AgentPresence, AgentProfile, AgentState, PauseReason
 
@@ -107,6 +108,14 @@ def do_heartbeats(*, agent_ids: Iterable[int], now: datetime | None = None) -> i
     ids = sorted(set(agent_ids))
     if not ids:
         return 0
+    if connection.vendor == "postgresql":  # one array parameter, not one per console
+        table = connection.ops.quote_name(AgentPresence._meta.db_table)
+        with execute_binary(
+            f"UPDATE {table} SET last_heartbeat_at = %b "  # noqa: S608 - name from metadata
+            "WHERE agent_id = ANY(%b::bigint[])",
+            [now, ids],
+        ) as cursor:
+            return cursor.rowcount
     return AgentPresence.objects.filter(agent_id__in=ids).update(last_heartbeat_at=now)
 
 

@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import gc
 import json
 import multiprocessing as mp
@@ -148,7 +149,9 @@ def prepare_database(consoles: int) -> list[tuple[int, str]]:
     return pairs
 
 
-def start_server(port: int, *, no_gc: bool = False) -> subprocess.Popen[bytes]:
+def start_server(
+    port: int, *, no_gc: bool = False, procs: int = 1, deflate: bool = False
+) -> subprocess.Popen[bytes]:
     env = django_env()
     if no_gc:  # diagnostic: the server without Python's cyclic garbage collector
         site = Path(tempfile.mkdtemp(prefix="cc-bench-nogc-"))
@@ -172,6 +175,10 @@ def start_server(port: int, *, no_gc: bool = False) -> subprocess.Popen[bytes]:
             "4096",
             "--ws-ping-interval",
             "0",
+            "--ws-per-message-deflate",
+            "true" if deflate else "false",
+            "--workers",
+            str(procs),
         ],
         cwd=ROOT,
         env=env,
@@ -189,17 +196,28 @@ def wait_for_port(port: int, timeout: float = 60.0) -> None:
     raise RuntimeError("the server did not start")
 
 
-def rss_mb(pid: int) -> float:
-    try:
-        import psutil
+def server_pids(pid: int) -> list[int]:
+    """The server's processes: uvicorn itself and, with ``--workers N``, its N workers."""
+    import psutil
 
-        return psutil.Process(pid).memory_info().rss / 1024 / 1024
-    except ImportError:
-        with open(f"/proc/{pid}/status") as status:
-            for line in status:
-                if line.startswith("VmRSS:"):
-                    return int(line.split()[1]) / 1024
-    return 0.0
+    parent = psutil.Process(pid)
+    return [pid] + [child.pid for child in parent.children(recursive=True)]
+
+
+def per_process_rss(pid: int) -> list[float]:
+    """Resident memory of each of the server's processes, in MB."""
+    import psutil
+
+    sizes = []
+    for each in server_pids(pid):
+        with contextlib.suppress(psutil.NoSuchProcess):
+            sizes.append(round(psutil.Process(each).memory_info().rss / 1024 / 1024, 1))
+    return sizes
+
+
+def rss_mb(pid: int) -> float:
+    """Resident memory of the whole server (every process of it), in MB."""
+    return sum(per_process_rss(pid))
 
 
 # --------------------------------------------------------------------------- clients
@@ -342,9 +360,16 @@ def pusher_process(agent_ids: list[int], rate: float, seconds: float, conn: Any)
 
 
 def cpu_seconds(pid: int) -> float:
-    with open(f"/proc/{pid}/stat") as stat:
-        fields = stat.read().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    """CPU time used so far by the whole server (every process of it)."""
+    total = 0.0
+    for each in server_pids(pid):
+        try:
+            with open(f"/proc/{each}/stat") as stat:
+                fields = stat.read().rsplit(")", 1)[1].split()
+        except FileNotFoundError:
+            continue
+        total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return total
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -374,6 +399,17 @@ def main() -> int:
         help="diagnostic: run the server with Python's cyclic GC disabled",
     )
     parser.add_argument(
+        "--server-procs",
+        type=int,
+        default=1,
+        help="uvicorn worker processes sharing the consoles (rss_mb is their sum)",
+    )
+    parser.add_argument(
+        "--ws-deflate",
+        action="store_true",
+        help="keep WebSocket per-message compression on (the server's default is off)",
+    )
+    parser.add_argument(
         "--layer",
         choices=["core", "pubsub"],
         default="pubsub",
@@ -388,11 +424,17 @@ def main() -> int:
     log(f"preparing {args.consoles} agents and sessions ...")
     pairs = prepare_database(args.consoles)
     port = free_port()
-    server = start_server(port, no_gc=args.server_no_gc)
+    server = start_server(
+        port, no_gc=args.server_no_gc, procs=args.server_procs, deflate=args.ws_deflate
+    )
     procs: list[tuple[Any, Any]] = []
     result: dict[str, Any] = {}
     try:
         wait_for_port(port)
+        if args.server_procs > 1:  # the port answers before every worker has loaded Django
+            while len(server_pids(server.pid)) <= args.server_procs:
+                time.sleep(0.2)
+            time.sleep(5.0)
         rss_idle = rss_mb(server.pid)
         log(f"server up on port {port}, RSS {rss_idle:.0f} MB; opening consoles ...")
         heartbeat = 0.0 if args.no_heartbeat else args.heartbeat_seconds
@@ -471,6 +513,7 @@ def main() -> int:
             "server_cpu_during_push": round(server_cpu, 2),
             "load_average_1m": round(os.getloadavg()[0], 2),
             "rss_idle_mb": round(rss_idle, 1),
+            "rss_per_process_mb": per_process_rss(server.pid),
             "rss_connected_mb": round(rss_connected, 1),
             "rss_per_console_kb": round((rss_connected - rss_idle) * 1024 / consoles, 1)
             if consoles
@@ -479,6 +522,8 @@ def main() -> int:
             "connect_failures": sum(failed),
             "heartbeat_seconds": heartbeat,
             "client_processes": args.client_procs,
+            "server_processes": args.server_procs,
+            "ws_deflate": args.ws_deflate,
             "channel_layer": args.layer,
             "server_gc": not args.server_no_gc,
             "gc_freeze": args.gc_freeze,

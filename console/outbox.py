@@ -13,13 +13,13 @@ from collections.abc import Iterable
 from datetime import datetime, timedelta
 from typing import Any
 
-import psycopg
 from django.conf import settings
 from django.db import connection
 from django.db.models import Max, Q
 from django.utils import timezone
 from psycopg.types.json import Jsonb
 
+from contactcentre.pg import execute_binary
 from contacts.models import ContactIdentity
 from interactions.models import Interaction
 
@@ -115,16 +115,12 @@ def _insert_unnest(
     rows are inserted in input order, so their ids, taken from the sequence as they are
     inserted, ascend in that order."""
     table = connection.ops.quote_name(AgentEvent._meta.db_table)
-    connection.ensure_connection()
-    # A plain psycopg cursor binds the arrays on the server, in binary (%b): Django's cursor
-    # would quote every element into the SQL text (see routing/claim_sql.py).
-    with psycopg.Cursor(connection.connection) as cursor:
-        cursor.execute(
-            f"INSERT INTO {table} (agent_id, event, payload, created_at) "  # noqa: S608
-            "SELECT a, e, p, %b FROM unnest(%b::bigint[], %b::varchar[], %b::jsonb[]) "
-            "WITH ORDINALITY AS t(a, e, p, n) ORDER BY n RETURNING id",
-            [now, agent_ids, events, [Jsonb(p) for p in payloads]],
-        )
+    with execute_binary(
+        f"INSERT INTO {table} (agent_id, event, payload, created_at) "  # noqa: S608
+        "SELECT a, e, p, %b FROM unnest(%b::bigint[], %b::varchar[], %b::jsonb[]) "
+        "WITH ORDINALITY AS t(a, e, p, n) ORDER BY n RETURNING id",
+        [now, agent_ids, events, [Jsonb(p) for p in payloads]],
+    ) as cursor:
         return sorted(row[0] for row in cursor.fetchall())
 
 

@@ -13,10 +13,10 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-import psycopg
 from django.db import connection
 from psycopg.types.json import Jsonb
 
+from contactcentre.pg import execute_binary
 from interactions.models import Interaction, InteractionTransition
 
 from .models import Offer, RoutingDecision
@@ -24,17 +24,6 @@ from .models import Offer, RoutingDecision
 
 def _table(model: Any) -> str:
     return connection.ops.quote_name(model._meta.db_table)
-
-
-def _execute(sql: str, params: list[list[Any]]) -> Any:
-    """Run on the raw psycopg cursor; ``%b`` placeholders send arrays in binary, without the
-    text-format quoting (a regex per element) that dominates otherwise."""
-    connection.ensure_connection()
-    # Django's cursors bind parameters client-side (quoting every array element into the
-    # SQL text); a plain psycopg cursor binds them on the server, in binary with %b.
-    cursor = psycopg.Cursor(connection.connection)
-    cursor.execute(sql, params)
-    return cursor
 
 
 def insert_offers(
@@ -50,7 +39,7 @@ def insert_offers(
         "%b::timestamptz[], %b::timestamptz[], %b::timestamptz[]) "
         "RETURNING interaction_id, id"
     )
-    with _execute(sql, [list(c) for c in columns]) as cursor:
+    with execute_binary(sql, [list(c) for c in columns]) as cursor:
         return dict(cursor.fetchall())
 
 
@@ -74,7 +63,7 @@ def insert_decisions(
         list(at),
         [Jsonb(d) for d in details],
     ]
-    _execute(sql, params).close()
+    execute_binary(sql, params).close()
 
 
 def insert_transitions(rows: Sequence[tuple[int, str, str, str, datetime]]) -> None:
@@ -86,7 +75,7 @@ def insert_transitions(rows: Sequence[tuple[int, str, str, str, datetime]]) -> N
         "SELECT * FROM unnest(%b::bigint[], %b::varchar[], %b::varchar[], %b::varchar[], "
         "%b::timestamptz[])"
     )
-    _execute(sql, [list(c) for c in columns]).close()
+    execute_binary(sql, [list(c) for c in columns]).close()
 
 
 def update_claimed(rows: Sequence[tuple[int, int, str, datetime, datetime | None]]) -> int:
@@ -99,5 +88,5 @@ def update_claimed(rows: Sequence[tuple[int, int, str, datetime, datetime | None
         "FROM unnest(%b::bigint[], %b::bigint[], %b::varchar[], %b::timestamptz[], "
         "%b::timestamptz[]) AS v(id, agent, status, offered, assigned) WHERE i.id = v.id"
     )
-    with _execute(sql, [list(c) for c in columns]) as cursor:
+    with execute_binary(sql, [list(c) for c in columns]) as cursor:
         return int(cursor.rowcount)

@@ -6,6 +6,7 @@ WebSockets, uvicorn) and, on the embedded default, the periodic scheduler.
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 import uvicorn
@@ -49,6 +50,11 @@ class Command(BaseCommand):
                 workers=options["workers"] if not settings.CELERY_EMBEDDED else 1,
                 lifespan="off",
                 log_level="warning",
+                # WebSocket compression off, as in the Docker image (docs/operations.md)
+                ws_per_message_deflate=os.environ.get(
+                    "UVICORN_WS_PER_MESSAGE_DEFLATE", "false"
+                ).lower()
+                in {"1", "true", "yes"},
             )
         finally:
             if scheduler is not None:
