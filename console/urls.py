@@ -20,6 +20,11 @@ urlpatterns = [
     path("citizens/<int:contact_id>/", views.citizen, name="citizen"),
     path("citizens/<int:contact_id>/edit/", views.citizen_edit, name="citizen-edit"),
     path("citizens/<int:contact_id>/identities/", views.identity_add, name="identity-add"),
+    path(
+        "citizens/<int:contact_id>/identities/<int:identity_id>/remove/",
+        views.identity_remove,
+        name="identity-remove",
+    ),
     path("citizens/<int:contact_id>/merge/", views.citizen_merge, name="citizen-merge"),
     path("settings/", views.settings_view, name="settings"),
     path("session/ping/", auth_views.session_ping, name="session-ping"),

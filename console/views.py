@@ -36,7 +36,15 @@ from channels_inbound.email.actions import (
     default_reply_subject,
     render_email_html,
 )
-from contacts.actions import ContactError, do_add_identity, do_merge_contacts, find_contact
+from channels_inbound.identities import identities_in_use
+from contacts.actions import (
+    ContactError,
+    IdentityRemovalRefused,
+    do_add_identity,
+    do_merge_contacts,
+    do_remove_identity,
+    find_contact,
+)
 from contacts.models import Case, Contact, IdentityKind
 from interactions.lifecycle import IllegalTransition, Status
 from interactions.models import Interaction, MessageDirection
@@ -354,9 +362,14 @@ def _citizen_context(contact: Contact) -> dict[str, Any]:
         .prefetch_related("messages")
         .order_by("-created_at")[:50]
     )
+    in_use = identities_in_use(contact.pk)
+    identities = list(contact.identities.order_by("kind", "value"))
+    for identity in identities:
+        # An open conversation came in on it or replies go to it: it cannot be removed.
+        identity.in_use = (identity.kind, identity.value) in in_use  # type: ignore[attr-defined]
     return {
         "contact": contact,
-        "identities": contact.identities.order_by("kind", "value"),
+        "identities": identities,
         "open_cases": Case.objects.filter(contact=contact, status=Case.Status.OPEN),
         "history": history,
         "identity_kinds": IdentityKind.choices,
@@ -401,6 +414,42 @@ def identity_add(request: HttpRequest, contact_id: int) -> HttpResponse:
             status=400,
         )
     return _done(request, _("Identity added."))
+
+
+IDENTITY_REMOVAL_ERRORS = {
+    "not_found": (gettext_noop("This identity is no longer on this record."), 404),
+    "other_citizen": (
+        gettext_noop("This identity belongs to another citizen: it cannot be removed here."),
+        400,
+    ),
+    "merged": (gettext_noop("This record was merged into another: correct the kept one."), 409),
+    "in_use": (
+        gettext_noop(
+            "An open conversation of this citizen came in on this identity and replies go to "
+            "it: it can be removed once that conversation is closed."
+        ),
+        409,
+    ),
+}
+
+
+@agent_required
+@require_POST
+def identity_remove(request: HttpRequest, contact_id: int, identity_id: int) -> HttpResponse:
+    """Remove a wrong number or address from the record (rule: contacts.actions)."""
+    contact = _citizen_for(request, contact_id)
+    try:
+        removal = do_remove_identity(
+            contact_id=contact.pk, identity_id=identity_id, actor_id=request.user.pk
+        )
+    except IdentityRemovalRefused as exc:
+        message, status = IDENTITY_REMOVAL_ERRORS[exc.code]
+        return _done(request, _(message), status=status)
+    return _done(
+        request,
+        _("Identity removed: %(value)s. Add it again if this was a mistake.")
+        % {"value": removal.value},
+    )
 
 
 @agent_required

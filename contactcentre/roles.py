@@ -51,6 +51,7 @@ AGENT_PERMISSIONS: list[tuple[str, str, tuple[str, ...]]] = [
 ]
 SUPERVISOR_EXTRA: list[tuple[str, str, tuple[str, ...]]] = [
     ("contacts", "contactmerge", ("view", "add")),
+    ("contacts", "identityremoval", ("view",)),
     ("routing", "skill", ("add", "change")),
     ("routing", "queue", ("add", "change")),
     ("routing", "queueskill", ("add", "change", "delete")),

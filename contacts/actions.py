@@ -1,7 +1,9 @@
-"""Writes on citizens: resolving an identity to a contact, adding identities, merging."""
+"""Writes on citizens: resolving an identity to a contact, adding and removing identities,
+merging."""
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 
 from django.conf import settings
@@ -9,11 +11,23 @@ from django.contrib.auth.models import User
 from django.db import IntegrityError, transaction
 
 from .identity import normalize_chat_id, normalize_email, normalize_phone
-from .models import Case, Contact, ContactIdentity, ContactMerge, IdentityKind
+from .models import Case, Contact, ContactIdentity, ContactMerge, IdentityKind, IdentityRemoval
+
+logger = logging.getLogger(__name__)
 
 
 class ContactError(Exception):
     """A business rule on contacts was broken (the message says which)."""
+
+
+class IdentityRemovalRefused(ContactError):
+    """:func:`do_remove_identity` refused; ``code`` says why: ``not_found`` (not on any record,
+    e.g. already removed), ``other_citizen``, ``merged`` (the record is a merge tombstone) or
+    ``in_use`` (an open interaction of the citizen came in on it, replies go to it)."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
 
 
 def normalize_identity(kind: str, raw: str | None) -> str | None:
@@ -84,6 +98,63 @@ def do_add_identity(
         kind=kind, value=value, defaults={"contact": contact, "verified": verified}
     )
     return identity
+
+
+@transaction.atomic
+def do_remove_identity(
+    *, contact_id: int, identity_id: int, actor_id: int | None = None
+) -> IdentityRemoval:
+    """Take a wrong identity (number, address, chat id) off a citizen's record.
+
+    The rule: any identity of the record may go, except one an open interaction of this citizen
+    uses: the one it came in on, or the one replies go to
+    (:func:`channels_inbound.identities.identities_in_use`); wrap that conversation up first.
+    Refused too for an identity of another citizen (merge the records instead) and on a merged
+    record (correct the kept one). Removing the last identity is allowed: the record stays
+    reachable through its history and cases, and a right one can be added.
+
+    Only the identity row goes, so the number or address no longer finds this citizen (their
+    next contact from it starts a new record); the record, its interactions and messages are
+    kept, and an :class:`IdentityRemoval` row records what was removed, from whom, by whom.
+    """
+    # A channel concern, looked up at call time like do_merge_contacts' interactions: the
+    # contacts app does not depend on the channels otherwise.
+    from channels_inbound.identities import identities_in_use
+
+    # Lock order: the citizen, then its identity (ingest and merges lock the citizen first).
+    contact = Contact.objects.select_for_update().filter(pk=contact_id).first()
+    if contact is None:
+        raise IdentityRemovalRefused("not_found", f"no citizen #{contact_id}")
+    if contact.merged_into_id is not None:
+        raise IdentityRemovalRefused(
+            "merged", f"citizen #{contact_id} was merged into #{contact.merged_into_id}"
+        )
+    identity = ContactIdentity.objects.select_for_update().filter(pk=identity_id).first()
+    if identity is None:
+        raise IdentityRemovalRefused("not_found", f"no identity #{identity_id}")
+    if identity.contact_id != contact.pk:
+        raise IdentityRemovalRefused(
+            "other_citizen", f"identity #{identity_id} belongs to citizen #{identity.contact_id}"
+        )
+    if (identity.kind, identity.value) in identities_in_use(contact.pk):
+        raise IdentityRemovalRefused(
+            "in_use", f"an open interaction of citizen #{contact_id} uses identity #{identity_id}"
+        )
+    removal = IdentityRemoval.objects.create(
+        contact=contact, kind=identity.kind, value=identity.value, removed_by_id=actor_id
+    )
+    identity.delete()
+    contact.save(update_fields=["updated_at"])
+    # The value itself stays out of the logs (personal data): it is in the audit row.
+    logger.info(
+        "identity #%s (%s) removed from citizen #%s by user #%s (audit #%s)",
+        identity_id,
+        removal.kind,
+        contact.pk,
+        actor_id,
+        removal.pk,
+    )
+    return removal
 
 
 @transaction.atomic

@@ -1,6 +1,6 @@
 from django.contrib import admin
 
-from .models import Case, Contact, ContactIdentity, ContactMerge
+from .models import Case, Contact, ContactIdentity, ContactMerge, IdentityRemoval
 
 
 class IdentityInline(admin.TabularInline):
@@ -31,4 +31,17 @@ class ContactMergeAdmin(admin.ModelAdmin):
     readonly_fields = ["source", "target", "merged_by", "merged_at", "moved"]
 
     def has_add_permission(self, request: object) -> bool:  # merges go through the action
+        return False
+
+
+@admin.register(IdentityRemoval)
+class IdentityRemovalAdmin(admin.ModelAdmin):
+    list_display = ["removed_at", "contact", "kind", "value", "removed_by"]
+    search_fields = ["value"]
+    readonly_fields = ["contact", "kind", "value", "removed_by", "removed_at"]
+
+    def has_add_permission(self, request: object) -> bool:  # removals go through the action
+        return False
+
+    def has_change_permission(self, request: object, obj: object = None) -> bool:
         return False

@@ -115,3 +115,34 @@ class ContactMerge(models.Model):
 
     def __str__(self) -> str:
         return f"#{self.source_id} → #{self.target_id}"
+
+
+class IdentityRemoval(models.Model):
+    """Audit of an identity an agent took off a citizen's record (a wrong number or address):
+    which one, from whom, by whom and when. The record and its history stay."""
+
+    contact = models.ForeignKey(
+        Contact,
+        on_delete=models.PROTECT,
+        related_name="identity_removals",
+        verbose_name=_("citizen"),
+    )
+    kind = models.CharField(_("kind"), max_length=8, choices=IdentityKind.choices)
+    value = models.CharField(_("value"), max_length=254)
+    removed_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+        verbose_name=_("removed by"),
+    )
+    removed_at = models.DateTimeField(_("removed at"), auto_now_add=True)
+
+    class Meta:
+        verbose_name = _("identity removal")
+        verbose_name_plural = _("identity removals")
+        ordering = ["-removed_at"]
+
+    def __str__(self) -> str:
+        return f"#{self.contact_id}: {self.get_kind_display()} {self.value}"

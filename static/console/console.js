@@ -214,6 +214,23 @@
       if (hadFocus) { panel.focus(); }
     }).catch(function () { /* not ours any more: the next event removes the tab */ });
   }
+  function refreshCitizen(id) {
+    // Only the citizen panel: a reply being typed in the composer stays as it is.
+    var aside = document.getElementById("citizen-" + id);
+    var record = aside && aside.querySelector(".citizen");
+    if (!record) { return loadPanel(id); }
+    var wasOpen = !!aside.querySelector("details.citizen-edit[open]");
+    getHtml("/console/citizens/" + record.getAttribute("data-contact") + "/").then(function (html) {
+      var active = document.activeElement;
+      // The button pressed was disabled while posting (focus fell to the page) and may be
+      // gone (an identity removed): the focus comes back to the panel, not to the top.
+      var focusHere = !active || active === document.body || aside.contains(active);
+      aside.innerHTML = html;
+      var details = aside.querySelector("details.citizen-edit");
+      if (details && wasOpen) { details.open = true; }
+      if (focusHere && details) { details.querySelector("summary").focus(); }
+    }).catch(function () { loadPanel(id); });
+  }
   function refreshThread(id) {
     var box = document.getElementById("thread-" + id);
     if (!box) { return loadPanel(id); }
@@ -309,7 +326,7 @@
       var panel = form.closest("[role=tabpanel]");
       if (res.ok && panel) {
         var id = panel.id.replace("panel-", "");
-        if (form.closest(".citizen")) { loadPanel(id); } else { refreshThread(id); }
+        if (form.closest(".citizen")) { refreshCitizen(id); } else { refreshThread(id); }
       }
     }).catch(function () { announce(t.error, true); })
       .finally(function () { if (button) { button.disabled = false; } });

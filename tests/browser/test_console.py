@@ -342,3 +342,39 @@ def test_email_subject_is_edited_in_the_composer(
     assert entry.references  # threaded on the citizen's message, whatever the subject
     # After sending, the composer proposes the default subject again.
     assert page.input_value(subject) == f"Re: RSA d'avril [{reference}]"
+
+
+def test_a_wrong_identity_is_removed_with_the_keyboard_and_the_draft_stays(
+    centre: dict[str, Any], console_page: Callable[..., Any]
+) -> None:
+    from contacts.actions import do_add_identity, find_contact
+
+    page = console_page("alice")
+    interaction = _email("Changement de numéro")
+    assert interaction.contact is not None
+    do_add_identity(contact=interaction.contact, kind="phone", raw="06 12 34 56 78")
+    page.wait_for_selector(".offer-card")
+    page.click("[data-accept]")
+    text = f"#reply-text-{interaction.pk}"
+    page.wait_for_selector(text)
+    page.fill(text, "Bonjour, c'est corrigé.")
+    side = f"#citizen-{interaction.pk}"
+    tab_to(page, f"{side} details.citizen-edit summary")
+    page.keyboard.press("Enter")
+    remove = f"{side} button[aria-label='Retirer +33612345678 (numéro de téléphone)']"
+    # The address the e-mail came from has no button: the conversation replies to it.
+    assert page.query_selector(f"{side} button[aria-label^='Retirer marie']") is None
+    assert _axe_serious(page) == [], "citizen panel with its corrections open"
+    tab_to(page, remove)
+    page.keyboard.press("Enter")
+    page.wait_for_selector(remove, state="detached")
+    page.wait_for_function(
+        "document.getElementById('status-announcer').textContent.includes('Identité retirée')"
+    )
+    assert "+33612345678" not in page.inner_text(side)
+    assert find_contact("phone", "0612345678") is None
+    # Only the citizen panel was reloaded: the draft reply is still there, the corrections
+    # stay open and the focus stays in the panel.
+    assert page.input_value(text) == "Bonjour, c'est corrigé."
+    assert page.query_selector(f"{side} details.citizen-edit[open]") is not None
+    assert page.evaluate("document.activeElement.tagName") == "SUMMARY"

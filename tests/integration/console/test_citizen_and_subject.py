@@ -14,6 +14,15 @@ from django.test import Client
 from channels_inbound.email.actions import do_ingest_email
 from channels_inbound.email.models import EmailThreadEntry
 from channels_inbound.models import Endpoint
+from contacts.actions import (
+    IdentityRemovalRefused,
+    do_add_identity,
+    do_merge_contacts,
+    do_remove_identity,
+    find_contact,
+    resolve_contact,
+)
+from contacts.models import Contact, ContactIdentity, IdentityRemoval
 from interactions.models import Interaction, Message
 from routing.models import Queue
 from tests.integration.channels.email_helpers import OUR_ADDRESS, make_mail, msgid
@@ -171,7 +180,6 @@ def test_a_bad_subject_is_refused_and_nothing_is_sent(
 def test_the_subject_is_ignored_on_other_channels(
     alice: Any, alice_client: Client, django_capture_on_commit_callbacks: Callable[..., Any]
 ) -> None:
-    from contacts.actions import resolve_contact
     from interactions.actions import do_create_interaction
 
     queue = Queue.objects.create(code="caf", name="CAF")
@@ -188,3 +196,124 @@ def test_the_subject_is_ignored_on_other_channels(
     )
     assert response.status_code == 200, response.content
     assert Message.objects.get(interaction=interaction, direction="outbound").text == "Bonjour"
+
+
+# --------------------------------------------------------------------------- removing identities
+
+
+def _panel(client: Client, contact_id: int) -> str:
+    response = client.get(f"/console/citizens/{contact_id}/")
+    assert response.status_code == 200
+    return response.content.decode()
+
+
+def _remove(client: Client, contact_id: int, identity_id: int) -> Any:
+    return client.post(
+        f"/console/citizens/{contact_id}/identities/{identity_id}/remove/", headers=JSON
+    )
+
+
+def test_a_wrong_number_is_removed_from_the_panel_and_no_longer_finds_the_citizen(
+    citizen_mail: tuple[Interaction, str], alice: Any, alice_client: Client
+) -> None:
+    interaction, _ = citizen_mail
+    marie = interaction.contact
+    assert marie is not None
+    wrong = do_add_identity(contact=marie, kind="phone", raw="06 12 34 56 78")
+    page = _panel(alice_client, marie.pk)
+    assert 'aria-label="Retirer +33612345678 (numéro de téléphone)"' in page
+    # the address Marie wrote from is what the open conversation replies to: no button
+    assert 'aria-label="Retirer marie.dupont@gmail.example' not in page
+    assert "une conversation en cours l’utilise" in page
+
+    response = _remove(alice_client, marie.pk, wrong.pk)
+    assert response.status_code == 200, response.content
+    assert response.json()["message"].startswith("Identité retirée : +33612345678.")
+    assert "+33612345678" not in _panel(alice_client, marie.pk)
+    assert find_contact("phone", "06 12 34 56 78") is None
+    # The next contact from that number is somebody else's record, not Marie's.
+    other = resolve_contact("phone", "06 12 34 56 78")
+    assert other.created
+    assert other.contact != marie
+    # Marie's record and history stay; the removal is audited.
+    assert Interaction.objects.filter(contact=marie).count() == 1
+    assert find_contact("email", "marie.dupont@gmail.example") == marie
+    (removal,) = IdentityRemoval.objects.all()
+    assert (removal.contact, removal.kind, removal.value) == (marie, "phone", "+33612345678")
+    assert removal.removed_by == alice
+    # Removed twice (another tab, a colleague): refused, said plainly.
+    again = _remove(alice_client, marie.pk, wrong.pk)
+    assert again.status_code == 404
+    assert "n’est plus sur cette fiche" in again.json()["message"]
+
+
+def test_the_address_an_open_conversation_came_in_on_cannot_be_removed(
+    citizen_mail: tuple[Interaction, str], alice: Any, alice_client: Client
+) -> None:
+    interaction, _ = citizen_mail
+    marie = interaction.contact
+    assert marie is not None
+    address = marie.identities.get(kind="email")
+    response = _remove(alice_client, marie.pk, address.pk)
+    assert response.status_code == 409
+    assert "conversation en cours" in response.json()["message"]
+    assert ContactIdentity.objects.filter(pk=address.pk, contact=marie).exists()
+    assert not IdentityRemoval.objects.exists()
+    # Once the conversation is closed, it can go (here through the action: the console only
+    # shows citizens an agent is serving).
+    Interaction.objects.filter(pk=interaction.pk).update(status="closed")
+    do_remove_identity(contact_id=marie.pk, identity_id=address.pk, actor_id=alice.pk)
+    assert find_contact("email", "marie.dupont@gmail.example") is None
+    assert Contact.objects.filter(pk=marie.pk).exists()
+
+
+def test_another_citizens_identity_cannot_be_removed(
+    citizen_mail: tuple[Interaction, str], alice_client: Client
+) -> None:
+    interaction, _ = citizen_mail
+    marie = interaction.contact
+    assert marie is not None
+    paul = resolve_contact("phone", "+33699999999").contact
+    assert paul is not None
+    pauls_number = paul.identities.get()
+    response = _remove(alice_client, marie.pk, pauls_number.pk)
+    assert response.status_code == 400
+    assert "appartient à un autre usager" in response.json()["message"]
+    assert ContactIdentity.objects.filter(pk=pauls_number.pk, contact=paul).exists()
+    # Nor through Paul's own record: Alice is not serving him.
+    assert _remove(alice_client, paul.pk, pauls_number.pk).status_code == 404
+    assert ContactIdentity.objects.filter(pk=pauls_number.pk).exists()
+
+
+def test_an_sms_conversation_keeps_the_number_its_replies_go_to(
+    alice: Any, alice_client: Client
+) -> None:
+    from interactions.actions import do_create_interaction
+
+    queue = Queue.objects.create(code="caf", name="CAF")
+    paul = resolve_contact("phone", "+33611111111").contact
+    assert paul is not None
+    first = paul.identities.get()
+    second = do_add_identity(contact=paul, kind="phone", raw="+33622222222")
+    # An SMS interaction with no SMS from Paul yet replies to his first number.
+    interaction = do_create_interaction(channel="sms", contact=paul, queue=queue, enqueue=False)
+    Interaction.objects.filter(pk=interaction.pk).update(
+        status="assigned", assigned_agent=alice.agent_profile
+    )
+    assert _remove(alice_client, paul.pk, first.pk).status_code == 409
+    assert _remove(alice_client, paul.pk, second.pk).status_code == 200
+    assert list(paul.identities.values_list("value", flat=True)) == ["+33611111111"]
+
+
+def test_a_merged_record_is_corrected_on_the_kept_one(alice: Any) -> None:
+    kept = resolve_contact("email", "kept@example.fr").contact
+    tombstone = resolve_contact("email", "old@example.fr").contact
+    assert kept is not None
+    assert tombstone is not None
+    identity = tombstone.identities.get()
+    do_merge_contacts(target=kept, source=tombstone)
+    with pytest.raises(IdentityRemovalRefused) as refused:
+        do_remove_identity(contact_id=tombstone.pk, identity_id=identity.pk, actor_id=alice.pk)
+    assert refused.value.code == "merged"
+    do_remove_identity(contact_id=kept.pk, identity_id=identity.pk, actor_id=alice.pk)
+    assert list(kept.identities.values_list("value", flat=True)) == ["kept@example.fr"]
