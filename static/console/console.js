@@ -422,12 +422,12 @@
       } else if (data.type === "event") {
         applyMessage(data); renderAll();
       } else if (data.type === "closed") {
-        window.location.href = "/accounts/login/";
+        toLogin();
       }
     };
     socket.onclose = function (event) {
       window.clearInterval(heartbeatTimer);
-      if (event.code === 4401 || event.code === 4403) { window.location.href = "/accounts/login/"; return; }
+      if (event.code === 4401 || event.code === 4403) { toLogin(); return; }
       setConnection(t.reconnecting, false);
       retry += 1;
       window.setTimeout(connect, Math.min(10000, 500 * Math.pow(2, Math.min(retry, 5))));
@@ -461,25 +461,41 @@
     if (event.key === "Tab") { event.preventDefault(); document.getElementById("idle-extend").focus(); }
     if (event.key === "Escape") { document.getElementById("idle-extend").click(); }
   });
-  var checking = false;
+  var checking = false, expiring = false;
+  function toLogin() {  // the server closed the socket: the session is over
+    // While the warning shows or an idle check is out, that is the idle end (the 401 of the
+    // same check goes to ?idle=1 too: whichever comes first, the same page).
+    var idle = expiring || checking || dialogOpen;
+    window.location.href = "/accounts/login/" + (idle ? "?idle=1" : "");
+  }
+  function showLeft(left) {
+    document.getElementById("idle-left").textContent = t.session_left + " " + Math.max(0, Math.ceil(left));
+  }
   function idleTick() {
     var now = Date.now();
     if (lastActive > lastPing && now - lastPing > 60000) { ping(false); }
     var left = config.idleTimeoutSeconds - (now - lastActive) / 1000;
-    if (left <= 0) { document.getElementById("logout-form").submit(); return; }
-    if (left <= config.idleWarningSeconds && !dialogOpen && !checking) {
-      checking = true;
-      ping(true).then(function (res) {
-        checking = false;
-        if (res.seconds_left > config.idleWarningSeconds) {
-          lastActive = Date.now() - (config.idleTimeoutSeconds - res.seconds_left) * 1000;
-          return;
-        }
-        dialogOpen = true; focusBefore = document.activeElement; dialog.hidden = false;
-        document.getElementById("idle-extend").focus();
-      }).catch(function () { checking = false; });
-    }
-    if (dialogOpen) { document.getElementById("idle-left").textContent = t.session_left + " " + Math.ceil(left); }
+    if (dialogOpen) { showLeft(left); }
+    if (checking || left > config.idleWarningSeconds || (dialogOpen && left > 0)) { return; }
+    // Time to warn, or time is up: ask the server first (another tab may have been used).
+    // The server ends the session on its own clock, a little before this one: then this
+    // ping gets a 401 and post() goes to /accounts/login/?idle=1 (submitting #logout-form
+    // then only met the idle middleware's redirect to ?next=/accounts/logout/).
+    checking = true; expiring = left <= 0;
+    ping(true).then(function (res) {
+      checking = false;
+      if (typeof res.seconds_left !== "number") { expiring = true; return; }  // 401
+      if (res.seconds_left > (expiring ? 0 : config.idleWarningSeconds)) {
+        lastActive = Date.now() - (config.idleTimeoutSeconds - res.seconds_left) * 1000;
+        expiring = false;
+        if (dialogOpen && res.seconds_left > config.idleWarningSeconds) { closeDialog(); }
+        return;
+      }
+      if (expiring) { return; }  // under a second left: the next tick's ping gets the 401
+      showLeft(config.idleTimeoutSeconds - (Date.now() - lastActive) / 1000);  // announced with it
+      dialogOpen = true; focusBefore = document.activeElement; dialog.hidden = false;
+      document.getElementById("idle-extend").focus();
+    }).catch(function () { checking = false; });
   }
 
   /* ---------------------------------------------------------------- start */
