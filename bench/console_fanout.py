@@ -1,15 +1,18 @@
 #!/usr/bin/env python3
 """Benchmark of the agent console's live fan-out (loopback only, bounded in time).
 
-    .venv/bin/python bench/console_fanout.py [--consoles 5000] [--client-procs 2]
-        [--push-rate 100] [--push-seconds 20] [--no-heartbeat]
+    .venv/bin/python bench/console_fanout.py [--consoles 5000] [--server-procs 2]
+        [--client-procs 2] [--push-rate 100] [--push-seconds 20] [--no-heartbeat]
+        [--gc-freeze] [--ws-deflate]
 
 What it does:
 1. (re)creates its own PostgreSQL database (``cc_bench_console``), migrates it, and writes N
    agents with their users, presence rows and login sessions straight into it (one session
    cookie per console, as a browser would hold after logging in);
-2. starts the ASGI server (uvicorn, one process: the figure is memory per server process) on
-   127.0.0.1 with ``REDIS_URL`` (channels-redis) and ``DATABASE_URL`` (psycopg pool);
+2. starts the ASGI server on 127.0.0.1 as deployed (uvicorn with ``--server-procs`` worker
+   processes, one per core of this 2-core machine by default, sharing the listening socket;
+   WebSocket compression off) with ``REDIS_URL`` (channels-redis) and ``DATABASE_URL``
+   (psycopg pool); ``rss_mb`` is the sum over all of its processes;
 3. opens N console WebSockets from ``--client-procs`` client processes (bounded concurrency
    while connecting); each console sends the real heartbeat every ``CONSOLE_HEARTBEAT_SECONDS``
    (spread over the interval) unless ``--no-heartbeat``;
@@ -401,7 +404,7 @@ def main() -> int:
     parser.add_argument(
         "--server-procs",
         type=int,
-        default=1,
+        default=2,
         help="uvicorn worker processes sharing the consoles (rss_mb is their sum)",
     )
     parser.add_argument(
