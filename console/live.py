@@ -163,7 +163,7 @@ async def _chores() -> None:
                 _alive.clear()
                 await database_sync_to_async(flush_heartbeats)(alive)
             _maybe_unfreeze()
-            consoles = session_check_share(dict(_consoles), round_no, rounds)
+            consoles = session_check_share(_consoles, round_no, rounds)  # a list: end() may await
             if consoles:
                 entries = [(c.user_id, c.session_key) for c in consoles]
                 bad = await database_sync_to_async(invalid_sessions)(entries)

@@ -59,11 +59,14 @@ def _reference(interaction: Interaction) -> str:
     return interaction.case.reference if interaction.case else ""
 
 
-def default_reply_subject(interaction: Interaction) -> str:
-    """What :func:`do_send_email_reply` sends without a subject: ``Re: ... [case reference]``."""
-    answered = _answered(interaction)
+def _proposed_subject(interaction: Interaction, answered: EmailThreadEntry | None) -> str:
     subject = (answered.subject if answered is not None else "") or interaction.subject
     return reply_subject(subject, _reference(interaction))
+
+
+def default_reply_subject(interaction: Interaction) -> str:
+    """What :func:`do_send_email_reply` sends without a subject: ``Re: ... [case reference]``."""
+    return _proposed_subject(interaction, _answered(interaction))
 
 
 def clean_reply_subject(subject: str, reference: str = "") -> str:
@@ -122,11 +125,10 @@ def do_send_email_reply(
         answered = _answered(interaction)
         if answered is None:
             raise EmailReplyError(f"interaction #{interaction_id} has no message to answer")
-        reference = _reference(interaction)
         if subject is None:
-            subject = reply_subject(answered.subject or interaction.subject, reference)
+            subject = _proposed_subject(interaction, answered)
         else:
-            subject = clean_reply_subject(subject, reference)
+            subject = clean_reply_subject(subject, _reference(interaction))
         return do_record_outbound_email(
             interaction=interaction,
             to=answered.citizen_address,

@@ -479,7 +479,7 @@
     if (checking || left > config.idleWarningSeconds || (dialogOpen && left > 0)) { return; }
     // Time to warn, or time is up: ask the server first (another tab may have been used).
     // The server ends the session on its own clock, a little before this one: then this
-    // ping gets a 401 and post() goes to /accounts/login/?idle=1 (submitting #logout-form
+    // ping gets a 401 and post() goes to /accounts/login/?idle=1 (posting a logout form
     // then only met the idle middleware's redirect to ?next=/accounts/logout/).
     checking = true; expiring = left <= 0;
     ping(true).then(function (res) {
