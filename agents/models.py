@@ -10,6 +10,7 @@ from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
 from contacts.identity import InvalidIdentity, is_valid_phone, normalize_phone
+from organisations.models import Membership, OrganisationOwned
 from routing.models import LEVEL_VALIDATORS, Skill
 
 CHANNEL_CAPACITY_FIELDS = {
@@ -29,8 +30,8 @@ def validate_telework_phone(value: str) -> None:
         raise ValidationError(_("Enter a valid phone number, e.g. +33612345678."))
 
 
-class Team(models.Model):
-    name = models.CharField(_("name"), max_length=100, unique=True)
+class Team(OrganisationOwned):
+    name = models.CharField(_("name"), max_length=100)
     supervisors = models.ManyToManyField(
         settings.AUTH_USER_MODEL,
         verbose_name=_("supervisors"),
@@ -42,12 +43,17 @@ class Team(models.Model):
         verbose_name = _("team")
         verbose_name_plural = _("teams")
         ordering = ["name"]
+        constraints = [
+            models.UniqueConstraint(fields=["organisation", "name"], name="team_name_per_org"),
+        ]
 
     def __str__(self) -> str:
         return self.name
 
 
-class AgentProfile(models.Model):
+class AgentProfile(OrganisationOwned):
+    organisation_from = ("team",)
+
     user = models.OneToOneField(
         settings.AUTH_USER_MODEL,
         verbose_name=_("user"),
@@ -121,6 +127,10 @@ class AgentProfile(models.Model):
             AgentPresence.objects.get_or_create(
                 agent=self, defaults={"state_since": now, "idle_since": now}
             )
+
+    def default_organisation_id(self) -> int:
+        membership = Membership.objects.filter(user_id=self.user_id).first()
+        return membership.organisation_id if membership else super().default_organisation_id()
 
     def capacity(self) -> dict[str, int]:
         return {channel: getattr(self, field) for channel, field in CHANNEL_CAPACITY_FIELDS.items()}

@@ -75,8 +75,12 @@ def endpoint_for(channel: str, recipient: str) -> Endpoint:
     return endpoint
 
 
-def _open_interaction(msg: InboundMessage, contact_id: int | None) -> Interaction | None:
-    candidates = Interaction.objects.select_for_update().filter(channel=msg.channel)
+def _open_interaction(
+    msg: InboundMessage, organisation_id: int, contact_id: int | None
+) -> Interaction | None:
+    candidates = Interaction.objects.select_for_update().filter(
+        organisation_id=organisation_id, channel=msg.channel
+    )
     if msg.thread_ref:
         found = candidates.filter(external_ref=msg.thread_ref).order_by("-id").first()
         if found is not None:
@@ -102,7 +106,10 @@ def do_ingest_message(msg: InboundMessage, *, queue: Queue | None = None) -> Ing
         queue = endpoint_for(msg.channel, msg.recipient).queue
     try:
         resolved = resolve_contact(
-            IDENTITY_KIND[msg.channel], msg.sender, display_name=msg.display_name
+            IDENTITY_KIND[msg.channel],
+            msg.sender,
+            display_name=msg.display_name,
+            organisation_id=queue.organisation_id,
         )
     except InvalidIdentity:
         resolved = None  # an unparseable sender id is treated like a withheld one
@@ -124,7 +131,7 @@ def _ingest(msg: InboundMessage, queue: Queue, contact: Contact | None) -> Inges
     if contact is not None:
         # One delivery at a time per citizen, so two SMS arriving together join one interaction.
         Contact.objects.select_for_update().filter(pk=contact.pk).first()
-    interaction = _open_interaction(msg, contact.pk if contact else None)
+    interaction = _open_interaction(msg, queue.organisation_id, contact.pk if contact else None)
     new_interaction = interaction is None
     if interaction is None:
         interaction = do_create_interaction(

@@ -6,14 +6,17 @@ from django.db import models
 from django.utils.translation import gettext_lazy as _
 
 from interactions.models import Channel
+from organisations.models import OrganisationOwned
 
 
-class Endpoint(models.Model):
+class Endpoint(OrganisationOwned):
     """One of our public numbers, mailboxes or chat widgets, and where its contacts go.
 
     ``address`` is normalised like a citizen identity: E.164 for numbers, the bare lower-case
     address for mailboxes, the widget key for chat.
     """
+
+    organisation_from = ("queue",)
 
     channel = models.CharField(_("channel"), max_length=8, choices=Channel.choices)
     address = models.CharField(_("address"), max_length=254)

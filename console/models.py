@@ -6,6 +6,8 @@ from django.conf import settings
 from django.db import models
 from django.utils.translation import gettext_lazy as _
 
+from organisations.models import OrganisationOwned
+
 
 class AgentEvent(models.Model):
     """One event sent to an agent's consoles, written in the transaction that caused it.
@@ -34,10 +36,10 @@ class AgentEvent(models.Model):
         return f"#{self.pk} {self.event} → agent #{self.agent_id}"
 
 
-class WrapUpCode(models.Model):
+class WrapUpCode(OrganisationOwned):
     """The outcome an agent chooses when wrapping up (managed in the admin)."""
 
-    code = models.SlugField(_("code"), max_length=50, unique=True)
+    code = models.SlugField(_("code"), max_length=50)
     label = models.CharField(_("label"), max_length=150)
     active = models.BooleanField(_("active"), default=True)
 
@@ -45,6 +47,9 @@ class WrapUpCode(models.Model):
         verbose_name = _("wrap-up code")
         verbose_name_plural = _("wrap-up codes")
         ordering = ["label"]
+        constraints = [
+            models.UniqueConstraint(fields=["organisation", "code"], name="wrapup_code_per_org"),
+        ]
 
     def __str__(self) -> str:
         return self.label
@@ -85,8 +90,10 @@ class InteractionWrapUp(models.Model):
         return f"#{self.interaction_id}: {self.code or '-'}"
 
 
-class CannedResponse(models.Model):
+class CannedResponse(OrganisationOwned):
     """A ready-made answer the agent inserts into the composer (managed in the admin)."""
+
+    organisation_from = ("queue",)
 
     title = models.CharField(_("title"), max_length=150)
     text = models.TextField(_("text"))

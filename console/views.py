@@ -460,7 +460,7 @@ def citizen_merge(request: HttpRequest, contact_id: int) -> HttpResponse:
     raw = request.POST.get("identity", "").strip()
     kind = IdentityKind.EMAIL if "@" in raw else IdentityKind.PHONE
     try:
-        other = find_contact(kind, raw)
+        other = find_contact(kind, raw, organisation_id=contact.organisation_id)
     except ContactError:
         other = None
     if other is None or other.pk == contact.pk:

@@ -11,8 +11,10 @@ from __future__ import annotations
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import environ
+from csp.constants import NONCE, NONE, SELF
 from django.utils.translation import gettext_lazy as _
 
 BASE_DIR = Path(__file__).resolve().parent.parent
@@ -46,6 +48,7 @@ INSTALLED_APPS = [
     "drf_spectacular",
     "drf_spectacular_sidecar",
     "contactcentre",
+    "organisations",
     "contacts",
     "interactions",
     "routing",
@@ -65,7 +68,10 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    "contactcentre.middleware.PermissionsPolicyMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
+    # Before everything that renders a page (the second-factor redirect, axes' lockout page).
+    "csp.middleware.CSPMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.locale.LocaleMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -307,6 +313,80 @@ if env.bool("DJANGO_SECURE", default=not DEBUG):
     # Behind a TLS-terminating reverse proxy (nginx, Traefik, a cloud load balancer).
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
     SECURE_REDIRECT_EXEMPT = [r"^healthz$"]
+
+# --- Content-Security-Policy and Permissions-Policy (docs/operations.md) --------------------
+# django-csp sends this policy on every page: scripts, styles, fonts and connections from this
+# site only, no inline code and no eval. An inline <script> or <style> a template cannot do
+# without carries nonce="{{ request.csp_nonce }}": a fresh value per response, named in the
+# header only when the page used it. json_script data blocks (type="application/json") are not
+# run and need none. 'self' in connect-src also allows ws:/wss: to this very host (CSP Level 3),
+# which is where the console, the wallboard and the chat widget open their WebSockets. The chat
+# widget's script runs on partners' pages under their policy, not this one.
+# Extra sources per directive, comma-separated, e.g. CSP_EXTRA_CONNECT_SRC=wss://ws.example.fr:
+# CSP_EXTRA_SCRIPT_SRC, _STYLE_SRC, _IMG_SRC, _FONT_SRC, _CONNECT_SRC, _FORM_ACTION. A STATIC_URL
+# on another origin (a CDN) is added to the script, style, image and font sources by itself.
+# CSP_REPORT_URI: where browsers post violation reports. CSP_REPORT_ONLY=true: the policy is
+# only reported (Content-Security-Policy-Report-Only), to try a change on a live site first.
+_static = urlsplit(STATIC_URL)
+_static_origin = f"{_static.scheme}://{_static.netloc}".lstrip(":/") if _static.netloc else ""
+
+
+def _csp_sources(directive: str, *sources: str) -> list[str]:
+    extra = env.list(f"CSP_EXTRA_{directive.upper().replace('-', '_')}", default=[])
+    return [s for s in (*sources, *extra) if s]
+
+
+_CSP_POLICY: dict[str, Any] = {
+    "DIRECTIVES": {
+        "default-src": [SELF],
+        "script-src": _csp_sources("script-src", SELF, NONCE, _static_origin),
+        "style-src": _csp_sources("style-src", SELF, NONCE, _static_origin),
+        "img-src": _csp_sources("img-src", SELF, "data:", _static_origin),
+        "font-src": _csp_sources("font-src", SELF, _static_origin),
+        "connect-src": _csp_sources("connect-src", SELF),
+        "object-src": [NONE],
+        "base-uri": [SELF],
+        "form-action": _csp_sources("form-action", SELF),
+        # No site may frame ours (X_FRAME_OPTIONS says the same to older browsers).
+        "frame-ancestors": [NONE],
+        "report-uri": env.list("CSP_REPORT_URI", default=[]) or None,
+    }
+}
+if env.bool("CSP_REPORT_ONLY", default=False):
+    CONTENT_SECURITY_POLICY: dict[str, Any] | None = None
+    CONTENT_SECURITY_POLICY_REPORT_ONLY: dict[str, Any] | None = _CSP_POLICY
+else:
+    CONTENT_SECURITY_POLICY = _CSP_POLICY
+    CONTENT_SECURITY_POLICY_REPORT_ONLY = None
+
+# Browser features no page of ours uses, switched off for our pages and anything they could
+# embed (contactcentre.middleware.PermissionsPolicyMiddleware; an empty list is "=()"). The
+# console's ring is Web Audio and needs none. PERMISSIONS_POLICY_SELF=camera,microphone gives
+# features back to our own pages (a future WebRTC softphone, for instance).
+PERMISSIONS_POLICY: dict[str, list[str]] = {
+    feature: []
+    for feature in (
+        "accelerometer",
+        "bluetooth",
+        "browsing-topics",
+        "camera",
+        "display-capture",
+        "geolocation",
+        "gyroscope",
+        "hid",
+        "idle-detection",
+        "magnetometer",
+        "microphone",
+        "midi",
+        "payment",
+        "screen-wake-lock",
+        "serial",
+        "usb",
+        "xr-spatial-tracking",
+    )
+}
+for _feature in env.list("PERMISSIONS_POLICY_SELF", default=[]):
+    PERMISSIONS_POLICY[_feature] = ["self"]
 
 # --- Logging --------------------------------------------------------------------------------
 LOGGING: dict[str, Any] = {

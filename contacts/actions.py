@@ -10,6 +10,8 @@ from django.conf import settings
 from django.contrib.auth.models import User
 from django.db import IntegrityError, transaction
 
+from organisations.models import sole_organisation
+
 from .identity import normalize_chat_id, normalize_email, normalize_phone
 from .models import Case, Contact, ContactIdentity, ContactMerge, IdentityKind, IdentityRemoval
 
@@ -41,12 +43,17 @@ def normalize_identity(kind: str, raw: str | None) -> str | None:
     raise ContactError(f"unknown identity kind {kind!r}")
 
 
-def find_contact(kind: str, raw: str | None) -> Contact | None:
+def find_contact(
+    kind: str, raw: str | None, *, organisation_id: int | None = None
+) -> Contact | None:
+    """The organisation's citizen with this identity (each body has its own records)."""
     value = normalize_identity(kind, raw)
     if value is None:
         return None
     identity = (
-        ContactIdentity.objects.select_related("contact").filter(kind=kind, value=value).first()
+        ContactIdentity.objects.select_related("contact")
+        .filter(organisation_id=organisation_id or sole_organisation(), kind=kind, value=value)
+        .first()
     )
     return identity.contact if identity else None
 
@@ -57,8 +64,11 @@ class ResolvedContact:
     created: bool
 
 
-def resolve_contact(kind: str, raw: str | None, *, display_name: str = "") -> ResolvedContact:
-    """Return the citizen behind an identity, creating the record on first contact.
+def resolve_contact(
+    kind: str, raw: str | None, *, display_name: str = "", organisation_id: int | None = None
+) -> ResolvedContact:
+    """Return the organisation's citizen behind an identity, creating the record on first
+    contact. The same number writing to the CAF and to the mairie is two records, one each.
 
     A withheld identity gives ``ResolvedContact(None, False)``: an anonymous caller is never
     attached to someone else's record. Safe under concurrency: two first contacts from the same
@@ -67,13 +77,18 @@ def resolve_contact(kind: str, raw: str | None, *, display_name: str = "") -> Re
     value = normalize_identity(kind, raw)
     if value is None:
         return ResolvedContact(None, False)
-    existing = ContactIdentity.objects.select_related("contact").filter(kind=kind, value=value)
+    org_id = organisation_id or sole_organisation()
+    existing = ContactIdentity.objects.select_related("contact").filter(
+        organisation_id=org_id, kind=kind, value=value
+    )
     found = existing.first()
     if found is not None:
         return ResolvedContact(found.contact, False)
     try:
         with transaction.atomic():
-            contact = Contact.objects.create(display_name=display_name[:200])
+            contact = Contact.objects.create(
+                display_name=display_name[:200], organisation_id=org_id
+            )
             ContactIdentity.objects.create(contact=contact, kind=kind, value=value)
     except IntegrityError:
         found = existing.first()
@@ -89,13 +104,18 @@ def do_add_identity(
     value = normalize_identity(kind, raw)
     if value is None:
         raise ContactError("a withheld or empty identity cannot be added")
-    owner = ContactIdentity.objects.filter(kind=kind, value=value).first()
+    owner = ContactIdentity.objects.filter(
+        organisation_id=contact.organisation_id, kind=kind, value=value
+    ).first()
     if owner is not None and owner.contact_id != contact.pk:
         raise ContactError(
             f"{value} already belongs to citizen #{owner.contact_id}: merge the two records instead"
         )
     identity, _created = ContactIdentity.objects.get_or_create(
-        kind=kind, value=value, defaults={"contact": contact, "verified": verified}
+        organisation_id=contact.organisation_id,
+        kind=kind,
+        value=value,
+        defaults={"contact": contact, "verified": verified},
     )
     return identity
 
@@ -167,6 +187,8 @@ def do_merge_contacts(
 
     if target.pk == source.pk:
         raise ContactError("a citizen cannot be merged into itself")
+    if target.organisation_id != source.organisation_id:
+        raise ContactError("citizens of two organisations cannot be merged")
     # Lock both rows in primary-key order (the project's lock-ordering rule).
     locked = {
         c.pk: c

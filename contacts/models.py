@@ -6,9 +6,14 @@ from django.conf import settings
 from django.db import models
 from django.utils.translation import gettext_lazy as _
 
+from organisations.models import OrganisationOwned
 
-class Contact(models.Model):
-    """A citizen. A merged contact keeps pointing at the one it was merged into."""
+
+class Contact(OrganisationOwned):
+    """A citizen, as known to one organisation (the same person writing to the CAF and to the
+    mairie is two records). A merged contact keeps pointing at the one it was merged into."""
+
+    organisation_from = ("merged_into",)
 
     display_name = models.CharField(_("name"), max_length=200, blank=True)
     preferred_language = models.CharField(
@@ -45,8 +50,11 @@ class IdentityKind(models.TextChoices):
     CHAT = "chat", _("chat visitor")
 
 
-class ContactIdentity(models.Model):
-    """A normalised way to recognise a citizen: E.164 number, bare e-mail address, chat id."""
+class ContactIdentity(OrganisationOwned):
+    """A normalised way to recognise a citizen: E.164 number, bare e-mail address, chat id.
+    Unique per organisation: each body resolves its own citizens."""
+
+    organisation_from = ("contact",)
 
     contact = models.ForeignKey(
         Contact, verbose_name=_("citizen"), on_delete=models.CASCADE, related_name="identities"
@@ -60,16 +68,20 @@ class ContactIdentity(models.Model):
         verbose_name = _("identity")
         verbose_name_plural = _("identities")
         constraints = [
-            models.UniqueConstraint(fields=["kind", "value"], name="contact_identity_unique"),
+            models.UniqueConstraint(
+                fields=["organisation", "kind", "value"], name="contact_identity_unique"
+            ),
         ]
 
     def __str__(self) -> str:
         return f"{self.get_kind_display()}: {self.value}"
 
 
-class Case(models.Model):
+class Case(OrganisationOwned):
     """A file opened for a citizen (a benefits claim, a residence permit...); its reference is
     quoted in e-mail subjects so replies find their way back."""
+
+    organisation_from = ("contact",)
 
     class Status(models.TextChoices):
         OPEN = "open", _("open")

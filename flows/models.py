@@ -14,9 +14,11 @@ from django.conf import settings
 from django.db import models
 from django.utils.translation import gettext_lazy as _
 
+from organisations.models import OrganisationOwned
 
-class Flow(models.Model):
-    name = models.CharField(_("name"), max_length=100, unique=True)
+
+class Flow(OrganisationOwned):
+    name = models.CharField(_("name"), max_length=100)
     description = models.TextField(_("description"), blank=True)
     published_version = models.ForeignKey(
         "FlowVersion",
@@ -34,6 +36,9 @@ class Flow(models.Model):
         verbose_name = _("flow")
         verbose_name_plural = _("flows")
         ordering = ["name"]
+        constraints = [
+            models.UniqueConstraint(fields=["organisation", "name"], name="flow_name_per_org"),
+        ]
 
     def __str__(self) -> str:
         return self.name

@@ -7,6 +7,8 @@ from django.db import models
 from django.db.models import F, Q
 from django.utils.translation import gettext_lazy as _
 
+from organisations.models import OrganisationOwned
+
 from .lifecycle import Status
 
 
@@ -22,8 +24,10 @@ class Direction(models.TextChoices):
     OUTBOUND = "outbound", _("outbound")
 
 
-class Interaction(models.Model):
+class Interaction(OrganisationOwned):
     """One conversation with a citizen on one channel, from arrival to closure."""
+
+    organisation_from = ("queue", "contact", "assigned_agent")
 
     channel = models.CharField(_("channel"), max_length=8, choices=Channel.choices)
     direction = models.CharField(

@@ -6,13 +6,15 @@ from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 from django.utils.translation import gettext_lazy as _
 
+from organisations.models import OrganisationOwned
+
 LEVEL_VALIDATORS = [MinValueValidator(1), MaxValueValidator(5)]
 
 
-class Skill(models.Model):
+class Skill(OrganisationOwned):
     """A competence an interaction may need (a benefit, a procedure, a language...)."""
 
-    code = models.SlugField(_("code"), max_length=50, unique=True)
+    code = models.SlugField(_("code"), max_length=50)
     name = models.CharField(_("name"), max_length=100)
     description = models.TextField(_("description"), blank=True)
 
@@ -20,15 +22,20 @@ class Skill(models.Model):
         verbose_name = _("skill")
         verbose_name_plural = _("skills")
         ordering = ["name"]
+        constraints = [
+            models.UniqueConstraint(fields=["organisation", "code"], name="skill_code_per_org"),
+        ]
 
     def __str__(self) -> str:
         return self.name
 
 
-class Queue(models.Model):
+class Queue(OrganisationOwned):
     """Where interactions wait. Its skills are what its interactions need by default."""
 
-    code = models.SlugField(_("code"), max_length=50, unique=True)
+    organisation_from = ("team", "overflow_queue")
+
+    code = models.SlugField(_("code"), max_length=50)
     name = models.CharField(_("name"), max_length=100)
     priority = models.SmallIntegerField(
         _("priority"), default=0, help_text=_("Higher is served first.")
@@ -70,6 +77,9 @@ class Queue(models.Model):
         verbose_name = _("queue")
         verbose_name_plural = _("queues")
         ordering = ["name"]
+        constraints = [
+            models.UniqueConstraint(fields=["organisation", "code"], name="queue_code_per_org"),
+        ]
 
     def __str__(self) -> str:
         return self.name

@@ -23,7 +23,7 @@ from interactions.models import Interaction
 
 from .models import EscalationStep as EscalationStepRow
 from .models import Offer, OfferStatus, Queue
-from .policy import AgentSnapshot, EscalationStep, InteractionSnapshot, PolicyConfig
+from .policy import MAX_LEVEL, AgentSnapshot, EscalationStep, InteractionSnapshot, PolicyConfig
 
 # Statuses that hold an agent's capacity on a channel.
 LOAD_STATUSES = (Status.OFFERED, Status.ASSIGNED)
@@ -63,6 +63,19 @@ class AgentRow:
     exclusive: frozenset[str]
 
 
+def organisation_skill(organisation_id: int) -> str:
+    """The pseudo-skill that keeps routing inside one organisation.
+
+    Skill codes are unique per organisation only, and the pure policy knows nothing of
+    organisations: so every agent snapshot holds its organisation's pseudo-skill at the top
+    level, and every interaction snapshot requires its own at level 1. An agent can then never
+    be eligible for another organisation's interaction, whatever the codes, the escalation
+    steps (levels are only lowered) or an empty skill list. ``any_agent_of_team`` steps
+    replace skills by a team, which belongs to the same organisation as the queue.
+    """
+    return f"@organisation:{organisation_id}"
+
+
 def available_agents(now: datetime) -> list[AgentSnapshot]:
     """Snapshots of the agents who may get work now: available, console alive."""
     presences = list(
@@ -73,6 +86,7 @@ def available_agents(now: datetime) -> list[AgentSnapshot]:
             "channels_enabled",
             "idle_since",
             "agent__team_id",
+            "agent__organisation_id",
             "agent__languages",
             "agent__capacity_voice",
             "agent__capacity_chat",
@@ -93,6 +107,7 @@ def available_agents(now: datetime) -> list[AgentSnapshot]:
     snapshots = []
     for p in presences:
         agent_id = p["agent_id"]
+        skills[agent_id][organisation_skill(p["agent__organisation_id"])] = MAX_LEVEL
         snapshots.append(
             AgentSnapshot(
                 agent_id=agent_id,
@@ -151,7 +166,13 @@ def waiting_interactions(
         rows = rows.annotate(
             group_rank=Window(
                 RowNumber(),
-                partition_by=[F("queue_id"), F("channel"), F("required_skills"), F("language")],
+                partition_by=[
+                    F("organisation_id"),
+                    F("queue_id"),
+                    F("channel"),
+                    F("required_skills"),
+                    F("language"),
+                ],
                 order_by=[F("priority").desc(), F("queued_at").asc(), F("id").asc()],
             )
         ).filter(group_rank__lte=max(1, per_group))
@@ -169,6 +190,7 @@ def waiting_interactions(
             "priority",
             "sla_due_at",
             "contact_id",
+            "organisation_id",
         )
     )
     if not values:
@@ -188,7 +210,10 @@ def waiting_interactions(
             queue_id=v["queue_id"] or 0,
             enqueued_at=(v["queued_at"] or v["created_at"]).timestamp(),
             queue_entered_at=v["queue_entered_at"].timestamp() if v["queue_entered_at"] else None,
-            required_skills=v["required_skills"] or {},
+            required_skills={
+                **(v["required_skills"] or {}),
+                organisation_skill(v["organisation_id"]): 1,
+            },
             language=v["language"] or None,
             base_priority=v["priority"],
             sla_due_at=v["sla_due_at"].timestamp() if v["sla_due_at"] else None,

@@ -98,7 +98,10 @@ def _merge_skills(*sources: dict[str, int] | None) -> dict[str, int]:
 
 def _queue_for(session: ChatSession, code: str) -> Queue:
     if code:
-        queue = Queue.objects.filter(code=code).first()
+        # Queue codes are per organisation: the widget's organisation decides.
+        queue = Queue.objects.filter(
+            organisation_id=session.widget.organisation_id, code=code
+        ).first()
         if queue is not None:
             return queue
         logger.error("flow of chat %s names unknown queue %r", session.pk, code)

@@ -17,6 +17,8 @@ from django.core.exceptions import ValidationError
 from django.db import models
 from django.utils.translation import gettext_lazy as _
 
+from organisations.models import OrganisationOwned
+
 DEFAULT_PORTS = {"http": 80, "https": 443}
 
 
@@ -76,7 +78,9 @@ def validate_skills(value: Any) -> None:
         raise ValidationError(_('Skills are {"skill code": minimum level from 1 to 5}.'))
 
 
-class ChatWidget(models.Model):
+class ChatWidget(OrganisationOwned):
+    organisation_from = ("endpoint",)
+
     endpoint = models.OneToOneField(
         "channels_inbound.Endpoint",
         verbose_name=_("endpoint"),

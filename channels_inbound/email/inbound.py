@@ -195,11 +195,11 @@ def do_ingest_email(
     return result
 
 
-def _sender_contact(parsed: ParsedEmail) -> Contact | None:
+def _sender_contact(parsed: ParsedEmail, organisation_id: int) -> Contact | None:
     if not parsed.from_address:
         return None
     try:
-        return find_contact("email", parsed.from_address)
+        return find_contact("email", parsed.from_address, organisation_id=organisation_id)
     except InvalidIdentity:
         return None
 
@@ -212,7 +212,8 @@ def _record(
     attachments: list[dict[str, Any]],
     automatic: str | None,
 ) -> EmailIngestResult:
-    match = find_thread(parsed, _sender_contact(parsed))
+    org_id = endpoint.organisation_id
+    match = find_thread(parsed, _sender_contact(parsed, org_id), org_id)
     if automatic and match.interaction is not None and match.interaction.status == Status.CLOSED:
         # An out-of-office answering our last reply is kept with the thread but does not
         # reopen a closed conversation (a citizen's own reply does).

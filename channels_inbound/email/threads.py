@@ -42,14 +42,15 @@ class ThreadMatch:
     how: str  # "message-id", "case-reference" or "new"
 
 
-def find_thread(parsed: ParsedEmail, contact: Contact | None) -> ThreadMatch:
-    """Must run inside the ingest transaction (it may set an interaction's external_ref)."""
+def find_thread(parsed: ParsedEmail, contact: Contact | None, organisation_id: int) -> ThreadMatch:
+    """Must run inside the ingest transaction (it may set an interaction's external_ref).
+    Only the receiving address's organisation's threads and cases are candidates."""
     known = [*parsed.in_reply_to, *reversed(parsed.references)]
     if known:
         entries = {
             e.message_id: e
             for e in EmailThreadEntry.objects.select_related("interaction").filter(
-                message_id__in=known
+                message_id__in=known, interaction__organisation_id=organisation_id
             )
         }
         for message_id in known:
@@ -60,7 +61,7 @@ def find_thread(parsed: ParsedEmail, contact: Contact | None) -> ThreadMatch:
                 )
     case = None
     for reference in case_references_in(parsed.subject):
-        found = Case.objects.filter(reference=reference).first()
+        found = Case.objects.filter(organisation_id=organisation_id, reference=reference).first()
         # A reference alone is guessable: it threads only the case's own citizen.
         if found is not None and contact is not None and found.contact_id == contact.pk:
             case = found

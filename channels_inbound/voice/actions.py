@@ -114,7 +114,10 @@ def _flow_summary(call: Call) -> str:
 
 def _queue_for(call: Call, code: str) -> Queue:
     if code:
-        queue = Queue.objects.filter(code=code).first()
+        # Queue codes are per organisation: the number's organisation decides.
+        queue = Queue.objects.filter(
+            organisation_id=call.endpoint.organisation_id, code=code
+        ).first()
         if queue is not None:
             return queue
         logger.error("flow of call %s names unknown queue %r", call.call_sid, code)
