@@ -17,9 +17,12 @@ from django.db.models import Q
 AGENT = "agent"
 SUPERVISOR = "supervisor"
 ADMINISTRATOR = "administrator"
-ROLES = (AGENT, SUPERVISOR, ADMINISTRATOR)
+# Administers every organisation (as superusers do); see organisations/authz.py.
+PLATFORM_ADMINISTRATOR = "platform_administrator"
+ROLES = (AGENT, SUPERVISOR, ADMINISTRATOR, PLATFORM_ADMINISTRATOR)
 
 PROJECT_APPS = (
+    "organisations",
     "contacts",
     "interactions",
     "routing",
@@ -84,10 +87,12 @@ def ensure_roles(**_kwargs: Any) -> None:
     agent.permissions.set(_permissions(AGENT_PERMISSIONS))
     supervisor, _ = Group.objects.get_or_create(name=SUPERVISOR)
     supervisor.permissions.set(_permissions(AGENT_PERMISSIONS + SUPERVISOR_EXTRA))
-    administrator, _ = Group.objects.get_or_create(name=ADMINISTRATOR)
-    administrator.permissions.set(
-        Permission.objects.filter(
-            Q(content_type__app_label__in=PROJECT_APPS)
-            | Q(content_type__app_label__in=("auth", "authtoken"))
-        )
+    everything = Permission.objects.filter(
+        Q(content_type__app_label__in=PROJECT_APPS)
+        | Q(content_type__app_label__in=("auth", "authtoken"))
     )
+    # What an organisation administrator may do is further limited to their organisation by
+    # organisations/authz.py (and sharing agreements to platform administrators).
+    for name in (ADMINISTRATOR, PLATFORM_ADMINISTRATOR):
+        group, _ = Group.objects.get_or_create(name=name)
+        group.permissions.set(everything)

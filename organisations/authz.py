@@ -35,7 +35,7 @@ from typing import Any, TypeVar
 from django.core.exceptions import PermissionDenied
 from django.db.models import Model, Q, QuerySet
 
-PLATFORM_ADMINISTRATOR = "platform_administrator"
+from contactcentre.roles import PLATFORM_ADMINISTRATOR
 
 M = TypeVar("M", bound=Model)
 

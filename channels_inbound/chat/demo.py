@@ -55,7 +55,9 @@ def create_demo_widget(queue: Queue, *, origins: str = "") -> ChatWidget:
         [("État civil", "Civil status"), ("Écoles", "Schools"), ("Autre", "Other")], start=1
     ):
         ChatTopic.objects.create(widget=widget, position=position, label=label, label_en=label_en)
-    flow = Flow.objects.create(name="Assistant de la mairie (discussion en ligne)")
+    flow = Flow.objects.create(
+        name="Assistant de la mairie (discussion en ligne)", organisation_id=queue.organisation_id
+    )
     do_publish_flow_version(version=do_create_flow_version(flow=flow, graph=DEMO_FLOW))
     EndpointFlow.objects.create(endpoint=endpoint, flow=flow)
     return widget

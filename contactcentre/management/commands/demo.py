@@ -26,6 +26,7 @@ from contacts.actions import do_add_identity, resolve_contact
 from contacts.models import Case, Contact
 from interactions.actions import do_create_interaction, do_record_message, do_transition_interaction
 from interactions.lifecycle import Status
+from organisations.models import Membership, Organisation
 from routing.models import EscalationStep, Queue, QueueSkill, Skill
 
 SKILLS = [
@@ -41,7 +42,27 @@ SKILLS = [
     ("accueil-general", "Accueil et orientation"),
 ]
 
-TEAMS = ["CAF du Rhône", "Mairie de Villeurbanne", "Préfecture du Rhône"]
+# The three public bodies: each a separate data controller (an organisation) with one team.
+ORGANISATIONS = [
+    # name, slug, SIRET, data-protection officer e-mail, skill code prefix
+    ("CAF du Rhône", "caf-du-rhone", "53481986500015", "dpo@caf-rhone.example.fr", "caf-"),
+    (
+        "Mairie de Villeurbanne",
+        "mairie-de-villeurbanne",
+        "21690266800019",
+        "dpo@mairie-villeurbanne.example.fr",
+        "mairie-",
+    ),
+    (
+        "Préfecture du Rhône",
+        "prefecture-du-rhone",
+        "17690001900013",
+        "dpo@rhone.gouv.example.fr",
+        "pref-",
+    ),
+]
+TEAMS = [name for name, *_rest in ORGANISATIONS]
+SHARED_SKILLS = ("accueil-general",)  # every body has its own copy
 
 # code, name, team index, priority, SLA seconds, skills {code: level}, steps
 QUEUES: list[tuple[str, str, int, int, int, dict[str, int], list[dict[str, Any]]]] = [
@@ -162,8 +183,16 @@ AGENTS = [
 ]
 
 SUPERVISORS = [
-    ("nadia.lefebvre", "Nadia", "Lefebvre", [0, 1]),
+    ("nadia.lefebvre", "Nadia", "Lefebvre", [0]),
+    ("julien.roche", "Julien", "Roche", [1]),
     ("pierre.garcia", "Pierre", "Garcia", [2]),
+]
+
+# One administrator per organisation (they manage their body only; "admin" manages all).
+ORGANISATION_ADMINS = [
+    ("admin.caf", "Claire", "Vidal", 0),
+    ("admin.mairie", "Marc", "Blanc", 1),
+    ("admin.prefecture", "Sylvie", "Morel", 2),
 ]
 
 CITIZENS = [
@@ -229,7 +258,12 @@ class Command(BaseCommand):
 
     @staticmethod
     def _usernames() -> list[str]:
-        return ["admin"] + [s[0] for s in SUPERVISORS] + [a[0] for a in AGENTS]
+        return (
+            ["admin"]
+            + [a[0] for a in ORGANISATION_ADMINS]
+            + [s[0] for s in SUPERVISORS]
+            + [a[0] for a in AGENTS]
+        )
 
     def _reset(self, users: list[Any]) -> list[tuple[str, str, str]]:
         logins = []
@@ -238,21 +272,42 @@ class Command(BaseCommand):
             user.set_password(password)
             user.save(update_fields=["password"])
             role = next((g.name for g in user.groups.all()), "")
+            role = role or ("platform admin" if user.is_superuser else "")
             logins.append((user.username, password, role))
         return logins
 
     def _create(self, rng: random.Random) -> list[tuple[str, str, str]]:
         user_model = get_user_model()
         groups = {name: Group.objects.get(name=name) for name in (AGENT, SUPERVISOR, ADMINISTRATOR)}
-        skills = {code: Skill.objects.create(code=code, name=name) for code, name in SKILLS}
-        teams = [Team.objects.create(name=name) for name in TEAMS]
+        orgs = [
+            Organisation.objects.create(
+                name=name,
+                slug=slug,
+                siret=siret,
+                dpo_name="Délégué à la protection des données",
+                dpo_email=dpo,
+            )
+            for name, slug, siret, dpo, _prefix in ORGANISATIONS
+        ]
+        skills: dict[tuple[int, str], Skill] = {}
+        for index, (*_head, prefix) in enumerate(ORGANISATIONS):
+            for code, name in SKILLS:
+                if code.startswith(prefix) or code in SHARED_SKILLS:
+                    skills[index, code] = Skill.objects.create(
+                        organisation=orgs[index], code=code, name=name
+                    )
+        teams = [
+            Team.objects.create(organisation=orgs[i], name=name) for i, name in enumerate(TEAMS)
+        ]
         queues: dict[str, Queue] = {}
         for code, name, team, priority, sla, needs, steps in QUEUES:
             queue = Queue.objects.create(
                 code=code, name=name, team=teams[team], priority=priority, sla_target_seconds=sla
             )
             for skill_code, level in needs.items():
-                QueueSkill.objects.create(queue=queue, skill=skills[skill_code], min_level=level)
+                QueueSkill.objects.create(
+                    queue=queue, skill=skills[team, skill_code], min_level=level
+                )
             for step in steps:
                 EscalationStep.objects.create(queue=queue, **step)
             queues[code] = queue
@@ -265,11 +320,23 @@ class Command(BaseCommand):
 
         logins: list[tuple[str, str, str]] = []
         password = _password()
-        admin = user_model.objects.create_superuser(
+        user_model.objects.create_superuser(
             "admin", "admin@example.fr", password, first_name="Admin", last_name="Démo"
         )
-        admin.groups.add(groups[ADMINISTRATOR])
-        logins.append(("admin", password, ADMINISTRATOR))
+        logins.append(("admin", password, "platform admin"))
+        for username, first, last, org in ORGANISATION_ADMINS:
+            password = _password()
+            user = user_model.objects.create_user(
+                username,
+                f"{username}@example.fr",
+                password,
+                first_name=first,
+                last_name=last,
+                is_staff=True,
+            )
+            user.groups.add(groups[ADMINISTRATOR])
+            Membership.objects.create(user=user, organisation=orgs[org])
+            logins.append((username, password, ADMINISTRATOR))
         for username, first, last, team_indexes in SUPERVISORS:
             password = _password()
             user = user_model.objects.create_user(
@@ -281,6 +348,7 @@ class Command(BaseCommand):
                 is_staff=True,
             )
             user.groups.add(groups[SUPERVISOR])
+            Membership.objects.create(user=user, organisation=teams[team_indexes[0]].organisation)
             for index in team_indexes:
                 teams[index].supervisors.add(user)
             AgentProfile.objects.create(user=user, team=teams[team_indexes[0]], languages=["fr"])
@@ -292,6 +360,7 @@ class Command(BaseCommand):
                 username, f"{username}@example.fr", password, first_name=first, last_name=last
             )
             user.groups.add(groups[AGENT])
+            Membership.objects.create(user=user, organisation=orgs[team])
             profile = AgentProfile.objects.create(
                 user=user,
                 team=teams[team],
@@ -300,58 +369,66 @@ class Command(BaseCommand):
                 telework_phone=f"+3361{rng.randint(1000000, 9999999)}" if remote else "",
             )
             for code, level in levels.items():
-                AgentSkill.objects.create(agent=profile, skill=skills[code], level=level)
+                AgentSkill.objects.create(agent=profile, skill=skills[team, code], level=level)
             agents.append(profile)
             logins.append((username, password, AGENT))
 
-        contacts: list[Contact] = []
-        for name, phone, email in CITIZENS:
+        # Citizens: each body has its own records; the same person writing to two bodies is
+        # two records (nothing crosses organisations).
+        def citizen(index: int, org: Organisation) -> Contact:
+            name, phone, email = CITIZENS[index]
             kind, raw = ("phone", phone) if phone else ("email", email)
-            contact = resolve_contact(kind, raw, display_name=name).contact
+            resolved = resolve_contact(kind, raw, display_name=name, organisation_id=org.pk)
+            contact = resolved.contact
             assert contact is not None
-            if phone and email:
+            if resolved.created and phone and email:
                 do_add_identity(contact=contact, kind="email", raw=email)
-            contacts.append(contact)
+            return contact
+
         now = timezone.now()
         year = now.year
-        for index, contact in enumerate(contacts[:6]):
+        for index in range(6):
+            org = orgs[index % len(orgs)]
             Case.objects.create(
                 reference=f"DOS-{year}-{index + 1:06d}",
-                contact=contact,
+                contact=citizen(index, org),
                 subject=rng.choice(SUBJECTS[rng.choice(list(SUBJECTS))]),
             )
 
         # The console's wrap-up codes and canned responses (admin-managed in real use).
         from console.models import CannedResponse, WrapUpCode
 
-        for code, label in (
-            ("answered", "Réponse apportée"),
-            ("appointment", "Rendez-vous proposé"),
-            ("documents", "Pièces justificatives demandées"),
-            ("redirected", "Réorienté vers un autre service"),
-        ):
-            WrapUpCode.objects.get_or_create(code=code, defaults={"label": label})
-        for title, text, language in (
-            (
-                "Délai de traitement",
-                "Votre dossier est en cours de traitement. "
-                "Nous revenons vers vous dès que possible.",
-                "fr",
-            ),
-            (
-                "Pièces manquantes",
-                "Pour compléter votre dossier, merci de nous transmettre les pièces suivantes : ",
-                "fr",
-            ),
-            (
-                "Processing time",
-                "Your application is being processed. We will get back to you as soon as possible.",
-                "en",
-            ),
-        ):
-            CannedResponse.objects.get_or_create(
-                title=title, language=language, defaults={"text": text}
-            )
+        for org in orgs:
+            for code, label in (
+                ("answered", "Réponse apportée"),
+                ("appointment", "Rendez-vous proposé"),
+                ("documents", "Pièces justificatives demandées"),
+                ("redirected", "Réorienté vers un autre service"),
+            ):
+                WrapUpCode.objects.create(organisation=org, code=code, label=label)
+            for title, text, language in (
+                (
+                    "Délai de traitement",
+                    "Votre dossier est en cours de traitement. "
+                    "Nous revenons vers vous dès que possible.",
+                    "fr",
+                ),
+                (
+                    "Pièces manquantes",
+                    "Pour compléter votre dossier, merci de nous transmettre les pièces "
+                    "suivantes : ",
+                    "fr",
+                ),
+                (
+                    "Processing time",
+                    "Your application is being processed. "
+                    "We will get back to you as soon as possible.",
+                    "en",
+                ),
+            ):
+                CannedResponse.objects.create(
+                    organisation=org, title=title, language=language, text=text
+                )
 
         # History: closed interactions over the last days, then a few waiting now.
         channels = ["voice", "voice", "sms", "email", "chat"]
@@ -360,7 +437,7 @@ class Command(BaseCommand):
             at = now - timedelta(days=rng.randint(1, 20), minutes=rng.randint(0, 600))
             interaction = do_create_interaction(
                 channel=rng.choice(channels),
-                contact=rng.choice(contacts),
+                contact=citizen(rng.randrange(len(CITIZENS)), queue.organisation),
                 queue=queue,
                 subject=rng.choice(SUBJECTS[queue.code]),
                 now=at,
@@ -368,8 +445,9 @@ class Command(BaseCommand):
             do_record_message(
                 interaction=interaction, direction="inbound", text=interaction.subject
             )
-            eligible = [a for a in agents if set(a.skill_levels()) & set(queue.required_skills())]
-            agent = rng.choice(eligible or agents)
+            own = [a for a in agents if a.organisation_id == queue.organisation_id]
+            eligible = [a for a in own if set(a.skill_levels()) & set(queue.required_skills())]
+            agent = rng.choice(eligible or own)
             answered = at + timedelta(seconds=rng.randint(5, 240))
             do_transition_interaction(
                 interaction=interaction,
@@ -387,7 +465,7 @@ class Command(BaseCommand):
             queue = queues[rng.choice(list(queues))]
             interaction = do_create_interaction(
                 channel=rng.choice(channels),
-                contact=rng.choice(contacts),
+                contact=citizen(rng.randrange(len(CITIZENS)), queue.organisation),
                 queue=queue,
                 subject=rng.choice(SUBJECTS[queue.code]),
                 now=now - timedelta(seconds=rng.randint(5, 120)),
