@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.db import transaction
+from django.contrib.auth import get_user_model
 from django.db.models import QuerySet
 from drf_spectacular.utils import extend_schema
 from rest_framework import mixins, serializers, viewsets
@@ -14,19 +14,34 @@ from rest_framework.permissions import IsAuthenticated
 from rest_framework.request import Request
 from rest_framework.response import Response
 
+from contactcentre.api_scope import ScopedViewSetMixin, request_user
+from organisations import authz
 from routing.models import Skill
 
+from .actions import PROFILE_FIELDS, do_set_agent_skills, do_update_agent_profile, do_update_team
 from .models import AgentPresence, AgentProfile, AgentSkill, AgentState, PauseReason, Team
 from .presence import PresenceError, do_heartbeat, do_set_agent_state, do_set_channels
 
 
 class AgentSkillSerializer(serializers.ModelSerializer):
-    skill = serializers.SlugRelatedField(slug_field="code", queryset=Skill.objects.all())
+    # Codes resolve within one organisation (the agent's, given in the context as
+    # ``organisation_id``): the same code in another organisation is another skill.
+    skill = serializers.SlugRelatedField(slug_field="code", queryset=Skill.objects.none())
     level = serializers.IntegerField(min_value=1, max_value=5)
 
     class Meta:
         model = AgentSkill
         fields = ["skill", "level"]
+
+    def get_fields(self) -> dict[str, Any]:
+        fields = super().get_fields()
+        org_id = self.context.get("organisation_id")
+        skill_field = fields["skill"]
+        assert isinstance(skill_field, serializers.SlugRelatedField)
+        skill_field.queryset = (
+            Skill.objects.filter(organisation_id=org_id) if org_id else Skill.objects.none()
+        )
+        return fields
 
 
 class AgentSerializer(serializers.ModelSerializer):
@@ -52,10 +67,25 @@ class AgentSerializer(serializers.ModelSerializer):
             "telework_phone",
         ]
 
+    def get_fields(self) -> dict[str, Any]:
+        fields = super().get_fields()
+        team = fields["team"]
+        assert isinstance(team, serializers.PrimaryKeyRelatedField)
+        # An agent is moved only into a team the caller may change (checked again by the action).
+        team.queryset = authz.editable(request_user(self), Team)
+        return fields
+
     def validate_languages(self, value: Any) -> list[str]:
         if not isinstance(value, list) or not all(isinstance(x, str) and x for x in value):
             raise serializers.ValidationError('Expected a list of language codes, e.g. ["fr"].')
         return value
+
+    def to_representation(self, instance: AgentProfile) -> dict[str, Any]:
+        data = super().to_representation(instance)
+        # A teleworker's private number: themselves and their own supervisors only.
+        if not authz.may_see_private_number(request_user(self), instance):
+            data["telework_phone"] = None
+        return data
 
 
 class SkillLevelsSerializer(serializers.Serializer):
@@ -69,6 +99,7 @@ class SkillLevelsSerializer(serializers.Serializer):
 
 
 class AgentViewSet(
+    ScopedViewSetMixin,
     mixins.ListModelMixin,
     mixins.RetrieveModelMixin,
     mixins.UpdateModelMixin,
@@ -77,10 +108,18 @@ class AgentViewSet(
     serializer_class = AgentSerializer
 
     def get_queryset(self) -> QuerySet[AgentProfile]:
-        return (
+        return self.scoped(
             AgentProfile.objects.select_related("user")
             .prefetch_related("agent_skills__skill")
             .order_by("user__username")
+        )
+
+    def perform_update(self, serializer: Any) -> None:
+        agent = serializer.instance
+        self.check_change(agent)
+        changes = {k: v for k, v in serializer.validated_data.items() if k in PROFILE_FIELDS}
+        serializer.instance = do_update_agent_profile(
+            actor=self.request.user, agent=agent, changes=changes
         )
 
     @extend_schema(request=SkillLevelsSerializer, responses={200: AgentSerializer})
@@ -92,16 +131,18 @@ class AgentViewSet(
         ):
             self.permission_denied(request, message="Changing skills is for supervisors.")
         agent = self.get_object()
-        serializer = SkillLevelsSerializer(data=request.data)
+        self.check_change(agent)
+        serializer = SkillLevelsSerializer(
+            data=request.data,
+            context={**self.get_serializer_context(), "organisation_id": agent.organisation_id},
+        )
         serializer.is_valid(raise_exception=True)
-        with transaction.atomic():
-            AgentProfile.objects.select_for_update().filter(pk=agent.pk).first()
-            agent.agent_skills.all().delete()
-            AgentSkill.objects.bulk_create(
-                AgentSkill(agent=agent, skill=item["skill"], level=item["level"])
-                for item in serializer.validated_data["skills"]
-            )
-        return Response(AgentSerializer(self.get_queryset().get(pk=agent.pk)).data)
+        do_set_agent_skills(
+            actor=request.user,
+            agent=agent,
+            levels=[(item["skill"], item["level"]) for item in serializer.validated_data["skills"]],
+        )
+        return Response(self.get_serializer(self.get_queryset().get(pk=agent.pk)).data)
 
 
 class TeamSerializer(serializers.ModelSerializer):
@@ -109,11 +150,35 @@ class TeamSerializer(serializers.ModelSerializer):
         model = Team
         fields = ["id", "name", "supervisors"]
 
+    def get_fields(self) -> dict[str, Any]:
+        fields = super().get_fields()
+        supervisors = fields["supervisors"]
+        assert isinstance(supervisors, serializers.ManyRelatedField)
+        # Users of the caller's organisation (only administrators see them, and only they may
+        # change who supervises a team: the action refuses everyone else).
+        supervisors.child_relation.queryset = authz.visible(
+            request_user(self), get_user_model().objects.all()
+        )
+        return fields
 
-class TeamViewSet(viewsets.ModelViewSet):
-    queryset = Team.objects.order_by("name")
+
+class TeamViewSet(ScopedViewSetMixin, viewsets.ModelViewSet):
     serializer_class = TeamSerializer
     http_method_names = ["get", "put", "patch", "head", "options"]
+
+    def get_queryset(self) -> QuerySet[Team]:
+        return self.scoped(Team.objects.order_by("name"))
+
+    def perform_update(self, serializer: Any) -> None:
+        team = serializer.instance
+        self.check_change(team)
+        data = serializer.validated_data
+        serializer.instance = do_update_team(
+            actor=self.request.user,
+            team=team,
+            name=data.get("name"),
+            supervisors=data.get("supervisors"),
+        )
 
 
 class PresenceSerializer(serializers.ModelSerializer):
@@ -146,6 +211,9 @@ class PresenceViewSet(viewsets.GenericViewSet):
     serializer_class = PresenceSerializer
     permission_classes = [IsAuthenticated]
     queryset = AgentPresence.objects.select_related("agent__user").order_by("agent_id")
+
+    def get_queryset(self) -> QuerySet[AgentPresence]:
+        return authz.visible(self.request.user, super().get_queryset())
 
     def list(self, request: Request) -> Response:
         if not request.user.has_perm("agents.view_agentpresence"):

@@ -5,11 +5,13 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
+from typing import Any
 
 from django.conf import settings
 from django.contrib.auth.models import User
 from django.db import IntegrityError, transaction
 
+from organisations import authz
 from organisations.models import sole_organisation
 
 from .identity import normalize_chat_id, normalize_email, normalize_phone
@@ -215,3 +217,38 @@ def do_merge_contacts(
     source.merged_into = target
     source.save(update_fields=["merged_into", "updated_at"])
     return ContactMerge.objects.create(source=source, target=target, merged_by=actor, moved=moved)
+
+
+# What a citizen's record update may change (identities, merges and history go elsewhere).
+CONTACT_FIELDS = frozenset({"display_name", "preferred_language", "notes"})
+
+
+def do_create_contact(*, actor: Any, organisation_id: int | None = None, **fields: Any) -> Contact:
+    """A new citizen record in the actor's organisation (a platform administrator names it;
+    asking for another organisation is refused with :class:`~organisations.authz.OutOfScope`)."""
+    unknown = set(fields) - CONTACT_FIELDS
+    if unknown:
+        raise ContactError(f"not a citizen field: {', '.join(sorted(unknown))}")
+    org_id = authz.organisation_for_new(actor, organisation_id)
+    principal = authz.principal_for(actor)
+    if principal.role == authz.Role.SUPERVISOR and not principal.team_ids:
+        raise authz.OutOfScope("a supervisor of no team has no scope")
+    return Contact.objects.create(organisation_id=org_id, **fields)
+
+
+def do_update_contact(*, actor: Any, contact: Contact, changes: dict[str, Any]) -> Contact:
+    """Correct a citizen's name, language or notes (anyone who may change the record)."""
+    unknown = set(changes) - CONTACT_FIELDS
+    if unknown:
+        raise ContactError(f"not a citizen field: {', '.join(sorted(unknown))}")
+    with transaction.atomic():
+        locked = Contact.objects.select_for_update().filter(pk=contact.pk).first()
+        if locked is None:
+            raise authz.OutOfScope(f"no citizen #{contact.pk}")
+        authz.check_change(actor, locked)
+        changed = sorted(name for name, value in changes.items() if getattr(locked, name) != value)
+        for name in changed:
+            setattr(locked, name, changes[name])
+        if changed:
+            locked.save(update_fields=[*changed, "updated_at"])
+    return locked

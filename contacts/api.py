@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from django.db.models import QuerySet
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import serializers, status, viewsets
@@ -9,7 +11,17 @@ from rest_framework.decorators import action
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from .actions import do_add_identity, do_merge_contacts, normalize_identity
+from contactcentre.api_scope import ScopedViewSetMixin, request_user
+from organisations import authz
+
+from .actions import (
+    CONTACT_FIELDS,
+    do_add_identity,
+    do_create_contact,
+    do_merge_contacts,
+    do_update_contact,
+    normalize_identity,
+)
 from .models import Contact, ContactIdentity, IdentityKind
 
 
@@ -39,8 +51,16 @@ class ContactSerializer(serializers.ModelSerializer):
 
 class MergeSerializer(serializers.Serializer):
     source = serializers.PrimaryKeyRelatedField(  # type: ignore[assignment]
-        queryset=Contact.objects.filter(merged_into=None)
+        queryset=Contact.objects.none()
     )
+
+    def get_fields(self) -> dict[str, Any]:
+        fields = super().get_fields()
+        # Only a record the caller may change (never another organisation's).
+        fields["source"].queryset = authz.editable(  # type: ignore[attr-defined]
+            request_user(self), Contact.objects.filter(merged_into=None)
+        )
+        return fields
 
 
 @extend_schema(
@@ -49,12 +69,12 @@ class MergeSerializer(serializers.Serializer):
         OpenApiParameter("email", str, description="Find by e-mail address."),
     ]
 )
-class ContactViewSet(viewsets.ModelViewSet):
+class ContactViewSet(ScopedViewSetMixin, viewsets.ModelViewSet):
     serializer_class = ContactSerializer
     http_method_names = ["get", "post", "put", "patch", "head", "options"]
 
     def get_queryset(self) -> QuerySet[Contact]:
-        queryset = Contact.objects.prefetch_related("identities").order_by("-id")
+        queryset = self.scoped(Contact.objects.prefetch_related("identities").order_by("-id"))
         if self.action == "list":
             queryset = queryset.filter(merged_into=None)
             for kind in (IdentityKind.PHONE, IdentityKind.EMAIL):
@@ -64,10 +84,23 @@ class ContactViewSet(viewsets.ModelViewSet):
                     queryset = queryset.filter(identities__kind=kind, identities__value=value)
         return queryset
 
+    def perform_create(self, serializer: Any) -> None:
+        data = {k: v for k, v in serializer.validated_data.items() if k in CONTACT_FIELDS}
+        serializer.instance = do_create_contact(actor=self.request.user, **data)
+
+    def perform_update(self, serializer: Any) -> None:
+        contact = serializer.instance
+        self.check_change(contact)
+        data = {k: v for k, v in serializer.validated_data.items() if k in CONTACT_FIELDS}
+        serializer.instance = do_update_contact(
+            actor=self.request.user, contact=contact, changes=data
+        )
+
     @extend_schema(request=IdentitySerializer, responses={201: IdentitySerializer})
     @action(detail=True, methods=["post"])
     def identities(self, request: Request, pk: str | None = None) -> Response:
         contact = self.get_object()
+        self.check_change(contact)
         serializer = IdentitySerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         identity = do_add_identity(
@@ -84,7 +117,8 @@ class ContactViewSet(viewsets.ModelViewSet):
         if not request.user.has_perm("contacts.add_contactmerge"):
             self.permission_denied(request, message="Merging citizens is for supervisors.")
         target = self.get_object()
-        serializer = MergeSerializer(data=request.data)
+        self.check_change(target)
+        serializer = MergeSerializer(data=request.data, context=self.get_serializer_context())
         serializer.is_valid(raise_exception=True)
         do_merge_contacts(
             target=target,

@@ -42,8 +42,12 @@ def do_create_interaction(
     external_ref: str = "",
     enqueue: bool = True,
     now: datetime | None = None,
+    organisation_id: int | None = None,
 ) -> Interaction:
-    """Record a new interaction; with ``enqueue`` it goes straight to its queue."""
+    """Record a new interaction; with ``enqueue`` it goes straight to its queue.
+
+    Its organisation is its queue's or citizen's; ``organisation_id`` names it when it has
+    neither (a mismatch with them is refused by the model)."""
     now = now or timezone.now()
     skills = dict(queue.required_skills()) if queue is not None else {}
     skills.update(required_skills or {})
@@ -59,6 +63,7 @@ def do_create_interaction(
             language=language or (queue.language if queue else "") or "fr",
             external_ref=external_ref,
             sla_due_at=now + timedelta(seconds=queue.sla_target_seconds) if queue else None,
+            **({"organisation_id": organisation_id} if organisation_id is not None else {}),
         )
         publish(
             "interaction.created",

@@ -5,12 +5,16 @@ from __future__ import annotations
 from typing import Any
 
 from django.db.models import QuerySet
+from django.utils.translation import gettext as _
 from rest_framework import mixins, serializers, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.request import Request
 from rest_framework.response import Response
 
+from contactcentre.api_scope import ScopedViewSetMixin, int_param, own_rows, request_user
 from contacts.models import Contact
+from organisations import authz
+from organisations.models import OrganisationRequired
 from routing.models import Queue
 
 from .actions import do_create_interaction, do_transition_interaction
@@ -35,7 +39,9 @@ class MessageSerializer(serializers.ModelSerializer):
         read_only_fields = fields
 
 
-def validate_skill_levels(value: dict[str, Any]) -> None:
+def validate_skill_levels(value: dict[str, Any], organisation_id: int | None = None) -> None:
+    """``{"skill code": minimum level}``; with ``organisation_id``, codes of that organisation
+    only (each organisation has its own skills, the same code elsewhere is another skill)."""
     from routing.models import Skill
 
     if not isinstance(value, dict):
@@ -43,21 +49,23 @@ def validate_skill_levels(value: dict[str, Any]) -> None:
     for code, level in value.items():
         if not isinstance(level, int) or not 1 <= level <= 5:
             raise serializers.ValidationError(f"Level of {code!r} must be an integer from 1 to 5.")
-    unknown = set(value) - set(Skill.objects.filter(code__in=value).values_list("code", flat=True))
+    skills = Skill.objects.filter(code__in=value)
+    if organisation_id is not None:
+        skills = skills.filter(organisation_id=organisation_id)
+    unknown = set(value) - set(skills.values_list("code", flat=True))
     if unknown:
         raise serializers.ValidationError(f"Unknown skills: {', '.join(sorted(unknown))}.")
 
 
 class InteractionSerializer(serializers.ModelSerializer):
+    # Querysets filled per request (get_fields): the caller's own organisation's rows only.
     contact = serializers.PrimaryKeyRelatedField(
-        queryset=Contact.objects.filter(merged_into=None), allow_null=True, required=False
+        queryset=Contact.objects.none(), allow_null=True, required=False
     )
     queue = serializers.PrimaryKeyRelatedField(
-        queryset=Queue.objects.filter(active=True), allow_null=True, required=False
+        queryset=Queue.objects.none(), allow_null=True, required=False
     )
-    required_skills = serializers.JSONField(
-        required=False, validators=[validate_skill_levels], default=dict
-    )
+    required_skills = serializers.JSONField(required=False, default=dict)
 
     class Meta:
         model = Interaction
@@ -97,6 +105,33 @@ class InteractionSerializer(serializers.ModelSerializer):
             "abandoned_at",
         ]
 
+    def get_fields(self) -> dict[str, Any]:
+        fields = super().get_fields()
+        user = request_user(self)
+        fields["contact"].queryset = own_rows(  # type: ignore[attr-defined]
+            user, Contact.objects.filter(merged_into=None)
+        )
+        fields["queue"].queryset = own_rows(  # type: ignore[attr-defined]
+            user, Queue.objects.filter(active=True)
+        )
+        return fields
+
+    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+        attrs = super().validate(attrs)
+        queue, contact = attrs.get("queue"), attrs.get("contact")
+        orgs = {row.organisation_id for row in (queue, contact) if row is not None}
+        if len(orgs) > 1:
+            raise serializers.ValidationError(
+                {"contact": _("This citizen and this queue belong to two organisations.")}
+            )
+        try:
+            org_id = authz.organisation_for_new(request_user(self), next(iter(orgs), None))
+        except (authz.OutOfScope, OrganisationRequired) as exc:
+            raise serializers.ValidationError({"queue": str(exc)}) from exc
+        attrs["organisation_id"] = org_id
+        validate_skill_levels(attrs.get("required_skills") or {}, org_id)
+        return attrs
+
 
 class TransitionSerializer(serializers.Serializer):
     to = serializers.ChoiceField(choices=Status.choices)
@@ -104,6 +139,7 @@ class TransitionSerializer(serializers.Serializer):
 
 
 class InteractionViewSet(
+    ScopedViewSetMixin,
     mixins.ListModelMixin,
     mixins.RetrieveModelMixin,
     mixins.CreateModelMixin,
@@ -112,14 +148,15 @@ class InteractionViewSet(
     serializer_class = InteractionSerializer
 
     def get_queryset(self) -> QuerySet[Interaction]:
-        queryset = Interaction.objects.order_by("-id")
+        queryset = self.scoped(Interaction.objects.order_by("-id"))
         params = self.request.query_params
         if params.get("status"):
             queryset = queryset.filter(status__in=params["status"].split(","))
         if params.get("channel"):
             queryset = queryset.filter(channel=params["channel"])
-        if params.get("contact"):
-            queryset = queryset.filter(contact_id=params["contact"])
+        contact_id = int_param(self.request, "contact")
+        if contact_id is not None:
+            queryset = queryset.filter(contact_id=contact_id)
         return queryset
 
     def create(self, request: Request, *args: Any, **kwargs: Any) -> Response:
@@ -135,6 +172,7 @@ class InteractionViewSet(
             priority=data.get("priority"),
             required_skills=data.get("required_skills"),
             language=data.get("language"),
+            organisation_id=data["organisation_id"],
         )
         interaction.refresh_from_db()
         return Response(self.get_serializer(interaction).data, status=status.HTTP_201_CREATED)
@@ -142,7 +180,8 @@ class InteractionViewSet(
     @action(detail=True, methods=["get"])
     def messages(self, request: Request, pk: str | None = None) -> Response:
         interaction = self.get_object()
-        return Response(MessageSerializer(interaction.messages.all(), many=True).data)
+        messages = authz.visible(request.user, interaction.messages.all())
+        return Response(MessageSerializer(messages, many=True).data)
 
     @action(detail=True, methods=["post"], serializer_class=TransitionSerializer)
     def transition(self, request: Request, pk: str | None = None) -> Response:
@@ -150,6 +189,7 @@ class InteractionViewSet(
         if not request.user.has_perm("interactions.change_interaction"):
             self.permission_denied(request)
         interaction = self.get_object()
+        self.check_change(interaction)
         serializer = TransitionSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         do_transition_interaction(
@@ -158,7 +198,7 @@ class InteractionViewSet(
             reason=serializer.validated_data["reason"],
             actor=request.user,  # type: ignore[arg-type]
         )
-        return Response(InteractionSerializer(interaction).data)
+        return Response(InteractionSerializer(interaction, context={"request": request}).data)
 
 
 __all__ = ["Channel", "InteractionViewSet"]

@@ -4,19 +4,29 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.db import transaction
 from django.db.models import QuerySet
 from drf_spectacular.utils import extend_schema
 from rest_framework import serializers, status, viewsets
 from rest_framework.decorators import action
-from rest_framework.exceptions import PermissionDenied
+from rest_framework.exceptions import PermissionDenied, ValidationError
 from rest_framework.permissions import IsAuthenticated
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from agents.models import AgentProfile
+from agents.models import AgentProfile, Team
+from contactcentre.api_scope import ScopedViewSetMixin, int_param, own_rows, request_user
+from organisations import authz
 
 from .actions import OfferNotPending, RoutingError, do_accept_offer, do_decline_offer
+from .config_actions import (
+    QUEUE_FIELDS,
+    SKILL_FIELDS,
+    ConfigError,
+    do_create_queue,
+    do_create_skill,
+    do_update_queue,
+    do_update_skill,
+)
 from .models import EscalationStep, Offer, Queue, QueueSkill, RoutingDecision, Skill
 
 
@@ -26,18 +36,43 @@ class SkillSerializer(serializers.ModelSerializer):
         fields = ["id", "code", "name", "description"]
 
 
+def _queue_organisation(serializer: serializers.BaseSerializer) -> int | None:
+    """The organisation skill codes resolve in: the queue's when it exists, else the caller's."""
+    instance = serializer.root.instance
+    if isinstance(instance, Queue):
+        return instance.organisation_id
+    return authz.principal_for(request_user(serializer)).organisation_id
+
+
 class QueueSkillSerializer(serializers.ModelSerializer):
-    skill = serializers.SlugRelatedField(slug_field="code", queryset=Skill.objects.all())
+    # Codes resolve within one organisation: the same code elsewhere is another skill.
+    skill = serializers.SlugRelatedField(slug_field="code", queryset=Skill.objects.none())
 
     class Meta:
         model = QueueSkill
         fields = ["skill", "min_level"]
+
+    def get_fields(self) -> dict[str, Any]:
+        fields = super().get_fields()
+        skills = own_rows(request_user(self), Skill.objects.all())
+        org_id = _queue_organisation(self)
+        if org_id is not None:
+            skills = skills.filter(organisation_id=org_id)
+        fields["skill"].queryset = skills  # type: ignore[attr-defined]
+        return fields
 
 
 class EscalationStepSerializer(serializers.ModelSerializer):
     class Meta:
         model = EscalationStep
         fields = ["after_seconds", "min_level_cap", "any_agent_of_team", "overflow_to"]
+
+    def get_fields(self) -> dict[str, Any]:
+        fields = super().get_fields()
+        fields["overflow_to"].queryset = own_rows(  # type: ignore[attr-defined]
+            request_user(self), Queue.objects.all()
+        )
+        return fields
 
 
 class QueueSerializer(serializers.ModelSerializer):
@@ -61,56 +96,83 @@ class QueueSerializer(serializers.ModelSerializer):
             "escalation_steps",
         ]
 
+    def get_fields(self) -> dict[str, Any]:
+        fields = super().get_fields()
+        user = request_user(self)
+        fields["team"].queryset = authz.editable(user, Team)  # type: ignore[attr-defined]
+        fields["overflow_queue"].queryset = own_rows(  # type: ignore[attr-defined]
+            user, Queue.objects.all()
+        )
+        return fields
+
     def validate_escalation_steps(self, value: list[dict[str, Any]]) -> list[dict[str, Any]]:
         delays = [step["after_seconds"] for step in value]
         if len(delays) != len(set(delays)):
             raise serializers.ValidationError("Two escalation steps have the same delay.")
         return value
 
-    @transaction.atomic
-    def create(self, validated_data: dict[str, Any]) -> Queue:
-        skills = validated_data.pop("queue_skills", [])
-        steps = validated_data.pop("escalation_steps", [])
-        queue = Queue.objects.create(**validated_data)
-        self._write_children(queue, skills, steps)
-        return queue
 
-    @transaction.atomic
-    def update(self, instance: Queue, validated_data: dict[str, Any]) -> Queue:
-        skills = validated_data.pop("queue_skills", None)
-        steps = validated_data.pop("escalation_steps", None)
-        for name, value in validated_data.items():
-            setattr(instance, name, value)
-        instance.save()
-        self._write_children(instance, skills, steps)
-        return instance
-
-    @staticmethod
-    def _write_children(
-        queue: Queue, skills: list[dict[str, Any]] | None, steps: list[dict[str, Any]] | None
-    ) -> None:
-        if skills is not None:
-            queue.queue_skills.all().delete()
-            QueueSkill.objects.bulk_create(QueueSkill(queue=queue, **item) for item in skills)
-        if steps is not None:
-            queue.escalation_steps.all().delete()
-            EscalationStep.objects.bulk_create(EscalationStep(queue=queue, **s) for s in steps)
-
-
-class SkillViewSet(viewsets.ModelViewSet):
-    queryset = Skill.objects.order_by("code")
+class SkillViewSet(ScopedViewSetMixin, viewsets.ModelViewSet):
     serializer_class = SkillSerializer
     http_method_names = ["get", "post", "put", "patch", "head", "options"]
 
+    def get_queryset(self) -> QuerySet[Skill]:
+        return self.scoped(Skill.objects.order_by("code"))
 
-class QueueViewSet(viewsets.ModelViewSet):
+    def perform_create(self, serializer: Any) -> None:
+        data = {k: v for k, v in serializer.validated_data.items() if k in SKILL_FIELDS}
+        try:
+            serializer.instance = do_create_skill(actor=self.request.user, **data)
+        except ConfigError as exc:
+            raise ValidationError({"detail": str(exc)}) from exc
+
+    def perform_update(self, serializer: Any) -> None:
+        skill = serializer.instance
+        self.check_change(skill)
+        data = {k: v for k, v in serializer.validated_data.items() if k in SKILL_FIELDS}
+        try:
+            serializer.instance = do_update_skill(
+                actor=self.request.user, skill=skill, changes=data
+            )
+        except ConfigError as exc:
+            raise ValidationError({"detail": str(exc)}) from exc
+
+
+class QueueViewSet(ScopedViewSetMixin, viewsets.ModelViewSet):
     serializer_class = QueueSerializer
     http_method_names = ["get", "post", "put", "patch", "head", "options"]
 
     def get_queryset(self) -> QuerySet[Queue]:
-        return Queue.objects.prefetch_related("queue_skills__skill", "escalation_steps").order_by(
-            "code"
+        return self.scoped(
+            Queue.objects.prefetch_related("queue_skills__skill", "escalation_steps").order_by(
+                "code"
+            )
         )
+
+    @staticmethod
+    def _split(data: dict[str, Any]) -> tuple[dict[str, Any], Any, Any]:
+        fields = {k: v for k, v in data.items() if k in QUEUE_FIELDS}
+        return fields, data.get("queue_skills"), data.get("escalation_steps")
+
+    def perform_create(self, serializer: Any) -> None:
+        fields, skills, steps = self._split(serializer.validated_data)
+        try:
+            serializer.instance = do_create_queue(
+                actor=self.request.user, fields=fields, skills=skills, steps=steps
+            )
+        except ConfigError as exc:
+            raise ValidationError({"detail": str(exc)}) from exc
+
+    def perform_update(self, serializer: Any) -> None:
+        queue = serializer.instance
+        self.check_change(queue)
+        fields, skills, steps = self._split(serializer.validated_data)
+        try:
+            serializer.instance = do_update_queue(
+                actor=self.request.user, queue=queue, changes=fields, skills=skills, steps=steps
+            )
+        except ConfigError as exc:
+            raise ValidationError({"detail": str(exc)}) from exc
 
 
 # --------------------------------------------------------------------------- offers and decisions
@@ -139,7 +201,7 @@ class OfferViewSet(viewsets.ReadOnlyModelViewSet):
     permission_classes = [IsAuthenticated]
 
     def get_queryset(self) -> QuerySet[Offer]:
-        queryset = Offer.objects.order_by("-id")
+        queryset = authz.visible(self.request.user, Offer.objects.order_by("-id"))
         user = self.request.user
         if not user.has_perm("routing.view_routingdecision"):
             queryset = queryset.filter(agent__user_id=user.pk or 0)
@@ -191,8 +253,8 @@ class RoutingDecisionViewSet(viewsets.ReadOnlyModelViewSet):
     serializer_class = RoutingDecisionSerializer
 
     def get_queryset(self) -> QuerySet[RoutingDecision]:
-        queryset = RoutingDecision.objects.order_by("-at", "-id")
-        interaction = self.request.query_params.get("interaction")
-        if interaction:
+        queryset = authz.visible(self.request.user, RoutingDecision.objects.order_by("-at", "-id"))
+        interaction = int_param(self.request, "interaction")
+        if interaction is not None:
             queryset = queryset.filter(interaction_id=interaction)
         return queryset

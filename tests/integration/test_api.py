@@ -5,10 +5,33 @@ from typing import Any
 import pytest
 from rest_framework.test import APIClient
 
-from agents.models import AgentProfile, AgentSkill
+from agents.models import AgentProfile, AgentSkill, Team
+from interactions.models import Interaction
+from organisations.models import Membership, sole_organisation
 from routing.models import Queue, Skill
 
 pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def team(db: Any) -> Team:
+    return Team.objects.create(name="Accueil")
+
+
+@pytest.fixture
+def make_user(make_user: Any, team: Team) -> Any:
+    """The suite's users, members of the (one) organisation, in one team its supervisors
+    supervise (a supervisor of no team sees nothing)."""
+
+    def make(username: str, role: str = "agent", **extra: Any) -> Any:
+        user = make_user(username, role, **extra)
+        Membership.objects.create(user=user, organisation_id=sole_organisation())
+        AgentProfile.objects.filter(user=user).update(team=team)
+        if role == "supervisor":
+            team.supervisors.add(user)
+        return user
+
+    return make
 
 
 @pytest.fixture
@@ -103,7 +126,7 @@ def test_bad_skill_levels_get_a_clear_error_and_change_nothing(
 
 
 def test_supervisor_creates_a_queue_with_skills_and_steps(
-    make_user: Any, api_client_for: Any, skills: dict[str, Skill]
+    make_user: Any, api_client_for: Any, skills: dict[str, Skill], team: Team
 ) -> None:
     client = api_client_for(make_user("nadia", "supervisor"))
     response = client.post(
@@ -111,6 +134,7 @@ def test_supervisor_creates_a_queue_with_skills_and_steps(
         {
             "code": "prefecture-sejour",
             "name": "Préfecture – séjour",
+            "team": team.pk,
             "sla_target_seconds": 90,
             "skills": [{"skill": "pref-sejour", "min_level": 3}],
             "escalation_steps": [{"after_seconds": 60, "min_level_cap": 2}],
@@ -163,11 +187,16 @@ def test_only_supervisors_merge_citizens(make_user: Any, api_client_for: Any) ->
 
 
 def test_illegal_transition_through_the_api_is_a_409(make_user: Any, api_client_for: Any) -> None:
-    client = api_client_for(make_user("camille", "agent"))
+    camille = make_user("camille", "agent")
+    client = api_client_for(camille)
     created = client.post("/api/v1/interactions/", {"channel": "chat"}, format="json")
     assert created.status_code == 201, created.content
     interaction = created.json()
     assert interaction["status"] == "queued"
+    # An agent changes the interactions they hold: this one is given to camille.
+    Interaction.objects.filter(pk=interaction["id"]).update(
+        status="assigned", assigned_agent=AgentProfile.objects.get(user=camille)
+    )
     response = client.post(
         f"/api/v1/interactions/{interaction['id']}/transition/", {"to": "closed"}, format="json"
     )
