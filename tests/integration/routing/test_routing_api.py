@@ -7,7 +7,8 @@ from typing import Any
 import pytest
 from django.contrib.auth.models import Group
 
-from agents.models import AgentPresence, AgentState
+from agents.models import AgentPresence, AgentState, Team
+from organisations.models import Membership, sole_organisation
 from routing.actions import do_route_pending
 from routing.models import Offer, OfferStatus
 
@@ -15,10 +16,20 @@ pytestmark = pytest.mark.django_db
 
 
 @pytest.fixture
-def agents_with_role(agent: Any, roles: None) -> Any:
+def team(db: Any) -> Team:
+    return Team.objects.create(name="Accueil")
+
+
+@pytest.fixture
+def agents_with_role(agent: Any, roles: None, team: Team) -> Any:
+    """Members of the organisation, in one team (which its supervisors supervise)."""
+
     def make(username: str, skills: dict[str, int], role: str = "agent") -> Any:
-        a = agent(username, skills)
+        a = agent(username, skills, team=team)
         a.user.groups.add(Group.objects.get(name=role))
+        Membership.objects.create(user=a.user, organisation_id=sole_organisation())
+        if role == "supervisor":
+            team.supervisors.add(a.user)
         return a
 
     return make
@@ -51,9 +62,9 @@ def test_agent_accepts_own_offer_and_cannot_touch_others(
 
 
 def test_supervisor_reads_why_an_interaction_went_to_an_agent(
-    queue: Any, agents_with_role: Any, arrive: Any, api_client_for: Any
+    queue: Any, agents_with_role: Any, arrive: Any, api_client_for: Any, team: Team
 ) -> None:
-    q = queue("q", {"x": 2})
+    q = queue("q", {"x": 2}, team=team)
     agents_with_role("expert", {"x": 5})
     agents_with_role("novice", {"x": 2})
     supervisor = agents_with_role("nadia", {}, role="supervisor")
