@@ -80,6 +80,9 @@ class IdleTimeoutMiddleware:
         if request.user.is_authenticated and not request.path.startswith(IDLE_EXEMPT_PREFIXES):
             left = idle_seconds_left(request.session)
             if left is not None and left <= 0:
+                from apitokens.actions import revoke_personal_tokens
+
+                revoke_personal_tokens(request.user, "idle")  # the user's API tokens end too
                 logout(request)
                 if _wants_json(request):
                     return JsonResponse({"detail": _("Your session has ended.")}, status=401)

@@ -2,10 +2,10 @@
 
 from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
-from rest_framework.authtoken.views import obtain_auth_token
 from rest_framework.routers import DefaultRouter
 
 from agents.api import AgentViewSet, PresenceViewSet, TeamViewSet
+from apitokens.views import TokenView
 from contacts.api import ContactViewSet
 from interactions.api import InteractionViewSet
 from routing.api import OfferViewSet, QueueViewSet, RoutingDecisionViewSet, SkillViewSet
@@ -23,7 +23,7 @@ router.register("presence", PresenceViewSet, basename="presence")
 
 urlpatterns = [
     path("", include(router.urls)),
-    path("auth/token/", obtain_auth_token, name="api-token"),
+    path("auth/token/", TokenView.as_view(), name="api-token"),
     path("schema/", SpectacularAPIView.as_view(), name="api-schema"),
     path("docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
 ]

@@ -44,7 +44,6 @@ INSTALLED_APPS = [
     "django.contrib.staticfiles",
     "channels",
     "rest_framework",
-    "rest_framework.authtoken",
     "drf_spectacular",
     "drf_spectacular_sidecar",
     "contactcentre",
@@ -61,6 +60,7 @@ INSTALLED_APPS = [
     "flows",
     "console",
     "supervision",
+    "apitokens",
     "django_otp",
     "django_otp.plugins.otp_totp",
     "axes",
@@ -276,8 +276,8 @@ MEDIA_URL = "media/"
 # --- REST API -------------------------------------------------------------------------------
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
+        "apitokens.authentication.APITokenAuthentication",
         "rest_framework.authentication.SessionAuthentication",
-        "rest_framework.authentication.TokenAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["contactcentre.permissions.RoleModelPermissions"],
     "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.LimitOffsetPagination",
@@ -285,6 +285,8 @@ REST_FRAMEWORK = {
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "EXCEPTION_HANDLER": "contactcentre.api_errors.exception_handler",
 }
+# Personal API tokens expire this long after they are made (docs/operations.md, "API tokens").
+API_TOKEN_TTL_SECONDS: int = env.int("API_TOKEN_TTL_SECONDS", default=8 * 3600)
 SPECTACULAR_SETTINGS = {
     "TITLE": "Contact centre API",
     "DESCRIPTION": "Omnichannel contact centre for public services: contacts, interactions, "

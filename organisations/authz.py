@@ -202,6 +202,8 @@ ORGANISATION_PATH: dict[str, str] = {
     "supervision.satisfactionresponse": "interaction__organisation_id",
     "supervision.queuehours": "queue__organisation_id",
     "auth.user": "membership__organisation_id",
+    "apitokens.servicetoken": "organisation_id",
+    "apitokens.personaltoken": "user__membership__organisation_id",
 }
 
 # What a supervisor sees of their organisation: rows tied to their teams. Models not listed
@@ -260,7 +262,13 @@ AGENT_OWN: dict[str, Callable[[Principal], Q] | None] = {
 # Models only platform administrators see at all (whatever their organisation path says).
 PLATFORM_ONLY = {"organisations.sharingagreement"}
 # Models only organisation administrators (and platform ones) see in their organisation.
-ADMIN_ONLY = {"organisations.membership", "auth.user", "supervision.supervisoraction"}
+ADMIN_ONLY = {
+    "organisations.membership",
+    "auth.user",
+    "supervision.supervisoraction",
+    "apitokens.servicetoken",
+    "apitokens.personaltoken",
+}
 
 
 def label_of(model: type[Model]) -> str:
