@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from typing import Any, TypeVar
 
+from django.contrib.auth import get_user_model
 from django.db.models import Model, QuerySet
 from django.utils.translation import gettext as _
 from rest_framework.exceptions import PermissionDenied, ValidationError
@@ -28,6 +29,12 @@ def request_user(serializer: Any) -> Any:
     """The user behind the request a serializer was given in its context (None without one)."""
     request = serializer.context.get("request") if hasattr(serializer, "context") else None
     return getattr(request, "user", None)
+
+
+def audit_user(user: Any) -> Any:
+    """The user to record as author of a change: a user row, or None for an integration's
+    service token (its requests carry a service principal, not a row of the user table)."""
+    return user if isinstance(user, get_user_model()) else None
 
 
 def int_param(request: Request, name: str) -> int | None:

@@ -11,7 +11,7 @@ from rest_framework.decorators import action
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from contactcentre.api_scope import ScopedViewSetMixin, request_user
+from contactcentre.api_scope import ScopedViewSetMixin, audit_user, request_user
 from organisations import authz
 
 from .actions import (
@@ -123,7 +123,7 @@ class ContactViewSet(ScopedViewSetMixin, viewsets.ModelViewSet):
         do_merge_contacts(
             target=target,
             source=serializer.validated_data["source"],
-            actor=request.user,  # type: ignore[arg-type]
+            actor=audit_user(request.user),
         )
         target.refresh_from_db()
         return Response(ContactSerializer(target).data)

@@ -11,7 +11,13 @@ from rest_framework.decorators import action
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from contactcentre.api_scope import ScopedViewSetMixin, int_param, own_rows, request_user
+from contactcentre.api_scope import (
+    ScopedViewSetMixin,
+    audit_user,
+    int_param,
+    own_rows,
+    request_user,
+)
 from contacts.models import Contact
 from organisations import authz
 from organisations.models import OrganisationRequired
@@ -196,7 +202,7 @@ class InteractionViewSet(
             interaction=interaction,
             to=serializer.validated_data["to"],
             reason=serializer.validated_data["reason"],
-            actor=request.user,  # type: ignore[arg-type]
+            actor=audit_user(request.user),
         )
         return Response(InteractionSerializer(interaction, context={"request": request}).data)
 

@@ -58,9 +58,7 @@ def _body(slug: str, phone: str) -> Body:
     agent = _person(f"{slug}-agent", "agent", org, team)
     colleague = _person(f"{slug}-colleague", "agent", org, team)
     teleworker = AgentProfile.objects.get(user=_person(f"{slug}-remote", "agent", org, team))
-    AgentProfile.objects.filter(pk=teleworker.pk).update(
-        remote=True, telework_phone="+33612345678"
-    )
+    AgentProfile.objects.filter(pk=teleworker.pk).update(remote=True, telework_phone="+33612345678")
     teleworker.refresh_from_db()
     queue = Queue.objects.create(code="accueil", name="Accueil", team=team, organisation=org)
     skill = Skill.objects.create(code=f"{slug}-aides", name="Aides", organisation=org)
@@ -319,3 +317,25 @@ def test_non_numeric_filters_answer_400(api_client_for: Any, caf: Body) -> None:
     client = api_client_for(caf.supervisor)
     assert client.get("/api/v1/interactions/", {"contact": "abc"}).status_code == 400
     assert client.get("/api/v1/routing-decisions/", {"interaction": "1x"}).status_code == 400
+
+
+def test_service_token_reads_and_writes_its_organisation_only(caf: Body, mairie: Body) -> None:
+    from rest_framework.test import APIClient
+
+    from apitokens.actions import do_create_service_token
+
+    admin = _person("caf-admin", "administrator", caf.org, None, profile=False)
+    _token, raw = do_create_service_token(
+        admin, name="GRC", organisation_id=caf.org.pk, scope="write"
+    )
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=f"Bearer {raw}")
+    listed = client.get("/api/v1/contacts/").json()["results"]
+    assert [c["id"] for c in listed] == [caf.citizen.pk]
+    assert client.get(f"/api/v1/interactions/{mairie.interaction.pk}/").status_code == 404
+    response = client.post(
+        f"/api/v1/interactions/{caf.interaction.pk}/transition/", {"to": "closed"}, format="json"
+    )
+    assert response.status_code == 200, response.content
+    transition = caf.interaction.transitions.get()
+    assert (transition.to_status, transition.actor) == ("closed", None)
