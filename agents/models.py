@@ -121,7 +121,7 @@ class AgentProfile(OrganisationOwned):
                 normalize_phone(self.telework_phone, settings.PHONE_DEFAULT_REGION) or ""
             )
         creating = self._state.adding
-        super().save(*args, **kwargs)  # type: ignore[arg-type]
+        super().save(*args, **kwargs)
         if creating:
             now = timezone.now()
             AgentPresence.objects.get_or_create(
@@ -130,7 +130,9 @@ class AgentProfile(OrganisationOwned):
 
     def default_organisation_id(self) -> int:
         membership = Membership.objects.filter(user_id=self.user_id).first()
-        return membership.organisation_id if membership else super().default_organisation_id()
+        if membership is not None and membership.organisation_id is not None:
+            return membership.organisation_id
+        return super().default_organisation_id()
 
     def capacity(self) -> dict[str, int]:
         return {channel: getattr(self, field) for channel, field in CHANNEL_CAPACITY_FIELDS.items()}

@@ -105,7 +105,7 @@ def principal_for(user: Any) -> Principal:
         return ANONYMOUS
     cached = getattr(user, _CACHE_ATTR, None)
     if cached is not None:
-        return cached  # type: ignore[no-any-return]
+        return cached
     principal = _build(user)
     setattr(user, _CACHE_ATTR, principal)
     return principal
@@ -127,9 +127,9 @@ def _build(user: Any) -> Principal:
     if user.is_superuser or PLATFORM_ADMINISTRATOR in groups:
         return Principal(role=Role.PLATFORM_ADMIN, user_id=user.pk)
     membership = Membership.objects.filter(user_id=user.pk).only("organisation_id").first()
-    if membership is None:
+    if membership is None or membership.organisation_id is None:
         return Principal(role=Role.NONE, user_id=user.pk)
-    org_id = membership.organisation_id
+    org_id: int = membership.organisation_id
     profile = AgentProfile.objects.filter(user_id=user.pk).values("pk", "team_id").first()
     shared = frozenset(
         SharingAgreement.objects.filter(grantee_id=org_id, revoked_at=None).values_list(

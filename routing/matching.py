@@ -38,6 +38,7 @@ from routing.policy import (
     Requirements,
     candidate_from_key,
     capacity_reason,
+    competences,
     deciding_rule,
     effective_priority,
     effective_requirements,
@@ -471,7 +472,7 @@ class AgentIndex:
     ) -> list[AgentKey]:
         tail = self._tail
         pref = interaction.preferred_agent_id
-        codes = list(interaction.required_skills)
+        codes = competences(interaction.required_skills)
         if not codes:
             return [(0, 0 if a == pref else 1, tail[a]) for a in ids]
         if len(codes) == 1:
@@ -512,7 +513,7 @@ class AgentIndex:
         prio = effective_priority(interaction, now, self.config) if explain else None
         if not ids:
             return no_agent_decision(interaction, req, now, counts, prio)
-        n_skills = len(interaction.required_skills)
+        n_skills = len(competences(interaction.required_skills))
         keys = self._keys(ids, interaction)
         top_n = self.config.decision_log_top
         if explain:

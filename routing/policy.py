@@ -230,7 +230,7 @@ class Requirements:
     def to_log_dict(self) -> dict[str, Any]:
         return {
             "channel": self.channel,
-            "skills": dict(sorted(self.skills.items())),
+            "skills": {c: self.skills[c] for c in sorted(competences(self.skills))},
             "language": self.language,
             "team_id": self.team_id,
             "step_index": self.step_index,
@@ -471,9 +471,20 @@ def ineligibility_reason(
 # --------------------------------------------------------------------------- agent ranking
 
 
+GATE_PREFIX: Final = "@"
+"""A required "skill" whose code starts with this is a gate, not a competence: it must be held
+(like any skill) but counts in no proficiency and no log. The selectors use one to keep each
+organisation's agents and interactions apart (``@organisation:<id>``)."""
+
+
+def competences(skills: Iterable[str]) -> list[str]:
+    """The skill codes that measure competence (gates left out)."""
+    return [code for code in skills if not code.startswith(GATE_PREFIX)]
+
+
 def proficiency_sum(agent: AgentSnapshot, skills: Iterable[str]) -> int:
-    """Sum of the agent's levels on ``skills`` (a missing skill counts 0)."""
-    return sum(agent.skills.get(code, 0) for code in skills)
+    """Sum of the agent's levels on ``skills`` (a missing skill counts 0; gates count 0)."""
+    return sum(agent.skills.get(code, 0) for code in competences(skills))
 
 
 def proficiency(agent: AgentSnapshot, skills: Mapping[str, int] | Iterable[str]) -> float:
@@ -483,7 +494,7 @@ def proficiency(agent: AgentSnapshot, skills: Mapping[str, int] | Iterable[str])
     the same list of skills, sum and mean give the same order. The mean is what logs
     and reports show, as it reads on the familiar 1-5 scale.
     """
-    codes = list(skills)
+    codes = competences(skills)
     return proficiency_sum(agent, codes) / len(codes) if codes else 0.0
 
 
@@ -596,7 +607,7 @@ def decide_agent(
     if not keys:
         return no_agent_decision(interaction, req, now, dict(ineligible), prio)
     keys.sort()
-    n_skills = len(interaction.required_skills)
+    n_skills = len(competences(interaction.required_skills))
     best = keys[0]
     return Decision(
         interaction_id=interaction.interaction_id,

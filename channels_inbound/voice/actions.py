@@ -115,9 +115,12 @@ def _flow_summary(call: Call) -> str:
 def _queue_for(call: Call, code: str) -> Queue:
     if code:
         # Queue codes are per organisation: the number's organisation decides.
-        queue = Queue.objects.filter(
-            organisation_id=call.endpoint.organisation_id, code=code
-        ).first()
+        endpoint = call.endpoint
+        queue = (
+            Queue.objects.filter(organisation_id=endpoint.organisation_id, code=code).first()
+            if endpoint is not None
+            else None
+        )
         if queue is not None:
             return queue
         logger.error("flow of call %s names unknown queue %r", call.call_sid, code)
