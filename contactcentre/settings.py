@@ -333,7 +333,7 @@ _static = urlsplit(STATIC_URL)
 _static_origin = f"{_static.scheme}://{_static.netloc}".lstrip(":/") if _static.netloc else ""
 
 
-def _csp_sources(directive: str, *sources: str) -> list[str]:
+def _csp_sources(directive: str, *sources: Any) -> list[Any]:  # str or csp.constants.NONCE
     extra = env.list(f"CSP_EXTRA_{directive.upper().replace('-', '_')}", default=[])
     return [s for s in (*sources, *extra) if s]
 
@@ -369,7 +369,6 @@ PERMISSIONS_POLICY: dict[str, list[str]] = {
     feature: []
     for feature in (
         "accelerometer",
-        "bluetooth",
         "browsing-topics",
         "camera",
         "display-capture",

@@ -104,9 +104,12 @@ def check_page(response: Any) -> dict[str, list[str]]:
 
 
 def verified(client: Client, user: Any) -> Client:
-    """Logged in, second factor passed."""
+    """A member of the (sole) organisation, logged in, second factor passed."""
     from django_otp.plugins.otp_totp.models import TOTPDevice
 
+    from organisations.models import Membership
+
+    Membership.objects.get_or_create(user=user)
     device = TOTPDevice.objects.create(user=user, name="phone", confirmed=True)
     client.force_login(user)
     session = client.session
@@ -116,23 +119,27 @@ def verified(client: Client, user: Any) -> Client:
 
 
 @pytest.fixture
-def supervisor_client(make_user: Callable[..., Any]) -> Client:
-    return verified(Client(), make_user("sophie", role="supervisor"))
-
-
-@pytest.fixture
 def centre(make_user: Callable[..., Any]) -> dict[str, Any]:
-    from agents.models import AgentSkill
+    from agents.models import AgentSkill, Team
     from flows.models import Flow
     from routing.models import Queue, QueueSkill, Skill
 
+    team = Team.objects.create(name="Prestations")
     rsa = Skill.objects.create(code="rsa", name="RSA")
-    caf = Queue.objects.create(code="caf", name="CAF")
+    caf = Queue.objects.create(code="caf", name="CAF", team=team)
     QueueSkill.objects.create(queue=caf, skill=rsa, min_level=1)
     alice = make_user("alice", first_name="Alice")
     AgentSkill.objects.create(agent=alice.agent_profile, skill=rsa, level=3)
     flow = Flow.objects.create(name="Accueil")
-    return {"alice": alice, "queue": caf, "flow": flow}
+    return {"alice": alice, "queue": caf, "flow": flow, "team": team}
+
+
+@pytest.fixture
+def supervisor_client(centre: dict[str, Any], make_user: Callable[..., Any]) -> Client:
+    """The supervisor of the centre's team."""
+    sophie = make_user("sophie", role="supervisor")
+    centre["team"].supervisors.add(sophie)
+    return verified(Client(), sophie)
 
 
 def test_login_and_second_factor_pages(make_user: Callable[..., Any]) -> None:
@@ -190,9 +197,10 @@ def test_admin(path: str, centre: dict[str, Any], supervisor_client: Client) -> 
     check_page(supervisor_client.get(path))
 
 
-def test_chat_demo_page() -> None:
+def test_chat_demo_page(settings: Any) -> None:
     from tests.integration.channels.chat_helpers import make_widget
 
+    settings.CHAT_DEMO_PAGE = True
     make_widget()
     response = Client().get("/chat/demo/")
     check_page(response)
