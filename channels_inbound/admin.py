@@ -1,10 +1,12 @@
 from django.contrib import admin
 
+from organisations.admin_base import ScopedModelAdmin
+
 from .models import Endpoint
 
 
 @admin.register(Endpoint)
-class EndpointAdmin(admin.ModelAdmin):
+class EndpointAdmin(ScopedModelAdmin):
     list_display = ["name", "channel", "address", "queue", "active"]
     list_filter = ["channel", "active"]
     search_fields = ["name", "address"]

@@ -12,6 +12,9 @@ from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.utils.html import format_html, format_html_join
 from django.utils.translation import gettext_lazy as _
 
+from organisations import authz
+from organisations.admin_base import ScopedModelAdmin, ScopedModelForm, ScopedTabularInline
+
 from .actions import (
     FlowNotDraft,
     FlowValidationError,
@@ -28,7 +31,7 @@ class PrettyJSONEncoder(json.JSONEncoder):
         super().__init__(*args, **kwargs)
 
 
-class FlowVersionForm(forms.ModelForm):
+class FlowVersionForm(ScopedModelForm):
     graph = forms.JSONField(
         label=_("graph"),
         encoder=PrettyJSONEncoder,
@@ -41,12 +44,12 @@ class FlowVersionForm(forms.ModelForm):
         fields = ["flow", "graph", "note"]
 
 
-class EndpointFlowInline(admin.TabularInline):
+class EndpointFlowInline(ScopedTabularInline):
     model = EndpointFlow
     extra = 0
 
 
-class FlowVersionInline(admin.TabularInline):
+class FlowVersionInline(ScopedTabularInline):
     model = FlowVersion
     fields = ("number", "status", "note", "created_at", "published_at")
     readonly_fields = ("number", "status", "note", "created_at", "published_at")
@@ -59,7 +62,7 @@ class FlowVersionInline(admin.TabularInline):
 
 
 @admin.register(Flow)
-class FlowAdmin(admin.ModelAdmin):
+class FlowAdmin(ScopedModelAdmin):
     list_display = ["name", "published_version", "updated_at"]
     search_fields = ["name"]
     inlines = [EndpointFlowInline, FlowVersionInline]
@@ -73,7 +76,7 @@ def _errors_html(errors: list[str]) -> str:
 
 
 @admin.register(FlowVersion)
-class FlowVersionAdmin(admin.ModelAdmin):
+class FlowVersionAdmin(ScopedModelAdmin):
     form = FlowVersionForm
     change_form_template = "admin/flows/flowversion/change_form.html"
     list_display = ["flow", "number", "status", "note", "created_at", "published_at"]
@@ -97,6 +100,7 @@ class FlowVersionAdmin(admin.ModelAdmin):
             if FlowVersion.objects.filter(pk=obj.pk, status=FlowVersion.Status.DRAFT).exists():
                 super().save_model(request, obj, form, change)
             return  # a published or archived version never changes (its fields are read-only)
+        authz.check_change(request.user, obj.flow)
         created = do_create_flow_version(
             flow=obj.flow, graph=obj.graph, note=obj.note, actor=request.user
         )
@@ -104,6 +108,7 @@ class FlowVersionAdmin(admin.ModelAdmin):
         obj.refresh_from_db()
 
     def _publish(self, request: HttpRequest, version: FlowVersion) -> bool:
+        authz.check_change(request.user, version)
         try:
             do_publish_flow_version(version=version, actor=request.user)
         except FlowValidationError as exc:
@@ -142,6 +147,7 @@ class FlowVersionAdmin(admin.ModelAdmin):
     @admin.action(description=_("Copy as a new draft"))
     def copy_as_draft(self, request: HttpRequest, queryset: QuerySet[FlowVersion]) -> None:
         for version in queryset.order_by("pk"):
+            authz.check_change(request.user, version.flow)
             draft = do_create_flow_version(
                 flow=version.flow,
                 graph=version.graph,

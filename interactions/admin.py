@@ -1,16 +1,18 @@
 from django.contrib import admin
 
+from organisations.admin_base import ScopedModelAdmin, ScopedTabularInline
+
 from .models import Interaction, InteractionTransition, Message
 
 
-class MessageInline(admin.TabularInline):
+class MessageInline(ScopedTabularInline):
     model = Message
     extra = 0
     fields = readonly_fields = ("created_at", "direction", "text", "provider_id", "delivery_status")
     can_delete = False
 
 
-class TransitionInline(admin.TabularInline):
+class TransitionInline(ScopedTabularInline):
     model = InteractionTransition
     extra = 0
     fields = readonly_fields = ("at", "from_status", "to_status", "reason", "actor")
@@ -18,7 +20,7 @@ class TransitionInline(admin.TabularInline):
 
 
 @admin.register(Interaction)
-class InteractionAdmin(admin.ModelAdmin):
+class InteractionAdmin(ScopedModelAdmin):
     list_display = ["id", "channel", "status", "queue", "contact", "assigned_agent", "created_at"]
     list_filter = ["channel", "status", "queue"]
     search_fields = ["subject", "contact__display_name", "external_ref"]

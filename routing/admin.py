@@ -1,28 +1,30 @@
 from django.contrib import admin
 
+from organisations.admin_base import ScopedModelAdmin, ScopedTabularInline
+
 from .models import EscalationStep, Queue, QueueSkill, Skill
 
 
 @admin.register(Skill)
-class SkillAdmin(admin.ModelAdmin):
+class SkillAdmin(ScopedModelAdmin):
     list_display = ["code", "name"]
     search_fields = ["code", "name"]
     prepopulated_fields = {"code": ["name"]}
 
 
-class QueueSkillInline(admin.TabularInline):
+class QueueSkillInline(ScopedTabularInline):
     model = QueueSkill
     extra = 1
 
 
-class EscalationStepInline(admin.TabularInline):
+class EscalationStepInline(ScopedTabularInline):
     model = EscalationStep
     fk_name = "queue"
     extra = 1
 
 
 @admin.register(Queue)
-class QueueAdmin(admin.ModelAdmin):
+class QueueAdmin(ScopedModelAdmin):
     list_display = ["code", "name", "priority", "sla_target_seconds", "team", "active"]
     list_filter = ["active", "team"]
     search_fields = ["code", "name"]

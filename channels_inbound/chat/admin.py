@@ -3,18 +3,20 @@ from django.http import HttpRequest
 from django.utils.html import format_html
 from django.utils.translation import gettext_lazy as _
 
+from organisations.admin_base import ScopedModelAdmin, ScopedTabularInline
+
 from .models import ChatSession, ChatTopic, ChatWidget
 from .views import widget_script_url
 
 
-class ChatTopicInline(admin.TabularInline):
+class ChatTopicInline(ScopedTabularInline):
     model = ChatTopic
     extra = 1
     fields = ["position", "label", "label_en", "skills"]
 
 
 @admin.register(ChatWidget)
-class ChatWidgetAdmin(admin.ModelAdmin):
+class ChatWidgetAdmin(ScopedModelAdmin):
     list_display = ["__str__", "endpoint", "key_display", "transcripts_enabled"]
     search_fields = ["title", "endpoint__name", "endpoint__address"]
     inlines = [ChatTopicInline]
@@ -37,7 +39,7 @@ class ChatWidgetAdmin(admin.ModelAdmin):
 
 
 @admin.register(ChatSession)
-class ChatSessionAdmin(admin.ModelAdmin):
+class ChatSessionAdmin(ScopedModelAdmin):
     list_display = ["created_at", "widget", "display_name", "topic_label", "state", "interaction"]
     list_filter = ["state", "widget"]
     search_fields = ["display_name", "visitor_id"]

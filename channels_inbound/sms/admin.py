@@ -1,10 +1,12 @@
 from django.contrib import admin
 
+from organisations.admin_base import ScopedModelAdmin
+
 from .models import InboundSms, OutboundSms, SmsOptOut, SmsStatusEvent
 
 
 @admin.register(InboundSms)
-class InboundSmsAdmin(admin.ModelAdmin):
+class InboundSmsAdmin(ScopedModelAdmin):
     list_display = ["message_sid", "sender", "recipient", "state", "received_at"]
     list_filter = ["state", "provider"]
     search_fields = ["message_sid", "sender", "recipient"]
@@ -12,7 +14,7 @@ class InboundSmsAdmin(admin.ModelAdmin):
 
 
 @admin.register(OutboundSms)
-class OutboundSmsAdmin(admin.ModelAdmin):
+class OutboundSmsAdmin(ScopedModelAdmin):
     list_display = ["sid", "to", "from_number", "status", "created_at", "status_at"]
     list_filter = ["status"]
     search_fields = ["sid", "to"]
@@ -20,13 +22,13 @@ class OutboundSmsAdmin(admin.ModelAdmin):
 
 
 @admin.register(SmsOptOut)
-class SmsOptOutAdmin(admin.ModelAdmin):
+class SmsOptOutAdmin(ScopedModelAdmin):
     list_display = ["phone", "active", "keyword", "changed_at"]
     list_filter = ["active"]
     search_fields = ["phone"]
 
 
 @admin.register(SmsStatusEvent)
-class SmsStatusEventAdmin(admin.ModelAdmin):
+class SmsStatusEventAdmin(ScopedModelAdmin):
     list_display = ["sid", "status", "error_code", "received_at"]
     search_fields = ["sid"]

@@ -1,9 +1,11 @@
 from django.contrib import admin
 
+from organisations.admin_base import ScopedModelAdmin, ScopedTabularInline
+
 from .models import Call, CallEvent
 
 
-class CallEventInline(admin.TabularInline):
+class CallEventInline(ScopedTabularInline):
     model = CallEvent
     extra = 0
     can_delete = False
@@ -11,7 +13,7 @@ class CallEventInline(admin.TabularInline):
 
 
 @admin.register(Call)
-class CallAdmin(admin.ModelAdmin):
+class CallAdmin(ScopedModelAdmin):
     list_display = ["call_sid", "caller_e164", "called", "outcome", "status", "started_at"]
     list_filter = ["outcome", "status"]
     search_fields = ["call_sid", "caller_e164", "called"]
