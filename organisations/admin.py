@@ -221,7 +221,7 @@ class SharingAgreementAdmin(ScopedModelAdmin):
             now = timezone.now()
             for agreement in rows:
                 agreement.revoked_at = now
-                agreement.revoked_by = request.user
+                agreement.revoked_by = request.user  # type: ignore[assignment]
                 agreement.save(update_fields=["revoked_at", "revoked_by"])
         self.message_user(
             request,
@@ -240,10 +240,10 @@ class SharingAgreementAdmin(ScopedModelAdmin):
 ROLE_GROUPS = (AGENT, SUPERVISOR, ADMINISTRATOR)
 
 
-class ScopedUserAdmin(ScopedModelAdmin, UserAdmin):  # type: ignore[type-arg]
+class ScopedUserAdmin(ScopedModelAdmin, UserAdmin):
     """django.contrib.auth's user admin, for the users one administers."""
 
-    form = UserChangeForm
+    form = UserChangeForm  # type: ignore[assignment]
 
     def scoped_queryset(self, request: HttpRequest, qs: QuerySet[Any]) -> QuerySet[Any]:
         if _is_platform_admin(request):
@@ -310,7 +310,7 @@ class ScopedUserAdmin(ScopedModelAdmin, UserAdmin):  # type: ignore[type-arg]
         )
 
 
-class ScopedGroupAdmin(ScopedModelAdmin, GroupAdmin):  # type: ignore[type-arg]
+class ScopedGroupAdmin(ScopedModelAdmin, GroupAdmin):
     """Role groups: platform administrators only (the authorization layer does not know the
     model, so nobody else sees it)."""
 

@@ -37,10 +37,10 @@ def is_owned(model: type[models.Model]) -> bool:
         field = model._meta.get_field(ORGANISATION)
     except Exception:
         return False
-    return (
-        getattr(field, "related_model", None) is not None
-        and field.related_model._meta.label_lower == "organisations.organisation"
-    )  # type: ignore[union-attr]
+    related = getattr(field, "related_model", None)
+    return isinstance(related, type) and (
+        related._meta.label_lower == "organisations.organisation"  # type: ignore[attr-defined]
+    )
 
 
 def choosable(
@@ -121,21 +121,21 @@ class ScopedModelForm(forms.ModelForm):
                 }
             )
             try:
-                instance.organisation_id = authz.organisation_for_new(  # type: ignore[attr-defined]
+                instance.organisation_id = authz.organisation_for_new(
                     self.scoped_user, linked[0] if linked else None
                 )
             except (authz.OutOfScope, OrganisationRequired):
                 self.add_error(None, _("This record cannot be created in your organisation."))
-        super()._post_clean()
+        super()._post_clean()  # type: ignore[misc]
         if owned and getattr(instance, "organisation_id", None) is not None:
-            excluded = self._get_validation_exclusions()
+            excluded = self._get_validation_exclusions()  # type: ignore[attr-defined]
             if ORGANISATION in excluded:
                 again = excluded - {ORGANISATION}
                 try:
                     instance.validate_unique(exclude=again)
                     instance.validate_constraints(exclude=again)
                 except ValidationError as exc:
-                    self._update_errors(exc)
+                    self._update_errors(exc)  # type: ignore[attr-defined]
         self._refuse_cross_organisation_links()
 
     def _refuse_cross_organisation_links(self) -> None:
@@ -158,8 +158,8 @@ class ScopedModelForm(forms.ModelForm):
                 continue
             values = self.cleaned_data[name] or []
             for value in values:
-                org_id = _organisation_of(value)
-                if org_id is not None and expected is not None and org_id != expected:
+                value_org = _organisation_of(value)
+                if value_org is not None and expected is not None and value_org != expected:
                     self.add_error(name, _("This choice belongs to another organisation."))
                     break
 
@@ -244,7 +244,7 @@ def _with_user(form: Any, user: Any) -> Any:
     return form
 
 
-class ScopedModelAdmin(ScopedMixin, admin.ModelAdmin):  # type: ignore[type-arg]
+class ScopedModelAdmin(ScopedMixin, admin.ModelAdmin):
     """A model admin that shows and changes only what :mod:`organisations.authz` allows."""
 
     form = ScopedModelForm
@@ -399,15 +399,15 @@ class ScopedInlineMixin(ScopedMixin):
         )
 
 
-def _inline_form(form: type[forms.ModelForm]) -> type[forms.ModelForm]:  # type: ignore[type-arg]
+def _inline_form(form: type[forms.ModelForm]) -> type[forms.ModelForm]:
     if issubclass(form, ScopedModelForm):
         return form
     return type(form.__name__, (ScopedModelForm, form), {"__module__": form.__module__})
 
 
-class ScopedTabularInline(ScopedInlineMixin, admin.TabularInline):  # type: ignore[type-arg]
+class ScopedTabularInline(ScopedInlineMixin, admin.TabularInline):
     form = ScopedModelForm
 
 
-class ScopedStackedInline(ScopedInlineMixin, admin.StackedInline):  # type: ignore[type-arg]
+class ScopedStackedInline(ScopedInlineMixin, admin.StackedInline):
     form = ScopedModelForm
