@@ -539,6 +539,13 @@ class TransferError(RoutingError):
         super().__init__(message)
 
 
+def _same_organisation(interaction: Interaction, other: Queue | AgentProfile) -> None:
+    """Nothing crosses organisations: no transfer or reassignment to another body's queue or
+    agent (the models refuse it too; this says it in the action's own terms)."""
+    if other.organisation_id != interaction.organisation_id:
+        raise TransferError("other_organisation", "that queue or agent is of another organisation")
+
+
 def _transferable(interaction_id: int, agent: AgentProfile) -> Interaction:
     interaction = Interaction.objects.select_for_update().filter(pk=interaction_id).first()
     if (
@@ -564,6 +571,7 @@ def do_transfer_to_queue(
         raise TransferError("inactive_queue", f"queue {queue.code} is not active")
     with transaction.atomic():
         interaction = _transferable(interaction_id, agent)
+        _same_organisation(interaction, queue)
         _hand_over(
             interaction,
             to=Status.QUEUED,
@@ -607,6 +615,7 @@ def do_offer_to_agent(
         raise TransferError("same_agent", "an interaction cannot be transferred to oneself")
     with transaction.atomic():
         interaction = _transferable(interaction_id, agent)
+        _same_organisation(interaction, target)
         presence = AgentPresence.objects.select_for_update().get(agent_id=target.pk)
         channel = interaction.channel
         if (
@@ -701,6 +710,7 @@ def do_reassign_interaction(
             raise TransferError("not_open", "only a waiting or open interaction can be reassigned")
         if interaction.assigned_agent_id == target.pk and interaction.status == Status.ASSIGNED:
             raise TransferError("same_agent", "this agent already handles it")
+        _same_organisation(interaction, target)
         presence = AgentPresence.objects.select_for_update().get(agent_id=target.pk)
         channel = interaction.channel
         if not take:
