@@ -1,9 +1,10 @@
 """Publishing real-time events after the write that caused them has committed.
 
 Domain code says what happened with :func:`publish`; delivery goes through the Channels layer to
-groups (one per agent console, one for supervisors). Nothing is sent for a transaction that
-rolls back, and a lost publish loses nothing: the database holds the state, and consoles
-resynchronise from it when they (re)connect. The event catalogue is in docs/architecture.md.
+groups (one per agent console, one per organisation for its supervisors). Nothing is sent for
+a transaction that rolls back, and a lost publish loses nothing: the database holds the state,
+and consoles resynchronise from it when they (re)connect. The event catalogue is in
+docs/architecture.md.
 
 Events for an agent group (``agent.<id>``) also go through the *agent outbox* when an app
 registers one (the console does, ``console.outbox``): they are written to the database in the
@@ -27,11 +28,88 @@ from django.db import transaction
 
 logger = logging.getLogger(__name__)
 
+# Publishers address supervisors with this name; it is never a group itself: each event goes to
+# the supervisors of the organisation it concerns (:func:`supervisors_group`), found from its
+# payload by :func:`supervisor_groups_of`. An organisation's wallboards never hear of another's.
 SUPERVISORS_GROUP = "supervisors"
 
 
 def agent_group(agent_id: int) -> str:
     return f"agent.{agent_id}"
+
+
+def supervisors_group(organisation_id: int) -> str:
+    """The group of one organisation's supervision sockets (wallboards)."""
+    return f"supervisors.org.{organisation_id}"
+
+
+# Interaction and agent -> organisation (neither ever changes organisation): a bounded cache
+# so the hot paths (every transition, every state change) rarely pay the query.
+_ORG_CACHE_MAX = 20_000
+_interaction_orgs: dict[int, int] = {}
+_agent_orgs: dict[int, int] = {}
+
+
+def _organisations_of(model_label: str, ids: set[int], cache: dict[int, int]) -> None:
+    missing = [i for i in ids if i not in cache]
+    if not missing:
+        return
+    from django.apps import apps
+
+    model = apps.get_model(model_label)
+    if len(cache) + len(missing) > _ORG_CACHE_MAX:
+        cache.clear()
+    cache.update(model._default_manager.filter(pk__in=missing).values_list("pk", "organisation_id"))
+
+
+def interaction_organisations(interaction_ids: set[int]) -> dict[int, int]:
+    """Interaction -> its organisation (cached: an interaction never changes organisation)."""
+    _organisations_of("interactions.Interaction", interaction_ids, _interaction_orgs)
+    return {i: _interaction_orgs[i] for i in interaction_ids if i in _interaction_orgs}
+
+
+def _ids(payload: dict[str, Any], *keys: str) -> set[int]:
+    found: set[int] = set()
+    for key in keys:
+        value = payload.get(key)
+        values = value if isinstance(value, list | tuple) else [value]
+        found.update(v for v in values if isinstance(v, int) and not isinstance(v, bool))
+    return found
+
+
+def supervisor_groups_of(events: list[Event]) -> list[Event]:
+    """Replace :data:`SUPERVISORS_GROUP` by the groups of the organisations each event is about:
+    its payload's ``organisation_id``, else those of its ``interaction_id`` and ``agent_id`` /
+    ``agent_ids``. An event naming none of them reaches no supervisor (never all of them)."""
+    concerned = [e for e in events if SUPERVISORS_GROUP in e[2]]
+    if not concerned:
+        return events
+    interaction_ids: set[int] = set()
+    agent_ids: set[int] = set()
+    for _event, payload, _groups in concerned:
+        if not _ids(payload, "organisation_id"):
+            interaction_ids |= _ids(payload, "interaction_id")
+            agent_ids |= _ids(payload, "agent_id", "agent_ids")
+    _organisations_of("interactions.Interaction", interaction_ids, _interaction_orgs)
+    _organisations_of("agents.AgentProfile", agent_ids, _agent_orgs)
+    out: list[Event] = []
+    for event, payload, groups in events:
+        if SUPERVISORS_GROUP not in groups:
+            out.append((event, payload, groups))
+            continue
+        orgs = _ids(payload, "organisation_id") or {
+            *(
+                _interaction_orgs[i]
+                for i in _ids(payload, "interaction_id")
+                if i in _interaction_orgs
+            ),
+            *(_agent_orgs[a] for a in _ids(payload, "agent_id", "agent_ids") if a in _agent_orgs),
+        }
+        resolved = [g for g in groups if g != SUPERVISORS_GROUP]
+        resolved += [supervisors_group(org) for org in sorted(orgs)]
+        if resolved:
+            out.append((event, payload, resolved))
+    return out
 
 
 Event = tuple[str, dict[str, Any], list[str]]  # (event name, payload, groups)
@@ -141,6 +219,7 @@ def publish_many(events: list[Event], *, persist: bool = True) -> None:
     Agent-facing events are written to the outbox now, in the caller's transaction (so they
     roll back with it), unless ``persist`` is false.
     """
+    events = supervisor_groups_of(events)
     if events:
         deliveries = _deliveries(events, persist)
         transaction.on_commit(lambda: _deliver(deliveries), robust=True)

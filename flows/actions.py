@@ -1,4 +1,9 @@
-"""Writes on flows: new draft versions and publishing (validated, one published per flow)."""
+"""Writes on flows: new draft versions and publishing (validated, one published per flow).
+
+A flow belongs to one organisation: the queue and skill codes it names are those of its
+organisation (codes are unique per organisation only), and a user changes only the flows
+``organisations.authz`` lets them change (``actor`` None: the system itself, e.g. the demo).
+"""
 
 from __future__ import annotations
 
@@ -9,9 +14,10 @@ from django.db import transaction
 from django.db.models import Max
 from django.utils import timezone
 
-from routing.models import Queue
+from organisations import authz
+from routing.models import Queue, Skill
 
-from .models import Flow, FlowVersion
+from .models import EndpointFlow, Flow, FlowVersion
 from .schema import validate_graph
 
 
@@ -29,14 +35,31 @@ def _user(actor: User | AnonymousUser | None) -> User | None:
     return actor if isinstance(actor, User) else None
 
 
-def validation_errors(graph: Any) -> list[str]:
-    """Schema, references, loops and queue codes (the database part of validation)."""
-    return validate_graph(graph, known_queues=Queue.objects.values_list("code", flat=True))
+def validation_errors(graph: Any, *, organisation_id: int | None = None) -> list[str]:
+    """Schema, references, loops, and the queue and skill codes (the database part of
+    validation) among those of the flow's organisation (None: of any organisation)."""
+    queues = Queue.objects.all()
+    skills = Skill.objects.all()
+    if organisation_id is not None:
+        queues = queues.filter(organisation_id=organisation_id)
+        skills = skills.filter(organisation_id=organisation_id)
+    return validate_graph(
+        graph,
+        known_queues=queues.values_list("code", flat=True),
+        known_skills=skills.values_list("code", flat=True),
+    )
+
+
+def _check_actor(actor: User | AnonymousUser | None, flow: Flow) -> None:
+    """A person changes only the flows of their scope (raises ``authz.OutOfScope``)."""
+    if actor is not None:
+        authz.check_change(actor, flow)
 
 
 def do_create_flow_version(
     *, flow: Flow, graph: dict[str, Any], note: str = "", actor: User | AnonymousUser | None = None
 ) -> FlowVersion:
+    _check_actor(actor, flow)
     with transaction.atomic():
         Flow.objects.select_for_update().filter(pk=flow.pk).first()
         last = flow.versions.aggregate(m=Max("number"))["m"] or 0
@@ -51,7 +74,9 @@ def do_publish_flow_version(
     """Validate ``version`` and make it the one its flow runs; the previous one is archived.
 
     Raises :class:`FlowValidationError` with every problem found."""
-    errors = validation_errors(version.graph)
+    flow = Flow.objects.get(pk=version.flow_id)
+    _check_actor(actor, flow)
+    errors = validation_errors(version.graph, organisation_id=flow.organisation_id)
     if errors:
         raise FlowValidationError(errors)
     with transaction.atomic():
@@ -70,3 +95,18 @@ def do_publish_flow_version(
         flow.save(update_fields=["published_version", "updated_at"])
     version.refresh_from_db()
     return version
+
+
+def do_bind_flow(*, flow: Flow, endpoint: Any, actor: User | AnonymousUser | None = None) -> Any:
+    """Answer ``endpoint`` with ``flow``: both of one organisation, both in the actor's scope."""
+    from organisations.models import OrganisationMismatch
+
+    _check_actor(actor, flow)
+    if actor is not None:
+        authz.check_change(actor, endpoint)
+    if endpoint.organisation_id != flow.organisation_id:
+        raise OrganisationMismatch("a flow answers only its own organisation's endpoints")
+    binding, _created = EndpointFlow.objects.update_or_create(
+        endpoint=endpoint, defaults={"flow": flow}
+    )
+    return binding

@@ -257,9 +257,15 @@ def _calendar_errors(where: str, calendar: Mapping[str, Any]) -> list[str]:
     return errors
 
 
-def validate_graph(graph: Any, *, known_queues: Iterable[str] | None = None) -> list[str]:
+def validate_graph(
+    graph: Any,
+    *,
+    known_queues: Iterable[str] | None = None,
+    known_skills: Iterable[str] | None = None,
+) -> list[str]:
     """Every problem of ``graph`` as a readable line ("nodes/menu/options/0/key: ..."); an empty
-    list means the flow can be published. ``known_queues`` also checks the queue codes."""
+    list means the flow can be published. ``known_queues`` and ``known_skills`` also check the
+    queue and skill codes (those of the flow's organisation)."""
     errors = [
         f"{_where(e.absolute_path)}: {e.message}"
         for e in sorted(_VALIDATOR.iter_errors(graph), key=lambda e: list(e.absolute_path))
@@ -276,6 +282,7 @@ def validate_graph(graph: Any, *, known_queues: Iterable[str] | None = None) -> 
     if graph["start"] not in nodes:
         errors.append(f"start: no node named {graph['start']!r}")
     queues = set(known_queues) if known_queues is not None else None
+    skills = set(known_skills) if known_skills is not None else None
     for node_id, node in nodes.items():
         where = f"nodes/{node_id}"
         for field in REFERENCE_FIELDS:
@@ -292,5 +299,9 @@ def validate_graph(graph: Any, *, known_queues: Iterable[str] | None = None) -> 
             errors.extend(_calendar_errors(f"{where}/calendar", node["calendar"]))
         if queues is not None and node.get("queue") and node["queue"] not in queues:
             errors.append(f"{where}/queue: no queue with code {node['queue']!r}")
+        if skills is not None and node["type"] == "set":
+            for code in sorted(node.get("skills") or {}):
+                if code not in skills:
+                    errors.append(f"{where}/skills: no skill with code {code!r}")
     errors.extend(f"loop without input: {loop}" for loop in _loops_without_input(nodes))
     return errors

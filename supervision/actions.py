@@ -1,9 +1,11 @@
 """Supervisors' writes: skill levels (audited), agents' state, logging agents out, reassigning
 and taking interactions, queue settings, satisfaction answers.
 
-Each action checks the supervisor's scope (``supervision.access``), writes in one transaction
-and leaves an audit row. Skill changes take effect on the very next routing decision: the
-router reads ``AgentSkill`` at every pass, and a pass is requested once the change commits.
+Each action checks the supervisor's scope (``supervision.access``, i.e. ``organisations.authz``;
+nothing links two organisations: skills, overflow queues and takers are the row's own), writes
+in one transaction and leaves an audit row. Skill changes take effect on the very next routing
+decision: the router reads ``AgentSkill`` at every pass, and a pass is requested once the change
+commits.
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ from django.utils import timezone
 
 from agents.models import AgentPresence, AgentProfile, AgentSkill, AgentState, PauseReason, Team
 from agents.presence import do_set_agent_state
-from contactcentre.events import SUPERVISORS_GROUP, publish
+from contactcentre.events import publish_many, supervisors_group
 from interactions.models import Interaction
 from routing.actions import do_cancel_agent_offers, do_reassign_interaction, request_routing
 from routing.models import EscalationStep, Offer, Queue, Skill
@@ -65,7 +67,8 @@ def do_set_skill_levels(
         return []
     agent_ids = sorted({a for a, _ in wanted})
     skill_ids = {s for _, s in wanted}
-    if Skill.objects.filter(pk__in=skill_ids).count() != len(skill_ids):
+    skill_orgs = dict(scope.skills().filter(pk__in=skill_ids).values_list("pk", "organisation_id"))
+    if len(skill_orgs) != len(skill_ids):
         raise SupervisionError("unknown skill")
     batch = uuid.uuid4()
     audit: list[SkillChange] = []
@@ -77,6 +80,9 @@ def do_set_skill_levels(
             raise SupervisionError("unknown agent")
         for agent in agents:
             scope.check_agent(agent)
+        agent_orgs = {agent.pk: agent.organisation_id for agent in agents}
+        if any(agent_orgs[a] != skill_orgs[s] for a, s in wanted):
+            raise SupervisionError("a skill of another organisation")
         current = {
             (row.agent_id, row.skill_id): row
             for row in AgentSkill.objects.filter(agent_id__in=agent_ids, skill_id__in=skill_ids)
@@ -108,10 +114,19 @@ def do_set_skill_levels(
             )
         if audit:
             SkillChange.objects.bulk_create(audit)
-            publish(
-                "agent.skills",
-                {"agent_ids": sorted({c.agent_id for c in audit}), "batch": str(batch)},
-                groups=[SUPERVISORS_GROUP],
+            changed = sorted({c.agent_id for c in audit})
+            publish_many(
+                [
+                    (
+                        "agent.skills",
+                        {
+                            "agent_ids": [a for a in changed if agent_orgs[a] == org],
+                            "batch": str(batch),
+                        },
+                        [supervisors_group(org)],
+                    )
+                    for org in sorted({agent_orgs[a] for a in changed})
+                ]
             )
             request_routing()  # a waiting interaction may now have an agent
     return audit
@@ -253,7 +268,7 @@ def do_supervisor_take(
     now = now or timezone.now()
     scope.check_interaction(interaction)
     me = AgentProfile.objects.filter(user=actor).first()
-    if me is None:
+    if me is None or me.organisation_id != interaction.organisation_id:
         raise SupervisionError("you have no agent profile to take interactions with")
     with transaction.atomic():
         offer = do_reassign_interaction(
@@ -302,6 +317,13 @@ def do_update_queue_settings(
     scope.check_queue(queue)
     if overflow_queue is not None and overflow_queue.pk == queue.pk:
         raise SupervisionError("a queue cannot overflow to itself")
+    targets = {s.overflow_to_id for s in steps if s.overflow_to_id is not None}
+    if overflow_queue is not None:
+        targets.add(overflow_queue.pk)
+    if Queue.objects.filter(pk__in=targets, organisation_id=queue.organisation_id).count() != len(
+        targets
+    ):
+        raise SupervisionError("a queue overflows only to a queue of its organisation")
     seen = set()
     for step in steps:
         if step.after_seconds in seen:

@@ -19,6 +19,9 @@ class SupervisionConfig(AppConfig):
             stats.on_status_changed, dispatch_uid="supervision.stats"
         )
         claims_written.connect(stats.on_claims, dispatch_uid="supervision.claims")
+        claims_written.connect(
+            receivers.on_claims_published, dispatch_uid="supervision.claims_published"
+        )
         post_save.connect(
             receivers.on_presence_saved, sender=AgentPresence, dispatch_uid="supervision.presence"
         )

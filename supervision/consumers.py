@@ -2,7 +2,9 @@
 
 Protocol (JSON): the server sends ``{"type": "snapshot", "data": {...}}`` (see
 ``supervision.selectors.wallboard_snapshot``) when the socket opens, then again after events
-reach the ``supervisors`` group (interaction moves, offers, agent states, skill changes),
+reach the supervisors' group of an organisation the socket's scope covers (interaction moves,
+offers, agent states, skill changes: ``contactcentre.events.supervisors_group``; a wallboard
+never hears of another organisation's events),
 coalesced over ``WALLBOARD_COALESCE_SECONDS`` so a burst of events costs one snapshot, and at
 least every ``WALLBOARD_REFRESH_SECONDS`` as a safety net. The browser ticks waits and times in
 state every second between snapshots. The client may send ``{"type": "refresh"}``.
@@ -21,7 +23,7 @@ from channels.db import database_sync_to_async
 from django.conf import settings
 
 from contactcentre.consumers import JsonConsumer
-from contactcentre.events import SUPERVISORS_GROUP
+from contactcentre.events import supervisors_group
 
 from .access import Scope, scope_for
 from .selectors import wallboard_snapshot
@@ -41,19 +43,23 @@ def refresh_seconds() -> float:
 
 
 @database_sync_to_async
-def _admit(user: Any, session: Any) -> tuple[Scope | None, int]:
+def _admit(user: Any, session: Any) -> tuple[Scope | None, list[str], int]:
+    """(scope, the organisations' event groups it listens to, close code)."""
     if not user or not getattr(user, "is_authenticated", False) or not user.is_active:
-        return None, CLOSE_UNAUTHENTICATED
+        return None, [], CLOSE_UNAUTHENTICATED
     scope = scope_for(user)
     if scope is None:
-        return None, CLOSE_FORBIDDEN
+        return None, [], CLOSE_FORBIDDEN
     try:
         from console.security import session_passed_second_factor
     except ImportError:  # pragma: no cover - console app not installed
-        return scope, 0
-    if not session_passed_second_factor(user, session):
-        return None, CLOSE_FORBIDDEN
-    return scope, 0
+        pass
+    else:
+        if not session_passed_second_factor(user, session):
+            return None, [], CLOSE_FORBIDDEN
+    # A supervisor of no team sees nothing: they listen to no organisation either.
+    orgs = [] if scope.sees_nothing else scope.organisation_ids
+    return scope, [supervisors_group(org) for org in orgs], 0
 
 
 @database_sync_to_async
@@ -83,13 +89,13 @@ class WallboardConsumer(JsonConsumer):
         self._ticker: asyncio.Task[None] | None = None
         user = self.scope.get("user")
         session = self.scope.get("session")
-        scope, code = await _admit(user, session)
+        scope, org_groups, code = await _admit(user, session)
         if scope is None:
             await self.close(code=code)
             return
         self.supervision_scope = scope
         session_key = getattr(session, "session_key", None)
-        groups = [SUPERVISORS_GROUP, *_extra_groups(user.pk, session_key)]
+        groups = [*org_groups, *_extra_groups(user.pk, session_key)]
         for group in groups:
             await self.channel_layer.group_add(group, self.channel_name)
         self.groups_joined = groups

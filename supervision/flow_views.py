@@ -1,6 +1,8 @@
 """The flow editor's pages and JSON endpoints. Everything about flows (models, validation,
 versions, publishing, the engine) is the flows app's: this module only parses requests and
-calls it."""
+calls it. Only the flows of the user's organisation (``Scope.flows``, from
+``organisations.authz``) are listed, opened, validated, saved, published or tested; another
+organisation's flow is "not found"."""
 
 from __future__ import annotations
 
@@ -27,6 +29,8 @@ from flows.actions import (
 )
 from flows.models import Flow, FlowVersion
 from flows.schema import NODE_SCHEMAS
+from organisations import authz
+from organisations.models import OrganisationRequired
 from routing.models import Queue
 
 from .access import Scope
@@ -80,21 +84,34 @@ def _audit(request: HttpRequest, flow: Flow, what: str, version: FlowVersion) ->
 def flow_list(request: HttpRequest, scope: Scope) -> HttpResponse:
     if request.method == "POST":
         _may_edit(request)
+        if scope.sees_nothing:
+            raise PermissionDenied
         name = (request.POST.get("name") or "").strip()[:100]
-        if not name:
+        try:
+            organisation_id = authz.organisation_for_new(request.user, scope.organisation_id)
+        except OrganisationRequired:
+            organisation_id = None
+        if organisation_id is None:
+            messages.error(request, _("Choose the organisation of the new flow."))
+        elif not name:
             messages.error(request, _("Give the flow a name."))
-        elif Flow.objects.filter(name=name).exists():
+        elif Flow.objects.filter(name=name, organisation_id=organisation_id).exists():
             messages.error(request, _("A flow with this name already exists."))
         else:
-            flow = Flow.objects.create(name=name)
+            flow = Flow.objects.create(name=name, organisation_id=organisation_id)
             return redirect("supervision:flow-editor", flow_id=flow.pk)
-    flows = Flow.objects.select_related("published_version").prefetch_related("bindings__endpoint")
+    flows = (
+        scope.flows()
+        .select_related("published_version")
+        .prefetch_related("bindings__endpoint")
+        .order_by("name")
+    )
     return render(request, "supervision/flows.html", {"flows": flows})
 
 
 @supervisor_required
 def flow_editor(request: HttpRequest, scope: Scope, flow_id: int) -> HttpResponse:
-    flow = get_object_or_404(Flow, pk=flow_id)
+    flow = get_object_or_404(scope.flows(), pk=flow_id)
     versions = list(flow.versions.select_related("created_by").order_by("-number"))
     current = next((v for v in versions if v.status == FlowVersion.Status.DRAFT), None) or (
         flow.published_version
@@ -105,7 +122,11 @@ def flow_editor(request: HttpRequest, scope: Scope, flow_id: int) -> HttpRespons
         "graph": graph,
         "editing": _version_dict(current) if current else None,
         "versions": [_version_dict(v) for v in versions],
-        "queues": list(Queue.objects.order_by("code").values_list("code", flat=True)),
+        "queues": list(
+            Queue.objects.filter(organisation_id=flow.organisation_id)
+            .order_by("code")
+            .values_list("code", flat=True)
+        ),
         "node_types": sorted(NODE_SCHEMAS),
         "urls": {
             "validate": request.build_absolute_uri(f"/supervision/flows/{flow.pk}/validate/"),
@@ -206,12 +227,12 @@ def _local_now() -> str:
 @require_POST
 @supervisor_required
 def flow_validate(request: HttpRequest, scope: Scope, flow_id: int) -> JsonResponse:
-    get_object_or_404(Flow, pk=flow_id)
+    flow = get_object_or_404(scope.flows(), pk=flow_id)
     try:
         graph = _json_body(request).get("graph")
     except ValueError:
         return JsonResponse({"errors": [_("The flow could not be read.")]}, status=400)
-    return JsonResponse({"errors": validation_errors(graph)})
+    return JsonResponse({"errors": validation_errors(graph, organisation_id=flow.organisation_id)})
 
 
 @require_POST
@@ -220,7 +241,7 @@ def flow_save(request: HttpRequest, scope: Scope, flow_id: int) -> JsonResponse:
     """Save the editor's graph as a new draft version (kept even with errors: publishing
     refuses it until they are fixed)."""
     _may_edit(request)
-    flow = get_object_or_404(Flow, pk=flow_id)
+    flow = get_object_or_404(scope.flows(), pk=flow_id)
     try:
         data = _json_body(request)
     except ValueError:
@@ -236,7 +257,7 @@ def flow_save(request: HttpRequest, scope: Scope, flow_id: int) -> JsonResponse:
     return JsonResponse(
         {
             "version": _version_dict(version),
-            "errors": validation_errors(graph),
+            "errors": validation_errors(graph, organisation_id=flow.organisation_id),
             "versions": [_version_dict(v) for v in flow.versions.order_by("-number")],
         }
     )
@@ -253,7 +274,7 @@ def _answer(request: HttpRequest, ok: bool, message: str, errors: list[str] | No
 @supervisor_required
 def flow_publish(request: HttpRequest, scope: Scope, flow_id: int, version_id: int) -> HttpResponse:
     _may_edit(request)
-    flow = get_object_or_404(Flow, pk=flow_id)
+    flow = get_object_or_404(scope.flows(), pk=flow_id)
     version = get_object_or_404(FlowVersion, pk=version_id, flow=flow)
     try:
         published = do_publish_flow_version(version=version, actor=request.user)
@@ -280,7 +301,7 @@ def flow_rollback(
 ) -> HttpResponse:
     """Publish again an earlier version, as a new version (the history stays whole)."""
     _may_edit(request)
-    flow = get_object_or_404(Flow, pk=flow_id)
+    flow = get_object_or_404(scope.flows(), pk=flow_id)
     old = get_object_or_404(FlowVersion, pk=version_id, flow=flow)
     try:
         with transaction.atomic():
@@ -361,13 +382,13 @@ def run_test(
 @require_POST
 @supervisor_required
 def flow_test(request: HttpRequest, scope: Scope, flow_id: int) -> JsonResponse:
-    get_object_or_404(Flow, pk=flow_id)
+    flow = get_object_or_404(scope.flows(), pk=flow_id)
     try:
         data = _json_body(request)
     except ValueError:
         return JsonResponse({"errors": [_("The flow could not be read.")]}, status=400)
     graph = data.get("graph")
-    errors = validation_errors(graph)
+    errors = validation_errors(graph, organisation_id=flow.organisation_id)
     if errors:
         return JsonResponse({"errors": errors}, status=400)
     assert isinstance(graph, dict)

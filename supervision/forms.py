@@ -74,7 +74,7 @@ class ReportForm(PeriodForm):
 
 class TeamSkillForm(forms.Form):
     team = forms.ModelChoiceField(label=_("Team"), queryset=Team.objects.none())
-    skill = forms.ModelChoiceField(label=_("Skill"), queryset=Skill.objects.order_by("name"))
+    skill = forms.ModelChoiceField(label=_("Skill"), queryset=Skill.objects.none())
     level = forms.ChoiceField(
         label=_("Level"),
         choices=[("", _("remove the skill")), *LEVEL_CHOICES[1:]],
@@ -85,6 +85,14 @@ class TeamSkillForm(forms.Form):
     def __init__(self, *args: Any, scope: Scope, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.fields["team"].queryset = scope.teams().order_by("name")  # type: ignore[attr-defined]
+        self.fields["skill"].queryset = scope.skills().order_by("name")  # type: ignore[attr-defined]
+
+    def clean(self) -> dict[str, Any]:
+        data = super().clean() or {}
+        team, skill = data.get("team"), data.get("skill")
+        if team is not None and skill is not None and team.organisation_id != skill.organisation_id:
+            raise forms.ValidationError(_("This skill is not one of the team's organisation."))
+        return data
 
 
 class AgentStateForm(forms.Form):
@@ -162,8 +170,10 @@ class QueueSettingsForm(forms.Form):
 
     def __init__(self, *args: Any, queue: Queue, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self.fields["overflow_queue"].queryset = Queue.objects.exclude(pk=queue.pk).order_by(  # type: ignore[attr-defined]
-            "name"
+        self.fields["overflow_queue"].queryset = (  # type: ignore[attr-defined]
+            Queue.objects.filter(organisation_id=queue.organisation_id)
+            .exclude(pk=queue.pk)
+            .order_by("name")
         )
         for day in WEEKDAYS:
             self.fields[f"hours_{day}"] = forms.CharField(
@@ -236,7 +246,7 @@ class WhatIfForm(PeriodForm):
         super().__init__(*args, **kwargs)
         self.queues = list(scope.queues().filter(active=True).order_by("name"))
         agents = scope.agents().select_related("user")
-        skills = Skill.objects.order_by("name")
+        skills = scope.skills().order_by("name")
         for q in self.queues:
             self.fields[f"q{q.pk}_priority"] = forms.IntegerField(
                 label=_("Priority"), min_value=-100, max_value=100, initial=q.priority

@@ -330,13 +330,15 @@ def skills_matrix(scope: Scope, *, team_id: int | None = None) -> Matrix:
             "agent_id", "skill_id", "level"
         )
     }
-    return Matrix(skills=list(Skill.objects.order_by("name")), agents=agents, levels=levels)
+    return Matrix(skills=list(scope.skills().order_by("name")), agents=agents, levels=levels)
 
 
 def logged_in_agents(queue: Queue, now: datetime) -> int:
     """Agents logged in (not offline) who could answer this queue at its base requirements."""
     needs = queue.required_skills()
-    candidates = AgentPresence.objects.exclude(state=AgentState.OFFLINE)
+    candidates = AgentPresence.objects.exclude(state=AgentState.OFFLINE).filter(
+        agent__organisation_id=queue.organisation_id  # routing never crosses organisations
+    )
     ids = list(candidates.values_list("agent_id", flat=True))
     if not needs:
         return len(ids)

@@ -159,9 +159,14 @@ def record(start: datetime, end: datetime, *, scope: Scope | None = None) -> Rec
         if f.agent_id is not None and f.answered_at is not None:
             done = f.closed_at or end
             worked[f.agent_id].append((_secs(start, f.answered_at), _secs(start, done)))
-    history = set(
-        AgentStateChange.objects.filter(at__lt=end).values_list("agent_id", flat=True).distinct()
-    )
+    changes = AgentStateChange.objects.filter(at__lt=end)
+    queue_rows = Queue.objects.all()
+    if scope is not None:
+        # The organisation's own agents and queues only (routing never crosses organisations).
+        org_ids = scope.organisation_ids
+        changes = changes.filter(agent__organisation_id__in=org_ids)
+        queue_rows = queue_rows.filter(organisation_id__in=org_ids)
+    history = set(changes.values_list("agent_id", flat=True).distinct())
     agent_ids = sorted(history | set(worked))
     profiles = AgentProfile.objects.filter(pk__in=agent_ids).values(
         "id",
@@ -208,7 +213,7 @@ def record(start: datetime, end: datetime, *, scope: Scope | None = None) -> Rec
             team_id=None,
             escalation=tuple(steps.get(q.pk, ())),
         )
-        for q in Queue.objects.all()
+        for q in queue_rows
     }
     queues.setdefault(0, ReplayQueue(queue_id=0))
     return Recording(

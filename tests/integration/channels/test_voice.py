@@ -22,7 +22,7 @@ from flows.models import EndpointFlow, Flow
 from interactions.actions import do_transition_interaction
 from interactions.lifecycle import Status
 from interactions.models import Interaction
-from routing.models import Queue
+from routing.models import Queue, Skill
 
 from .conftest import ACCOUNT_SID, PUBLIC, FakeTwilio, Reply, parse_twiml, payload, say_texts
 
@@ -89,6 +89,7 @@ def flow_graph(**calendar: Any) -> dict[str, Any]:
 
 @pytest.fixture
 def queue(db: Any) -> Queue:
+    Skill.objects.create(code="apl", name="APL")  # named by the flow (validated on publishing)
     return Queue.objects.create(code="caf", name="CAF Allocations", sla_target_seconds=60)
 
 

@@ -1,4 +1,7 @@
-"""Supervision tests reuse the routing builders (skills, queues, agents, arrivals)."""
+"""Supervision tests reuse the routing builders (skills, queues, agents, arrivals).
+
+Users are members of the (one) organisation. A supervisor of no team sees nothing, so the
+centre-wide supervisor of these tests is the organisation's administrator."""
 
 from __future__ import annotations
 
@@ -7,6 +10,7 @@ from typing import Any
 
 import pytest
 
+from organisations.models import Membership, sole_organisation
 from supervision.access import Scope, scope_for
 from tests.integration.routing.conftest import agent, arrive, queue, skill
 
@@ -14,8 +18,22 @@ __all__ = ["agent", "arrive", "queue", "skill"]
 
 
 @pytest.fixture
+def make_user(make_user: Callable[..., Any]) -> Callable[..., Any]:
+    def make(username: str, role: str = "agent", **extra: Any) -> Any:
+        organisation = extra.pop("organisation", None)
+        user = make_user(username, role, **extra)
+        Membership.objects.create(
+            user=user,
+            organisation_id=organisation.pk if organisation is not None else sole_organisation(),
+        )
+        return user
+
+    return make
+
+
+@pytest.fixture
 def supervisor(make_user: Callable[..., Any]) -> Any:
-    return make_user("sup", role="supervisor")
+    return make_user("sup", role="administrator")
 
 
 @pytest.fixture

@@ -113,9 +113,8 @@ def test_unchanged_levels_are_not_audited_and_removal_is(
         )
 
 
-def test_bulk_edit_by_team_and_team_scopes(
-    agent: Any, skill: Any, make_user: Any, supervisor: Any
-) -> None:
+def test_bulk_edit_by_team_and_team_scopes(agent: Any, skill: Any, make_user: Any) -> None:
+    supervisor = make_user("teamsup", role="supervisor")
     north, south = Team.objects.create(name="Nord"), Team.objects.create(name="Sud")
     a1, a2 = agent("a1", {}, team=north), agent("a2", {"apl": 1}, team=north)
     b1 = agent("b1", {}, team=south)

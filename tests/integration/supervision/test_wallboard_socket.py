@@ -86,11 +86,11 @@ async def test_agents_and_supervisors_without_second_factor_are_refused(
 
 
 async def test_logging_an_agent_out_closes_their_console(make_user: Callable) -> None:
-    from supervision.access import EVERYTHING
+    from supervision.access import scope_for
     from supervision.actions import do_log_agent_out
 
     agent = await sync_to_async(make_user)("alice")
-    sup = await sync_to_async(make_user)("sup", role="supervisor")
+    sup = await sync_to_async(make_user)("sup", role="administrator")
     client = await sync_to_async(_login)(agent, second_factor=False)
     name = settings.SESSION_COOKIE_NAME
     cookie = f"{name}={client.cookies[name].value}".encode()
@@ -101,7 +101,9 @@ async def test_logging_an_agent_out_closes_their_console(make_user: Callable) ->
     assert (await console.receive_json_from(timeout=5))["type"] == "hello"
     # when a supervisor logs Alice out
     profile = await sync_to_async(lambda: agent.agent_profile)()
-    await sync_to_async(do_log_agent_out)(actor=sup, scope=EVERYTHING, agent=profile)
+    everything = await sync_to_async(scope_for)(sup)
+    assert everything is not None
+    await sync_to_async(do_log_agent_out)(actor=sup, scope=everything, agent=profile)
     # then her console is told and closed (her session is gone too)
     while True:
         message = await console.receive_json_from(timeout=5)
