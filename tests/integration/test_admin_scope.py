@@ -504,3 +504,20 @@ def test_the_teleworkers_private_number_only_for_those_allowed(
     other = verified(Client(), a["other_supervisor"])
     assert "+33612345678" not in other.get("/admin/agents/agentprofile/").content.decode()
     assert other.get(_url(type(agent), "change", agent.pk)).status_code == 302
+
+
+def test_every_model_admin_goes_through_the_authorization_layer() -> None:
+    """A model admin added later without the scoped base fails here."""
+    from organisations.admin_base import ScopedMixin
+
+    # Service tokens' admin asks organisations.authz itself (apitokens/admin.py).
+    own_checks = {"apitokens.servicetoken"}
+    unscoped = [
+        model._meta.label_lower
+        for model, model_admin in admin.site._registry.items()
+        if not isinstance(model_admin, ScopedMixin) and model._meta.label_lower not in own_checks
+    ]
+    assert unscoped == []
+    for model_admin in admin.site._registry.values():
+        for inline in getattr(model_admin, "inlines", []):
+            assert issubclass(inline, ScopedMixin), inline
