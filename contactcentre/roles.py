@@ -33,6 +33,8 @@ PROJECT_APPS = (
     "channels_email",
     "channels_chat",
     "flows",
+    "console",
+    "supervision",
 )
 
 # (app_label, model, actions)
