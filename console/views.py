@@ -1,6 +1,9 @@
 """The agent console: pages and the small endpoints its JavaScript posts to.
 
-Views only parse input, check that the agent may act, and call an action. Endpoints answer
+Views only parse input, check that the agent may act, and call an action. What an agent sees
+and picks (citizens and their history, colleagues, queues, canned responses, wrap-up codes) is
+what ``organisations.authz`` lets them see, within the organisation of the interaction they
+handle; another organisation's id is "not found". Endpoints answer
 JSON to the console's script (``Accept: application/json``) and redirect back otherwise, so
 every form also works without JavaScript.
 """
@@ -48,6 +51,7 @@ from contacts.actions import (
 from contacts.models import Case, Contact, IdentityKind
 from interactions.lifecycle import IllegalTransition, Status
 from interactions.models import Interaction, MessageDirection
+from organisations import authz
 from routing.actions import (
     RoutingError,
     TransferError,
@@ -184,6 +188,13 @@ def decline_offer(request: HttpRequest, offer_id: int) -> HttpResponse:
     return _done(request, _("Offer declined."))
 
 
+def _in_scope(request: HttpRequest, interaction_id: int) -> None:
+    """Another organisation's interaction (or one authz hides) is not found, whatever the
+    action: its id tells nothing."""
+    if not authz.visible(request.user, Interaction).filter(pk=interaction_id).exists():
+        raise Http404
+
+
 def _mine(request: HttpRequest, interaction_id: int) -> Interaction:
     try:
         return handled_interaction(interaction_id=interaction_id, agent=_agent(request))
@@ -214,14 +225,16 @@ def workspace(request: HttpRequest, interaction_id: int) -> HttpResponse:
     interaction = _mine(request, interaction_id)
     agent = _agent(request)
     language = interaction.language or "fr"
+    org = interaction.organisation_id
     canned = sorted(
-        CannedResponse.objects.filter(active=True).filter(
-            Q(queue__isnull=True) | Q(queue_id=interaction.queue_id)
-        ),
+        authz.visible(request.user, CannedResponse)
+        .filter(active=True, organisation_id=org)
+        .filter(Q(queue__isnull=True) | Q(queue_id=interaction.queue_id)),
         key=lambda c: (c.language != language, c.title),
     )
     colleagues = (
-        AgentProfile.objects.exclude(pk=agent.pk)
+        _colleagues(request, org)
+        .exclude(pk=agent.pk)
         .filter(user__is_active=True)
         .select_related("user", "presence")
         .order_by("user__first_name", "user__username")
@@ -230,16 +243,30 @@ def workspace(request: HttpRequest, interaction_id: int) -> HttpResponse:
     context = {
         **_thread_context(interaction),
         "canned": canned,
-        "wrap_up_codes": WrapUpCode.objects.filter(active=True),
-        "queues": Queue.objects.filter(active=True).order_by("name"),
+        "wrap_up_codes": _wrap_up_codes(request, org),
+        "queues": _queues(request, org).filter(active=True).order_by("name"),
         "colleagues": colleagues,
         "email_subject": default_reply_subject(interaction) if is_email else "",
         "subject_max_length": SUBJECT_MAX_LENGTH,
         "wrap_up": InteractionWrapUp.objects.filter(interaction=interaction).first(),
     }
     if interaction.contact_id:
-        context.update(_citizen_context(interaction.contact))  # type: ignore[arg-type]
+        context.update(_citizen_context(request, interaction.contact))  # type: ignore[arg-type]
     return render(request, "console/_workspace.html", context)
+
+
+def _queues(request: HttpRequest, organisation_id: int) -> Any:
+    return authz.visible(request.user, Queue).filter(organisation_id=organisation_id)
+
+
+def _colleagues(request: HttpRequest, organisation_id: int) -> Any:
+    return authz.visible(request.user, AgentProfile).filter(organisation_id=organisation_id)
+
+
+def _wrap_up_codes(request: HttpRequest, organisation_id: int) -> Any:
+    return authz.visible(request.user, WrapUpCode).filter(
+        active=True, organisation_id=organisation_id
+    )
 
 
 @agent_required
@@ -266,6 +293,7 @@ def reply(request: HttpRequest, interaction_id: int) -> HttpResponse:
 @agent_required
 @require_POST
 def note(request: HttpRequest, interaction_id: int) -> HttpResponse:
+    _in_scope(request, interaction_id)
     try:
         do_add_note(
             interaction_id=interaction_id, agent=_agent(request), text=request.POST.get("text", "")
@@ -278,6 +306,7 @@ def note(request: HttpRequest, interaction_id: int) -> HttpResponse:
 @agent_required
 @require_POST
 def wrap_up(request: HttpRequest, interaction_id: int) -> HttpResponse:
+    _in_scope(request, interaction_id)
     try:
         do_start_wrap_up(interaction_id=interaction_id, agent=_agent(request))
     except (ConsoleError, IllegalTransition):
@@ -288,9 +317,16 @@ def wrap_up(request: HttpRequest, interaction_id: int) -> HttpResponse:
 @agent_required
 @require_POST
 def close(request: HttpRequest, interaction_id: int) -> HttpResponse:
+    _in_scope(request, interaction_id)
     code = None
-    if request.POST.get("code"):
-        code = WrapUpCode.objects.filter(pk=request.POST["code"], active=True).first()
+    raw_code = request.POST.get("code") or ""
+    if raw_code:
+        # the agent's organisation is the one of every interaction they hold
+        code = (
+            _wrap_up_codes(request, _agent(request).organisation_id)
+            .filter(pk=int(raw_code) if raw_code.isdigit() else 0)
+            .first()
+        )
         if code is None:
             return _done(request, _("Choose a wrap-up code from the list."), status=400)
     try:
@@ -318,16 +354,18 @@ TRANSFER_ERRORS = {
 @agent_required
 @require_POST
 def transfer(request: HttpRequest, interaction_id: int) -> HttpResponse:
+    _in_scope(request, interaction_id)
     agent = _agent(request)
     target = request.POST.get("target", "")
     kind, _sep, raw_id = target.partition(":")
+    org = agent.organisation_id  # the organisation of every interaction the agent holds
     try:
         if kind == "queue" and raw_id.isdigit():
-            queue = get_object_or_404(Queue, pk=int(raw_id))
+            queue = get_object_or_404(_queues(request, org), pk=int(raw_id))
             do_transfer_to_queue(interaction_id=interaction_id, agent=agent, queue=queue)
             return _done(request, _("Transferred to the queue %(name)s.") % {"name": queue.name})
         if kind == "agent" and raw_id.isdigit():
-            colleague = get_object_or_404(AgentProfile, pk=int(raw_id))
+            colleague = get_object_or_404(_colleagues(request, org), pk=int(raw_id))
             do_offer_to_agent(interaction_id=interaction_id, agent=agent, target=colleague)
             return _done(request, _("Offered to %(name)s.") % {"name": colleague})
     except TransferError as exc:
@@ -344,7 +382,7 @@ def transfer(request: HttpRequest, interaction_id: int) -> HttpResponse:
 
 def _citizen_for(request: HttpRequest, contact_id: int) -> Contact:
     """A citizen the agent is serving now (the panel is reachable from a workspace only)."""
-    contact = get_object_or_404(Contact, pk=contact_id)
+    contact = get_object_or_404(authz.visible(request.user, Contact), pk=contact_id)
     serving = Interaction.objects.filter(
         contact=contact,
         assigned_agent=_agent(request),
@@ -355,9 +393,11 @@ def _citizen_for(request: HttpRequest, contact_id: int) -> Contact:
     return contact
 
 
-def _citizen_context(contact: Contact) -> dict[str, Any]:
+def _citizen_context(request: HttpRequest, contact: Contact) -> dict[str, Any]:
+    # The organisation's own history of this citizen (a record never spans organisations).
     history = (
-        Interaction.objects.filter(contact=contact)
+        authz.visible(request.user, Interaction)
+        .filter(contact=contact, organisation_id=contact.organisation_id)
         .select_related("queue", "assigned_agent__user", "wrap_up__code")
         .prefetch_related("messages")
         .order_by("-created_at")[:50]
@@ -370,7 +410,9 @@ def _citizen_context(contact: Contact) -> dict[str, Any]:
     return {
         "contact": contact,
         "identities": identities,
-        "open_cases": Case.objects.filter(contact=contact, status=Case.Status.OPEN),
+        "open_cases": authz.visible(request.user, Case).filter(
+            contact=contact, status=Case.Status.OPEN
+        ),
         "history": history,
         "identity_kinds": IdentityKind.choices,
         "languages": settings.LANGUAGES,
@@ -382,7 +424,7 @@ def _citizen_context(contact: Contact) -> dict[str, Any]:
 @require_GET
 def citizen(request: HttpRequest, contact_id: int) -> HttpResponse:
     contact = _citizen_for(request, contact_id)
-    return render(request, "console/_citizen.html", _citizen_context(contact))
+    return render(request, "console/_citizen.html", _citizen_context(request, contact))
 
 
 @agent_required

@@ -20,9 +20,9 @@ from django.views.decorators.http import require_POST
 
 from agents.models import AgentProfile, AgentState
 from flows.calendar import WEEKDAYS
-from interactions.models import Channel, Interaction
+from interactions.models import Channel
 from routing.actions import RoutingError
-from routing.models import EscalationStep, Queue, Skill
+from routing.models import EscalationStep, Queue
 
 from . import actions, selectors
 from .access import OutOfScope, Scope, scope_for
@@ -53,15 +53,21 @@ def supervisor_required(view: View) -> View:
     @login_required
     @wraps(view)
     def wrapper(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
-        scope = scope_for(request.user)
-        if scope is None:
-            raise PermissionDenied
         try:
+            scope = scope_for(request.user, organisation_id=_chosen_organisation(request))
+            if scope is None:
+                raise PermissionDenied
             return view(request, scope, *args, **kwargs)
         except OutOfScope as exc:
             raise PermissionDenied(str(exc)) from exc
 
     return wrapper
+
+
+def _chosen_organisation(request: HttpRequest) -> int | None:
+    """A platform administrator's choice of organisation (``?organisation=<id>``; none: all)."""
+    raw = request.GET.get("organisation") or request.POST.get("organisation") or ""
+    return int(raw) if raw.isdigit() else None
 
 
 def _back(request: HttpRequest, fallback: str) -> HttpResponse:
@@ -181,7 +187,7 @@ TRANSFER_MESSAGES = {
 @supervisor_required
 def interaction_reassign(request: HttpRequest, scope: Scope, interaction_id: int) -> HttpResponse:
     interaction = get_object_or_404(
-        Interaction.objects.select_related("queue", "assigned_agent"), pk=interaction_id
+        scope.interactions().select_related("queue", "assigned_agent"), pk=interaction_id
     )
     take = request.POST.get("take") == "1"
     try:
@@ -340,7 +346,8 @@ def _steps_initial(queue: Queue) -> list[dict[str, Any]]:
 @supervisor_required
 def queue_settings(request: HttpRequest, scope: Scope, queue_id: int) -> HttpResponse:
     queue = get_object_or_404(scope.queues(), pk=queue_id)
-    others = Queue.objects.exclude(pk=queue.pk).order_by("name")
+    others = Queue.objects.filter(organisation_id=queue.organisation_id).exclude(pk=queue.pk)
+    others = others.order_by("name")
     hours = QueueHours.objects.filter(queue=queue).first()
     calendar = hours.calendar if hours else {}
     initial: dict[str, Any] = {
@@ -556,7 +563,7 @@ def whatif(request: HttpRequest, scope: Scope) -> HttpResponse:
             return _apply_proposal(request, scope, proposal)
         start, end = period_bounds(form.period())
         result = compare(record(start, end, scope=scope), proposal)
-        names: dict[int | None, str] = {q.pk: q.name for q in Queue.objects.all()}
+        names: dict[int | None, str] = {q.pk: q.name for q in scope.queues()}
         context.update(
             {
                 "result": result,
@@ -568,11 +575,22 @@ def whatif(request: HttpRequest, scope: Scope) -> HttpResponse:
 
 
 def _apply_proposal(request: HttpRequest, scope: Scope, proposal: Proposal) -> HttpResponse:
-    skill_ids = dict(Skill.objects.values_list("code", "pk"))
-    changes = [
-        actions.LevelChange(agent_id, skill_ids[code], level)
-        for (agent_id, code), level in proposal.skill_levels.items()
-    ]
+    # Skill codes are per organisation: each agent's code is looked up in their organisation.
+    skill_ids: dict[tuple[int | None, str], int] = {
+        (org_id, code): pk
+        for org_id, code, pk in scope.skills().values_list("organisation_id", "code", "pk")
+    }
+    agent_orgs: dict[int, int | None] = dict(
+        scope.agents()
+        .filter(pk__in={agent_id for agent_id, _code in proposal.skill_levels})
+        .values_list("pk", "organisation_id")
+    )
+    changes = []
+    for (agent_id, code), level in proposal.skill_levels.items():
+        skill_id = skill_ids.get((agent_orgs.get(agent_id), code))
+        if skill_id is None:
+            raise OutOfScope(f"agent #{agent_id} or skill {code} is outside your scope")
+        changes.append(actions.LevelChange(agent_id, skill_id, level))
     actions.do_set_skill_levels(
         actor=request.user, scope=scope, changes=changes, note=_("what-if proposal")
     )
