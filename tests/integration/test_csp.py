@@ -223,6 +223,20 @@ def test_api_docs_carry_a_fresh_nonce_per_response() -> None:
     assert len(nonces[0]) >= 22  # 128 random bits, base64
 
 
+@pytest.mark.parametrize(
+    "path", ["/api/v1/", "/api/v1/queues/", "QUEUE", "/api/v1/presence/", "/api/v1/agents/"]
+)
+def test_browsable_api(path: str, centre: dict[str, Any], supervisor_client: Client) -> None:
+    """DRF's HTML pages: the highlighting style under the nonce, no style attribute left."""
+    if path == "QUEUE":
+        path = f"/api/v1/queues/{centre['queue'].pk}/"
+    response = supervisor_client.get(path, HTTP_ACCEPT="text/html")
+    assert response["Content-Type"].startswith("text/html")
+    check_page(response)
+    if path == "/api/v1/presence/":  # its "Extra Actions" menu lost its style attribute
+        assert 'id="extra-actions-menu"' in response.content.decode()
+
+
 def test_a_page_without_inline_code_names_no_nonce() -> None:
     policy = check_page(Client().get("/accounts/login/"))
     assert header_nonce(policy) is None
