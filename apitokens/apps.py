@@ -7,6 +7,6 @@ class ApiTokensConfig(AppConfig):
     verbose_name = _("API tokens")
 
     def ready(self) -> None:
-        from . import receivers
+        from . import receivers, schema  # noqa: F401 (schema registers the OpenAPI scheme)
 
         receivers.connect()

@@ -404,3 +404,42 @@ def test_supervisors_do_not_see_service_tokens_in_the_admin(
     assert Group.objects.filter(name="supervisor", user=supervisor).exists()
     client = _admin_client(supervisor)
     assert client.get("/admin/apitokens/servicetoken/").status_code == 403
+
+
+LIST_ENDPOINTS = [
+    "contacts",
+    "interactions",
+    "queues",
+    "skills",
+    "agents",
+    "teams",
+    "offers",
+    "routing-decisions",
+    "presence",
+]
+
+
+@pytest.mark.parametrize("endpoint", LIST_ENDPOINTS)
+def test_service_token_lists_answer_without_error(
+    endpoint: str, two_orgs: tuple[Organisation, Organisation], platform_admin: Any
+) -> None:
+    caf, _mairie = two_orgs
+    _token, raw = do_create_service_token(
+        platform_admin, name="GRC", organisation_id=caf.pk, scope="read"
+    )
+    response = _bearer(raw).get(f"/api/v1/{endpoint}/")
+    assert response.status_code in (200, 403), response.content
+
+
+def test_write_service_token_creates_in_its_organisation(
+    two_orgs: tuple[Organisation, Organisation], platform_admin: Any
+) -> None:
+    caf, _mairie = two_orgs
+    _token, raw = do_create_service_token(
+        platform_admin, name="GRC", organisation_id=caf.pk, scope="write"
+    )
+    response = _bearer(raw).post(
+        "/api/v1/queues/", {"code": "caf-rsa", "name": "RSA"}, format="json"
+    )
+    assert response.status_code == 201, response.content
+    assert Queue.objects.get(code="caf-rsa").organisation == caf
