@@ -10,7 +10,7 @@ from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
 from contacts.identity import InvalidIdentity, is_valid_phone, normalize_phone
-from organisations.models import Membership, OrganisationOwned
+from organisations.models import Membership, OrganisationMismatch, OrganisationOwned
 from routing.models import LEVEL_VALIDATORS, Skill
 
 CHANNEL_CAPACITY_FIELDS = {
@@ -121,6 +121,19 @@ class AgentProfile(OrganisationOwned):
                 normalize_phone(self.telework_phone, settings.PHONE_DEFAULT_REGION) or ""
             )
         creating = self._state.adding
+        if creating:
+            # An agent works for one organisation: their membership's, if they have one.
+            member_of = Membership.objects.filter(user_id=self.user_id).values_list(
+                "organisation_id", flat=True
+            )
+            if (
+                self.organisation_id is not None
+                and member_of
+                and (member_of[0] != self.organisation_id)
+            ):
+                raise OrganisationMismatch(
+                    f"user #{self.user_id} works for organisation #{member_of[0]}"
+                )
         super().save(*args, **kwargs)
         if creating:
             now = timezone.now()

@@ -17,6 +17,8 @@ from django.utils import timezone
 
 from contactcentre.events import SUPERVISORS_GROUP, agent_group, publish
 from contacts.models import Contact
+from organisations import authz
+from organisations.models import OrganisationMismatch
 
 from .lifecycle import TIMESTAMP_FIELD, IllegalTransition, Status, check_transition
 from .models import Interaction, InteractionTransition, Message
@@ -77,6 +79,17 @@ def do_create_interaction(
     return interaction
 
 
+def _check_same_organisation(interaction: Interaction, extra: dict[str, Any] | None) -> None:
+    """The update below bypasses the model's own check: a new queue or agent must be of the
+    interaction's organisation."""
+    for name in ("queue", "assigned_agent"):
+        value = (extra or {}).get(name)
+        if value is not None and value.organisation_id != interaction.organisation_id:
+            raise OrganisationMismatch(
+                f"interaction #{interaction.pk} cannot take a {name} of another organisation"
+            )
+
+
 def do_transition_interaction(
     *,
     interaction: Interaction,
@@ -95,6 +108,7 @@ def do_transition_interaction(
     current = interaction.status
     previous_agent_id = interaction.assigned_agent_id
     check_transition(current, to)
+    _check_same_organisation(interaction, extra)
     now = now or timezone.now()
     fields: dict[str, Any] = {"status": to, **(extra or {})}
     stamp = TIMESTAMP_FIELD.get(to)
@@ -127,6 +141,18 @@ def do_transition_interaction(
             groups=[SUPERVISORS_GROUP, *(agent_group(a) for a in sorted(agents))],
         )
     return interaction
+
+
+def do_set_interaction_status(
+    *, actor: Any, interaction: Interaction, to: str, reason: str = ""
+) -> Interaction:
+    """A person changes an interaction's status (the API's ``/transition/``): within their
+    scope only (an agent on what they hold, a supervisor on their teams' work, an
+    administrator in their organisation), checked here whatever interface asks. The router
+    and the channels, acting as the system, call :func:`do_transition_interaction`."""
+    authz.check_change(actor, interaction)
+    user = actor if isinstance(actor, User) else None  # a service token is no user row
+    return do_transition_interaction(interaction=interaction, to=to, reason=reason, actor=user)
 
 
 @dataclass(frozen=True)

@@ -13,7 +13,6 @@ from rest_framework.response import Response
 
 from contactcentre.api_scope import (
     ScopedViewSetMixin,
-    audit_user,
     int_param,
     own_rows,
     request_user,
@@ -23,7 +22,7 @@ from organisations import authz
 from organisations.models import OrganisationRequired
 from routing.models import Queue
 
-from .actions import do_create_interaction, do_transition_interaction
+from .actions import do_create_interaction, do_set_interaction_status
 from .lifecycle import Status
 from .models import Channel, Interaction, Message
 
@@ -198,11 +197,11 @@ class InteractionViewSet(
         self.check_change(interaction)
         serializer = TransitionSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
-        do_transition_interaction(
+        do_set_interaction_status(
+            actor=request.user,
             interaction=interaction,
             to=serializer.validated_data["to"],
             reason=serializer.validated_data["reason"],
-            actor=audit_user(request.user),
         )
         return Response(InteractionSerializer(interaction, context={"request": request}).data)
 

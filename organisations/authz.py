@@ -127,10 +127,18 @@ def _build(user: Any) -> Principal:
     if user.is_superuser or PLATFORM_ADMINISTRATOR in groups:
         return Principal(role=Role.PLATFORM_ADMIN, user_id=user.pk)
     membership = Membership.objects.filter(user_id=user.pk).only("organisation_id").first()
-    if membership is None or membership.organisation_id is None:
+    profile = (
+        AgentProfile.objects.filter(user_id=user.pk)
+        .values("pk", "team_id", "organisation_id")
+        .first()
+    )
+    # The organisation a user works for: their membership's, else their agent profile's.
+    if membership is not None and membership.organisation_id is not None:
+        org_id: int = membership.organisation_id
+    elif profile is not None:
+        org_id = profile["organisation_id"]
+    else:
         return Principal(role=Role.NONE, user_id=user.pk)
-    org_id: int = membership.organisation_id
-    profile = AgentProfile.objects.filter(user_id=user.pk).values("pk", "team_id").first()
     shared = frozenset(
         SharingAgreement.objects.filter(grantee_id=org_id, revoked_at=None).values_list(
             "owner_id", flat=True
