@@ -1,6 +1,7 @@
 """Every page under the Content-Security-Policy in Chromium: an agent's console taking a chat
 from the demo page's widget, a supervisor's pages (wallboard, skills, queues, reports, what-if,
-flow editor), the administration and the API docs, with no violation reported.
+flow editor), the administration, the API docs and the browsable API, with no violation
+reported.
 
 Violations are collected twice: the ``securitypolicyviolation`` event (a listener installed in
 every page before its own scripts, reporting to Python) and Chromium's console messages
@@ -124,10 +125,12 @@ def test_the_agent_console_takes_a_chat_from_the_demo_page_under_the_policy(
     watch: PolicyWatch, server: LiveServer, make_user: Callable[..., Any]
 ) -> None:
     from agents.models import AgentSkill
+    from organisations.models import Membership
     from routing.models import Skill
 
     make_widget()
     claire = make_user("claire", first_name="Claire", last_name="Martin")
+    Membership.objects.get_or_create(user=claire)  # of the sole organisation
     AgentSkill.objects.create(
         agent=claire.agent_profile, skill=Skill.objects.get(code="etat-civil"), level=4
     )
@@ -257,5 +260,10 @@ def test_supervisors_pages_the_administration_and_the_api_docs_under_the_policy(
     page.wait_for_selector(".swagger-ui .information-container .title")
     page.locator(".opblock-summary").first.click()
     page.wait_for_selector(".opblock.is-open")
+
+    # The REST framework's browsable pages (their style attributes cut out, a nonced style).
+    for path in ("/api/v1/", f"/api/v1/queues/{queue.pk}/", "/api/v1/presence/"):
+        page.goto(f"{base}{path}")
+        page.wait_for_selector(".content-main h1")
 
     assert watch.settle() == []
