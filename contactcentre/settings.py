@@ -486,6 +486,10 @@ TWILIO_AUTH_TOKEN_PREVIOUS: str = env.str("TWILIO_AUTH_TOKEN_PREVIOUS", default=
 # A Twilio-compatible operator gateway's REST API (default: Twilio's own).
 TWILIO_API_BASE_URL: str = env.str("TWILIO_API_BASE_URL", default="")
 TWILIO_HTTP_CLIENT: str = env.str("TWILIO_HTTP_CLIENT", default="")  # tests: the fake API
+# Every REST call to the provider (SMS, call bridging) gives up after these (seconds): a
+# provider that refuses or stalls fails the call quickly instead of holding a worker.
+PROVIDER_CONNECT_TIMEOUT_S: float = env.float("PROVIDER_CONNECT_TIMEOUT_S", default=3.0)
+PROVIDER_READ_TIMEOUT_S: float = env.float("PROVIDER_READ_TIMEOUT_S", default=10.0)
 # Outgoing SMS and live-call updates: the provider's REST API, or a development backend.
 TELEPHONY_BACKEND: str = env.str(
     "TELEPHONY_BACKEND",
@@ -508,6 +512,9 @@ VOICE_HOLD_MUSIC_LOOPS: int = env.int("VOICE_HOLD_MUSIC_LOOPS", default=1)
 # Seconds between two position announcements while waiting (the wait loop's length).
 VOICE_WAIT_LOOP_SECONDS: int = env.int("VOICE_WAIT_LOOP_SECONDS", default=45)
 VOICE_DIAL_TIMEOUT_SECONDS: int = env.int("VOICE_DIAL_TIMEOUT_SECONDS", default=20)
+# With a broker, a bridge with no news of the agent's phone this long after its ring time is
+# given up (the call goes back to the queue, the agent is paused "missed").
+VOICE_BRIDGE_GRACE_SECONDS: int = env.int("VOICE_BRIDGE_GRACE_SECONDS", default=15)
 # The number the agent's phone shows for a bridged call: "service" (our number) or "caller".
 VOICE_BRIDGE_CALLER_ID: str = env.str("VOICE_BRIDGE_CALLER_ID", default="service")
 VOICE_RECORD_CALLS: bool = env.bool("VOICE_RECORD_CALLS", default=False)

@@ -74,7 +74,7 @@ def opening_at(calendar: Mapping[str, Any], at: datetime) -> Opening:
     if special is not None:
         return Opening.OPEN if _in_intervals(special, moment) else Opening.CLOSED
     if day.isoformat() in set(calendar.get("closed_dates") or ()):
-        return Opening.HOLIDAY
+        return Opening.CLOSED  # a closure of the service, not a public holiday
     if holiday_name(calendar, day) is not None:
         return Opening.HOLIDAY
     weekly = calendar.get("weekly") or {}

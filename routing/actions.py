@@ -380,21 +380,34 @@ def do_accept_offer(*, offer_id: int, agent: AgentProfile, now: datetime | None 
 
 
 def _bridge_call(interaction_id: int, agent_id: int) -> None:
-    """Connect the caller to the agent's phone (the voice channel does the telephony)."""
+    """Connect the caller to the agent's phone: the voice channel does the telephony, as a task
+    on the ``outbound`` queue (inline on the embedded default). When the task cannot be queued
+    (broker down), it runs here rather than leave the caller on hold. Any failure puts the call
+    back in the queue (:func:`do_requeue_unreachable`)."""
     try:
-        from channels_inbound.voice.actions import do_bridge_call
+        from channels_inbound.voice.tasks import bridge_call
     except ImportError:  # pragma: no cover - voice channel not installed
         return
-    from channels_inbound.voice.actions import NoAgentNumber
-
+    if settings.CELERY_TASK_ALWAYS_EAGER:
+        try:
+            bridge_call.apply(args=(interaction_id, agent_id), throw=True)
+        except Exception:
+            logger.exception(
+                "bridging call of interaction %s to agent %s failed", interaction_id, agent_id
+            )
+        return
     try:
-        do_bridge_call(interaction_id=interaction_id, agent_id=agent_id)
-    except NoAgentNumber:
-        do_requeue_unreachable(interaction_id=interaction_id, agent_id=agent_id)
+        bridge_call.delay(interaction_id, agent_id)
     except Exception:
-        logger.exception(
-            "bridging call of interaction %s to agent %s failed", interaction_id, agent_id
+        logger.warning(
+            "could not queue the bridge of interaction %s: bridging inline", interaction_id
         )
+        try:
+            bridge_call.apply(args=(interaction_id, agent_id), throw=True)
+        except Exception:
+            logger.exception(
+                "bridging call of interaction %s to agent %s failed", interaction_id, agent_id
+            )
 
 
 def _hand_over(
@@ -414,36 +427,69 @@ def _hand_over(
         )
 
 
-def do_requeue_unreachable(*, interaction_id: int, agent_id: int) -> None:
-    """The agent accepted a call but has no telework number to bridge it to: the call goes
-    back to its queue (never to that agent again) and the agent stops taking calls until they
-    set a number."""
-    from agents.presence import do_set_channels
+def do_requeue_unreachable(
+    *,
+    interaction_id: int,
+    agent_id: int,
+    cause: str = "no_number",
+    pause_missed: bool = False,
+    message: str = "",
+    now: datetime | None = None,
+) -> bool:
+    """An accepted call could not be connected to the agent: it goes back to its queue, in
+    front (its ``queued_at`` is kept, and the queue is served by priority then ``queued_at``),
+    never to that agent again (the offer becomes ``failed``, which excludes like a decline).
 
-    now = timezone.now()
+    The agent is freed and told. ``cause`` "no_number": no telework number, they stop taking
+    calls until they set one (``agent.no_phone_number``). Otherwise (``call.bridge_failed``,
+    with ``message`` for the console): their phone did not answer (``pause_missed``: paused
+    "missed"), or the provider failed (they stay available). Returns whether it was requeued
+    (False when the interaction already left that agent: a replayed or late report).
+    """
+    from agents.presence import do_set_agent_state, do_set_channels
+
+    now = now or timezone.now()
     with transaction.atomic():
         interaction = Interaction.objects.select_for_update().get(pk=interaction_id)
         if interaction.status != Status.ASSIGNED or interaction.assigned_agent_id != agent_id:
-            return
+            return False
         Offer.objects.filter(
             interaction_id=interaction_id, agent_id=agent_id, status=OfferStatus.ACCEPTED
-        ).update(status=OfferStatus.DECLINED)  # excluded from now on, like a decline
+        ).update(status=OfferStatus.FAILED)  # excluded from now on, like a decline
         _hand_over(
             interaction,
             to=Status.QUEUED,
-            reason="agent_unreachable",
+            reason="agent_unreachable" if cause == "no_number" else f"bridge_{cause}"[:64],
             now=now,
             extra={"assigned_agent": None},
         )
-        agent = AgentProfile.objects.get(pk=agent_id)
-        channels = list(agent.presence.channels_enabled or [])
-        if "voice" in channels:
-            do_set_channels(agent=agent, channels=[c for c in channels if c != "voice"])
+        agent = AgentProfile.objects.select_related("presence").get(pk=agent_id)
+        if cause == "no_number":
+            channels = list(agent.presence.channels_enabled or [])
+            if "voice" in channels:
+                do_set_channels(agent=agent, channels=[c for c in channels if c != "voice"])
+            publish(
+                "agent.no_phone_number",
+                {"agent_id": agent_id, "interaction_id": interaction_id},
+                groups=[agent_group(agent_id), SUPERVISORS_GROUP],
+            )
+            return True
+        if pause_missed and agent.presence.state == AgentState.AVAILABLE:
+            do_set_agent_state(
+                agent=agent, state=AgentState.PAUSED, reason=PauseReason.MISSED, now=now
+            )
         publish(
-            "agent.no_phone_number",
-            {"agent_id": agent_id, "interaction_id": interaction_id},
+            "call.bridge_failed",
+            {
+                "agent_id": agent_id,
+                "interaction_id": interaction_id,
+                "reason": cause,
+                "paused": bool(pause_missed),
+                "message": message,
+            },
             groups=[agent_group(agent_id), SUPERVISORS_GROUP],
         )
+    return True
 
 
 def do_decline_offer(*, offer_id: int, agent: AgentProfile, now: datetime | None = None) -> Offer:

@@ -156,13 +156,17 @@ class OfferStatus(models.TextChoices):
     DECLINED = "declined", _("declined")
     EXPIRED = "expired", _("expired (missed)")
     CANCELLED = "cancelled", _("cancelled")
+    # Accepted, but the call could not be connected to the agent's phone (busy, no answer,
+    # provider error): excludes the agent like a decline.
+    FAILED = "failed", _("failed")
 
 
 class Offer(models.Model):
     """A reservation: one interaction offered to one agent until ``expires_at``.
 
     At most one pending offer per interaction (a database constraint). An agent who declined
-    or let an offer expire is never offered that interaction again.
+    or let an offer expire, or whose phone could not be reached for it, is never offered that
+    interaction again.
     """
 
     interaction = models.ForeignKey(

@@ -27,7 +27,7 @@ from .policy import MAX_LEVEL, AgentSnapshot, EscalationStep, InteractionSnapsho
 
 # Statuses that hold an agent's capacity on a channel.
 LOAD_STATUSES = (Status.OFFERED, Status.ASSIGNED)
-EXCLUDING_OFFER_STATUSES = (OfferStatus.DECLINED, OfferStatus.EXPIRED)
+EXCLUDING_OFFER_STATUSES = (OfferStatus.DECLINED, OfferStatus.EXPIRED, OfferStatus.FAILED)
 
 
 def policy_config() -> PolicyConfig:

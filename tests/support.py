@@ -85,6 +85,8 @@ def start_workers(count: int, broker: str, *, extra_env: dict[str, str] | None =
                 "-A",
                 "contactcentre",
                 "worker",
+                "--queues",
+                "celery,outbound",  # the default queue and the provider calls' own
                 "--pool",
                 "solo",
                 "--loglevel",

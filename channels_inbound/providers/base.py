@@ -34,6 +34,11 @@ class ProviderError(Exception):
         super().__init__(message)
 
 
+class ProviderUnavailable(ProviderError):
+    """The provider could not be reached or did not answer in time (connection refused, connect
+    or read timeout): a transient failure, nothing is known to have been done."""
+
+
 class CallNotInProgress(ProviderError):
     """The live call to redirect has already ended."""
 

@@ -6,6 +6,8 @@ library builds the requests (form fields ``To``, ``From``, ``Body``, ``StatusCal
 ``Twiml``) and parses the answers; only the network is replaced. Answers follow the API
 reference for Messages and Calls (JSON resources, error bodies with ``code``, ``message``,
 ``more_info`` and ``status``). Every request is kept in :attr:`FakeTwilioHttpClient.requests`.
+Setting :attr:`FakeTwilioHttpClient.outage` to an HTTP status (e.g. 503) makes every request
+fail as Twilio does during an incident (error 20500/20503 with that status).
 """
 
 from __future__ import annotations
@@ -50,6 +52,7 @@ class FakeTwilioHttpClient(HttpClient):
     requests: ClassVar[list[FakeRequest]] = []
     ended_calls: ClassVar[set[str]] = set()  # CallSids that are no longer in progress
     unsubscribed: ClassVar[set[str]] = set()  # numbers that replied STOP to the provider
+    outage: ClassVar[int] = 0  # an HTTP status (500, 503) every request answers; 0: none
     _lock = threading.Lock()
 
     def __init__(self) -> None:
@@ -61,6 +64,7 @@ class FakeTwilioHttpClient(HttpClient):
             cls.requests.clear()
             cls.ended_calls.clear()
             cls.unsubscribed.clear()
+            cls.outage = 0
 
     def request(
         self,
@@ -77,6 +81,9 @@ class FakeTwilioHttpClient(HttpClient):
         with self._lock:
             self.requests.append(FakeRequest(method, uri, form, auth))
         now = format_datetime(timezone.now().astimezone(UTC), usegmt=True)
+        if self.outage:
+            code = 20503 if self.outage == 503 else 20500
+            return _error(self.outage, code, "Service Unavailable")
         if match := _MESSAGES.search(uri):
             if method != "POST":
                 return _error(405, 20004, "Method not allowed")

@@ -5,7 +5,10 @@ the public URL the provider was configured with (``PUBLIC_BASE_URL`` + path and 
 reverse proxy the URL Django sees is not the one that was signed). TwiML is built with
 ``twilio.twiml`` (which escapes text); characters XML 1.0 forbids are removed first, so no text
 from a caller or a flow can break the document. The REST backend is ``twilio.rest.Client``;
-``TWILIO_API_BASE_URL`` points it at a Twilio-compatible operator gateway.
+``TWILIO_API_BASE_URL`` points it at a Twilio-compatible operator gateway. Every REST call has a
+connect and a read timeout (``PROVIDER_CONNECT_TIMEOUT_S``, ``PROVIDER_READ_TIMEOUT_S``): a
+provider that refuses or stalls raises :class:`ProviderUnavailable` within them, instead of
+holding a worker process.
 """
 
 from __future__ import annotations
@@ -16,7 +19,9 @@ from collections.abc import Mapping, Sequence
 
 from django.conf import settings
 from django.utils.module_loading import import_string
+from requests import RequestException
 from twilio.base.exceptions import TwilioRestException
+from twilio.http.http_client import TwilioHttpClient
 from twilio.request_validator import RequestValidator
 from twilio.rest import Client
 from twilio.twiml.messaging_response import MessagingResponse
@@ -38,6 +43,7 @@ from .base import (
     PlayAudio,
     Provider,
     ProviderError,
+    ProviderUnavailable,
     RecipientOptedOut,
     Recording,
     RecordMessage,
@@ -256,13 +262,27 @@ class TwilioProvider(Provider):
         return str(response.to_xml())
 
 
+class TimeoutHttpClient(TwilioHttpClient):
+    """The library's HTTP client (``requests``) with a (connect, read) timeout on every call."""
+
+    def __init__(self, *, connect_timeout: float, read_timeout: float) -> None:
+        super().__init__(timeout=read_timeout)
+        # requests takes a (connect, read) pair; the library passes it through unchanged.
+        self.timeout = (connect_timeout, read_timeout)
+
+
 class TwilioBackend(Backend):
     """The provider's REST API through the official client."""
 
     def __init__(self) -> None:
-        http_client = None
+        http_client: object
         if settings.TWILIO_HTTP_CLIENT:
             http_client = import_string(settings.TWILIO_HTTP_CLIENT)()
+        else:
+            http_client = TimeoutHttpClient(
+                connect_timeout=float(settings.PROVIDER_CONNECT_TIMEOUT_S),
+                read_timeout=float(settings.PROVIDER_READ_TIMEOUT_S),
+            )
         self.client = Client(
             settings.TWILIO_ACCOUNT_SID,
             settings.TWILIO_AUTH_TOKEN,
@@ -280,6 +300,8 @@ class TwilioBackend(Backend):
             if exc.code == ERROR_UNSUBSCRIBED_RECIPIENT:
                 raise RecipientOptedOut(exc.msg, code=exc.code, status=exc.status) from exc
             raise ProviderError(str(exc.msg), code=exc.code, status=exc.status) from exc
+        except RequestException as exc:
+            raise ProviderUnavailable(f"provider unreachable: {exc}") from exc
         return SentMessage(sid=str(message.sid), status=str(message.status or "queued"))
 
     def update_call(self, *, call_sid: str, instructions: str) -> None:
@@ -289,3 +311,5 @@ class TwilioBackend(Backend):
             if exc.code == ERROR_CALL_NOT_IN_PROGRESS or exc.status == 404:
                 raise CallNotInProgress(exc.msg, code=exc.code, status=exc.status) from exc
             raise ProviderError(str(exc.msg), code=exc.code, status=exc.status) from exc
+        except RequestException as exc:
+            raise ProviderUnavailable(f"provider unreachable: {exc}") from exc

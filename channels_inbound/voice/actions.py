@@ -69,6 +69,14 @@ class CallEnded(BridgeError):
     """The caller hung up before the agent could be connected."""
 
 
+class ProviderFailed(BridgeError):
+    """The provider's API refused, failed or did not answer in time (``PROVIDER_*_TIMEOUT_S``)."""
+
+
+# The agent's leg ended without the agent: their phone did not take the call.
+AGENT_UNREACHABLE_STATUSES = frozenset({"busy", "no-answer", "failed"})
+
+
 def tts_locale(language: str) -> str:
     return language if "-" in language else TTS_LOCALES.get(language, "fr-FR")
 
@@ -407,6 +415,11 @@ def do_bridge_call(*, interaction_id: int, agent_id: int) -> None:
     agent = AgentProfile.objects.filter(pk=agent_id).first()
     if agent is None:
         raise BridgeError(f"agent #{agent_id} does not exist")
+    if interaction.status != Status.ASSIGNED or interaction.assigned_agent_id != agent_id:
+        logger.info("call %s: no longer for agent #%s, not bridged", call.call_sid, agent_id)
+        return  # a replayed task, or the caller hung up meanwhile
+    if call.agent_id == agent_id and call.outcome in (CallOutcome.BRIDGING, CallOutcome.ANSWERED):
+        return  # already rung (a task run twice)
     number = agent.telework_phone
     bridge_no = CallEvent.objects.filter(call=call, kind__startswith="bridge#").count() + 1
     if not number:
@@ -427,10 +440,14 @@ def do_bridge_call(*, interaction_id: int, agent_id: int) -> None:
             DialNumber(
                 number=number,
                 caller_id=caller_id,
-                action_url=webhook_url(provider, "dial", interaction=interaction_id),
+                action_url=webhook_url(
+                    provider, "dial", interaction=interaction_id, agent=agent_id
+                ),
                 timeout_seconds=settings.VOICE_DIAL_TIMEOUT_SECONDS,
-                whisper_url=webhook_url(provider, "whisper", interaction=interaction_id),
-                status_url=webhook_url(provider, "status"),
+                whisper_url=webhook_url(
+                    provider, "whisper", interaction=interaction_id, agent=agent_id
+                ),
+                status_url=webhook_url(provider, "status", agent=agent_id),
                 record=settings.VOICE_RECORD_CALLS,
             ),
             HangUp(),
@@ -442,27 +459,138 @@ def do_bridge_call(*, interaction_id: int, agent_id: int) -> None:
         _event(call, f"bridge#{bridge_no}:call-ended", agent_id=agent_id, error=str(exc))
         raise CallEnded(f"call {call.call_sid} is no longer in progress") from exc
     except base.ProviderError as exc:
-        _event(call, f"bridge#{bridge_no}:failed", agent_id=agent_id, error=str(exc))
-        raise BridgeError(f"the provider refused to redirect {call.call_sid}: {exc}") from exc
+        _event(call, f"bridge#{bridge_no}:failed", agent_id=agent_id, error=str(exc)[:500])
+        raise ProviderFailed(f"the provider did not redirect {call.call_sid}: {exc}") from exc
     Call.objects.filter(pk=call.pk).update(
         agent=agent,
         agent_number=number,
+        agent_call_sid="",
         bridge_requested_at=now,
         outcome=CallOutcome.BRIDGING,
     )
     _event(call, f"bridge#{bridge_no}", agent_id=agent_id, number=number)
+    _watch_bridge(interaction_id, agent_id, bridge_no)
+
+
+def _watch_bridge(interaction_id: int, agent_id: int, bridge_no: int) -> None:
+    """With a broker, check once the agent's ring time is over that something was heard of
+    their phone (:func:`do_check_bridge`); provider callbacks that never come cannot leave the
+    caller on hold. (Inline tasks cannot wait: the embedded default relies on the callbacks.)"""
+    if settings.CELERY_TASK_ALWAYS_EAGER:
+        return
+    from .tasks import check_bridge
+
+    try:
+        check_bridge.apply_async(
+            args=(interaction_id, agent_id, bridge_no),
+            countdown=settings.VOICE_DIAL_TIMEOUT_SECONDS + settings.VOICE_BRIDGE_GRACE_SECONDS,
+        )
+    except Exception:
+        logger.warning(
+            "could not schedule the check of bridge #%s of #%s", bridge_no, interaction_id
+        )
+
+
+def _bridge_failed_message(cause: str) -> str:
+    with translation.override(settings.LANGUAGE_CODE):
+        if cause in AGENT_UNREACHABLE_STATUSES:
+            return _(
+                "Your phone did not answer the call: it is back in the queue for another "
+                "advisor, and you are paused (missed call)."
+            )
+        return _(
+            "The call could not be put through to your phone (telephony provider error): "
+            "it is back in the queue, at the front, and you stay available."
+        )
+
+
+def do_agent_unreachable(
+    *, interaction_id: int, agent_id: int, cause: str, now: datetime | None = None
+) -> bool:
+    """The caller could not be connected to the agent (``cause``: the agent leg's status, or
+    "provider_error"): the call goes back to the queue at the front, the agent is told and
+    freed (paused "missed" when their phone did not answer), the next agent is tried."""
+    from routing.actions import do_requeue_unreachable
+
+    requeued = do_requeue_unreachable(
+        interaction_id=interaction_id,
+        agent_id=agent_id,
+        cause=cause,
+        pause_missed=cause in AGENT_UNREACHABLE_STATUSES,
+        message=_bridge_failed_message(cause),
+        now=now,
+    )
+    if requeued:
+        Call.objects.filter(interaction_id=interaction_id).update(
+            outcome=CallOutcome.QUEUED, agent=None
+        )
+    return requeued
+
+
+def do_connect_agent(*, interaction_id: int, agent_id: int) -> None:
+    """Bridge the call (the ``channels_voice.bridge_call`` task); whatever fails, the caller
+    goes back to the queue rather than stay on hold with an agent who never gets the call."""
+    from routing.actions import do_requeue_unreachable
+
+    try:
+        do_bridge_call(interaction_id=interaction_id, agent_id=agent_id)
+    except NoAgentNumber:
+        do_requeue_unreachable(interaction_id=interaction_id, agent_id=agent_id)
+    except CallEnded:
+        pass  # the caller's "completed" status callback closes the interaction
+    except ProviderFailed as exc:
+        logger.warning("bridging interaction %s failed: %s", interaction_id, exc)
+        do_agent_unreachable(
+            interaction_id=interaction_id, agent_id=agent_id, cause="provider_error"
+        )
+    except Exception:
+        logger.exception("bridging interaction %s to agent %s failed", interaction_id, agent_id)
+        do_agent_unreachable(
+            interaction_id=interaction_id, agent_id=agent_id, cause="provider_error"
+        )
+
+
+def do_check_bridge(*, interaction_id: int, agent_id: int, bridge_no: int) -> bool:
+    """The agent's ring time is over: if the bridge ``bridge_no`` is still ringing (no answer,
+    no callback), the agent did not answer. Returns whether the call was put back."""
+    call = Call.objects.filter(interaction_id=interaction_id).first()
+    if (
+        call is None
+        or call.agent_id != agent_id
+        or call.outcome != CallOutcome.BRIDGING
+        or call.agent_answered_at is not None
+        or call.ended_at is not None
+        or CallEvent.objects.filter(call=call, kind__startswith="bridge#").count() != bridge_no
+    ):
+        return False
+    logger.warning("call %s: agent #%s's phone silent past its timeout", call.call_sid, agent_id)
+    return do_agent_unreachable(interaction_id=interaction_id, agent_id=agent_id, cause="no-answer")
 
 
 def do_whisper(
-    *, interaction_id: int, agent_leg_sid: str, provider: str, now: datetime | None = None
+    *,
+    interaction_id: int,
+    agent_leg_sid: str,
+    provider: str,
+    agent_id: int | None = None,
+    now: datetime | None = None,
 ) -> list[VoiceInstruction]:
-    """The agent picked up: note it, and tell the agent (only) which queue the call is from."""
+    """The agent picked up: note it, and tell the agent (only) which queue the call is from.
+
+    An agent whose bridge was given up (the provider answered too late) and who picks up
+    anyway is told the call went to someone else, and their leg hangs up."""
     now = now or timezone.now()
     interaction = (
         Interaction.objects.select_related("queue", "contact").filter(pk=interaction_id).first()
     )
     if interaction is None:
         return [HangUp()]
+    if agent_id is not None and (
+        interaction.status != Status.ASSIGNED or interaction.assigned_agent_id != agent_id
+    ):
+        with translation.override(settings.LANGUAGE_CODE):
+            text = _("This call is no longer for you. Goodbye.")
+            return [SayText(text, tts_locale(settings.LANGUAGE_CODE)), HangUp()]
     call = Call.objects.filter(call_sid=interaction.external_ref).first()
     if call is not None and call.agent_answered_at is None:
         waited = None
@@ -483,32 +611,25 @@ def do_whisper(
         return [SayText(text, tts_locale(settings.LANGUAGE_CODE))]
 
 
-def _requeue_after_no_answer(interaction: Interaction, status: str) -> None:
-    fresh = Interaction.objects.get(pk=interaction.pk)
-    if fresh.status != Status.ASSIGNED:
-        return
-    with transaction.atomic():
-        moved = do_transition_interaction(
-            interaction=fresh,
-            to=Status.TRANSFERRED,
-            reason=f"agent_phone_{status}",
-            extra={"assigned_agent": None},
-        )
-        do_transition_interaction(interaction=moved, to=Status.QUEUED, reason="agent_unreachable")
-
-
 def do_dial_ended(
-    *, interaction_id: int, result: base.DialResult, provider: str, now: datetime | None = None
+    *,
+    interaction_id: int,
+    result: base.DialResult,
+    provider: str,
+    agent_id: int | None = None,
+    now: datetime | None = None,
 ) -> list[VoiceInstruction]:
     """The dial to the agent ended: after a conversation, hang up; if the agent's phone did not
-    answer, the caller goes back to waiting and the interaction back to its queue."""
+    answer, the caller goes back to waiting (at the front of the queue) and the agent is freed
+    (:func:`do_agent_unreachable`). ``agent_id`` is the agent this dial rang (from its URL)."""
     now = now or timezone.now()
     interaction = Interaction.objects.filter(pk=interaction_id).first()
     call = Call.objects.filter(call_sid=interaction.external_ref).first() if interaction else None
     if interaction is None or call is None:
         return [HangUp()]
-    bridges = CallEvent.objects.filter(call=call, kind__startswith="bridge#").count()
-    if not _event(call, f"dial#{bridges}:{result.status}", sid=result.child_sid):
+    if agent_id is None:
+        agent_id = call.agent_id
+    if not _event(call, f"dial:{agent_id}:{(result.child_sid or '-')[-8:]}:{result.status}"):
         return [HangUp()] if result.status == "completed" else _wait_instructions(call, provider)
     if result.status == "completed" and call.agent_answered_at is not None:
         Call.objects.filter(pk=call.pk).update(
@@ -516,9 +637,14 @@ def do_dial_ended(
         )
         return [HangUp()]
     logger.info("call %s: agent phone %s (%s)", call.call_sid, call.agent_number, result.status)
-    _requeue_after_no_answer(interaction, result.status)
+    if agent_id is not None:
+        do_agent_unreachable(
+            interaction_id=interaction.pk,
+            agent_id=agent_id,
+            cause=result.status if result.status in AGENT_UNREACHABLE_STATUSES else "no-answer",
+            now=now,
+        )
     call.refresh_from_db()
-    Call.objects.filter(pk=call.pk).update(outcome=CallOutcome.QUEUED, agent=None)
     with translation.override(_language(call)):
         sorry = SayText(
             _("The advisor is not available. Please hold, we will find another one."),
@@ -564,11 +690,14 @@ def do_voicemail_recorded(
 
 # --- Status callbacks --------------------------------------------------------------------------
 def _end_interaction(call: Call, now: datetime) -> None:
-    """The caller's leg ended: a waiting call is abandoned, an answered one goes to wrap-up."""
+    """The caller's leg ended: a waiting call is abandoned, an answered one goes to wrap-up; a
+    callback request or a voicemail stays queued (our own ``<Hangup/>`` ended the call)."""
     if call.interaction_id is None:
         if call.outcome == CallOutcome.IN_FLOW:
             Call.objects.filter(pk=call.pk).update(outcome=CallOutcome.ENDED_IN_FLOW)
         return
+    if call.outcome in (CallOutcome.CALLBACK, CallOutcome.VOICEMAIL):
+        return  # the request (and its recording) waits for an agent: the call was only its way in
     for _attempt in range(3):
         interaction = Interaction.objects.get(pk=call.interaction_id)
         try:
@@ -597,8 +726,13 @@ def _end_interaction(call: Call, now: datetime) -> None:
     logger.error("call %s: could not close interaction #%s", call.call_sid, call.interaction_id)
 
 
-def do_record_call_status(*, status: base.CallStatus, now: datetime | None = None) -> bool:
-    """Store a call status callback once and apply it. Returns whether it was new."""
+def do_record_call_status(
+    *, status: base.CallStatus, agent_id: int | None = None, now: datetime | None = None
+) -> bool:
+    """Store a call status callback once and apply it. Returns whether it was new.
+
+    ``agent_id`` (from the callback URL of a bridge) is the agent an agent leg rang: a busy,
+    unanswered or failed leg puts the call back in the queue and pauses that agent."""
     now = now or timezone.now()
     if status.parent_sid:  # the agent's leg of a bridged call
         call = Call.objects.filter(call_sid=status.parent_sid).first()
@@ -606,6 +740,14 @@ def do_record_call_status(*, status: base.CallStatus, now: datetime | None = Non
             return False
         if not _event(call, f"agent:{status.sid[-8:]}:{status.status}", sid=status.sid):
             return False
+        if status.status in AGENT_UNREACHABLE_STATUSES:
+            agent = agent_id if agent_id is not None else call.agent_id
+            if agent is not None and call.interaction_id is not None:
+                logger.info("call %s: agent leg %s", call.call_sid, status.status)
+                do_agent_unreachable(
+                    interaction_id=call.interaction_id, agent_id=agent, cause=status.status, now=now
+                )
+            return True
         if status.status in ("in-progress", "answered"):
             Call.objects.filter(pk=call.pk, agent_answered_at__isnull=True).update(
                 agent_answered_at=now, agent_call_sid=status.sid, outcome=CallOutcome.ANSWERED

@@ -14,13 +14,17 @@ WINDOW = timedelta(hours=1)
 
 
 def queue_position(interaction: Interaction) -> int | None:
-    """1 for the next to be served: waiting interactions of the same queue ahead of this one
-    (higher priority first, then earlier arrival), plus one. None when it no longer waits."""
+    """1 for the next to be served: waiting interactions of the same queue *and channel* ahead
+    of this one (higher priority first, then earlier arrival), plus one: a caller is not behind
+    the e-mails and SMS of the queue, which other agents' slots serve. None when it no longer
+    waits."""
     if interaction.status not in WAITING or interaction.queue_id is None:
         return None
     queued_at = interaction.queued_at or interaction.created_at
     ahead = (
-        Interaction.objects.filter(queue_id=interaction.queue_id, status__in=WAITING)
+        Interaction.objects.filter(
+            queue_id=interaction.queue_id, channel=interaction.channel, status__in=WAITING
+        )
         .exclude(pk=interaction.pk)
         .filter(
             Q(priority__gt=interaction.priority)

@@ -23,6 +23,11 @@ def _query_int(request: HttpRequest, name: str) -> int:
         raise WebhookError(f"query parameter {name!r} must be a number") from None
 
 
+def _query_agent(request: HttpRequest) -> int | None:
+    """The agent a bridge's callback URL names (absent from URLs made before it was added)."""
+    return _query_int(request, "agent") if "agent" in request.GET else None
+
+
 @provider_webhook
 def voice_incoming(request: HttpRequest, provider: Provider) -> HttpResponse:
     call = provider.parse_call(request.POST)
@@ -65,6 +70,7 @@ def voice_whisper(request: HttpRequest, provider: Provider) -> HttpResponse:
         interaction_id=_query_int(request, "interaction"),
         agent_leg_sid=leg.sid,
         provider=provider.name,
+        agent_id=_query_agent(request),
     )
     return _render(provider, instructions)
 
@@ -73,7 +79,10 @@ def voice_whisper(request: HttpRequest, provider: Provider) -> HttpResponse:
 def voice_dial(request: HttpRequest, provider: Provider) -> HttpResponse:
     result = provider.parse_dial_result(request.POST)
     instructions = actions.do_dial_ended(
-        interaction_id=_query_int(request, "interaction"), result=result, provider=provider.name
+        interaction_id=_query_int(request, "interaction"),
+        result=result,
+        provider=provider.name,
+        agent_id=_query_agent(request),
     )
     return _render(provider, instructions)
 
@@ -89,5 +98,7 @@ def voice_recording(request: HttpRequest, provider: Provider) -> HttpResponse:
 
 @provider_webhook
 def voice_status(request: HttpRequest, provider: Provider) -> HttpResponse:
-    actions.do_record_call_status(status=provider.parse_call_status(request.POST))
+    actions.do_record_call_status(
+        status=provider.parse_call_status(request.POST), agent_id=_query_agent(request)
+    )
     return _render(provider, [])

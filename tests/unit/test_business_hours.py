@@ -97,7 +97,8 @@ def test_closed_dates_and_special_openings() -> None:
         "closed_dates": ["2026-12-24"],
         "open_dates": {"2026-11-11": [["09:00", "12:00"]]},  # open on a holiday, mornings
     }
-    assert opening_at(calendar, utc(2026, 12, 24, 9, 0)) is Opening.HOLIDAY
+    # a closed date is a closure (its own message), not a public holiday (issue 12)
+    assert opening_at(calendar, utc(2026, 12, 24, 9, 0)) is Opening.CLOSED
     assert opening_at(calendar, utc(2026, 11, 11, 9, 0)) is Opening.OPEN
     assert opening_at(calendar, utc(2026, 11, 11, 13, 0)) is Opening.CLOSED
 

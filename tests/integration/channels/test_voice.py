@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import xml.etree.ElementTree as ET
 from collections.abc import Callable
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
@@ -223,7 +223,8 @@ def test_a_call_walks_a_two_level_menu_into_the_queue_and_is_bridged_to_the_agen
     assert number.text == "+33611223344"
     whisper_url = number.get("url", "")
     assert whisper_url.startswith(PUBLIC + "/webhooks/twilio/voice/whisper/?interaction=")
-    assert number.get("statusCallback") == PUBLIC + STATUS_URL
+    # the agent's leg reports to the status URL, naming the agent it rang
+    assert number.get("statusCallback") == PUBLIC + STATUS_URL + f"?agent={agent.pk}"
     assert Call.objects.get().outcome == CallOutcome.BRIDGING
 
     # when the agent picks up: the whisper names the queue, to the agent only
@@ -361,10 +362,12 @@ def test_transfer_to_an_external_number(
 
 @pytest.mark.django_db
 def test_a_holiday_takes_the_holiday_branch(
-    twilio: FakeTwilio, publish_flow: Callable[..., Flow]
+    twilio: FakeTwilio, publish_flow: Callable[..., Flow], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    today = timezone.localdate().isoformat()
-    publish_flow(flow_graph(closed_dates=[today]))
+    # 14 July, a French public holiday (a closed date is a closure: test_voice_failures.py)
+    bastille_day = datetime(2026, 7, 14, 8, 0, tzinfo=UTC)
+    monkeypatch.setattr("django.utils.timezone.now", lambda: bastille_day)
+    publish_flow(flow_graph())
     root = call(twilio).xml()
     assert say_texts(root) == ["Bienvenue à la CAF.", "Nous sommes fermés ce jour férié."]
     assert root.find("Hangup") is not None
