@@ -419,3 +419,54 @@ def test_a_closed_date_plays_the_closure_message_not_the_holiday_one(
     root = call(twilio).xml()
     assert say_texts(root) == ["Bienvenue à la CAF.", "Nous sommes fermés."]
     assert root.find("Hangup") is not None
+
+
+@pytest.mark.django_db
+def test_a_bridge_with_no_news_past_its_ring_time_is_given_up(
+    twilio: FakeTwilio,
+    endpoint: Endpoint,
+    make_agent: Callable[..., AgentProfile],
+    django_capture_on_commit_callbacks: Callable[..., Any],
+) -> None:
+    from channels_inbound.voice.actions import do_check_bridge
+
+    call(twilio)
+    interaction = Interaction.objects.get()
+    agent = make_agent("agent.silent")
+    accept(agent, interaction, django_capture_on_commit_callbacks)
+    number = parse_twiml(str(FakeTwilioHttpClient.requests[-1].data["Twiml"])).find("Dial/Number")
+    assert number is not None
+    # a check for another bridge, or for another agent, changes nothing
+    assert not do_check_bridge(interaction_id=interaction.pk, agent_id=agent.pk, bridge_no=2)
+    assert not do_check_bridge(interaction_id=interaction.pk, agent_id=agent.pk + 1, bridge_no=1)
+    # when the provider never reported anything of the agent's phone
+    assert do_check_bridge(interaction_id=interaction.pk, agent_id=agent.pk, bridge_no=1)
+    interaction.refresh_from_db()
+    assert interaction.status == Status.QUEUED
+    assert presence(agent).pause_reason == PauseReason.MISSED
+    # and if the agent picks up after all, they are told it went elsewhere
+    whisper = twilio.post(number.get("url", ""), payload("voice_whisper")).xml()
+    assert say_texts(whisper) == ["Cet appel a été confié à un autre conseiller. Au revoir."]
+    assert whisper.find("Hangup") is not None
+    assert Call.objects.get().agent_answered_at is None
+
+
+@pytest.mark.django_db
+def test_an_answered_bridge_is_not_given_up(
+    twilio: FakeTwilio,
+    endpoint: Endpoint,
+    make_agent: Callable[..., AgentProfile],
+    django_capture_on_commit_callbacks: Callable[..., Any],
+) -> None:
+    from channels_inbound.voice.actions import do_check_bridge
+
+    call(twilio)
+    interaction = Interaction.objects.get()
+    agent = make_agent("agent.answers")
+    accept(agent, interaction, django_capture_on_commit_callbacks)
+    number = parse_twiml(str(FakeTwilioHttpClient.requests[-1].data["Twiml"])).find("Dial/Number")
+    assert number is not None
+    twilio.post(number.get("url", ""), payload("voice_whisper"))
+    assert not do_check_bridge(interaction_id=interaction.pk, agent_id=agent.pk, bridge_no=1)
+    interaction.refresh_from_db()
+    assert interaction.status == Status.ASSIGNED
