@@ -190,6 +190,12 @@ class PauseReason(models.TextChoices):
     SUPERVISOR = "supervisor", _("set by a supervisor")
 
 
+class OfflineReason(models.TextChoices):
+    """Why the system, not the agent, took an agent offline (kept in ``pause_reason``)."""
+
+    CONNECTION_LOST = "connection_lost", _("connection lost")
+
+
 ALL_CHANNELS = ["voice", "chat", "email", "sms"]
 
 
@@ -211,7 +217,10 @@ class AgentPresence(models.Model):
         _("state"), max_length=10, choices=AgentState.choices, default=AgentState.OFFLINE
     )
     pause_reason = models.CharField(
-        _("pause reason"), max_length=16, choices=PauseReason.choices, blank=True
+        _("pause reason"),
+        max_length=16,
+        choices=[*PauseReason.choices, *OfflineReason.choices],
+        blank=True,
     )
     state_since = models.DateTimeField(_("in this state since"))
     wrap_up_until = models.DateTimeField(_("wrap-up ends at"), null=True, blank=True)

@@ -119,13 +119,20 @@ def do_heartbeats(*, agent_ids: Iterable[int], now: datetime | None = None) -> i
     return AgentPresence.objects.filter(agent_id__in=ids).update(last_heartbeat_at=now)
 
 
-def do_end_wrap_ups(*, now: datetime | None = None) -> int:
-    """Agents whose after-call work timer ran out become available again."""
+def do_end_wrap_ups(*, now: datetime | None = None, agent_ids: Iterable[int] | None = None) -> int:
+    """Agents whose after-call work timer ran out become available again.
+
+    The sweep ends every timer due; the timer task of one agent (``routing.end_wrap_up``,
+    scheduled at its end) passes ``agent_ids``. Idempotent: an agent whose wrap-up already
+    ended (closed call, sweep) or was extended is left alone.
+    """
     now = now or timezone.now()
+    rows = AgentPresence.objects.filter(state=AgentState.WRAP_UP, wrap_up_until__lte=now)
+    if agent_ids is not None:
+        rows = rows.filter(agent_id__in=list(agent_ids))
     with transaction.atomic():
         ended = list(
-            AgentPresence.objects.filter(state=AgentState.WRAP_UP, wrap_up_until__lte=now)
-            .order_by("agent_id")
+            rows.order_by("agent_id")
             .select_for_update(skip_locked=True)
             .values_list("agent_id", flat=True)
         )

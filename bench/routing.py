@@ -71,15 +71,19 @@ def populate(n_agents: int, n_skills: int, n_waiting: int, rng: random.Random) -
 
     from agents.models import AgentPresence, AgentProfile, AgentSkill, AgentState
     from interactions.models import Interaction
+    from organisations.models import sole_organisation
     from routing.models import Queue, QueueSkill, Skill
 
     call_command("migrate", verbosity=0)
     t0 = time.perf_counter()
+    org = sole_organisation()  # bulk_create fills no default: every row names its organisation
     skills = Skill.objects.bulk_create(
-        Skill(code=f"skill-{i:02d}", name=f"Skill {i}") for i in range(n_skills)
+        Skill(code=f"skill-{i:02d}", name=f"Skill {i}", organisation_id=org)
+        for i in range(n_skills)
     )
     queues = Queue.objects.bulk_create(
-        Queue(code=f"queue-{i:02d}", name=f"Queue {i}", sla_target_seconds=60) for i in range(20)
+        Queue(code=f"queue-{i:02d}", name=f"Queue {i}", sla_target_seconds=60, organisation_id=org)
+        for i in range(20)
     )
     queue_needs: dict[int, dict[str, int]] = {}
     for q in queues:
@@ -95,7 +99,7 @@ def populate(n_agents: int, n_skills: int, n_waiting: int, rng: random.Random) -
         for i in range(n_agents)
     )
     profiles = AgentProfile.objects.bulk_create(
-        AgentProfile(user=u, languages=["fr"]) for u in users
+        AgentProfile(user=u, languages=["fr"], organisation_id=org) for u in users
     )
     now = timezone.now()
     AgentPresence.objects.bulk_create(
@@ -124,6 +128,7 @@ def populate(n_agents: int, n_skills: int, n_waiting: int, rng: random.Random) -
             Interaction(
                 channel=rng.choices(channels, weights)[0],
                 queue=q,
+                organisation_id=org,
                 status="queued",
                 priority=rng.choice([0, 0, 0, 1, 2]),
                 required_skills=queue_needs[q.pk],

@@ -30,6 +30,7 @@ from agents.models import (
     ALL_CHANNELS,
     AgentProfile,
     AgentState,
+    OfflineReason,
     PauseReason,
     validate_telework_phone,
 )
@@ -111,6 +112,7 @@ def _state_labels() -> dict[str, str]:
     return {
         **{s.value: str(s.label) for s in AgentState},
         **{f"paused:{r.value}": str(r.label) for r in PauseReason},
+        **{f"offline:{r.value}": str(r.label) for r in OfflineReason},
     }
 
 

@@ -23,7 +23,6 @@ app.conf.update(
     task_ignore_result=True,
     task_eager_propagates=True,
     broker_connection_retry_on_startup=True,
-    broker_transport_options={"visibility_timeout": 3600},
     enable_utc=True,
 )
 # Outbound provider work (call bridging, SMS sending) has its own queue, so a slow or stalled
@@ -35,4 +34,6 @@ app.conf.task_routes = {
     "channels_sms.send_outbound": {"queue": OUTBOUND_QUEUE},
 }
 # CELERY_TIMEZONE is not set: Celery then follows Django's TIME_ZONE.
+# CELERY_BROKER_TRANSPORT_OPTIONS (the visibility timeout) comes from settings: it must exceed
+# the longest countdown any task is scheduled with (contactcentre/settings.py says which).
 app.autodiscover_tasks()

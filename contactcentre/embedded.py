@@ -31,14 +31,49 @@ def _interval(schedule: object) -> float:
     raise ValueError(f"the embedded scheduler only runs interval schedules, not {schedule!r}")
 
 
+def load_task_modules() -> None:
+    """Import every app's ``tasks`` module, as a worker does when it starts.
+
+    ``app.autodiscover_tasks()`` is lazy: outside a worker, a task is registered only once
+    something imported its module, so ``app.tasks[name]`` raised ``NotRegistered`` for
+    ``routing.sweep`` until an agent went available, and for the chat and SMS sweeps always.
+    """
+    app.loader.import_default_modules()
+
+
 class EmbeddedScheduler(threading.Thread):
     def __init__(self) -> None:
         super().__init__(name="embedded-beat", daemon=True)
         self.stopping = threading.Event()
+        load_task_modules()
         self.entries = {
             name: (entry["task"], _interval(entry["schedule"]))
             for name, entry in (app.conf.beat_schedule or {}).items()
         }
+        unknown = sorted({task for task, _ in self.entries.values()} - set(app.tasks))
+        if unknown:  # a typo in CELERY_BEAT_SCHEDULE: say so now, not every few seconds
+            logger.error("periodic tasks not registered: %s", ", ".join(unknown))
+
+    def run_task(self, task_name: str) -> str | None:
+        """Run one periodic task here and now; the error's text when it fails."""
+        close_old_connections()
+        try:
+            app.tasks[task_name].apply(throw=True)
+        except Exception as exc:
+            logger.exception("periodic task %s failed", task_name)
+            return f"{type(exc).__name__}: {exc}"
+        finally:
+            close_old_connections()
+        return None
+
+    def run_all_once(self) -> dict[str, str]:
+        """Run every entry once (tests, and a check after start): entry -> error, if any."""
+        failures = {}
+        for name, (task_name, _) in self.entries.items():
+            error = self.run_task(task_name)
+            if error is not None:
+                failures[name] = error
+        return failures
 
     def run(self) -> None:
         next_run = {
@@ -50,13 +85,7 @@ class EmbeddedScheduler(threading.Thread):
                 if now < next_run[name]:
                     continue
                 next_run[name] = now + interval
-                close_old_connections()
-                try:
-                    app.tasks[task_name].apply()
-                except Exception:
-                    logger.exception("periodic task %s failed", task_name)
-                finally:
-                    close_old_connections()
+                self.run_task(task_name)
             wait = min(next_run.values(), default=now + 1.0) - time.monotonic()
             self.stopping.wait(max(0.05, min(wait, 1.0)))
 

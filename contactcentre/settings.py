@@ -195,6 +195,33 @@ ROUTING_CLAIM_CHUNK: int = env.int("ROUTING_CLAIM_CHUNK", default=500)
 # Policy weights (routing.policy.PolicyConfig).
 ROUTING_AGEING_RATE: float = env.float("ROUTING_AGEING_RATE", default=1.0)
 ROUTING_PRIORITY_WEIGHT: float = env.float("ROUTING_PRIORITY_WEIGHT", default=100.0)
+# After the heartbeat window, this much more silence (a network cut the console survives) and
+# the agent's work goes back to the queue in front; the agent goes offline, "connection lost".
+ROUTING_CONSOLE_GRACE_SECONDS: int = env.int("ROUTING_CONSOLE_GRACE_SECONDS", default=60)
+
+# Broker visibility timeout (Redis transport). A message a worker took and has not acknowledged
+# (acks_late: until the task ends; an eta/countdown task: until it has run) goes back to the
+# queue after this long: so it must exceed the longest delay any task is scheduled with, or the
+# message is delivered twice (harmless for our idempotent tasks, but work done twice), and it
+# is also how long a message held by a killed worker stays lost (the sweep covers routing).
+# The longest delays: offer timers (ROUTING_OFFER_TIMEOUTS, 120 s), wrap-up (30 s), a lost
+# console (heartbeat window + grace, 105 s), e-mail retries (960 s, the 6th), chat transcripts
+# (480 s); escalation passes are scheduled at each step's after_seconds: a step longer than
+# this gets its pass twice (an idempotent routing pass). Plus 300 s for the task's own run.
+CELERY_LONGEST_COUNTDOWN_SECONDS: int = env.int(
+    "CELERY_LONGEST_COUNTDOWN_SECONDS",
+    default=max(
+        960,
+        *ROUTING_OFFER_TIMEOUTS.values(),
+        ROUTING_WRAP_UP_SECONDS,
+        ROUTING_HEARTBEAT_WINDOW_SECONDS + ROUTING_CONSOLE_GRACE_SECONDS,
+    ),
+)
+CELERY_BROKER_TRANSPORT_OPTIONS: dict[str, Any] = {
+    "visibility_timeout": env.int(
+        "CELERY_VISIBILITY_TIMEOUT_SECONDS", default=CELERY_LONGEST_COUNTDOWN_SECONDS + 300
+    ),
+}
 
 # --- Auth -----------------------------------------------------------------------------------
 AUTH_PASSWORD_VALIDATORS = [

@@ -24,10 +24,11 @@ from typing import Any
 
 from django.conf import settings
 from django.db import connection, transaction
+from django.db.models import Q
 from django.dispatch import Signal
 from django.utils import timezone
 
-from agents.models import AgentPresence, AgentProfile, AgentState, PauseReason
+from agents.models import AgentPresence, AgentProfile, AgentState, OfflineReason, PauseReason
 from contactcentre.events import SUPERVISORS_GROUP, agent_group, publish, publish_many
 from interactions.actions import do_transition_interaction
 from interactions.lifecycle import Status
@@ -274,6 +275,12 @@ def _write_claims(accepted: list[Match], now: datetime, result: PassResult) -> N
             for m in accepted
         )
     AgentPresence.objects.filter(agent_id__in={m.agent_id for m in accepted}).update(idle_since=now)
+    due: dict[datetime, list[int]] = {}
+    for m in accepted:
+        if m.channel not in auto:
+            due.setdefault(now + offer_timeout(m.channel), []).append(offer_ids[m.interaction_id])
+    for expires_at, ids in due.items():
+        schedule_offer_expiry(ids, expires_at)
     claims_written.send(
         sender=Offer,
         rows=[(m.interaction_id, m.agent_id, m.channel, m.channel in auto) for m in accepted],
@@ -527,19 +534,23 @@ def _requeue(offer: Offer, status: str, now: datetime, actor_user: object = None
     request_routing()
 
 
-def do_expire_offers(*, now: datetime | None = None) -> int:
-    """Expire the offers nobody answered in time; pause the agents who missed them."""
+def do_expire_offers(*, now: datetime | None = None, offer_ids: Sequence[int] | None = None) -> int:
+    """Expire the offers nobody answered in time; pause the agents who missed them.
+
+    The sweep expires every offer past its deadline; the timer task of some offers
+    (:func:`schedule_offer_expiry`) passes their ``offer_ids``. Idempotent: each offer is
+    re-read under its lock, and one answered (or expired) meanwhile is left alone.
+    """
     now = now or timezone.now()
     expired = 0
-    due = list(
-        Offer.objects.filter(status=OfferStatus.PENDING, expires_at__lte=now)
-        .order_by("pk")
-        .values_list("pk", flat=True)[:1000]
-    )
+    rows = Offer.objects.filter(status=OfferStatus.PENDING, expires_at__lte=now)
+    if offer_ids is not None:
+        rows = rows.filter(pk__in=list(offer_ids))
+    due = list(rows.order_by("pk").values_list("pk", flat=True)[:1000])
     for offer_id in due:
         with transaction.atomic():
             offer = Offer.objects.select_for_update(skip_locked=True).filter(pk=offer_id).first()
-            if offer is None or offer.status != OfferStatus.PENDING:
+            if offer is None or offer.status != OfferStatus.PENDING or offer.expires_at > now:
                 continue  # answered meanwhile, or being answered right now
             _requeue(offer, OfferStatus.EXPIRED, now)
             if settings.ROUTING_PAUSE_ON_MISSED:
@@ -572,6 +583,175 @@ def do_set_agent_state_locked(
         },
         groups=[agent_group(agent_id), SUPERVISORS_GROUP],
     )
+
+
+# --------------------------------------------------------------------------- timers
+
+
+TIMER_SLACK = timedelta(milliseconds=250)  # fire just after the deadline, never before
+
+
+def _schedule_at(task_name: str, args: list[Any], at: datetime) -> None:
+    """Run a timer task at ``at``, once the current transaction commits (with a broker).
+
+    Beat's sweep stays the safety net (a lost message, a worker killed while holding it until
+    the broker's visibility timeout): the task only makes the deadline exact without beat. On
+    the embedded default (eager tasks) nothing is scheduled: the embedded sweep does it.
+    """
+    if settings.CELERY_TASK_ALWAYS_EAGER:
+        return
+
+    def send() -> None:
+        from contactcentre.celery import app
+
+        try:
+            app.tasks[task_name].apply_async(args=tuple(args), eta=at + TIMER_SLACK)
+        except Exception:  # the broker is down: the sweep will do it
+            logger.warning("could not schedule %s; the sweep will do it", task_name)
+
+    transaction.on_commit(send)
+
+
+def schedule_offer_expiry(offer_ids: Sequence[int], expires_at: datetime) -> None:
+    """Expire these offers at their deadline if nobody answered them by then."""
+    if offer_ids:
+        _schedule_at("routing.expire_offers", [list(offer_ids)], expires_at)
+
+
+def schedule_wrap_up_end(agent_id: int, until: datetime) -> None:
+    """End the agent's after-call work at its timer (if it is still running then)."""
+    _schedule_at("routing.end_wrap_up", [agent_id], until)
+
+
+def schedule_offer_timers_again(offer_ids: Sequence[int]) -> int:
+    """Offers a timer found not yet due (clocks apart): schedule them again at their deadline."""
+    rescheduled = 0
+    for offer_id, expires_at in Offer.objects.filter(
+        pk__in=list(offer_ids), status=OfferStatus.PENDING
+    ).values_list("pk", "expires_at"):
+        schedule_offer_expiry([offer_id], expires_at)
+        rescheduled += 1
+    return rescheduled
+
+
+# --------------------------------------------------------------------------- lost consoles
+
+
+def console_lost_cutoff(now: datetime) -> datetime:
+    """A console silent since before this moment is gone: the heartbeat window plus grace."""
+    return now - timedelta(
+        seconds=settings.ROUTING_HEARTBEAT_WINDOW_SECONDS + settings.ROUTING_CONSOLE_GRACE_SECONDS
+    )
+
+
+def do_release_lost_consoles(*, now: datetime | None = None) -> int:
+    """Agents whose console vanished give their work back and go offline ("connection lost").
+
+    After ``ROUTING_HEARTBEAT_WINDOW_SECONDS`` without a heartbeat an agent gets no new offers;
+    after ``ROUTING_CONSOLE_GRACE_SECONDS`` more (a short network cut keeps the work), every
+    pending offer is cancelled (not a decline: the agent may get it again later) and every
+    interaction they handle goes back to its queue in front (``queued_at`` is kept), except a
+    call in progress, which the telephony ends by itself. The agent becomes offline with the
+    reason, published to their console (shown when it reconnects) and to supervisors.
+
+    Never waits for a lock (``SKIP LOCKED`` on the presence, interactions and offers): what
+    another transaction holds is left for the next sweep, so this cannot deadlock with the
+    paths that lock offer -> interaction -> presence. Returns how many agents were released.
+    """
+    now = now or timezone.now()
+    cutoff = console_lost_cutoff(now)
+    stale = Q(last_heartbeat_at__lt=cutoff) | Q(last_heartbeat_at__isnull=True)
+    holding = Interaction.objects.filter(
+        status__in=(Status.OFFERED, Status.ASSIGNED), assigned_agent__isnull=False
+    ).values("assigned_agent_id")
+    candidates = list(
+        AgentPresence.objects.filter(stale)
+        .filter(~Q(state=AgentState.OFFLINE) | Q(agent_id__in=holding))
+        .order_by("agent_id")
+        .values_list("agent_id", flat=True)[:1000]
+    )
+    released = 0
+    for agent_id in candidates:
+        with transaction.atomic():
+            presence = (
+                AgentPresence.objects.select_for_update(skip_locked=True)
+                .filter(stale, agent_id=agent_id)
+                .first()
+            )
+            if presence is None:
+                continue  # its console came back, or someone is changing it right now
+            work = list(
+                Interaction.objects.select_for_update(skip_locked=True)
+                .filter(assigned_agent_id=agent_id, status__in=(Status.OFFERED, Status.ASSIGNED))
+                .exclude(status=Status.ASSIGNED, channel="voice")
+                .order_by("pk")
+            )
+            pending = {
+                o.interaction_id: o
+                for o in Offer.objects.select_for_update(skip_locked=True).filter(
+                    agent_id=agent_id,
+                    status=OfferStatus.PENDING,
+                    interaction_id__in=[i.pk for i in work],
+                )
+            }
+            for interaction in work:
+                if interaction.status == Status.OFFERED:
+                    offer = pending.get(interaction.pk)
+                    if offer is None:
+                        continue  # being answered right now: the next sweep sees it
+                    offer.status = OfferStatus.CANCELLED
+                    offer.responded_at = now
+                    offer.save(update_fields=["status", "responded_at"])
+                    do_transition_interaction(
+                        interaction=interaction,
+                        to=Status.QUEUED,
+                        reason="agent_connection_lost",
+                        now=now,
+                        extra={"assigned_agent": None},
+                    )
+                    publish(
+                        "offer.cancelled",
+                        {"offer_id": offer.pk, "interaction_id": interaction.pk},
+                        groups=[agent_group(agent_id), SUPERVISORS_GROUP],
+                    )
+                else:
+                    _hand_over(
+                        interaction,
+                        to=Status.QUEUED,
+                        reason="agent_connection_lost",
+                        now=now,
+                        extra={"assigned_agent": None},
+                    )
+                    publish(
+                        "interaction.requeued",
+                        {"interaction_id": interaction.pk, "reason": "connection_lost"},
+                        groups=[agent_group(agent_id), SUPERVISORS_GROUP],
+                    )
+            if (
+                presence.state != AgentState.OFFLINE
+                or presence.pause_reason != OfflineReason.CONNECTION_LOST
+            ):
+                presence.state = AgentState.OFFLINE
+                presence.pause_reason = OfflineReason.CONNECTION_LOST
+                presence.state_since = now
+                presence.wrap_up_until = None
+                presence.save(
+                    update_fields=["state", "pause_reason", "state_since", "wrap_up_until"]
+                )
+                publish(
+                    "agent.state",
+                    {
+                        "agent_id": agent_id,
+                        "state": AgentState.OFFLINE,
+                        "reason": OfflineReason.CONNECTION_LOST,
+                        "since": now.isoformat(),
+                    },
+                    groups=[agent_group(agent_id), SUPERVISORS_GROUP],
+                )
+                released += 1
+            if work:
+                request_routing()
+    return released
 
 
 # --------------------------------------------------------------------------- transfers
@@ -705,6 +885,7 @@ def do_offer_to_agent(
             at=now,
             details={"from_agent": agent.pk, "to_agent": target.pk},
         )
+        schedule_offer_expiry([offer.pk], offer.expires_at)
         publish(
             "offer.created",
             {
@@ -839,6 +1020,8 @@ def do_reassign_interaction(
                 now=now,
             )
         AgentPresence.objects.filter(agent_id=target.pk).update(idle_since=now)
+        if not accepted:
+            schedule_offer_expiry([offer.pk], offer.expires_at)
         publish(
             "interaction.assigned" if accepted else "offer.created",
             {

@@ -12,7 +12,7 @@ from agents.presence import publish_agent_states
 from interactions.lifecycle import Status
 from interactions.models import Interaction
 
-from .actions import request_routing
+from .actions import request_routing, schedule_wrap_up_end
 
 # Leaving one of these frees (part of) an agent's capacity.
 HOLDING = (Status.OFFERED, Status.ASSIGNED)
@@ -42,6 +42,10 @@ def on_status_changed(
         )
         if started:
             publish_agent_states([interaction.assigned_agent_id], AgentState.WRAP_UP, now)
+            schedule_wrap_up_end(
+                interaction.assigned_agent_id,
+                now + timedelta(seconds=settings.ROUTING_WRAP_UP_SECONDS),
+            )
     if (
         interaction.channel == "voice"
         and from_status == Status.WRAP_UP

@@ -150,56 +150,84 @@ def escalation_steps() -> dict[int, list[EscalationStep]]:
     return dict(steps)
 
 
+GROUP_FIELDS = ("organisation_id", "queue_id", "channel", "required_skills", "language")
+
+
+def _group_key(row: Mapping[str, Any], prefix: str = "") -> tuple[Any, ...]:
+    key = []
+    for field in GROUP_FIELDS:
+        value = row[prefix + field]
+        # required_skills is a JSON object: give it one canonical, hashable form
+        key.append(tuple(sorted(value.items())) if isinstance(value, dict) else value)
+    return tuple(key)
+
+
 def waiting_interactions(
     now: datetime, *, per_group: int | None = None
 ) -> list[InteractionSnapshot]:
     """Snapshots of the queued interactions, with exclusions and preferred agents.
 
     ``per_group`` keeps only the first N of each group of interactions with the same queue,
-    channel, requirements and language (in priority, then arrival, order): a pass with N free
-    slots in all can match at most N of a group, so a backlog of 100,000 costs no more to
-    route than the free capacity. ``None`` loads everything (tests, the work-conservation
-    check).
+    channel, requirements and language (in priority, then arrival, order), plus as many as
+    the most any one agent declined or missed in that group: a pass with N free slots in all
+    can match at most N of a group, so a backlog of 100,000 costs no more to route than the
+    free capacity, and an agent who declined the group's oldest contacts still finds N they may
+    take among those read (work-conserving: the declined ones never hide newer ones).
+    ``None`` loads everything (tests, the work-conservation check).
     """
+    # (interaction, agent) pairs that exclude the agent, with the interaction's group. Bounded
+    # by the declines and misses of contacts still waiting (each agent declines few).
+    exclusion_rows = list(
+        Offer.objects.filter(
+            interaction__status=Status.QUEUED, status__in=EXCLUDING_OFFER_STATUSES
+        ).values(
+            "interaction_id",
+            "agent_id",
+            *(f"interaction__{field}" for field in GROUP_FIELDS),
+        )
+    )
+    excluded: dict[int, set[int]] = defaultdict(set)
+    per_agent_in_group: dict[tuple[Any, ...], dict[int, int]] = defaultdict(
+        lambda: defaultdict(int)
+    )
+    for row in exclusion_rows:
+        if row["agent_id"] in excluded[row["interaction_id"]]:
+            continue
+        excluded[row["interaction_id"]].add(row["agent_id"])
+        per_agent_in_group[_group_key(row, "interaction__")][row["agent_id"]] += 1
+    # Group -> the most contacts of that group one agent may not take.
+    extra = {group: max(counts.values()) for group, counts in per_agent_in_group.items()}
     rows = Interaction.objects.filter(status=Status.QUEUED)
+    limit = max(1, per_group or 0)
     if per_group is not None:
         rows = rows.annotate(
             group_rank=Window(
                 RowNumber(),
-                partition_by=[
-                    F("organisation_id"),
-                    F("queue_id"),
-                    F("channel"),
-                    F("required_skills"),
-                    F("language"),
-                ],
+                partition_by=[F(field) for field in GROUP_FIELDS],
                 order_by=[F("priority").desc(), F("queued_at").asc(), F("id").asc()],
             )
-        ).filter(group_rank__lte=max(1, per_group))
+        ).filter(group_rank__lte=limit + max(extra.values(), default=0))
     rows = rows.order_by("-priority", "queued_at", "id")
-    values = list(
-        rows.values(
-            "id",
-            "channel",
-            "queue_id",
-            "queued_at",
-            "queue_entered_at",
-            "created_at",
-            "required_skills",
-            "language",
-            "priority",
-            "sla_due_at",
-            "contact_id",
-            "organisation_id",
-        )
-    )
+    fields = [
+        "id",
+        "channel",
+        "queue_id",
+        "queued_at",
+        "queue_entered_at",
+        "created_at",
+        "required_skills",
+        "language",
+        "priority",
+        "sla_due_at",
+        "contact_id",
+        "organisation_id",
+    ]
+    values = list(rows.values(*fields, *(["group_rank"] if per_group is not None else [])))
+    if per_group is not None and extra:
+        # The SQL read the most any group needs; each group keeps only its own share.
+        values = [v for v in values if v["group_rank"] <= limit + extra.get(_group_key(v), 0)]
     if not values:
         return []
-    excluded: dict[int, set[int]] = defaultdict(set)
-    for interaction_id, agent_id in Offer.objects.filter(
-        interaction__status=Status.QUEUED, status__in=EXCLUDING_OFFER_STATUSES
-    ).values_list("interaction_id", "agent_id"):
-        excluded[interaction_id].add(agent_id)
     preferred = preferred_agents(
         {v["contact_id"] for v in values if v["contact_id"] is not None}, now
     )

@@ -2,10 +2,17 @@
 
 - ``routing.route_pending``: one routing pass; triggered after commit by events (interaction
   queued, agent available, offer declined or expired, agent freed).
+- ``routing.expire_offers``: scheduled (``eta``) at the deadline of the offers a claim, a
+  transfer or a reassignment made; expires those still unanswered (docs/routing.md, timers).
+- ``routing.end_wrap_up``: scheduled at the end of an agent's after-call work.
 - ``routing.sweep``: the periodic safety net (Celery beat, or the embedded scheduler):
-  expires offers, ends wrap-up timers, and routes whatever an event missed. Because the
-  database is the source of truth, a lost message or a dead worker delays routing by at
-  most one sweep.
+  expires offers, ends wrap-up timers, releases the work of agents whose console vanished,
+  and routes whatever an event missed. Because the database is the source of truth, a lost
+  message or a dead worker delays routing by at most one sweep.
+
+The timer tasks re-read their rows under lock and do nothing when the offer was answered or
+the wrap-up ended meanwhile, so a duplicate delivery (a message redelivered after the broker's
+visibility timeout, or the sweep getting there first) changes nothing.
 """
 
 from __future__ import annotations
@@ -17,7 +24,14 @@ from celery import shared_task
 
 from agents.presence import do_end_wrap_ups
 
-from .actions import do_expire_offers, do_route_pending, pass_started
+from .actions import (
+    do_expire_offers,
+    do_release_lost_consoles,
+    do_route_pending,
+    pass_started,
+    schedule_offer_timers_again,
+    schedule_wrap_up_end,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -31,16 +45,51 @@ def route_pending() -> dict[str, Any]:
     return {"offered": result.offered, "assigned": result.assigned, "skipped": result.skipped}
 
 
+@shared_task(name="routing.expire_offers", ignore_result=True)
+def expire_offers(offer_ids: list[int]) -> dict[str, Any]:
+    expired = do_expire_offers(offer_ids=offer_ids)
+    # Still pending and not yet due (this worker's clock is behind the scheduler's): again.
+    rescheduled = 0 if expired == len(offer_ids) else schedule_offer_timers_again(offer_ids)
+    return {"expired": expired, "rescheduled": rescheduled}
+
+
+@shared_task(name="routing.end_wrap_up", ignore_result=True)
+def end_wrap_up(agent_id: int) -> dict[str, Any]:
+    from agents.models import AgentPresence, AgentState
+
+    ended = do_end_wrap_ups(agent_ids=[agent_id])
+    if not ended:
+        until = (
+            AgentPresence.objects.filter(agent_id=agent_id, state=AgentState.WRAP_UP)
+            .values_list("wrap_up_until", flat=True)
+            .first()
+        )
+        if until is not None:  # not yet due (clocks apart): again at its end
+            schedule_wrap_up_end(agent_id, until)
+    return {"ended": ended}
+
+
 @shared_task(name="routing.sweep", ignore_result=True)
 def sweep() -> dict[str, Any]:
     expired = do_expire_offers()
     wrap_ups = do_end_wrap_ups()
+    released = do_release_lost_consoles()
     claimed = 0
     for _ in range(MAX_PASSES_PER_SWEEP):
         result = do_route_pending()
         claimed += result.claimed
         if result.claimed == 0 and result.skipped == 0:
             break
-    if expired or claimed:
-        logger.info("sweep: %s offers expired, %s claimed", expired, claimed)
-    return {"expired": expired, "wrap_ups_ended": wrap_ups, "claimed": claimed}
+    if expired or claimed or released:
+        logger.info(
+            "sweep: %s offers expired, %s agents' consoles lost, %s claimed",
+            expired,
+            released,
+            claimed,
+        )
+    return {
+        "expired": expired,
+        "wrap_ups_ended": wrap_ups,
+        "consoles_lost": released,
+        "claimed": claimed,
+    }

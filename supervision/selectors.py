@@ -5,9 +5,10 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any, cast
 
+from django.conf import settings
 from django.db.models import Case, Count, Min, Value, When
 from django.utils import timezone
 
@@ -284,6 +285,7 @@ def agent_rows(scope: Scope) -> list[dict[str, Any]]:
             }
         )
     rows = []
+    live_since = timezone.now() - timedelta(seconds=settings.ROUTING_HEARTBEAT_WINDOW_SECONDS)
     for a in agents:
         presence: AgentPresence = a.presence
         rows.append(
@@ -292,6 +294,10 @@ def agent_rows(scope: Scope) -> list[dict[str, Any]]:
                 "name": str(a),
                 "team": a.team.name if a.team else "",
                 "state": presence.state,
+                # Connected: logged in with a live console (a heartbeat within the window).
+                "connected": presence.state != AgentState.OFFLINE
+                and presence.last_heartbeat_at is not None
+                and presence.last_heartbeat_at >= live_since,
                 "pause_reason": presence.pause_reason,
                 "state_since": _iso(presence.state_since),
                 "work": work.get(a.pk, []),
@@ -305,6 +311,11 @@ def state_counts(rows: list[dict[str, Any]]) -> dict[str, int]:
     for r in rows:
         counts[r["state"]] = counts.get(r["state"], 0) + 1
     return counts
+
+
+def connected_count(rows: list[dict[str, Any]]) -> int:
+    """Agents with a live console (not merely "not offline" in the database)."""
+    return sum(1 for r in rows if r["connected"])
 
 
 # --------------------------------------------------------------------------- skills matrix

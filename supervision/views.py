@@ -97,12 +97,12 @@ def wallboard(request: HttpRequest, scope: Scope) -> HttpResponse:
 
 def _wallboard_labels() -> dict[str, Any]:
     """Words the wallboard's script needs, in the page's language."""
-    from agents.models import PauseReason
+    from agents.models import OfflineReason, PauseReason
     from interactions.lifecycle import Status
 
     return {
         "states": {k: str(v) for k, v in AgentState.choices},
-        "reasons": {k: str(v) for k, v in PauseReason.choices},
+        "reasons": {k: str(v) for k, v in [*PauseReason.choices, *OfflineReason.choices]},
         "channels": {k: str(v) for k, v in Channel.choices},
         "statuses": {k: str(v) for k, v in Status.choices},
         "alerts": {

@@ -46,6 +46,10 @@
     var a = state.agent;
     var key = a.state === "paused" ? "paused:" + a.pause_reason : a.state;
     var label = config.labels[key] || config.labels[a.state] || a.state;
+    if (a.state === "offline" && a.pause_reason) {
+      // Taken offline by the system (e.g. "connection lost"): say why.
+      label += " – " + (config.labels["offline:" + a.pause_reason] || a.pause_reason);
+    }
     var badge = document.getElementById("state-label");
     badge.textContent = a.state === "paused" ? t.paused + " – " + label : label;
     badge.className = "state-badge state-" + a.state;
