@@ -166,6 +166,7 @@ CONSOLE_PAGE = web(anon=LOGIN, agent=200, sup=403, lone=403, oadm=403, padm=403)
 CONSOLE_POST = web(anon=LOGIN, agent=DONE, sup=403, lone=403, oadm=403, padm=403)
 CONSOLE_ROW_PAGE = web(anon=LOGIN, agent=OO(200, HIDDEN), sup=403, lone=403, oadm=403, padm=403)
 CONSOLE_ROW_POST = web(anon=LOGIN, agent=OO(DONE, HIDDEN), sup=403, lone=403, oadm=403, padm=403)
+OFFER_POST = web(anon=LOGIN, agent=OO(DONE, HIDDEN | {409}), sup=403, lone=403, oadm=403, padm=403)
 WS_AGENT = web(anon=REJECT, agent=ACCEPT, sup=REJECT, lone=REJECT, oadm=REJECT, padm=REJECT)
 WS_SUPERVISOR = web(
     anon=REJECT,
@@ -259,8 +260,10 @@ MATRIX: dict[str, dict[str, dict[str, Expect]]] = {
     "console:console": {"GET": CONSOLE_PAGE},
     "console:state": {"POST": CONSOLE_POST},
     "console:channels": {"POST": CONSOLE_POST},
-    "console:accept": {"POST": CONSOLE_ROW_POST},
-    "console:decline": {"POST": CONSOLE_ROW_POST},
+    # An offer not made to the agent (another organisation's included) answers exactly like one
+    # that is gone (409, "no longer available"): it tells nothing about the offer.
+    "console:accept": {"POST": OFFER_POST},
+    "console:decline": {"POST": OFFER_POST},
     "console:workspace": {"GET": CONSOLE_ROW_PAGE},
     "console:thread": {"GET": CONSOLE_ROW_PAGE},
     "console:reply": {"POST": CONSOLE_ROW_POST},
@@ -948,7 +951,7 @@ def _side(tag: str, mark: str, user_mark: str) -> Side:
         channel="chat",
         status="pending",
         created_at=now,
-        expires_at=now + timedelta(minutes=5),
+        expires_at=now + timedelta(hours=2),  # the run may be long
     )
     decision = RoutingDecision.objects.create(
         interaction=offered, offer=offer, agent=agents[0], action="offer", rule="matrix", at=now
