@@ -11,7 +11,7 @@ from rest_framework.decorators import action
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from contactcentre.api_scope import ScopedViewSetMixin, audit_user, request_user
+from contactcentre.api_scope import ScopedViewSetMixin, audit_user, int_param, request_user
 from organisations import authz
 
 from .actions import (
@@ -86,7 +86,11 @@ class ContactViewSet(ScopedViewSetMixin, viewsets.ModelViewSet):
 
     def perform_create(self, serializer: Any) -> None:
         data = {k: v for k, v in serializer.validated_data.items() if k in CONTACT_FIELDS}
-        serializer.instance = do_create_contact(actor=self.request.user, **data)
+        serializer.instance = do_create_contact(
+            actor=self.request.user,
+            organisation_id=int_param(self.request, "organisation"),  # platform administrators
+            **data,
+        )
 
     def perform_update(self, serializer: Any) -> None:
         contact = serializer.instance

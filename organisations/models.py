@@ -83,6 +83,14 @@ def sole_organisation() -> int:
     return org.pk
 
 
+def sole_organisation_if_one() -> int | None:
+    """A form's initial organisation: the only one, or none to choose from when several."""
+    try:
+        return sole_organisation()
+    except OrganisationRequired:
+        return None
+
+
 class Membership(models.Model):
     """The organisation a user works for. Their role stays a group (agent, supervisor,
     administrator); an administrator with a membership administers that organisation only."""
@@ -98,7 +106,7 @@ class Membership(models.Model):
         verbose_name=_("organisation"),
         on_delete=models.PROTECT,
         related_name="memberships",
-        default=sole_organisation,
+        default=sole_organisation_if_one,
     )
 
     class Meta:

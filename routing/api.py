@@ -122,7 +122,11 @@ class SkillViewSet(ScopedViewSetMixin, viewsets.ModelViewSet):
     def perform_create(self, serializer: Any) -> None:
         data = {k: v for k, v in serializer.validated_data.items() if k in SKILL_FIELDS}
         try:
-            serializer.instance = do_create_skill(actor=self.request.user, **data)
+            serializer.instance = do_create_skill(
+                actor=self.request.user,
+                organisation_id=int_param(self.request, "organisation"),  # platform admins
+                **data,
+            )
         except ConfigError as exc:
             raise ValidationError({"detail": str(exc)}) from exc
 
