@@ -98,6 +98,10 @@ class AgentConsoleConsumer(JsonConsumer):
 
     async def disconnect(self, code: int) -> None:
         live.unregister(self)
+        if self.agent_id is not None:  # gone for good? checked after the window plus grace
+            from routing.actions import schedule_console_check
+
+            await database_sync_to_async(schedule_console_check)(self.agent_id)
         for group in self.groups_joined:
             await self.channel_layer.group_discard(group, self.channel_name)
         self.groups_joined = []

@@ -623,6 +623,15 @@ def schedule_wrap_up_end(agent_id: int, until: datetime) -> None:
     _schedule_at("routing.end_wrap_up", [agent_id], until)
 
 
+def schedule_console_check(agent_id: int) -> None:
+    """A console closed: check the agent at the end of the heartbeat window plus grace (their
+    work goes back if no console of theirs sent a heartbeat since), not only at beat's sweep."""
+    seconds = settings.ROUTING_HEARTBEAT_WINDOW_SECONDS + settings.ROUTING_CONSOLE_GRACE_SECONDS
+    _schedule_at(
+        "routing.release_lost_console", [agent_id], timezone.now() + timedelta(seconds=seconds)
+    )
+
+
 def schedule_offer_timers_again(offer_ids: Sequence[int]) -> int:
     """Offers a timer found not yet due (clocks apart): schedule them again at their deadline."""
     rescheduled = 0
@@ -644,7 +653,9 @@ def console_lost_cutoff(now: datetime) -> datetime:
     )
 
 
-def do_release_lost_consoles(*, now: datetime | None = None) -> int:
+def do_release_lost_consoles(
+    *, now: datetime | None = None, agent_ids: Sequence[int] | None = None
+) -> int:
     """Agents whose console vanished give their work back and go offline ("connection lost").
 
     After ``ROUTING_HEARTBEAT_WINDOW_SECONDS`` without a heartbeat an agent gets no new offers;
@@ -657,6 +668,8 @@ def do_release_lost_consoles(*, now: datetime | None = None) -> int:
     Never waits for a lock (``SKIP LOCKED`` on the presence, interactions and offers): what
     another transaction holds is left for the next sweep, so this cannot deadlock with the
     paths that lock offer -> interaction -> presence. Returns how many agents were released.
+    The sweep looks at every agent; the timer a console's disconnection schedules
+    (:func:`schedule_console_check`) at one.
     """
     now = now or timezone.now()
     cutoff = console_lost_cutoff(now)
@@ -664,9 +677,11 @@ def do_release_lost_consoles(*, now: datetime | None = None) -> int:
     holding = Interaction.objects.filter(
         status__in=(Status.OFFERED, Status.ASSIGNED), assigned_agent__isnull=False
     ).values("assigned_agent_id")
+    presences = AgentPresence.objects.filter(stale)
+    if agent_ids is not None:
+        presences = presences.filter(agent_id__in=list(agent_ids))
     candidates = list(
-        AgentPresence.objects.filter(stale)
-        .filter(~Q(state=AgentState.OFFLINE) | Q(agent_id__in=holding))
+        presences.filter(~Q(state=AgentState.OFFLINE) | Q(agent_id__in=holding))
         .order_by("agent_id")
         .values_list("agent_id", flat=True)[:1000]
     )

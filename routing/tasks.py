@@ -5,6 +5,8 @@
 - ``routing.expire_offers``: scheduled (``eta``) at the deadline of the offers a claim, a
   transfer or a reassignment made; expires those still unanswered (docs/routing.md, timers).
 - ``routing.end_wrap_up``: scheduled at the end of an agent's after-call work.
+- ``routing.release_lost_console``: scheduled when a console disconnects, at the end of the
+  heartbeat window plus grace: releases the agent's work if no console of theirs came back.
 - ``routing.sweep``: the periodic safety net (Celery beat, or the embedded scheduler):
   expires offers, ends wrap-up timers, releases the work of agents whose console vanished,
   and routes whatever an event missed. Because the database is the source of truth, a lost
@@ -67,6 +69,11 @@ def end_wrap_up(agent_id: int) -> dict[str, Any]:
         if until is not None:  # not yet due (clocks apart): again at its end
             schedule_wrap_up_end(agent_id, until)
     return {"ended": ended}
+
+
+@shared_task(name="routing.release_lost_console", ignore_result=True)
+def release_lost_console(agent_id: int) -> dict[str, Any]:
+    return {"released": do_release_lost_consoles(agent_ids=[agent_id])}
 
 
 @shared_task(name="routing.sweep", ignore_result=True)

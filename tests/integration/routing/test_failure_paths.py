@@ -15,7 +15,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -322,3 +322,69 @@ def test_the_embedded_scheduler_knows_and_runs_every_periodic_task(settings: Any
     )
     assert report["missing"] == []
     assert report["failures"] == {}
+
+
+@pytest.mark.django_db
+def test_a_closed_console_is_checked_at_the_end_of_its_grace_one_agent_only(
+    queue: Any, agent: Any, arrive: Any, settings: Any
+) -> None:
+    from routing.tasks import release_lost_console
+
+    q = queue("chat", {"x": 1})
+    gone = agent("gone", {"x": 1}, channels=["chat"])
+    other = agent("other", {"x": 1}, channels=["chat"])
+    chat = arrive(q, "chat")
+    do_route_pending()
+    holder = pending_offer(chat).agent
+    stale = timezone.now() - timedelta(
+        seconds=settings.ROUTING_HEARTBEAT_WINDOW_SECONDS
+        + settings.ROUTING_CONSOLE_GRACE_SECONDS
+        + 1
+    )
+    AgentPresence.objects.update(last_heartbeat_at=stale)
+    bystander = other if holder == gone else gone
+
+    # the timer of the console that closed releases that agent only
+    assert release_lost_console.apply(args=(holder.pk,)).get() == {"released": 1}
+    assert AgentPresence.objects.get(agent=holder).state == AgentState.OFFLINE
+    assert AgentPresence.objects.get(agent=bystander).state == AgentState.AVAILABLE
+    chat.refresh_from_db()
+    assert chat.assigned_agent_id != holder.pk
+    # and a console that came back (a heartbeat since) is left alone
+    AgentPresence.objects.filter(agent=bystander).update(last_heartbeat_at=timezone.now())
+    assert release_lost_console.apply(args=(bystander.pk,)).get() == {"released": 0}
+    assert AgentPresence.objects.get(agent=bystander).state == AgentState.AVAILABLE
+
+
+@pytest.mark.redis
+@pytest.mark.django_db(transaction=True)
+def test_timers_are_sent_to_the_broker_at_their_deadline(
+    settings: Any, queue: Any, agent: Any, arrive: Any
+) -> None:
+    import base64
+
+    import redis
+
+    from routing.actions import schedule_console_check
+
+    broker = settings.REDIS_URL
+    client = redis.Redis.from_url(broker)
+    client.flushdb()
+    with celery_broker(broker, settings):
+        # given an agent offered a chat by a pass (no worker: the messages stay in the broker)
+        q = queue("chat", {"x": 1})
+        a = agent("a", {"x": 1}, channels=["chat"])
+        arrive(q, "chat")
+        do_route_pending()
+        schedule_console_check(a.pk)
+
+    messages = [json.loads(raw) for raw in client.lrange("celery", 0, -1)]
+    timers = {
+        m["headers"]["task"]: (m["headers"]["eta"], json.loads(base64.b64decode(m["body"]))[0])
+        for m in messages
+        if m["headers"]["task"] != "routing.route_pending"
+    }
+    offer = Offer.objects.get(agent=a)
+    assert timers["routing.expire_offers"][1] == [[offer.pk]]
+    assert datetime.fromisoformat(timers["routing.expire_offers"][0]) >= offer.expires_at
+    assert timers["routing.release_lost_console"][1] == [a.pk]
