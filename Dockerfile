@@ -56,12 +56,13 @@ EXPOSE 8000
 HEALTHCHECK --interval=30s --timeout=10s --start-period=30s --retries=3 \
     CMD ["python", "-c", "import os, urllib.request as r; h = [x.strip().lstrip('.') for x in os.environ.get('DJANGO_ALLOWED_HOSTS', 'localhost').split(',') if x.strip() not in ('', '*')]; r.urlopen(r.Request('http://127.0.0.1:8000/healthz', headers={'Host': (h or ['localhost'])[0]}), timeout=8)"]
 
-# TLS is terminated by the reverse proxy in front: --proxy-headers makes uvicorn take the client
-# address and scheme from X-Forwarded-For/-Proto. Publish port 8000 only to that proxy.
+# TLS is terminated by the reverse proxy in front. uvicorn keeps the TCP peer's address
+# (--no-proxy-headers): the application reads X-Forwarded-For from TRUSTED_PROXIES only, and
+# X-Forwarded-Proto through SECURE_PROXY_SSL_HEADER. Publish port 8000 only to that proxy.
 # Django's ASGI handler has no lifespan support, hence --lifespan off (as `manage.py serve`).
 # uvicorn reads WEB_CONCURRENCY for its number of worker processes (default 1), and
 # UVICORN_WS_PER_MESSAGE_DEFLATE: WebSocket compression is off, since console and chat frames
 # are small JSON and each compressed socket keeps about 40 KB of zlib state (docs/benchmarks.md).
 ENV UVICORN_WS_PER_MESSAGE_DEFLATE=false
 CMD ["uvicorn", "contactcentre.asgi:application", "--host", "0.0.0.0", "--port", "8000", \
-     "--proxy-headers", "--forwarded-allow-ips=*", "--lifespan", "off"]
+     "--no-proxy-headers", "--lifespan", "off"]

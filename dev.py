@@ -82,6 +82,15 @@ def test_environment(embedded: bool) -> dict[str, str]:
     return env
 
 
+def run_environment() -> dict[str, str]:
+    """``dev.py run``: debug, plain HTTP, and the chat demo page (off by default elsewhere)."""
+    env = dict(os.environ)
+    env.setdefault("DJANGO_DEBUG", "true")
+    env.setdefault("DJANGO_SECURE", "false")
+    env.setdefault("CHAT_DEMO_PAGE", "true")
+    return env
+
+
 def main(argv: list[str]) -> int:
     if not argv or argv[0] not in {"run", "test"}:
         print(__doc__)
@@ -90,11 +99,8 @@ def main(argv: list[str]) -> int:
     ensure_venv()
     os.chdir(ROOT)
     if command == "run":
-        env = dict(os.environ)
-        env.setdefault("DJANGO_DEBUG", "true")
-        env.setdefault("DJANGO_SECURE", "false")
         args = [str(PYTHON), "manage.py", "serve", *rest]
-        return subprocess.call(args, env=env)
+        return subprocess.call(args, env=run_environment())
     embedded = "--embedded" in rest
     rest = [a for a in rest if a != "--embedded"]
     env = test_environment(embedded)

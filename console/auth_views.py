@@ -7,12 +7,13 @@ import time
 from django.conf import settings
 from django.contrib.auth.decorators import login_required
 from django.http import HttpRequest, HttpResponse, JsonResponse
-from django.shortcuts import redirect, render
-from django.utils.http import url_has_allowed_host_and_scheme
+from django.shortcuts import redirect, render, resolve_url
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_POST
 from django_otp import login as otp_login
 from django_otp.plugins.otp_totp.models import TOTPDevice
+
+from contactcentre.redirects import safe_next_url
 
 from .middleware import PASSIVE_HEADER, idle_seconds_left, touch
 
@@ -21,9 +22,7 @@ ENROL_SESSION_KEY = "cc_otp_enrol_device"
 
 def _next(request: HttpRequest) -> str:
     target = request.POST.get("next") or request.GET.get("next") or ""
-    if url_has_allowed_host_and_scheme(target, {request.get_host()}, request.is_secure()):
-        return target
-    return settings.LOGIN_REDIRECT_URL
+    return safe_next_url(request, target, resolve_url(settings.LOGIN_REDIRECT_URL))
 
 
 def _check(device: TOTPDevice, token: str) -> tuple[bool, str]:

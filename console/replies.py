@@ -61,7 +61,7 @@ def send_reply(
         except EmailReplyError as exc:
             raise ReplyError(str(exc)) from exc
     if channel == "sms":
-        from channels_inbound.sms.actions import SmsError, SmsOptedOut, do_send_sms
+        from channels_inbound.sms.actions import SmsError, SmsOptedOut, SmsTooLong, do_send_sms
 
         author = get_user_model().objects.get(pk=author_id)
         try:
@@ -69,6 +69,14 @@ def send_reply(
         except SmsOptedOut as exc:
             raise ReplyError(
                 _("This citizen replied STOP: no SMS can be sent until they send START.")
+            ) from exc
+        except SmsTooLong as exc:
+            raise ReplyError(
+                _(
+                    "An SMS can have at most %(limit)s characters and this reply has "
+                    "%(length)s: shorten it, or send it in several SMS."
+                )
+                % {"limit": exc.limit, "length": exc.length}
             ) from exc
         except SmsError as exc:
             raise ReplyError(str(exc)) from exc

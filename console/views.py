@@ -41,6 +41,7 @@ from channels_inbound.email.actions import (
     render_email_html,
 )
 from channels_inbound.identities import identities_in_use
+from contactcentre.redirects import safe_next_url
 from contacts.actions import (
     ContactError,
     IdentityRemovalRefused,
@@ -105,7 +106,7 @@ def _done(request: HttpRequest, message: str, *, status: int = 200, **data: Any)
         return JsonResponse({"ok": status < 400, "message": message, **data}, status=status)
     if message:
         (messages.success if status < 400 else messages.error)(request, message)
-    return redirect(request.POST.get("next") or reverse("console:console"))
+    return redirect(safe_next_url(request, request.POST.get("next"), reverse("console:console")))
 
 
 def _state_labels() -> dict[str, str]:

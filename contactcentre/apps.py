@@ -8,6 +8,7 @@ class ContactCentreConfig(AppConfig):
     verbose_name = _("Contact centre")
 
     def ready(self) -> None:
+        from . import checks  # noqa: F401  (registers the system checks)
         from .roles import ensure_roles
 
         # After the last app's permissions exist (they are created on post_migrate too).

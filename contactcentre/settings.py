@@ -74,6 +74,8 @@ MIDDLEWARE = [
     "csp.middleware.CSPMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.locale.LocaleMiddleware",
+    # 400 for a NUL character in the path, query string or body, before any view reads them.
+    "contactcentre.middleware.RejectNulMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
@@ -251,7 +253,9 @@ AXES_COOLOFF_TIME = timedelta(minutes=env.int("AXES_COOLOFF_MINUTES", default=15
 AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
 AXES_RESET_ON_SUCCESS = True
 AXES_LOCKOUT_TEMPLATE = "registration/locked_out.html"
-AXES_IPWARE_PROXY_COUNT: int = env.int("AXES_IPWARE_PROXY_COUNT", default=0)
+# The client address behind TRUSTED_PROXIES only (contactcentre/clientip.py), never a forged
+# X-Forwarded-For.
+AXES_CLIENT_IP_CALLABLE = "contactcentre.clientip.client_ip_for_request"
 OTP_TOTP_ISSUER: str = env.str("OTP_TOTP_ISSUER", default="Centre de contacts")
 # --- Agent console (docs/console.md) ---
 # Idle timeout: after this long without a click or key press the session ends; the console
@@ -307,7 +311,7 @@ REST_FRAMEWORK = {
         "rest_framework.authentication.SessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["contactcentre.permissions.RoleModelPermissions"],
-    "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.LimitOffsetPagination",
+    "DEFAULT_PAGINATION_CLASS": "contactcentre.pagination.Pagination",
     "PAGE_SIZE": 50,
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "EXCEPTION_HANDLER": "contactcentre.api_errors.exception_handler",
@@ -415,6 +419,24 @@ PERMISSIONS_POLICY: dict[str, list[str]] = {
 }
 for _feature in env.list("PERMISSIONS_POLICY_SELF", default=[]):
     PERMISSIONS_POLICY[_feature] = ["self"]
+
+# --- Hardening (docs/operations.md, "Hardening") -------------------------------------------
+# Reverse proxies whose X-Forwarded-For is believed: addresses or CIDR networks. Empty (the
+# default): the header is never believed, the client is the TCP peer. Used by the login lockout,
+# the chat rate limits and /healthz (contactcentre/clientip.py).
+TRUSTED_PROXIES: list[str] = env.list("TRUSTED_PROXIES", default=[])
+# Callers from these networks get /healthz's details; others only the status.
+HEALTHZ_INTERNAL_NETWORKS: list[str] = env.list(
+    "HEALTHZ_INTERNAL_NETWORKS",
+    default=[
+        "127.0.0.0/8",
+        "::1/128",
+        "10.0.0.0/8",
+        "172.16.0.0/12",
+        "192.168.0.0/16",
+        "fc00::/7",
+    ],
+)
 
 # --- Logging --------------------------------------------------------------------------------
 LOGGING: dict[str, Any] = {
@@ -529,6 +551,9 @@ TELEPHONY_BACKEND: str = env.str(
 TELEPHONY_FILE_PATH: str = env.str("TELEPHONY_FILE_PATH", default=str(DATA_DIR / "telephony"))
 TELEPHONY_WEBHOOK_MAX_BYTES: int = env.int("TELEPHONY_WEBHOOK_MAX_BYTES", default=64 * 1024)
 SMS_MAX_BODY_CHARS: int = env.int("SMS_MAX_BODY_CHARS", default=10_000)
+# Longest SMS an agent may send: the provider's limit (Twilio: 1,600 characters, counted in
+# UTF-16 code units like the console's counter).
+SMS_MAX_OUTBOUND_CHARS: int = env.int("SMS_MAX_OUTBOUND_CHARS", default=1600)
 # Answer STOP / START with a confirmation (off when the provider already sends its own).
 SMS_OPT_OUT_REPLY: bool = env.bool("SMS_OPT_OUT_REPLY", default=True)
 # Text to speech: voice per language (e.g. fr-FR=Polly.Lea); empty: the provider's default.
@@ -588,8 +613,20 @@ CHAT_TOUCH_SECONDS: float = env.float("CHAT_TOUCH_SECONDS", default=30.0)
 # A waiting chat whose citizen has been gone (no socket) this long is abandoned by the sweep.
 CHAT_ABANDON_AFTER_SECONDS: int = env.int("CHAT_ABANDON_AFTER_SECONDS", default=180)
 CHAT_TRANSCRIPTS_PER_SESSION: int = env.int("CHAT_TRANSCRIPTS_PER_SESSION", default=3)
-# /chat/demo/: a test page embedding a widget (harmless: it only shows the public snippet).
-CHAT_DEMO_PAGE: bool = env.bool("CHAT_DEMO_PAGE", default=True)
+# /chat/demo/: a test page embedding a widget; off (404) unless DEBUG or this is true.
+CHAT_DEMO_PAGE: bool = env.bool("CHAT_DEMO_PAGE", default=False)
+# Transcripts go only to an address the citizen confirms from their mailbox (a link valid this
+# long), at most this many e-mails per address and hour (docs/channels.md, "Web chat").
+CHAT_TRANSCRIPT_CONFIRM_MAX_AGE_SECONDS: int = env.int(
+    "CHAT_TRANSCRIPT_CONFIRM_MAX_AGE_SECONDS", default=24 * 3600
+)
+CHAT_TRANSCRIPTS_PER_ADDRESS_PER_HOUR: int = env.int(
+    "CHAT_TRANSCRIPTS_PER_ADDRESS_PER_HOUR", default=3
+)
+CHAT_RATE_LIMIT_TRANSCRIPT_ADDRESS: tuple[int, float] = (
+    CHAT_TRANSCRIPTS_PER_ADDRESS_PER_HOUR,
+    CHAT_TRANSCRIPTS_PER_ADDRESS_PER_HOUR / 60.0,
+)
 CELERY_BEAT_SCHEDULE["chat-sweep"] = {
     "task": "channels_chat.sweep",
     "schedule": env.float("CHAT_SWEEP_SECONDS", default=60.0),

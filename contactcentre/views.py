@@ -10,6 +10,12 @@ from django.shortcuts import render
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET
 
+from contactcentre.clientip import (
+    client_address,
+    in_networks,
+    networks,
+    relayed_by_untrusted_proxy,
+)
 from interactions.lifecycle import Status
 from interactions.models import Interaction
 
@@ -59,7 +65,8 @@ def _ms(started: float) -> float:
 @never_cache
 @require_GET
 def healthz(request: HttpRequest) -> JsonResponse:
-    """Readiness: database, Redis (when configured) and Celery workers (when not embedded)."""
+    """Readiness: database, Redis (when configured) and Celery workers (when not embedded).
+    Only internal callers get the details (:func:`internal_caller`)."""
     checks: dict[str, dict[str, object]] = {}
     for name, check in (
         ("database", _check_database),
@@ -71,7 +78,22 @@ def healthz(request: HttpRequest) -> JsonResponse:
         except Exception as exc:
             checks[name] = {"ok": False, "error": f"{type(exc).__name__}: {exc}"}
     healthy = all(bool(c["ok"]) for c in checks.values())
+    status = 200 if healthy else 503
+    if not internal_caller(request):
+        # Which component failed, versions and timings are for the operators' network only.
+        return JsonResponse({"status": "ok" if healthy else "error"}, status=status)
     return JsonResponse(
-        {"status": "ok" if healthy else "unavailable", "checks": checks},
-        status=200 if healthy else 503,
+        {"status": "ok" if healthy else "unavailable", "checks": checks}, status=status
     )
+
+
+def internal_caller(request: HttpRequest) -> bool:
+    """The client (behind ``TRUSTED_PROXIES`` only) is in ``HEALTHZ_INTERNAL_NETWORKS``. A
+    request relayed by a proxy that is not trusted is never internal: the proxy's own address
+    (often a private one) says nothing about the caller."""
+    if relayed_by_untrusted_proxy(request):
+        return False
+    address = client_address(
+        request.META.get("REMOTE_ADDR"), request.META.get("HTTP_X_FORWARDED_FOR")
+    )
+    return in_networks(address, networks(settings.HEALTHZ_INTERNAL_NETWORKS))

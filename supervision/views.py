@@ -19,6 +19,7 @@ from django.utils.translation import gettext as _
 from django.views.decorators.http import require_POST
 
 from agents.models import AgentProfile, AgentState
+from contactcentre.redirects import safe_next_url
 from flows.calendar import WEEKDAYS
 from interactions.models import Channel
 from routing.actions import RoutingError
@@ -71,7 +72,7 @@ def _chosen_organisation(request: HttpRequest) -> int | None:
 
 
 def _back(request: HttpRequest, fallback: str) -> HttpResponse:
-    target = request.POST.get("next") or ""
+    target = safe_next_url(request, request.POST.get("next"), reverse(fallback))
     if not target.startswith("/supervision/"):
         target = reverse(fallback)
     return redirect(target)
@@ -197,7 +198,10 @@ def interaction_reassign(request: HttpRequest, scope: Scope, interaction_id: int
                 request, _("You have taken interaction #%(id)s.") % {"id": interaction.pk}
             )
         else:
-            target = get_object_or_404(scope.agents(), pk=request.POST.get("agent") or 0)
+            raw_agent = request.POST.get("agent", "")
+            target = get_object_or_404(
+                scope.agents(), pk=int(raw_agent) if raw_agent.isdigit() else 0
+            )
             actions.do_supervisor_reassign(
                 actor=request.user, scope=scope, interaction=interaction, target=target
             )

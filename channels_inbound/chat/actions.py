@@ -495,13 +495,21 @@ def do_touch_chat(*, session_id: UUID | str, now: datetime | None = None) -> Non
 
 
 # --- Transcript ---------------------------------------------------------------------------------
-def do_request_transcript(*, session_id: UUID | str, email: str) -> None:
-    """Send the conversation to ``email`` (after commit, by a Celery task)."""
+def transcript_address(email: str) -> str:
+    """The address the citizen typed, checked (``ChatError("email")`` when it is not one)."""
     email = (email or "").strip()
     try:
         validate_email(email)
     except ValidationError:
         raise ChatError("email", "not an e-mail address") from None
+    return email
+
+
+def do_request_transcript(*, session_id: UUID | str, email: str, site_url: str) -> None:
+    """The citizen asks for the conversation at ``email``: a confirmation link goes there first
+    (after commit, by a Celery task); the conversation follows once the link is confirmed
+    (:func:`do_send_confirmed_transcript`). ``site_url``: our public origin, for the link."""
+    email = transcript_address(email)
     with transaction.atomic():
         session = _locked_session(session_id)
         if not session.widget.transcripts_enabled:
@@ -513,11 +521,27 @@ def do_request_transcript(*, session_id: UUID | str, email: str) -> None:
         pk = str(session.pk)
 
         def send() -> None:
-            from .tasks import send_chat_transcript
+            from .tasks import send_chat_transcript_confirmation
+            from .transcript import confirmation_url
 
             try:
-                send_chat_transcript.delay(session_id=pk, email=email)
+                send_chat_transcript_confirmation.delay(
+                    session_id=pk, email=email, url=confirmation_url(site_url, pk, email)
+                )
             except Exception:
-                logger.exception("could not enqueue the transcript of chat %s", pk)
+                logger.exception("could not enqueue the transcript confirmation of chat %s", pk)
 
         transaction.on_commit(send)
+
+
+def do_send_confirmed_transcript(*, session_id: str, email: str) -> bool:
+    """The citizen opened the confirmation link sent to ``email`` and confirmed: the
+    conversation goes there (by a Celery task). False when the chat or its transcripts are
+    gone."""
+    session = ChatSession.objects.select_related("widget").filter(pk=session_id).first()
+    if session is None or not session.widget.transcripts_enabled:
+        return False
+    from .tasks import send_chat_transcript
+
+    send_chat_transcript.delay(session_id=str(session.pk), email=email)
+    return True

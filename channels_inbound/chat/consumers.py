@@ -32,6 +32,7 @@ from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.http.request import split_domain_port, validate_host
 
+from contactcentre.clientip import client_ip_for_scope
 from contactcentre.consumers import JsonConsumer
 from contactcentre.events import agent_group
 
@@ -40,6 +41,7 @@ from .events import chat_group, send_now
 from .models import ChatSession, ChatWidget, origin_matches
 from .strings import widget_language
 from .tokens import InvalidToken, VisitorClaim, make_token, read_token
+from .transcript import address_key
 
 logger = logging.getLogger(__name__)
 
@@ -51,10 +53,8 @@ TYPING_MIN_INTERVAL = 1.0  # seconds between two "typing: true" forwarded to the
 
 
 def client_ip(scope: dict[str, Any]) -> str:
-    client = scope.get("client")
-    if client and client[0]:
-        return str(client[0])
-    return "unknown"
+    """The citizen's address for the rate limits: X-Forwarded-For only from TRUSTED_PROXIES."""
+    return client_ip_for_scope(scope) or "unknown"
 
 
 def _header(scope: dict[str, Any], name: bytes) -> str:
@@ -299,12 +299,42 @@ class ChatVisitorConsumer(JsonConsumer):
         await self._typing(False)
 
     async def _on_transcript(self, content: dict[str, Any]) -> None:
+        """A confirmation link goes to the address; the conversation follows once the citizen
+        confirms it there (transcript.py). One address per conversation, and a few e-mails per
+        address and hour whoever asks."""
         session_id = self._require_session()
-        email = content.get("email")
-        await database_sync_to_async(actions.do_request_transcript)(
-            session_id=session_id, email=email if isinstance(email, str) else ""
+        raw = content.get("email")
+        email = actions.transcript_address(raw if isinstance(raw, str) else "")
+        key = address_key(email)
+        bound = await ratelimit.claim(
+            "transcript-address", session_id, key, settings.CHAT_TOKEN_MAX_AGE_SECONDS
         )
-        await self.send_json({"type": "transcript", "ok": True, "email": email})
+        if bound != key:
+            raise actions.ChatError("transcript_address")
+        verdict = await ratelimit.take(
+            "transcript-address",
+            key,
+            ratelimit.limit_from_settings("CHAT_RATE_LIMIT_TRANSCRIPT_ADDRESS"),
+        )
+        if not verdict.allowed:
+            raise actions.ChatError("transcript_address_limit")
+        await database_sync_to_async(actions.do_request_transcript)(
+            session_id=session_id, email=email, site_url=self._site_url()
+        )
+        await self.send_json({"type": "transcript", "ok": True, "pending": True, "email": email})
+
+    def _site_url(self) -> str:
+        """Our public origin, for links in e-mails: PUBLIC_BASE_URL, else the Host the widget
+        connected to when it is one of ALLOWED_HOSTS (never an arbitrary Host header)."""
+        if settings.PUBLIC_BASE_URL:
+            return str(settings.PUBLIC_BASE_URL).rstrip("/")
+        host = _header(self.scope, b"host")
+        domain, _port = split_domain_port(host)
+        if not host or not domain or not validate_host(domain, settings.ALLOWED_HOSTS):
+            logger.warning("chat transcript: set PUBLIC_BASE_URL (Host %r not allowed)", host)
+            raise actions.ChatError("unavailable", "no public address for the link")
+        secure = self.scope.get("scheme") == "wss" or settings.SESSION_COOKIE_SECURE
+        return f"{'https' if secure else 'http'}://{host}"
 
     async def _on_end(self, content: dict[str, Any]) -> None:
         session_id = self._require_session()

@@ -1,4 +1,5 @@
-"""Token buckets against floods: per visitor and per IP address.
+"""Token buckets against floods: per visitor and per IP address (and per e-mail address for
+transcripts), and short-lived claims (the one transcript address of a conversation).
 
 A bucket holds up to ``burst`` tokens and gains ``per_minute / 60`` tokens a second; each
 frame costs one. With ``REDIS_URL`` the buckets live in Redis (one atomic Lua script, Redis's
@@ -99,7 +100,33 @@ class MemoryBuckets:
             self._buckets.clear()
 
 
+class MemoryClaims:
+    """First-come values with an expiry, in this process (the embedded default)."""
+
+    MAX_KEYS = 50_000
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._values: dict[str, tuple[str, float]] = {}
+
+    def claim(self, key: str, value: str, ttl: float) -> str:
+        now = time.monotonic()
+        with self._lock:
+            if len(self._values) > self.MAX_KEYS:
+                self._values = {k: v for k, v in self._values.items() if v[1] > now}
+            current = self._values.get(key)
+            if current is not None and current[1] > now:
+                return current[0]
+            self._values[key] = (value, now + ttl)
+            return value
+
+    def clear(self) -> None:
+        with self._lock:
+            self._values.clear()
+
+
 _memory = MemoryBuckets()
+_claims = MemoryClaims()
 # One asyncio Redis client per event loop (a client's connections belong to one loop).
 _clients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, Any] = weakref.WeakKeyDictionary()
 
@@ -132,11 +159,28 @@ async def take(bucket: str, ident: str, limit: Limit, cost: float = 1.0) -> Verd
     return Verdict(bool(int(allowed)), float(retry))
 
 
+async def claim(name: str, ident: str, value: str, ttl_seconds: float) -> str:
+    """The value held under ``name`` for ``ident``: ``value`` if there was none (it is kept
+    ``ttl_seconds``), else the earlier one. If Redis does not answer, ``value``."""
+    key = f"{KEY_PREFIX}claim:{name}:{ident}"
+    if not settings.REDIS_URL:
+        return _claims.claim(key, value, ttl_seconds)
+    try:
+        client = _redis_client()
+        await client.set(key, value, nx=True, ex=max(1, int(ttl_seconds)))
+        held = await client.get(key)
+    except Exception as exc:
+        logger.warning("chat claims unavailable (%s); %s allowed", exc, name)
+        return value
+    return held.decode() if isinstance(held, bytes) else str(held or value)
+
+
 def limit_from_settings(name: str) -> Limit:
     burst, per_minute = getattr(settings, name)
     return Limit(int(burst), float(per_minute))
 
 
 def reset_memory_buckets() -> None:
-    """Tests: forget every in-memory bucket."""
+    """Tests: forget every in-memory bucket and claim."""
     _memory.clear()
+    _claims.clear()

@@ -51,9 +51,17 @@ def widget_strings(language: str) -> dict[str, str]:
             "transcript": _("Receive this conversation by e-mail"),
             "email_label": _("Your e-mail address"),
             "transcript_send": _("Send me the conversation"),
-            "transcript_sent": _("The conversation will be sent to {email}."),
+            "transcript_sent": _(
+                "To receive the conversation, open the link we have just sent to {email}."
+            ),
             "error_email": _("Enter a valid e-mail address."),
             "error_transcript_limit": _("No more transcripts can be sent for this conversation."),
+            "error_transcript_address": _(
+                "This conversation can only be sent to the first address you gave."
+            ),
+            "error_transcript_address_limit": _(
+                "Too many e-mails have been sent to this address recently. Please try again later."
+            ),
             "error_rate_limited": _("You are sending messages too quickly. Please wait a moment."),
             "error_too_long": _("Your message is too long."),
             "error_ended": _("This conversation is over. Start a new one to write to us."),

@@ -21,6 +21,21 @@ def send_chat_transcript(self: Any, session_id: str, email: str) -> bool:
         raise self.retry(exc=exc, countdown=min(1800, 60 * 2**self.request.retries)) from exc
 
 
+@shared_task(
+    bind=True, name="channels_chat.send_transcript_confirmation", max_retries=4, acks_late=True
+)
+def send_chat_transcript_confirmation(self: Any, session_id: str, email: str, url: str) -> bool:
+    """E-mail the link that confirms the address before the conversation is sent there."""
+    from .transcript import send_confirmation
+
+    try:
+        return send_confirmation(session_id=session_id, email=email, url=url)
+    except (OSError, smtplib.SMTPException) as exc:
+        if self.request.is_eager or self.request.retries >= self.max_retries:
+            return False
+        raise self.retry(exc=exc, countdown=min(1800, 60 * 2**self.request.retries)) from exc
+
+
 @shared_task(name="channels_chat.sweep", acks_late=True, ignore_result=True)
 def sweep_chats() -> int:
     """Abandon waiting chats whose citizen closed the page and did not come back."""

@@ -7,4 +7,5 @@ from . import views
 urlpatterns: list[URLPattern] = [
     path("widget/<str:key>/config.json", views.widget_config, name="chat-widget-config"),
     path("demo/", views.demo, name="chat-demo"),
+    path("transcript/<str:token>/", views.transcript_confirm, name="chat-transcript-confirm"),
 ]

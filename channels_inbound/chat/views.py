@@ -1,19 +1,24 @@
 """HTTP side of the web chat: the widget's configuration (read cross-origin by the embedded
-script) and the demo page that embeds a widget."""
+script), the demo page that embeds a widget, and the page confirming a transcript's address."""
 
 from __future__ import annotations
 
+from asgiref.sync import sync_to_async
 from django.conf import settings
+from django.core import signing
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import render
+from django.utils import translation
 from django.utils.cache import patch_vary_headers
 from django.views.decorators.cache import never_cache
-from django.views.decorators.http import require_GET
+from django.views.decorators.http import require_GET, require_http_methods
 
+from . import actions, ratelimit
 from .consumers import origin_allowed
-from .models import ChatWidget
+from .models import ChatSession, ChatWidget
 from .selectors import widget_for_key
 from .strings import widget_language, widget_strings
+from .transcript import address_key, read_confirmation_token
 
 
 def _cors(response: HttpResponse, origin: str) -> HttpResponse:
@@ -66,8 +71,9 @@ def widget_script_url(request: HttpRequest | None) -> str:
 @never_cache
 @require_GET
 def demo(request: HttpRequest) -> HttpResponse:
-    """A test page embedding a widget as a partner site would (``?widget=<key>&lang=en``)."""
-    if not settings.CHAT_DEMO_PAGE:
+    """A test page embedding a widget as a partner site would (``?widget=<key>&lang=en``).
+    Only in DEBUG or with ``CHAT_DEMO_PAGE`` on (``dev.py run`` sets both)."""
+    if not (settings.DEBUG or settings.CHAT_DEMO_PAGE):
         raise Http404
     key = request.GET.get("widget", "")
     widgets = ChatWidget.objects.select_related("endpoint").filter(
@@ -81,3 +87,49 @@ def demo(request: HttpRequest) -> HttpResponse:
         "script_url": widget_script_url(request),
     }
     return render(request, "chat/demo.html", context)
+
+
+def _confirm_page(
+    request: HttpRequest, session: ChatSession | None, context: dict[str, object], status: int
+) -> HttpResponse:
+    language = session.language if session is not None else widget_language(None)
+    with translation.override(language):
+        return render(
+            request,
+            "chat/transcript_confirm.html",
+            {"title": session.widget.display_title if session else "", **context},
+            status=status,
+        )
+
+
+@never_cache
+@require_http_methods(["GET", "POST"])
+async def transcript_confirm(request: HttpRequest, token: str) -> HttpResponse:
+    """The link of the confirmation e-mail: GET shows what will be sent where (mail scanners
+    that follow links send nothing), the button (POST) sends the conversation."""
+    try:
+        session_id, email = read_confirmation_token(token)
+    except signing.SignatureExpired:
+        return await sync_to_async(_confirm_page)(request, None, {"state": "expired"}, 410)
+    except signing.BadSignature:
+        return await sync_to_async(_confirm_page)(request, None, {"state": "invalid"}, 404)
+    session = (
+        await ChatSession.objects.select_related("widget__endpoint").filter(pk=session_id).afirst()
+    )
+    if session is None or not session.widget.transcripts_enabled:
+        return await sync_to_async(_confirm_page)(request, None, {"state": "invalid"}, 404)
+    context: dict[str, object] = {"email": email, "state": "ask"}
+    if request.method == "POST":
+        verdict = await ratelimit.take(
+            "transcript-sent",
+            address_key(email),
+            ratelimit.limit_from_settings("CHAT_RATE_LIMIT_TRANSCRIPT_ADDRESS"),
+        )
+        if not verdict.allowed:
+            context["state"] = "limited"
+            return await sync_to_async(_confirm_page)(request, session, context, 429)
+        sent = await sync_to_async(actions.do_send_confirmed_transcript)(
+            session_id=str(session.pk), email=email
+        )
+        context["state"] = "sent" if sent else "invalid"
+    return await sync_to_async(_confirm_page)(request, session, context, 200)

@@ -7,6 +7,8 @@ Replies, so the relay does the right thing:
 * ``552 5.3.4`` with a clear French/English text for a message over
   ``EMAIL_MAX_MESSAGE_BYTES`` (announced in ``EHLO`` as ``SIZE``) or an attachment over
   ``EMAIL_MAX_ATTACHMENT_BYTES``: the relay bounces it to the sender with that text;
+* ``550 5.6.0`` for an empty message (nothing, or only blank lines), one without a sender
+  address in ``From``, or one with neither a subject nor any content: nothing to route;
 * ``451 4.3.0`` on any temporary failure (database down...), so the relay tries again later.
 
 The database work runs in a small thread pool (Django's ORM is synchronous); each call closes
@@ -16,9 +18,12 @@ its connections when done.
 from __future__ import annotations
 
 import asyncio
+import email.policy
 import logging
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from email.parser import BytesParser
+from email.utils import getaddresses
 from functools import partial
 from typing import Any, TypeVar
 
@@ -26,10 +31,17 @@ from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import SMTP, Envelope, Session
 from django.conf import settings
 from django.db import close_old_connections, connections
+from django.utils.translation import gettext_noop
 
 from channels_inbound.ingest import IngestError
 
-from .inbound import EmailRefused, do_ingest_email, endpoint_among, too_large_message
+from .inbound import (
+    EmailRefused,
+    bilingual_ascii,
+    do_ingest_email,
+    endpoint_among,
+    too_large_message,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -39,6 +51,39 @@ UNKNOWN_RECIPIENT = "550 5.1.1 Adresse inconnue / Unknown recipient"
 TEMPORARY_FAILURE = (
     "451 4.3.0 Erreur temporaire, nouvel essai plus tard / Temporary failure, try again later"
 )
+
+
+def _refused(message: str) -> EmailRefused:
+    return EmailRefused(550, "5.6.0", bilingual_ascii(message, {}))
+
+
+def content_refusal(raw: bytes) -> EmailRefused | None:
+    """Why a message cannot be routed at all, if it cannot: empty (or only blank lines), no
+    sender address in ``From``, or neither a subject nor any content (text or attachment)."""
+    if not raw.strip():
+        return _refused(gettext_noop("Message refused: it is empty."))
+    msg = BytesParser(policy=email.policy.default).parsebytes(raw)
+    try:
+        senders = [addr for _name, addr in getaddresses(msg.get_all("From", [])) if "@" in addr]
+    except (TypeError, ValueError, IndexError, AttributeError):
+        senders = []
+    if not senders:
+        return _refused(gettext_noop("Message refused: it has no sender address (From header)."))
+    try:
+        subject = str(msg.get("Subject", "") or "").strip()
+    except (TypeError, ValueError, IndexError, AttributeError):
+        subject = ""
+    has_content = False
+    for part in msg.walk():
+        if part.get_content_maintype() == "multipart":
+            continue
+        payload = part.get_payload(decode=True)
+        if isinstance(payload, bytes) and payload.strip():
+            has_content = True
+            break
+    if not subject and not has_content:
+        return _refused(gettext_noop("Message refused: it has neither a subject nor any content."))
+    return None
 
 
 class ContactCentreSMTP(SMTP):
@@ -80,6 +125,11 @@ class EmailHandler:
         raw = envelope.original_content or b""
         if isinstance(raw, str):  # pragma: no cover - decode_data is off
             raw = raw.encode("utf-8", "surrogateescape")
+        loop = asyncio.get_running_loop()
+        refusal = await loop.run_in_executor(self.executor, content_refusal, bytes(raw))
+        if refusal is not None:
+            logger.info("SMTP: refused a message from %s: %s", envelope.mail_from, refusal)
+            return refusal.smtp_reply()
         try:
             result = await self._db(
                 do_ingest_email,

@@ -48,6 +48,21 @@ class SmsOptedOut(SmsError):
     """The citizen sent STOP: nothing may be sent until they send START."""
 
 
+class SmsTooLong(SmsError):
+    """Over the provider's limit (``SMS_MAX_OUTBOUND_CHARS``): it would refuse the message."""
+
+    def __init__(self, length: int, limit: int) -> None:
+        self.length = length
+        self.limit = limit
+        super().__init__(f"an SMS has at most {limit} characters, this one has {length}")
+
+
+def sms_length(text: str) -> int:
+    """Characters as providers (and the console's counter) count them: UTF-16 code units, so
+    an emoji counts two."""
+    return len(text.encode("utf-16-le")) // 2
+
+
 def opt_keyword(body: str) -> str | None:
     text = unicodedata.normalize("NFKD", body.strip().strip(".!").upper())
     word = "".join(c for c in text if not unicodedata.combining(c))
@@ -310,10 +325,12 @@ def do_send_sms(
 ) -> OutboundSms:
     """Record an SMS reply on ``interaction`` and send it after the commit.
 
-    Raises :class:`SmsOptedOut` when the citizen sent STOP and :class:`SmsError` when there is
-    no number to send to or from."""
+    Raises :class:`SmsOptedOut` when the citizen sent STOP, :class:`SmsTooLong` over the
+    provider's limit and :class:`SmsError` when there is no number to send to or from."""
     if not text.strip():
         raise SmsError("an SMS needs some text")
+    if sms_length(text) > settings.SMS_MAX_OUTBOUND_CHARS:
+        raise SmsTooLong(sms_length(text), settings.SMS_MAX_OUTBOUND_CHARS)
     citizen, ours = _addresses(interaction)
     if to:
         citizen = _phone(to)

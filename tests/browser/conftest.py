@@ -49,6 +49,7 @@ class LiveServer:
             "DJANGO_ALLOWED_HOSTS": "127.0.0.1,localhost",
             "EMAIL_BACKEND": "django.core.mail.backends.locmem.EmailBackend",
             "TELEPHONY_BACKEND": "channels_inbound.providers.dev.ConsoleBackend",
+            "CHAT_DEMO_PAGE": "true",  # off by default; test_csp.py opens /chat/demo/
         }
         self.process: subprocess.Popen[bytes] | None = None
 

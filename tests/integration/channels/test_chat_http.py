@@ -57,8 +57,9 @@ def test_the_configuration_refuses_other_origins_and_unknown_widgets(
 
 
 def test_the_demo_page_embeds_the_widget_with_its_snippet(
-    widget: ChatWidget, client: Client
+    widget: ChatWidget, client: Client, settings: Any
 ) -> None:
+    settings.CHAT_DEMO_PAGE = True
     page = client.get("/chat/demo/")
     assert page.status_code == 200
     html = page.content.decode()
@@ -87,7 +88,8 @@ def test_the_widget_files_are_static_files(client: Client) -> None:
     assert b"attachShadow" in body
 
 
-def test_the_demo_data_has_a_chat_widget_with_a_bot(client: Client) -> None:
+def test_the_demo_data_has_a_chat_widget_with_a_bot(client: Client, settings: Any) -> None:
+    settings.CHAT_DEMO_PAGE = True
     from channels_inbound.chat.demo import DEMO_KEY, create_demo_widget
     from flows.selectors import published_version_for_endpoint
     from routing.models import Queue

@@ -13,6 +13,7 @@ from asgiref.sync import sync_to_async
 from channels.db import database_sync_to_async
 from channels.layers import get_channel_layer
 from django.core import mail, signing
+from django.test import AsyncClient
 
 from agents.models import AgentProfile
 from channels_inbound.chat.actions import (
@@ -339,8 +340,10 @@ async def test_the_estimated_wait_comes_from_the_last_hours_answers() -> None:
 
 # --- With an agent -------------------------------------------------------------------------------
 async def test_agent_and_citizen_exchange_messages_and_typing_and_a_reload_keeps_it(
-    widget: ChatWidget,
+    widget: ChatWidget, settings: Any
 ) -> None:
+    settings.PUBLIC_BASE_URL = "https://contact.example.gouv.fr"
+    settings.CHAT_RATE_LIMIT_TRANSCRIPT_ADDRESS = (10, 10.0)  # the per-conversation limit first
     agent = await _agent()
     layer = get_channel_layer()
     console = await layer.new_channel()
@@ -438,8 +441,13 @@ async def test_agent_and_citizen_exchange_messages_and_typing_and_a_reload_keeps
     assert (await reloaded.until("error"))["code"] == "ended"
     await reloaded.send(type="transcript", email="awa.diallo@example.fr")
     assert (await reloaded.until("transcript"))["ok"] is True
+    # a confirmation link first (tests/integration/channels/test_hardening_channels.py), then
+    # the conversation once the citizen confirms
     assert len(mail.outbox) == 1
-    sent = mail.outbox[0]
+    link = mail.outbox[0].body.split("https://contact.example.gouv.fr", 1)[1].split()[0]
+    assert (await AsyncClient().post(link)).status_code == 200
+    assert len(mail.outbox) == 2
+    sent = mail.outbox[1]
     assert sent.to == ["awa.diallo@example.fr"]
     assert sent.subject == "Votre conversation avec Mairie d'Exemple"
     assert "Claire : Bonjour, que puis-je faire ?" in sent.body
@@ -452,7 +460,7 @@ async def test_agent_and_citizen_exchange_messages_and_typing_and_a_reload_keeps
         await reloaded.until("transcript")
     await reloaded.send(type="transcript", email="awa.diallo@example.fr")
     assert (await reloaded.until("error"))["code"] == "transcript_limit"
-    assert len(mail.outbox) == 3
+    assert len(mail.outbox) == 4  # three confirmation links and the conversation
     await reloaded.close()
     await layer.group_discard(agent_group(agent.pk), console)
 
