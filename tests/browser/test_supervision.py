@@ -69,6 +69,8 @@ def supervisor_page(
 
     def open_page(path: str = "/supervision/", username: str = "sup") -> Any:
         user = make_user(username, role="supervisor", first_name="Sophie", last_name="Leroy")
+        for team in Team.objects.all():  # a supervisor of no team would see nothing
+            team.supervisors.add(user)
         TOTPDevice.objects.create(user=user, name="phone", confirmed=True)
         context = browser.new_context(locale="fr-FR", viewport={"width": 1400, "height": 1000})
         contexts.append(context)

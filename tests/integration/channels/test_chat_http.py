@@ -92,8 +92,11 @@ def test_the_demo_data_has_a_chat_widget_with_a_bot(client: Client, settings: An
     settings.CHAT_DEMO_PAGE = True
     from channels_inbound.chat.demo import DEMO_KEY, create_demo_widget
     from flows.selectors import published_version_for_endpoint
-    from routing.models import Queue
+    from routing.models import Queue, Skill
 
+    # The bot's flow names the mairie's skills: published only where they exist.
+    for code in ("mairie-etat-civil", "mairie-ecoles"):
+        Skill.objects.create(code=code, name=code)
     widget = create_demo_widget(Queue.objects.create(code="mairie-etat-civil", name="Mairie"))
     assert published_version_for_endpoint(widget.endpoint_id) is not None
     page = client.get("/chat/demo/").content.decode()
