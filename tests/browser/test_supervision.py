@@ -176,17 +176,17 @@ def test_the_wallboard_changes_live_on_arrival_and_answer(
     page.wait_for_selector("body[data-wallboard=live]")
     row = f"#wb-queues tr[data-queue='{queue.pk}']"
     assert _axe_serious(page) == [], "wallboard"
-    # a call arrives: nobody is available, it waits
-    call = _arrive(queue)
-    page.wait_for_selector(f"{row}[data-channel=voice] [data-field=waiting]:text-is('1')")
+    # a chat arrives (a call would need a telephony bridge): nobody is available, it waits
+    call = _arrive(queue, "chat")
+    page.wait_for_selector(f"{row}[data-channel=chat] [data-field=waiting]:text-is('1')")
     assert "1" in page.inner_text("#wb-summary")
     # Carol comes back and answers it
     in_thread(lambda: do_set_agent_state(agent=carol, state=AgentState.AVAILABLE))
     _available(carol)
     offer = Offer.objects.get(interaction=call, status=OfferStatus.PENDING)
     in_thread(lambda: do_accept_offer(offer_id=offer.pk, agent=carol))
-    page.wait_for_selector(f"{row}[data-channel=voice] [data-field=answered]:text-is('1')")
-    page.wait_for_selector(f"{row}[data-channel=voice] [data-field=waiting]:text-is('0')")
+    page.wait_for_selector(f"{row}[data-channel=chat] [data-field=answered]:text-is('1')")
+    page.wait_for_selector(f"{row}[data-channel=chat] [data-field=waiting]:text-is('0')")
     agent_row = page.locator(f"#wb-agents tr[data-agent='{carol.pk}']")
     assert f"#{call.pk}" in agent_row.inner_text()
     page.screenshot(path=str(Path(settings.DATA_DIR) / "wallboard.png"), full_page=True)
