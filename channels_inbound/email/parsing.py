@@ -138,14 +138,48 @@ def _sender(msg: Message) -> tuple[str | None, str]:
     return sender, clean_text(address.display_name or "")
 
 
+# Labels mail software puts on text that is in fact windows-1252 (a superset of Latin-1 where
+# 0x80-0x9F are €, ’, œ...: the WHATWG Encoding Standard reads them all as windows-1252).
+_WINDOWS_1252_LABELS = frozenset(
+    {"", "us-ascii", "ascii", "iso-8859-1", "iso8859-1", "latin1", "latin-1", "l1"}
+    | {"windows-1252", "cp1252", "x-cp1252", "iso_8859-1", "cp819", "ibm819"}
+)
+
+
+def decode_text(payload: bytes, charset: str | None) -> str:
+    """Text from the bytes of a body part; never mojibake, never an exception.
+
+    A declared charset that decodes the bytes wins. Otherwise (no charset, US-ASCII or Latin-1
+    declared, an unknown charset, or bytes the declared charset cannot decode) the text is
+    UTF-8 when the bytes are valid UTF-8, else windows-1252, the charset of the 8-bit mail
+    that French mail software sends without declaring it (docs/channels.md)."""
+    label = (charset or "").strip().strip('"').lower()
+    if label not in _WINDOWS_1252_LABELS:
+        try:
+            return payload.decode(label)
+        except (LookupError, UnicodeDecodeError, ValueError):
+            pass
+    try:
+        return payload.decode("utf-8")
+    except UnicodeDecodeError:
+        # windows-1252 leaves 5 bytes undefined: those (only) become U+FFFD
+        return payload.decode("cp1252", "replace")
+
+
 def _text_of(part: Message) -> str:
+    payload = part.get_payload(decode=True)
+    if isinstance(payload, bytes):
+        try:
+            charset = part.get_content_charset()
+        except (ValueError, TypeError, AttributeError, LookupError):
+            charset = None
+        return clean_text(decode_text(payload, charset))
     try:
         content = part.get_content()  # type: ignore[attr-defined]
     except (LookupError, ValueError, AssertionError, KeyError):
-        payload = part.get_payload(decode=True)
-        content = payload.decode("utf-8", "replace") if isinstance(payload, bytes) else ""
+        content = ""
     if isinstance(content, bytes):
-        content = content.decode("utf-8", "replace")
+        content = decode_text(content, None)
     return clean_text(str(content))
 
 

@@ -86,8 +86,23 @@ def _thread_ref_of(interaction: Interaction) -> str:
 
 def references_for_reply(entry: EmailThreadEntry) -> list[str]:
     """``References`` of a message answering ``entry``: its references, then itself; the root
-    is always kept when the list is trimmed (RFC 5322 §3.6.4)."""
-    chain = [r for r in entry.references.split() if r] + [entry.message_id]
+    is always kept when the list is trimmed (RFC 5322 §3.6.4).
+
+    A citizen's mailer may send ``In-Reply-To`` alone, or a trimmed ``References``: the start of
+    the thread is then taken back from the messages we know (the earliest one referenced
+    carries its own references), so our replies always carry the whole thread."""
+    chain = list(dict.fromkeys([r for r in entry.references.split() if r] + [entry.message_id]))
+    for _ in range(MAX_REFERENCES):
+        earliest = (
+            EmailThreadEntry.objects.filter(message_id=chain[0])
+            .exclude(pk=entry.pk)
+            .values_list("references", flat=True)
+            .first()
+        )
+        missing = [r for r in (earliest or "").split() if r and r not in chain]
+        if not missing:
+            break
+        chain = missing + chain
     deduped = list(dict.fromkeys(chain))
     if len(deduped) > MAX_REFERENCES:
         deduped = [deduped[0], *deduped[-(MAX_REFERENCES - 1) :]]
