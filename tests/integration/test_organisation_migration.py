@@ -35,7 +35,7 @@ AFTER = "0002_assign_existing_data"
 def old_state() -> Iterator[Any]:
     executor = MigrationExecutor(connection)
     executor.migrate(BEFORE)
-    targets = [node for node in BEFORE if node[1] is not None]
+    targets = [(app, name) for app, name in BEFORE if name is not None]
     yield MigrationExecutor(connection).loader.project_state(targets).apps
     call_command("migrate", verbosity=0)  # back to the latest for the next tests
 

@@ -324,7 +324,7 @@ class Command(BaseCommand):
             "admin", "admin@example.fr", password, first_name="Admin", last_name="Démo"
         )
         logins.append(("admin", password, "platform admin"))
-        for username, first, last, org in ORGANISATION_ADMINS:
+        for username, first, last, org_index in ORGANISATION_ADMINS:
             password = _password()
             user = user_model.objects.create_user(
                 username,
@@ -335,7 +335,7 @@ class Command(BaseCommand):
                 is_staff=True,
             )
             user.groups.add(groups[ADMINISTRATOR])
-            Membership.objects.create(user=user, organisation=orgs[org])
+            Membership.objects.create(user=user, organisation=orgs[org_index])
             logins.append((username, password, ADMINISTRATOR))
         for username, first, last, team_indexes in SUPERVISORS:
             password = _password()
