@@ -208,41 +208,77 @@ def ingest_started() -> None:
 
 
 INGEST_BATCH = 25  # SMS recorded per transaction: one WAL flush for the batch, not one each
+# Namespace of the per-sender advisory locks (``pg_try_advisory_xact_lock(ns, hashtext(from))``).
+SENDER_LOCK_NAMESPACE = 7_104_121
+
+
+def _lock_sender(sender: str) -> bool:
+    """Take this sender's ingestion lock until the transaction ends, without waiting: ``False``
+    when another worker holds it (that worker ingests the sender's rows, in order). SQLite
+    serialises writers (``BEGIN IMMEDIATE``), so there is nothing to take there."""
+    if connection.vendor != "postgresql":
+        return True
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT pg_try_advisory_xact_lock(%s, hashtext(%s))", [SENDER_LOCK_NAMESPACE, sender]
+        )
+        return bool(cursor.fetchone()[0])
 
 
 def do_ingest_pending_sms(*, limit: int = 10_000) -> int:
     """Ingest the received SMS waiting in the database, oldest first. Returns how many.
 
-    SMS are taken in batches of :data:`INGEST_BATCH`, each batch in one transaction and each SMS
-    in its own savepoint: a row that fails for a reason other than the database is marked failed
-    with the error, so it cannot block the ones behind it; a database error stops the run (the
-    sweep retries). Events and routing requests go out when a batch commits."""
-    done, after = 0, 0
+    Order per citizen: a sender's SMS are ingested by one worker at a time, in the order they
+    were received. Each pass takes the senders of the oldest waiting rows; for each, it takes
+    the sender's advisory lock (skipping a sender another worker holds: that worker ingests
+    them) and then that sender's waiting rows by id, at most :data:`INGEST_BATCH` per
+    transaction. Each SMS is in its own savepoint: a row that fails for a reason other than the
+    database is marked failed with the error, so it cannot block the ones behind it; a database
+    error stops the run (the sweep retries). Events and routing requests go out when a batch
+    commits."""
+    done = 0
+    busy: set[str] = set()  # senders another worker is ingesting: left to it for this run
     while done < limit:
-        batch = list(
-            InboundSms.objects.filter(state=InboundSms.State.RECEIVED, pk__gt=after)
-            .order_by("id")
-            .values_list("pk", flat=True)[:INGEST_BATCH]
+        senders = list(
+            dict.fromkeys(
+                InboundSms.objects.filter(state=InboundSms.State.RECEIVED)
+                .exclude(sender__in=busy)
+                .order_by("id")
+                .values_list("sender", flat=True)[:INGEST_BATCH]
+            )
         )
-        if not batch:
+        if not senders:
             break
+        room = INGEST_BATCH
         with transaction.atomic():
-            for inbound_id in batch:
-                after = inbound_id
-                try:
-                    if do_ingest_inbound_sms(inbound_id=inbound_id) is not None:
-                        done += 1
-                except DatabaseError:
-                    raise
-                except Exception as exc:
-                    logger.exception("inbound SMS #%s could not be ingested", inbound_id)
-                    InboundSms.objects.filter(
-                        pk=inbound_id, state=InboundSms.State.RECEIVED
-                    ).update(
-                        state=InboundSms.State.FAILED,
-                        error=repr(exc)[:1000],
-                        processed_at=timezone.now(),
-                    )
+            for sender in senders:
+                if room <= 0 or done >= limit:
+                    break
+                if not _lock_sender(sender):
+                    busy.add(sender)
+                    continue
+                # Read after the lock: rows a previous holder ingested are no longer waiting.
+                batch = list(
+                    InboundSms.objects.filter(state=InboundSms.State.RECEIVED, sender=sender)
+                    .order_by("id")
+                    .values_list("pk", flat=True)[: min(room, limit - done)]
+                )
+                for inbound_id in batch:
+                    room -= 1
+                    try:
+                        if do_ingest_inbound_sms(inbound_id=inbound_id) is not None:
+                            done += 1
+                    except DatabaseError:
+                        raise
+                    except Exception as exc:
+                        logger.exception("inbound SMS #%s could not be ingested", inbound_id)
+                        InboundSms.objects.filter(
+                            pk=inbound_id, state=InboundSms.State.RECEIVED
+                        ).update(
+                            state=InboundSms.State.FAILED,
+                            error=repr(exc)[:1000],
+                            processed_at=timezone.now(),
+                        )
     return done
 
 
@@ -282,6 +318,9 @@ def do_ingest_inbound_sms(*, inbound_id: int) -> InboundSms | None:
                 state=InboundSms.State.FAILED, error=str(exc), processed_at=timezone.now()
             )
             return inbound
+        if result.created:
+            # Shown in the order the citizen sent them: when we received it, not when ingested.
+            Message.objects.filter(pk=result.message.pk).update(created_at=inbound.received_at)
         InboundSms.objects.filter(pk=inbound.pk).update(
             state=InboundSms.State.INGESTED, message=result.message, processed_at=timezone.now()
         )
