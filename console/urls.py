@@ -6,6 +6,7 @@ app_name = "console"
 
 urlpatterns = [
     path("", views.console, name="console"),
+    path("snapshot/", views.snapshot, name="snapshot"),
     path("state/", views.set_state, name="state"),
     path("channels/", views.set_channels, name="channels"),
     path("offers/<int:offer_id>/accept/", views.accept_offer, name="accept"),
@@ -17,6 +18,11 @@ urlpatterns = [
     path("interactions/<int:interaction_id>/wrap-up/", views.wrap_up, name="wrap-up"),
     path("interactions/<int:interaction_id>/close/", views.close, name="close"),
     path("interactions/<int:interaction_id>/transfer/", views.transfer, name="transfer"),
+    path(
+        "messages/<int:message_id>/attachments/<int:index>/",
+        views.attachment,
+        name="attachment",
+    ),
     path("citizens/<int:contact_id>/", views.citizen, name="citizen"),
     path("citizens/<int:contact_id>/edit/", views.citizen_edit, name="citizen-edit"),
     path("citizens/<int:contact_id>/identities/", views.identity_add, name="identity-add"),

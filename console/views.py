@@ -10,6 +10,8 @@ every form also works without JavaScript.
 
 from __future__ import annotations
 
+import logging
+import mimetypes
 from collections.abc import Callable
 from functools import wraps
 from typing import Any
@@ -18,8 +20,9 @@ from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import ValidationError
+from django.core.files.storage import default_storage
 from django.db.models import Q
-from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
+from django.http import FileResponse, Http404, HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.utils.translation import gettext as _
@@ -76,6 +79,28 @@ from .replies import ReplyError, send_reply
 from .state import build_snapshot
 
 View = Callable[..., HttpResponse]
+logger = logging.getLogger(__name__)
+
+
+def _session_save_never_fails(request: HttpRequest) -> None:
+    """The session is never the reason an action that committed is reported as failed.
+
+    The session middleware saves the session after the view (the idle timeout's last activity):
+    if that save fails (session store down, row gone), the action already committed and its
+    answer must stay the success. The failure is logged; the session keeps its previous state
+    (at worst the idle clock was not moved forward)."""
+    session = getattr(request, "session", None)
+    if session is None:
+        return
+    save = session.save
+
+    def safe_save(*args: Any, **kwargs: Any) -> None:
+        try:
+            save(*args, **kwargs)
+        except Exception:
+            logger.exception("console: the session could not be saved after %s", request.path)
+
+    session.save = safe_save
 
 
 def agent_required(view: View) -> View:
@@ -88,6 +113,7 @@ def agent_required(view: View) -> View:
         if agent is None:
             return render(request, "console/not_an_agent.html", status=403)
         request.agent = agent  # type: ignore[attr-defined]
+        _session_save_never_fails(request)
         return view(request, *args, **kwargs)
 
     return wrapper
@@ -139,6 +165,14 @@ def console(request: HttpRequest) -> HttpResponse:
             },
         },
     )
+
+
+@agent_required
+@require_GET
+def snapshot(request: HttpRequest) -> HttpResponse:
+    """The console's state now: what the console re-reads after any failed action, instead of
+    assuming what the failure did (an accept answered 500 may have left the offer pending)."""
+    return JsonResponse(build_snapshot(_agent(request)))
 
 
 def _channel_label(channel: str) -> str:
@@ -205,14 +239,46 @@ def _mine(request: HttpRequest, interaction_id: int) -> Interaction:
         raise Http404 from exc
 
 
+def chat_ended(interaction: Interaction) -> bool:
+    """The citizen left this chat (``chat.ended``): nothing can reach them any more."""
+    if interaction.channel != "chat":
+        return False
+    from channels_inbound.chat.models import ChatSession, ChatState
+
+    return ChatSession.objects.filter(interaction=interaction, state=ChatState.ENDED).exists()
+
+
+def _attachment_links(message: Any) -> list[dict[str, Any]]:
+    """Each attachment with where the agent opens it: the download route for a stored file,
+    the provider's media address for an MMS picture or a voicemail recording (not proxied yet),
+    nothing for a refused one."""
+    links = []
+    for index, entry in enumerate(message.attachments or []):
+        if not isinstance(entry, dict):
+            continue
+        href = ""
+        if entry.get("storage_path") and not entry.get("refused"):
+            href = reverse("console:attachment", args=[message.pk, index])
+        elif str(entry.get("url", "")).startswith(("https://", "http://")):
+            href = str(entry["url"])
+        links.append(
+            {
+                "name": entry.get("name") or f"{index + 1}",
+                "href": href,
+                "external": bool(href) and not href.startswith("/"),
+            }
+        )
+    return links
+
+
 def _thread_context(interaction: Interaction) -> dict[str, Any]:
     items = []
     for message in interaction.messages.select_related("author").order_by("created_at", "id"):
         html = ""
         if interaction.channel == "email" and message.html:
             html = render_email_html(message.html)
-        items.append({"message": message, "html": html})
-    return {"interaction": interaction, "items": items}
+        items.append({"message": message, "html": html, "attachments": _attachment_links(message)})
+    return {"interaction": interaction, "items": items, "chat_ended": chat_ended(interaction)}
 
 
 @agent_required
@@ -278,6 +344,13 @@ def reply(request: HttpRequest, interaction_id: int) -> HttpResponse:
     interaction = _mine(request, interaction_id)
     if interaction.status != Status.ASSIGNED:
         return _done(request, _("This conversation is in wrap-up: no more replies."), status=409)
+    if chat_ended(interaction):
+        # Nothing is sent nor stored: the citizen closed the chat and would never read it.
+        return _done(
+            request,
+            _("The citizen has left this chat: your reply cannot reach them. Wrap it up."),
+            status=409,
+        )
     # An e-mail reply carries the subject the agent may have edited (absent: the proposed one).
     subject = request.POST.get("subject") if interaction.channel == "email" else None
     try:
@@ -378,6 +451,50 @@ def transfer(request: HttpRequest, interaction_id: int) -> HttpResponse:
             status=409,
         )
     return _done(request, _("Choose a queue or an agent."), status=400)
+
+
+# --------------------------------------------------------------------------- attachments
+
+# Served inline (shown in the browser) only for these: never HTML, SVG or anything a browser
+# could run; everything else is a download.
+INLINE_TYPES = frozenset({"image/png", "image/jpeg", "image/gif", "image/webp"})
+
+
+@agent_required
+@require_GET
+def attachment(request: HttpRequest, message_id: int, index: int) -> HttpResponse:
+    """One stored attachment of a message, to a user allowed to see its interaction (anything
+    else, another organisation's included, is "not found")."""
+    from interactions.models import Message
+
+    message = get_object_or_404(Message.objects.select_related("interaction"), pk=message_id)
+    if not authz.can_view(request.user, message.interaction):
+        raise Http404
+    entries = message.attachments or []
+    if index >= len(entries) or not isinstance(entries[index], dict):
+        raise Http404
+    entry = entries[index]
+    path = entry.get("storage_path")
+    if not path or entry.get("refused"):
+        raise Http404
+    try:
+        handle = default_storage.open(path, "rb")
+    except (FileNotFoundError, OSError) as exc:
+        raise Http404 from exc
+    name = str(entry.get("name") or f"attachment-{index + 1}")
+    content_type = str(entry.get("content_type") or "")
+    if "/" not in content_type or content_type.startswith("text/html"):
+        content_type = mimetypes.guess_type(name)[0] or "application/octet-stream"
+    if content_type in ("text/html", "application/xhtml+xml", "image/svg+xml"):
+        content_type = "application/octet-stream"  # never a page of ours that runs
+    inline = content_type in INLINE_TYPES
+    response = FileResponse(
+        handle, as_attachment=not inline, filename=name, content_type=content_type
+    )
+    response["X-Content-Type-Options"] = "nosniff"
+    response["Content-Security-Policy"] = "default-src 'none'; sandbox"
+    response["Cache-Control"] = "private, no-store"
+    return response  # type: ignore[return-value]  # a streaming response, served as is
 
 
 # --------------------------------------------------------------------------- citizen panel

@@ -140,11 +140,59 @@
   function answerOffer(id, verb) {
     var offer = state.offers[String(id)];
     return post("/console/offers/" + id + "/" + verb + "/", new FormData()).then(function (res) {
-      announce(res.message || "", false);
-      if (verb === "accept" && res.ok) { pendingFocus = res.interaction_id; }
-      if (!res.ok || verb === "decline") { delete state.offers[String(id)]; renderOffers(); }
-      if (offer && res.ok && verb === "accept") { renderWork(); }
-    });
+      announce(res.message || (res.ok ? "" : t.error), !res.ok);
+      if (!res.ok) { resync(); return; }  // the offer may still be pending: ask, never assume
+      if (verb === "accept") { pendingFocus = res.interaction_id; }
+      if (verb === "decline") { delete state.offers[String(id)]; renderOffers(); }
+      if (offer && verb === "accept") { renderWork(); }
+    }).catch(function () { announce(t.error, true); resync(); });
+  }
+
+  /* ---------------------------------------------------------------- re-reading the truth */
+  // After any failed action the console fetches its state again instead of assuming what the
+  // failure did. Events that arrive meanwhile are applied again onto the fresh state (applying
+  // an event it already reflects changes nothing).
+  var resyncing = null;
+  function resync() {
+    if (resyncing) { return; }
+    resyncing = [];
+    fetch("/console/snapshot/", { headers: { "Accept": "application/json", "X-Console-Passive": "1" }, credentials: "same-origin" })
+      .then(function (r) {
+        if (r.status === 401) { window.location.href = "/accounts/login/?idle=1"; }
+        if (!r.ok) { throw new Error(r.status); }
+        return r.json();
+      })
+      .then(function (fresh) {
+        var during = resyncing;
+        state = fresh;
+        during.forEach(function (message) { window.ConsoleState.applyEvent(state, message); });
+        renderAll();
+      })
+      .catch(function () { /* the next event or reconnection brings the truth */ })
+      .finally(function () { resyncing = null; });
+  }
+
+  /* ---------------------------------------------------------------- alerts */
+  function showAlert(text) {
+    var box = document.getElementById("console-alerts");
+    if (!box) { announce(text, true); return; }
+    var item = el("p", { "class": "console-alert" });
+    item.appendChild(el("span", {}, text));
+    var close = el("button", { type: "button", "class": "link", "data-dismiss-alert": "" }, t.dismiss);
+    item.appendChild(close);
+    box.appendChild(item);
+    cue();
+  }
+  function markChatEnded(interactionId) {
+    var id = String(interactionId);
+    var notice = document.getElementById("chat-ended-" + id);
+    if (notice) { notice.hidden = false; }
+    var panel = document.getElementById("panel-" + id);
+    if (panel) {
+      panel.querySelectorAll("form[data-reply] fieldset").forEach(function (f) { f.disabled = true; });
+    }
+    var s = state.interactions[id];
+    announce(t.chat_ended + (s ? " (" + tabLabel(s) + ")" : ""), true);
   }
 
   /* ---------------------------------------------------------------- interactions as tabs */
@@ -328,11 +376,12 @@
         form.querySelectorAll("[data-composer]").forEach(updateCounter);
       }
       var panel = form.closest("[role=tabpanel]");
+      if (!res.ok) { resync(); }
       if (res.ok && panel) {
         var id = panel.id.replace("panel-", "");
         if (form.closest(".citizen")) { refreshCitizen(id); } else { refreshThread(id); }
       }
-    }).catch(function () { announce(t.error, true); })
+    }).catch(function () { announce(t.error, true); resync(); })
       .finally(function () { if (button) { button.disabled = false; } });
   });
   document.addEventListener("change", function (event) {
@@ -350,7 +399,8 @@
   document.addEventListener("click", function (event) {
     var target = event.target.closest ? event.target.closest("button") : null;
     if (!target) { return; }
-    if (target.hasAttribute("data-accept")) { answerOffer(target.getAttribute("data-accept"), "accept"); }
+    if (target.hasAttribute("data-dismiss-alert")) { target.parentNode.remove(); }
+    else if (target.hasAttribute("data-accept")) { answerOffer(target.getAttribute("data-accept"), "accept"); }
     else if (target.hasAttribute("data-decline")) { answerOffer(target.getAttribute("data-decline"), "decline"); }
     else if (target.getAttribute("role") === "tab") { selectTab(target.getAttribute("data-id"), true); }
   });
@@ -392,6 +442,11 @@
       if (line) { line.textContent = message.payload.typing ? t.typing : ""; }
       return;
     }
+    if (message.event === "chat.ended") { markChatEnded((message.payload || {}).interaction_id); }
+    if (message.event === "call.bridge_failed") {
+      showAlert((message.payload || {}).message || t.bridge_failed);
+    }
+    if (resyncing) { resyncing.push(message); }
     window.ConsoleState.applyEvent(state, message);
   }
   function renderAll() { renderAgent(); tickTimer(); renderOffers(); renderWork(); }
