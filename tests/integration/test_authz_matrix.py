@@ -258,6 +258,8 @@ MATRIX: dict[str, dict[str, dict[str, Expect]]] = {
     "chat-demo": {"GET": public(404)},
     # ---------------------------------------------------------------- agent console
     "console:console": {"GET": CONSOLE_PAGE},
+    # The agent's own state (what the console re-reads after a failed action).
+    "console:snapshot": {"GET": CONSOLE_PAGE},
     "console:state": {"POST": CONSOLE_POST},
     "console:channels": {"POST": CONSOLE_POST},
     # An offer not made to the agent (another organisation's included) answers exactly like one
@@ -272,6 +274,11 @@ MATRIX: dict[str, dict[str, dict[str, Expect]]] = {
     "console:close": {"POST": CONSOLE_ROW_POST},
     "console:transfer": {"POST": CONSOLE_ROW_POST},
     "console:citizen": {"GET": CONSOLE_ROW_PAGE},
+    # An attachment of a message, to who may see its interaction. The world's message has none:
+    # its own answers 404 too (tests/integration/console/test_failure_ux.py serves them).
+    "console:attachment": {
+        "GET": web(anon=LOGIN, agent=OO(404, HIDDEN), sup=403, lone=403, oadm=403, padm=403)
+    },
     "console:citizen-edit": {"POST": CONSOLE_ROW_POST},
     "console:identity-add": {"POST": CONSOLE_ROW_POST},
     "console:identity-remove": {"POST": CONSOLE_ROW_POST},
@@ -1084,6 +1091,7 @@ _API_PK = {
 }
 _KWARG_ROW = {
     "interaction_id": "interaction",
+    "message_id": "message",
     "offer_id": "offer",
     "contact_id": "contact",
     "identity_id": "identity",
@@ -1140,6 +1148,8 @@ def fill(route: Route, side: Side) -> str | None:
             if row is None:
                 return None
             values[kwarg] = row.pk
+        elif kwarg == "index":  # the first attachment of a message
+            values[kwarg] = 0
         elif kwarg == "id":  # the admin's password page of a user
             values[kwarg] = side.agent.user.pk
         elif kwarg == "token":
