@@ -3,8 +3,9 @@
 Domain code says what happened with :func:`publish`; delivery goes through the Channels layer to
 groups (one per agent console, one per organisation for its supervisors). Nothing is sent for
 a transaction that rolls back, and a lost publish loses nothing: the database holds the state,
-and consoles resynchronise from it when they (re)connect. The event catalogue is in
-docs/architecture.md.
+and consoles resynchronise from it when they (re)connect. A publish that fails (e.g. on a
+connection Redis closed when it restarted) is retried once on a fresh connection. The event
+catalogue is in docs/architecture.md.
 
 Events for an agent group (``agent.<id>``) also go through the *agent outbox* when an app
 registers one (the console does, ``console.outbox``): they are written to the database in the
@@ -140,11 +141,38 @@ def agent_id_of(group: str) -> int | None:
 Delivery = tuple[str, dict[str, Any]]  # (group, channel layer message)
 
 
+async def _drop_connections(layer: Any) -> None:
+    """Close this event loop's Redis connections of ``layer``, so the next command opens a
+    fresh one. After a Redis restart every pooled connection is dead, and only a command on it
+    finds out: without this, the first event each long-lived process published was lost."""
+    loop_layers = getattr(layer, "_layers", None)  # channels_redis.core: one per event loop
+    if not isinstance(loop_layers, dict):
+        return  # pubsub / in-memory: a failed connection is already out of the pool
+    own = loop_layers.get(asyncio.get_running_loop())
+    if own is None or type(own).__name__ != "RedisLoopLayer":
+        return
+    try:
+        await own.flush()  # closes and forgets this loop's connections only
+    except Exception:
+        logger.warning("could not close the channel layer's connections", exc_info=True)
+
+
 async def _send_all(deliveries: list[Delivery]) -> None:
     layer = get_channel_layer()
     if layer is None:
         return
     for group, message in deliveries:
+        try:
+            await layer.group_send(group, message)
+            continue
+        except Exception:
+            logger.warning(
+                "could not publish %s to %s; retrying on a fresh connection",
+                message.get("event"),
+                group,
+                exc_info=True,
+            )
+        await _drop_connections(layer)
         try:
             await layer.group_send(group, message)
         except Exception:  # a publish must never break the write that caused it
