@@ -568,6 +568,10 @@ SMS_MAX_BODY_CHARS: int = env.int("SMS_MAX_BODY_CHARS", default=10_000)
 SMS_MAX_OUTBOUND_CHARS: int = env.int("SMS_MAX_OUTBOUND_CHARS", default=1600)
 # Answer STOP / START with a confirmation (off when the provider already sends its own).
 SMS_OPT_OUT_REPLY: bool = env.bool("SMS_OPT_OUT_REPLY", default=True)
+# Outbound SMS and e-mail: attempts before a message is marked failed, on transient errors
+# (provider unreachable or stalled, 5xx); the wait doubles from OUTBOUND_RETRY_BACKOFF_S.
+OUTBOUND_MAX_ATTEMPTS: int = env.int("OUTBOUND_MAX_ATTEMPTS", default=5)
+OUTBOUND_RETRY_BACKOFF_S: int = env.int("OUTBOUND_RETRY_BACKOFF_S", default=30)
 # Text to speech: voice per language (e.g. fr-FR=Polly.Lea); empty: the provider's default.
 VOICE_TTS_VOICE: str = env.str("VOICE_TTS_VOICE", default="")
 VOICE_TTS_VOICES: dict[str, str] = env.dict("VOICE_TTS_VOICES", default={})

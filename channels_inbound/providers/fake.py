@@ -27,6 +27,7 @@ from twilio.http import HttpClient
 from twilio.http.response import Response
 
 _MESSAGES = re.compile(r"/2010-04-01/Accounts/(AC[0-9a-f]{32})/Messages\.json$")
+_E164 = re.compile(r"^\+[1-9][0-9]{6,14}$")
 _CALL = re.compile(r"/2010-04-01/Accounts/(AC[0-9a-f]{32})/Calls/(CA[0-9a-f]{32})\.json$")
 
 
@@ -53,6 +54,7 @@ class FakeTwilioHttpClient(HttpClient):
     ended_calls: ClassVar[set[str]] = set()  # CallSids that are no longer in progress
     unsubscribed: ClassVar[set[str]] = set()  # numbers that replied STOP to the provider
     outage: ClassVar[int] = 0  # an HTTP status (500, 503) every request answers; 0: none
+    outage_requests: ClassVar[int] = 0  # the next N requests answer 503, then service resumes
     _lock = threading.Lock()
 
     def __init__(self) -> None:
@@ -65,6 +67,7 @@ class FakeTwilioHttpClient(HttpClient):
             cls.ended_calls.clear()
             cls.unsubscribed.clear()
             cls.outage = 0
+            cls.outage_requests = 0
 
     def request(
         self,
@@ -80,15 +83,23 @@ class FakeTwilioHttpClient(HttpClient):
         form = {k: v for k, v in (data or {}).items() if v is not None}
         with self._lock:
             self.requests.append(FakeRequest(method, uri, form, auth))
+            outage = self.outage
+            if not outage and FakeTwilioHttpClient.outage_requests > 0:
+                FakeTwilioHttpClient.outage_requests -= 1
+                outage = 503
         now = format_datetime(timezone.now().astimezone(UTC), usegmt=True)
-        if self.outage:
-            code = 20503 if self.outage == 503 else 20500
-            return _error(self.outage, code, "Service Unavailable")
+        if outage:
+            code = 20503 if outage == 503 else 20500
+            return _error(outage, code, "Service Unavailable")
         if match := _MESSAGES.search(uri):
             if method != "POST":
                 return _error(405, 20004, "Method not allowed")
             if "To" not in form or ("Body" not in form and "MediaUrl" not in form):
                 return _error(400, 21604, "A 'To' phone number is required.")
+            if not _E164.match(str(form["To"])):
+                return _error(
+                    400, 21211, f"The 'To' number {form['To']} is not a valid phone number."
+                )
             if form["To"] in self.unsubscribed:
                 return _error(400, 21610, "Attempt to send to unsubscribed recipient")
             sid = "SM" + uuid.uuid4().hex

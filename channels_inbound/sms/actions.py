@@ -15,7 +15,8 @@ from typing import Any
 from django.conf import settings
 from django.contrib.auth.models import User
 from django.db import DatabaseError, IntegrityError, connection, transaction
-from django.utils import timezone
+from django.db.models import F
+from django.utils import timezone, translation
 from django.utils.translation import gettext as _
 
 from channels_inbound.ingest import InboundMessage, IngestError, do_ingest_message
@@ -401,13 +402,57 @@ def _enqueue_send(outbound_id: int) -> None:
     send_outbound_sms.delay(outbound_id)
 
 
-def do_deliver_outbound_sms(*, outbound_id: int) -> OutboundSms | None:
-    """Hand a pending SMS to the provider (task body; does nothing once it has a provider id)."""
+class SendRetryLater(Exception):
+    """A transient failure (provider unreachable, stalled, 5xx) with attempts left: the task
+    retries after ``countdown`` seconds (:func:`retry_countdown`)."""
+
+    def __init__(self, reason: str, countdown: float) -> None:
+        self.countdown = countdown
+        super().__init__(reason)
+
+
+def retry_countdown(attempt: int) -> float:
+    """Seconds before the attempt after ``attempt`` (1-based): the back-off doubles, capped at
+    one hour (within the broker's visibility timeout)."""
+    return float(min(3600, settings.OUTBOUND_RETRY_BACKOFF_S * 2 ** (attempt - 1)))
+
+
+def is_transient(exc: base.ProviderError) -> bool:
+    """Worth retrying: unreachable or stalled (nothing known to have been done), a 5xx, or
+    429 (rate limited). Any other 4xx is permanent (invalid number, refused content)."""
+    if isinstance(exc, base.ProviderUnavailable) or exc.status is None:
+        return True
+    return exc.status >= 500 or exc.status == 429
+
+
+def _reason(exc: base.ProviderError) -> str:
+    """Why the provider did not take the SMS, in the centre's language (shown to agents)."""
+    with translation.override(settings.LANGUAGE_CODE):
+        if isinstance(exc, base.ProviderUnavailable) or exc.status is None:
+            return _("the SMS provider is unreachable or does not answer")
+        if exc.status >= 500 or exc.status == 429:
+            return _("the SMS provider is failing (HTTP %(status)s)") % {"status": exc.status}
+        return _("the SMS provider refused the message (error %(code)s: %(detail)s)") % {
+            "code": exc.code or exc.status,
+            "detail": str(exc),
+        }
+
+
+def do_deliver_outbound_sms(*, outbound_id: int, retry: bool = True) -> OutboundSms | None:
+    """Hand a pending SMS to the provider (task body; does nothing once it has a provider id).
+
+    Counts the attempt (in the row, so a task redelivered after a worker died counts too). On a
+    transient failure with attempts left (of ``OUTBOUND_MAX_ATTEMPTS``, and ``retry``) the SMS
+    stays ``pending`` with the reason, the
+    agent's console is told, and :class:`SendRetryLater` asks the task to retry; after the last
+    attempt, or at once on a permanent refusal, it ends ``failed`` with the reason (in French)."""
     outbound = OutboundSms.objects.filter(pk=outbound_id, sid__isnull=True).first()
     if outbound is None or outbound.status != "pending":
         return None
     from django.urls import reverse
 
+    OutboundSms.objects.filter(pk=outbound.pk).update(attempts=F("attempts") + 1)
+    outbound.attempts += 1
     try:
         sent = get_backend().send_sms(
             to=outbound.to,
@@ -422,7 +467,28 @@ def do_deliver_outbound_sms(*, outbound_id: int) -> OutboundSms | None:
         )
         return outbound
     except base.ProviderError as exc:
-        _set_status(outbound, "failed", error_code=str(exc.code or ""), error=str(exc))
+        reason = _reason(exc)
+        code = str(exc.code or "")
+        last = outbound.attempts >= settings.OUTBOUND_MAX_ATTEMPTS
+        if is_transient(exc) and retry and not last:
+            retry_in = retry_countdown(outbound.attempts)
+            with translation.override(settings.LANGUAGE_CODE):
+                reason = _("attempt %(attempt)s failed: %(reason)s; retrying in %(s)s s") % {
+                    "attempt": outbound.attempts,
+                    "reason": reason,
+                    "s": int(retry_in),
+                }
+            logger.warning("outbound SMS #%s: %s", outbound.pk, exc)
+            _set_status(outbound, "pending", error_code=code, error=reason)
+            raise SendRetryLater(reason, retry_in) from exc
+        if is_transient(exc):
+            with translation.override(settings.LANGUAGE_CODE):
+                reason = _("not sent after %(attempts)s attempts: %(reason)s") % {
+                    "attempts": outbound.attempts,
+                    "reason": reason,
+                }
+        logger.error("outbound SMS #%s failed: %s", outbound.pk, exc)
+        _set_status(outbound, "failed", error_code=code, error=reason)
         return outbound
     OutboundSms.objects.filter(pk=outbound.pk).update(sid=sent.sid)
     outbound.sid = sent.sid
@@ -438,10 +504,13 @@ def _set_status(outbound: OutboundSms, status: str, *, error_code: str, error: s
     OutboundSms.objects.filter(pk=outbound.pk).update(
         status=status, error_code=error_code, error=error[:1000], status_at=timezone.now()
     )
+    outbound.status, outbound.error_code, outbound.error = status, error_code, error[:1000]
     _mirror(outbound, status)
 
 
 def _mirror(outbound: OutboundSms, status: str) -> None:
+    """Copy the status onto the interaction's message and tell the consoles (the assigned
+    agent's and the supervisors') with ``message.status``: status, attempts and reason."""
     if outbound.message_id:
         Message.objects.filter(pk=outbound.message_id).update(delivery_status=status)
     groups = [SUPERVISORS_GROUP]
@@ -457,7 +526,10 @@ def _mirror(outbound: OutboundSms, status: str) -> None:
         {
             "message_id": outbound.message_id,
             "interaction_id": outbound.interaction_id,
+            "channel": "sms",
             "status": status,
+            "attempts": outbound.attempts,
+            "reason": outbound.error,
         },
         groups=groups,
     )

@@ -123,6 +123,8 @@ class OutboundSms(models.Model):
     status = models.CharField(_("delivery status"), max_length=16, default="pending")
     error_code = models.CharField(_("error code"), max_length=10, blank=True)
     error = models.TextField(_("error"), blank=True)
+    # Hand-overs to the provider tried so far (transient failures are retried with back-off).
+    attempts = models.PositiveSmallIntegerField(_("attempts"), default=0)
     created_at = models.DateTimeField(_("created at"), auto_now_add=True)
     status_at = models.DateTimeField(_("status changed at"), null=True, blank=True)
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from celery import shared_task
 
 from . import actions
@@ -14,9 +16,20 @@ def ingest_pending_sms() -> int:
     return actions.do_ingest_pending_sms()
 
 
-@shared_task(name="channels_sms.send_outbound")
-def send_outbound_sms(outbound_id: int) -> None:
-    actions.do_deliver_outbound_sms(outbound_id=outbound_id)
+@shared_task(bind=True, name="channels_sms.send_outbound", acks_late=True, max_retries=None)
+def send_outbound_sms(self: Any, outbound_id: int) -> None:
+    """Hand an SMS to the provider; on a transient failure, retry after a doubling back-off,
+    ``OUTBOUND_MAX_ATTEMPTS`` attempts in all (counted on the row). Each attempt is one run of
+    this task, scheduled with a countdown on the broker; when tasks run eagerly (embedded
+    default, tests) there is no broker to schedule on, so the attempts follow one another at
+    once."""
+    while True:
+        try:
+            actions.do_deliver_outbound_sms(outbound_id=outbound_id)
+            return
+        except actions.SendRetryLater as exc:
+            if not self.request.is_eager:
+                raise self.retry(countdown=exc.countdown, exc=exc) from exc
 
 
 @shared_task(name="channels_sms.sweep_inbound")
