@@ -382,3 +382,76 @@ def test_a_wrong_identity_is_removed_with_the_keyboard_and_the_draft_stays(
     assert page.input_value(text) == "Bonjour, c'est corrigé."
     assert page.query_selector(f"{side} details.citizen-edit[open]") is not None
     assert page.evaluate("document.activeElement.tagName") == "SUMMARY"
+
+
+def _in_thread(work: Callable[[], Any]) -> Any:
+    """Run ``work`` in a thread with its own connection (events published after commit use
+    async_to_sync, which refuses to run beside Playwright's loop)."""
+
+    def run() -> Any:
+        from django.db import connection
+
+        try:
+            return work()
+        finally:
+            connection.close()
+
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        return pool.submit(run).result(timeout=30)
+
+
+def test_a_chat_the_citizen_left_shows_a_notice_and_disables_the_composer(
+    centre: dict[str, Any], console_page: Callable[..., Any]
+) -> None:
+    from channels_inbound.chat.actions import do_end_chat
+    from channels_inbound.chat.models import ChatSession, ChatState, ChatWidget
+    from interactions.actions import do_create_interaction
+
+    def assigned_chat() -> tuple[int, Any]:
+        interaction = do_create_interaction(
+            channel="chat", contact=None, queue=centre["caf"], subject="Tchat", enqueue=False
+        )
+        Interaction.objects.filter(pk=interaction.pk).update(
+            status="assigned", assigned_agent=centre["alice"]
+        )
+        endpoint = Endpoint.objects.create(
+            channel="chat", address="widget-caf", name="CAF", queue=centre["caf"]
+        )
+        widget = ChatWidget.objects.create(endpoint=endpoint, title="CAF")
+        session = ChatSession.objects.create(
+            widget=widget, visitor_id="v1", state=ChatState.HANDED_OVER, interaction=interaction
+        )
+        return interaction.pk, session.pk
+
+    interaction_id, session_id = _in_thread(assigned_chat)
+    page = console_page("alice")
+    composer = page.wait_for_selector(f"#reply-text-{interaction_id}")
+    assert page.is_hidden(f"#chat-ended-{interaction_id}")
+    composer.fill("Une dernière précision")
+
+    _in_thread(lambda: do_end_chat(session_id=session_id))
+    notice = page.wait_for_selector(f"#chat-ended-{interaction_id}", state="visible")
+    assert "quitté ce chat" in notice.inner_text()
+    assert page.is_disabled(f"#reply-text-{interaction_id}")
+    assert page.is_disabled(f"#panel-{interaction_id} form[data-reply] button[type=submit]")
+    assert page.input_value(f"#reply-text-{interaction_id}") == "Une dernière précision"
+    assert "quitté ce chat" in page.inner_text("#announcer")
+
+
+def test_an_accept_answered_500_keeps_the_offer_card(
+    centre: dict[str, Any], console_page: Callable[..., Any]
+) -> None:
+    page = console_page("alice")
+    _email("RSA d'avril")
+    page.wait_for_selector(".offer-card")
+    page.route("**/accept/", lambda route: route.fulfill(status=500, body="Server Error"))
+    with page.expect_response("**/console/snapshot/") as snapshot:
+        page.click("[data-accept]")
+    assert snapshot.value.status == 200
+    page.wait_for_timeout(300)  # the fresh state rendered
+    assert page.query_selector(".offer-card") is not None  # still pending: still shown
+    assert len(page.evaluate("ConsoleDebug.state()")["offers"]) == 1
+    page.unroute("**/accept/")
+    page.click("[data-accept]")  # the agent can still take it
+    page.wait_for_selector(".offer-card", state="detached")
+    assert Offer.objects.get(agent=centre["alice"].pk).status == "accepted"
