@@ -305,14 +305,70 @@ def send_outbound_message(message_id: int) -> bool:
         connection.send_messages([email])
     Message.objects.filter(pk=message.pk).update(delivery_status=DELIVERY_SENT)
     EmailThreadEntry.objects.filter(pk=entry.pk).update(sent_at=timezone.now())
+    _publish_status(message.pk, DELIVERY_SENT, attempts=0, reason="")
     return True
 
 
-def mark_failed(message_id: int, error: str) -> None:
-    Message.objects.filter(pk=message_id).exclude(delivery_status=DELIVERY_SENT).update(
-        delivery_status=DELIVERY_FAILED
+def retry_countdown(attempt: int) -> float:
+    """Seconds before the attempt after ``attempt`` (1-based), as for SMS: doubling from
+    ``OUTBOUND_RETRY_BACKOFF_S``, capped at one hour."""
+    return float(min(3600, settings.OUTBOUND_RETRY_BACKOFF_S * 2 ** (attempt - 1)))
+
+
+def _publish_status(message_id: int, status: str, *, attempts: int, reason: str) -> None:
+    """``message.status`` to the assigned agent's console and the supervisors (as for SMS)."""
+    from contactcentre.events import SUPERVISORS_GROUP, agent_group, publish
+
+    row = Message.objects.filter(pk=message_id).values("interaction_id").first()
+    if row is None:
+        return
+    groups = [SUPERVISORS_GROUP]
+    agent_id = (
+        Interaction.objects.filter(pk=row["interaction_id"])
+        .values_list("assigned_agent_id", flat=True)
+        .first()
+    )
+    if agent_id:
+        groups.append(agent_group(agent_id))
+    publish(
+        "message.status",
+        {
+            "message_id": message_id,
+            "interaction_id": row["interaction_id"],
+            "channel": "email",
+            "status": status,
+            "attempts": attempts,
+            "reason": reason,
+        },
+        groups=groups,
+    )
+
+
+def note_retry(message_id: int, *, attempt: int, countdown: float, error: str) -> None:
+    """An attempt failed and another follows: the agent is told why (in French)."""
+    with translation.override(settings.LANGUAGE_CODE):
+        reason = _(
+            "attempt %(attempt)s failed: the mail server is unreachable or refused the message;"
+            " retrying in %(s)s s"
+        ) % {"attempt": attempt, "s": int(countdown)}
+    logger.warning("e-mail message %s, attempt %s: %s", message_id, attempt, error)
+    _publish_status(message_id, DELIVERY_QUEUED, attempts=attempt, reason=reason)
+
+
+def mark_failed(message_id: int, error: str, *, attempts: int = 1) -> None:
+    with translation.override(settings.LANGUAGE_CODE):
+        reason = _(
+            "not sent after %(attempts)s attempts: the mail server is unreachable or refused"
+            " the message"
+        ) % {"attempts": attempts}
+    updated = (
+        Message.objects.filter(pk=message_id)
+        .exclude(delivery_status=DELIVERY_SENT)
+        .update(delivery_status=DELIVERY_FAILED)
     )
     logger.error("e-mail message %s could not be sent: %s", message_id, error)
+    if updated:
+        _publish_status(message_id, DELIVERY_FAILED, attempts=attempts, reason=reason)
 
 
 def our_addresses() -> Iterable[str]:

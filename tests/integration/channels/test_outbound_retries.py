@@ -263,3 +263,47 @@ def test_on_a_worker_the_retry_is_scheduled_with_its_back_off(
     assert outbound.attempts == 2
     assert outbound.error.startswith("tentative 2 échouée")
     assert [p["status"] for e, p, _g in events if e == "message.status"] == ["pending"]
+
+
+@pytest.mark.django_db
+def test_an_email_reply_with_the_relay_down_is_retried_then_failed_with_a_reason(
+    endpoint: Endpoint,  # noqa: F811
+    deliver: Any,  # noqa: F811
+    settings: Any,
+    monkeypatch: pytest.MonkeyPatch,
+    django_capture_on_commit_callbacks: Callable[..., Any],
+) -> None:
+    from channels_inbound.email import outbound as email_outbound
+
+    settings.OUTBOUND_MAX_ATTEMPTS = 3
+    settings.OUTBOUND_RETRY_BACKOFF_S = 1
+    settings.EMAIL_BACKEND = "django.core.mail.backends.smtp.EmailBackend"
+    with socket.socket() as probe:  # a loopback port nobody listens on: connection refused
+        probe.bind(("127.0.0.1", 0))
+        settings.EMAIL_PORT = probe.getsockname()[1]
+    settings.EMAIL_HOST = "127.0.0.1"
+    settings.EMAIL_TIMEOUT = 1
+    sent: list[dict[str, Any]] = []
+    monkeypatch.setattr(
+        email_outbound,
+        "_publish_status",
+        lambda message_id, status, **kw: sent.append({"status": status, **kw}),
+    )
+    deliver(MessageSid=sid(1))
+    interaction = Interaction.objects.get()
+    # when
+    with django_capture_on_commit_callbacks(execute=True):
+        message = email_outbound.do_record_outbound_email(
+            interaction=interaction,
+            to="marie.dupont@example.org",
+            our_address="contact@caf.example.fr",
+            subject="Votre dossier",
+            text="Bonjour",
+        )
+    # then
+    message.refresh_from_db()
+    assert message.delivery_status == "failed"
+    assert [e["status"] for e in sent] == ["queued", "queued", "failed"]
+    assert [e["attempts"] for e in sent] == [1, 2, 3]
+    assert sent[0]["reason"].startswith("tentative 1 échouée")
+    assert sent[-1]["reason"].startswith("non envoyé après 3 tentatives")
