@@ -602,6 +602,11 @@ CELERY_BEAT_SCHEDULE["sms-inbound-sweep"] = {
     "task": "channels_sms.sweep_inbound",
     "schedule": env.float("SMS_SWEEP_SECONDS", default=60.0),
 }
+# Re-sends outbound SMS left pending (sending task lost with the broker or a worker).
+CELERY_BEAT_SCHEDULE["sms-outbound-sweep"] = {
+    "task": "channels_sms.sweep_outbound",
+    "schedule": env.float("SMS_SWEEP_SECONDS", default=60.0),
+}
 
 # --- Web chat (channels_inbound.chat) ---
 # docs/channels.md ("Web chat") describes the widget, the embedding snippet and these settings.

@@ -399,7 +399,10 @@ def do_send_sms(
 def _enqueue_send(outbound_id: int) -> None:
     from .tasks import send_outbound_sms
 
-    send_outbound_sms.delay(outbound_id)
+    try:
+        send_outbound_sms.delay(outbound_id)
+    except Exception:  # the broker is down: the SMS stays pending, the sweep sends it
+        logger.warning("could not queue outbound SMS #%s; the sweep will send it", outbound_id)
 
 
 class SendRetryLater(Exception):
@@ -443,12 +446,25 @@ def do_deliver_outbound_sms(*, outbound_id: int, retry: bool = True) -> Outbound
 
     Counts the attempt (in the row, so a task redelivered after a worker died counts too). On a
     transient failure with attempts left (of ``OUTBOUND_MAX_ATTEMPTS``, and ``retry``) the SMS
-    stays ``pending`` with the reason, the
-    agent's console is told, and :class:`SendRetryLater` asks the task to retry; after the last
-    attempt, or at once on a permanent refusal, it ends ``failed`` with the reason (in French)."""
-    outbound = OutboundSms.objects.filter(pk=outbound_id, sid__isnull=True).first()
-    if outbound is None or outbound.status != "pending":
-        return None
+    stays ``pending`` with the reason, the agent's console is told, and :class:`SendRetryLater`
+    asks the task to retry; after the last attempt, or at once on a permanent refusal, it ends
+    ``failed`` with the reason (in French). The row is locked during the attempt (skipped when
+    another worker holds it: a sweep's copy and a retry never send the same SMS twice)."""
+    with transaction.atomic():
+        outbound = (
+            OutboundSms.objects.select_for_update(skip_locked=True)
+            .filter(pk=outbound_id, sid__isnull=True)
+            .first()
+        )
+        if outbound is None or outbound.status != "pending":
+            return None
+        outbound, later = _attempt(outbound, retry=retry)
+    if later is not None:
+        raise later
+    return outbound
+
+
+def _attempt(outbound: OutboundSms, *, retry: bool) -> tuple[OutboundSms, SendRetryLater | None]:
     from django.urls import reverse
 
     OutboundSms.objects.filter(pk=outbound.pk).update(attempts=F("attempts") + 1)
@@ -465,7 +481,7 @@ def do_deliver_outbound_sms(*, outbound_id: int, retry: bool = True) -> Outbound
         SmsOptOut.objects.update_or_create(
             phone=outbound.to, defaults={"active": True, "keyword": "provider"}
         )
-        return outbound
+        return outbound, None
     except base.ProviderError as exc:
         reason = _reason(exc)
         code = str(exc.code or "")
@@ -480,7 +496,9 @@ def do_deliver_outbound_sms(*, outbound_id: int, retry: bool = True) -> Outbound
                 }
             logger.warning("outbound SMS #%s: %s", outbound.pk, exc)
             _set_status(outbound, "pending", error_code=code, error=reason)
-            raise SendRetryLater(reason, retry_in) from exc
+            later = SendRetryLater(reason, retry_in)
+            later.__cause__ = exc
+            return outbound, later
         if is_transient(exc):
             with translation.override(settings.LANGUAGE_CODE):
                 reason = _("not sent after %(attempts)s attempts: %(reason)s") % {
@@ -489,7 +507,7 @@ def do_deliver_outbound_sms(*, outbound_id: int, retry: bool = True) -> Outbound
                 }
         logger.error("outbound SMS #%s failed: %s", outbound.pk, exc)
         _set_status(outbound, "failed", error_code=code, error=reason)
-        return outbound
+        return outbound, None
     OutboundSms.objects.filter(pk=outbound.pk).update(sid=sent.sid)
     outbound.sid = sent.sid
     _apply_status(sent.sid, sent.status, "")
@@ -497,7 +515,29 @@ def do_deliver_outbound_sms(*, outbound_id: int, retry: bool = True) -> Outbound
     for event in SmsStatusEvent.objects.filter(sid=sent.sid):
         _apply_status(event.sid, event.status, event.error_code)
     outbound.refresh_from_db()
-    return outbound
+    return outbound, None
+
+
+OUTBOUND_SWEEP_GRACE_S = 60  # a pending SMS this late past its due attempt is sent again
+
+
+def do_sweep_outbound_sms() -> int:
+    """Safety net: queue again the pending SMS whose sending task was lost (broker down at the
+    commit, a scheduled retry lost with its worker): never tried and older than the grace, or
+    past their next attempt's time plus the grace. Returns how many were queued."""
+    now = timezone.now()
+    due = []
+    rows = OutboundSms.objects.filter(status="pending", sid__isnull=True).values_list(
+        "pk", "attempts", "created_at", "status_at"
+    )
+    for pk, attempts, created_at, status_at in rows:
+        wait = retry_countdown(attempts) if attempts else 0
+        since = status_at or created_at
+        if (now - since).total_seconds() >= wait + OUTBOUND_SWEEP_GRACE_S:
+            due.append(pk)
+    for pk in due:
+        _enqueue_send(pk)
+    return len(due)
 
 
 def _set_status(outbound: OutboundSms, status: str, *, error_code: str, error: str) -> None:

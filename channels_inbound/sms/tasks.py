@@ -36,3 +36,9 @@ def send_outbound_sms(self: Any, outbound_id: int) -> None:
 def sweep_inbound_sms() -> int:
     """Safety net: ingest received SMS whose wake-up was lost (broker down at commit time)."""
     return actions.do_ingest_pending_sms()
+
+
+@shared_task(name="channels_sms.sweep_outbound")
+def sweep_outbound_sms() -> int:
+    """Safety net: send again pending SMS whose sending task was lost."""
+    return actions.do_sweep_outbound_sms()

@@ -307,3 +307,47 @@ def test_an_email_reply_with_the_relay_down_is_retried_then_failed_with_a_reason
     assert [e["attempts"] for e in sent] == [1, 2, 3]
     assert sent[0]["reason"].startswith("tentative 1 échouée")
     assert sent[-1]["reason"].startswith("non envoyé après 3 tentatives")
+
+
+@pytest.mark.django_db
+def test_a_pending_sms_whose_task_was_lost_is_sent_by_the_sweep(
+    endpoint: Endpoint,  # noqa: F811
+    deliver: Any,  # noqa: F811
+    twilio: FakeTwilio,
+    retries: list[float],
+    monkeypatch: pytest.MonkeyPatch,
+    django_capture_on_commit_callbacks: Callable[..., Any],
+) -> None:
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from channels_inbound.sms.tasks import sweep_outbound_sms
+
+    deliver(MessageSid=sid(1))
+
+    def broker_down(*args: Any, **kwargs: Any) -> None:
+        raise ConnectionError("broker down")
+
+    # given: the broker is down when the reply commits (the agent's action still succeeds)
+    monkeypatch.setattr(send_outbound_sms, "delay", broker_down)
+    lost = _send(django_capture_on_commit_callbacks)
+    waiting = _send(django_capture_on_commit_callbacks, text="Et une pièce ?")
+    monkeypatch.undo()
+    assert _sends() == 0
+    long_ago = timezone.now() - timedelta(minutes=5)
+    OutboundSms.objects.filter(pk=lost.pk).update(created_at=long_ago)
+    # a retry scheduled 1 s after its first attempt, 30 s ago: not yet overdue by the grace
+    OutboundSms.objects.filter(pk=waiting.pk).update(
+        attempts=1, status_at=timezone.now() - timedelta(seconds=30)
+    )
+    # when
+    sweep_outbound_sms.delay()
+    # then: the lost one is sent, once; the one waiting for its retry is left to it
+    lost.refresh_from_db()
+    assert lost.status == "queued"
+    assert lost.attempts == 1
+    assert _sends() == 1
+    assert OutboundSms.objects.get(pk=waiting.pk).status == "pending"
+    sweep_outbound_sms.delay()
+    assert _sends() == 1
