@@ -138,24 +138,12 @@ REDIS_URL: str = env.str("REDIS_URL", default="")
 # connection per server process, fan-out done by Redis; at-most-once delivery, which the
 # console tolerates (it replays what it missed from the event outbox). docs/benchmarks.md.
 CHANNEL_LAYER_BACKEND: str = env.str("CHANNEL_LAYER_BACKEND", default="core")
-# The layer's Redis connections: redis-py's default socket timeout (5 s) equals channels_redis'
-# blocking read (BZPOPMIN, 5 s), so an idle console's read timed out and its socket was closed
-# every ~5 s. The socket timeout is longer than that blocking read; keepalive and a health
-# check (a PING before reusing a connection idle that long) find dead connections before a
-# command does. docs/operations.md, "E-mail decoding, idle sockets, Redis restarts".
-CHANNEL_LAYER_HOST: dict[str, object] = {
-    "address": env.str("CHANNEL_LAYER_REDIS_URL", default=REDIS_URL),
-    "socket_timeout": env.float("CHANNEL_LAYER_SOCKET_TIMEOUT", default=15.0),
-    "socket_connect_timeout": 5.0,
-    "socket_keepalive": True,
-    "health_check_interval": 10,
-}
 if REDIS_URL and CHANNEL_LAYER_BACKEND == "pubsub":
     CHANNEL_LAYERS = {
         "default": {
             "BACKEND": "channels_redis.pubsub.RedisPubSubChannelLayer",
             "CONFIG": {
-                "hosts": [CHANNEL_LAYER_HOST],
+                "hosts": [env.str("CHANNEL_LAYER_REDIS_URL", default=REDIS_URL)],
                 "prefix": env.str("CHANNEL_LAYER_PREFIX", default="asgi"),
             },
         }
@@ -165,7 +153,7 @@ elif REDIS_URL:
         "default": {
             "BACKEND": "channels_redis.core.RedisChannelLayer",
             "CONFIG": {
-                "hosts": [CHANNEL_LAYER_HOST],
+                "hosts": [env.str("CHANNEL_LAYER_REDIS_URL", default=REDIS_URL)],
                 "prefix": env.str("CHANNEL_LAYER_PREFIX", default="asgi"),
                 "capacity": 1500,
                 "expiry": 30,

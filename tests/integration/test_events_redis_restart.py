@@ -47,40 +47,6 @@ def _agent_client(make_user: Callable[..., Any]) -> Client:
     return client
 
 
-@pytest.mark.redis
-@pytest.mark.slow
-@pytest.mark.django_db(transaction=True)
-async def test_an_idle_console_stays_connected_and_still_receives(
-    make_user: Callable[..., Any],
-) -> None:
-    assert type(get_channel_layer()).__module__.startswith("channels_redis")
-    client = await sync_to_async(_agent_client)(make_user)
-    console = _socket(client)
-    connected, _ = await console.connect()
-    assert connected
-    hello = await console.receive_json_from(timeout=5)
-    assert hello["type"] == "hello"
-    # idle for longer than redis-py's default socket timeout plus channels_redis' BRPOP (5 s)
-    await asyncio.sleep(12.5)
-    layer = get_channel_layer()
-    assert layer is not None
-    await layer.group_send(
-        events.agent_group(hello["agent_id"]),
-        {"type": "cc.event", "event": "test.after_idle", "payload": {"n": 1}},
-    )
-    deadline = time.monotonic() + 5
-    while True:
-        received = await console.receive_json_from(timeout=max(0.1, deadline - time.monotonic()))
-        if received.get("event") == "test.after_idle":
-            break
-    assert received["payload"] == {"n": 1}
-    await console.disconnect()
-
-
-# ---------------------------------------------------------------------------------------------
-# A Redis restart between two publishes of a long-lived process
-
-
 def _free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
