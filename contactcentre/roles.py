@@ -91,7 +91,7 @@ def ensure_roles(**_kwargs: Any) -> None:
     supervisor.permissions.set(_permissions(AGENT_PERMISSIONS + SUPERVISOR_EXTRA))
     everything = Permission.objects.filter(
         Q(content_type__app_label__in=PROJECT_APPS)
-        | Q(content_type__app_label__in=("auth", "authtoken"))
+        | Q(content_type__app_label__in=("auth", "apitokens"))
     )
     # What an organisation administrator may do is further limited to their organisation by
     # organisations/authz.py (and sharing agreements to platform administrators).
