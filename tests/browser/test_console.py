@@ -94,7 +94,11 @@ def test_two_agents_offer_accept_reply_decline_reconnect_wrap_up(
     card = alice_page.wait_for_selector(".offer-card")
     assert "RSA de mars" in card.inner_text()
     assert "CAF – RSA" in card.inner_text()
-    assert alice_page.inner_text("#announcer")  # announced to screen readers
+    # Announced to screen readers (written a moment after the region is cleared).
+    alice_page.wait_for_function(
+        "document.getElementById('announcer').textContent.length > 0",
+        timeout=5000,
+    )
     assert bob_page.query_selector(".offer-card") is None
     countdown = alice_page.inner_text("[data-countdown]")
     assert int(countdown.split()[0]) > 0
@@ -435,7 +439,12 @@ def test_a_chat_the_citizen_left_shows_a_notice_and_disables_the_composer(
     assert page.is_disabled(f"#reply-text-{interaction_id}")
     assert page.is_disabled(f"#panel-{interaction_id} form[data-reply] button[type=submit]")
     assert page.input_value(f"#reply-text-{interaction_id}") == "Une dernière précision"
-    assert "quitté ce chat" in page.inner_text("#announcer")
+    # The announcement is written a moment after the region is cleared, so screen readers
+    # read it out again: wait for it rather than reading the region at once.
+    page.wait_for_function(
+        "document.getElementById('announcer').textContent.includes('quitté ce chat')",
+        timeout=5000,
+    )
 
 
 def test_an_accept_answered_500_keeps_the_offer_card(
