@@ -481,6 +481,9 @@ SERVER_EMAIL: str = env.str("SERVER_EMAIL", default=DEFAULT_FROM_EMAIL)
 EMAIL_SMTP_SERVER_HOST: str = env.str("EMAIL_SMTP_SERVER_HOST", default="127.0.0.1")
 EMAIL_SMTP_SERVER_PORT: int = env.int("EMAIL_SMTP_SERVER_PORT", default=2525)
 EMAIL_SMTP_SERVER_HOSTNAME: str = env.str("EMAIL_SMTP_SERVER_HOSTNAME", default=EMAIL_DOMAIN)
+# Embedded default only: `manage.py serve` runs that SMTP server in its own process (its events
+# then reach the consoles on the in-memory channel layer). Off: run `manage.py smtp_server`.
+EMAIL_SMTP_SERVER_EMBEDDED: bool = env.bool("EMAIL_SMTP_SERVER_EMBEDDED", default=False)
 # Limits, checked against the content (not the declared headers).
 EMAIL_MAX_MESSAGE_BYTES: int = env.int("EMAIL_MAX_MESSAGE_BYTES", default=25 * 1024 * 1024)
 EMAIL_MAX_ATTACHMENT_BYTES: int = env.int("EMAIL_MAX_ATTACHMENT_BYTES", default=10 * 1024 * 1024)
