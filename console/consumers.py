@@ -8,8 +8,15 @@ Protocol (JSON both ways; docs/console.md):
   (``{"type": "snapshot", "state": {...}}``); then live events follow as
   ``{"type": "event", "id", "event", "payload", "at"}``;
 - console → ``{"type": "heartbeat"}`` every ``CONSOLE_HEARTBEAT_SECONDS``: presence's proof of
-  life, answered ``{"type": "heartbeat.ack"}`` (written to the database in batches, and the
-  session re-checked periodically: ``console/live.py``);
+  life, answered ``{"type": "heartbeat.ack", "last_event_id": N}`` (written to the database in
+  batches, and the session re-checked periodically: ``console/live.py``);
+- catching up without reconnecting: ``N`` in ``heartbeat.ack``, and in
+  ``{"type": "latest", "last_event_id": N}`` sent once to a console that was never sent an
+  event the outbox has held for a round, is the newest event id of the agent (0: not known
+  yet). A console whose last applied id is lower sends ``resume`` with that id and applies the
+  ``replay`` like after a reconnection (in id order, each id once). Event ids come from one
+  sequence shared by all agents, so a gap between two live ids is normal and proves nothing:
+  only this comparison with the outbox finds a missed event (``console/live.py``);
 - console → ``{"type": "typing", "interaction_id"}`` while the agent types a chat reply.
 
 Close codes: 4401 not logged in / session over, 4403 not an agent or second factor missing.
@@ -74,6 +81,8 @@ def _resume(agent_id: int, last_event_id: int) -> dict[str, Any]:
 class AgentConsoleConsumer(JsonConsumer):
     agent_id: int | None = None
     groups_joined: list[str]
+    last_event_sent = 0  # the newest outbox id sent to (or applied by) this console
+    told_latest = 0
 
     async def connect(self) -> None:
         self.groups_joined = []
@@ -117,11 +126,19 @@ class AgentConsoleConsumer(JsonConsumer):
         kind = content.get("type")
         if kind == "heartbeat":
             live.beat(self)
-            await self.send_json({"type": "heartbeat.ack"})
+            await self.send_json(
+                {"type": "heartbeat.ack", "last_event_id": live.settled_event_id(self.agent_id)}
+            )
         elif kind == "resume":
             last = content.get("last_event_id")
             last_id = last if isinstance(last, int) and not isinstance(last, bool) else 0
-            await self.send_json(await _resume(self.agent_id, last_id))
+            answer = await _resume(self.agent_id, last_id)
+            if answer["type"] == "replay":
+                ids = [e["id"] for e in answer["events"]]
+                self.last_event_sent = max([self.last_event_sent, last_id, *ids])
+            else:
+                self.last_event_sent = max(self.last_event_sent, answer["state"]["last_event_id"])
+            await self.send_json(answer)
         elif kind == "typing":
             interaction_id = content.get("interaction_id")
             if isinstance(interaction_id, int):
@@ -129,7 +146,14 @@ class AgentConsoleConsumer(JsonConsumer):
                     interaction_id=interaction_id, agent_id=self.agent_id
                 )
 
+    async def tell_latest(self, last_event_id: int) -> None:
+        """This console missed an event: the newest id of its agent (it resumes from there)."""
+        await self.send_json({"type": "latest", "last_event_id": last_event_id})
+
     async def cc_event(self, message: dict[str, Any]) -> None:
+        event_id = message.get("id")
+        if isinstance(event_id, int) and event_id > self.last_event_sent:
+            self.last_event_sent = event_id
         await self.send_json(
             {
                 "type": "event",

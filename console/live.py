@@ -19,6 +19,17 @@ With ``CONSOLE_GC_FREEZE``, objects that survive a full garbage collection are f
 thousands of consoles otherwise pauses for seconds on each full collection (measured,
 docs/benchmarks.md). Frozen objects that become unreachable through reference cycles are only
 reclaimed when ``CONSOLE_GC_UNFREEZE_SECONDS`` have passed (one full collection then).
+
+Catching up without a reconnection: each round also reads, in one query for every console of
+the process (:func:`console.outbox.latest_event_ids`, one index probe per agent), the newest
+outbox event id of each agent. An id that was already there at the previous round (so written
+at least one round ago: not an event still on its way) and that a console was never sent means
+that console missed an event (a publish that failed, an event written by another process on
+the in-memory layer): the console is told ``{"type": "latest", "last_event_id": N}`` once, and
+every ``heartbeat.ack`` carries the same ``last_event_id``; the console then sends ``resume``
+with the last id it applied and applies the replay (deduplicated by id). A missed event is so
+caught up within two rounds (``CONSOLE_HEARTBEAT_FLUSH_SECONDS``, 5 s, each), with no query per
+console and no message at all to the consoles that missed nothing.
 """
 
 from __future__ import annotations
@@ -42,14 +53,24 @@ class LiveConsole(Protocol):
     agent_id: int | None
     user_id: int
     session_key: str | None
+    # The newest outbox event id this console was sent (live, replayed, or which it said it
+    # applied when resuming), and the last id it was told it is behind on.
+    last_event_sent: int
+    told_latest: int
 
     async def end(self, reason: str) -> None: ...
+
+    async def tell_latest(self, last_event_id: int) -> None: ...
 
 
 _consoles: dict[Any, int] = {}  # console -> its registration number (its session-check share)
 _registered = itertools.count()
 _alive: set[int] = set()
 _task: asyncio.Task[None] | None = None
+# Agent id -> newest outbox event id read by the last round, and by the round before it (ids
+# at least one round old: their live message, if it was ever coming, has arrived).
+_latest: dict[int, int] = {}
+_settled: dict[int, int] = {}
 
 
 _gc_freezing = False
@@ -102,6 +123,36 @@ def flush_heartbeats(agent_ids: Iterable[int]) -> int:
     return do_heartbeats(agent_ids=agent_ids)
 
 
+def settled_event_id(agent_id: int) -> int:
+    """The newest outbox event id of ``agent_id`` known for at least one round (0: none)."""
+    return _settled.get(agent_id, 0)
+
+
+def _round_database_work(alive: list[int], agent_ids: set[int]) -> dict[int, int]:
+    """One hop to the database thread per round: the heartbeats noted since the last round,
+    then the newest outbox event id of every agent with a console here."""
+    from .outbox import latest_event_ids
+
+    if alive:
+        flush_heartbeats(alive)
+    return latest_event_ids(agent_ids)
+
+
+async def tell_consoles_behind(consoles: Iterable[LiveConsole]) -> int:
+    """Tell each console that was never sent an event of its agent that has been in the outbox
+    for a round; once per id. Returns how many were told."""
+    told = 0
+    for console in consoles:
+        if console.agent_id is None:
+            continue
+        newest = _settled.get(console.agent_id, 0)
+        if newest > console.last_event_sent and newest != console.told_latest:
+            console.told_latest = newest
+            await console.tell_latest(newest)
+            told += 1
+    return told
+
+
 def invalid_sessions(entries: list[tuple[int, str | None]]) -> set[tuple[int, str | None]]:
     """Of (user id, session key) pairs, those whose session or account is no longer valid."""
     from django.contrib.auth import get_user_model
@@ -151,6 +202,7 @@ def session_check_share(consoles: dict[Any, int], round_no: int, rounds: int) ->
 
 
 async def _chores() -> None:
+    global _latest, _settled
     flush_every = settings.CONSOLE_HEARTBEAT_FLUSH_SECONDS
     rounds = max(1, round(settings.CONSOLE_SESSION_CHECK_SECONDS / flush_every))
     round_no = 0
@@ -158,10 +210,12 @@ async def _chores() -> None:
         await asyncio.sleep(flush_every)
         round_no += 1
         try:
-            if _alive:
-                alive = list(_alive)
-                _alive.clear()
-                await database_sync_to_async(flush_heartbeats)(alive)
+            alive = list(_alive)
+            _alive.clear()
+            agent_ids = {c.agent_id for c in _consoles if c.agent_id is not None}
+            latest = await database_sync_to_async(_round_database_work)(alive, agent_ids)
+            _settled, _latest = _latest, latest
+            await tell_consoles_behind(list(_consoles))  # a list: a console may go meanwhile
             _maybe_unfreeze()
             consoles = session_check_share(_consoles, round_no, rounds)  # a list: end() may await
             if consoles:

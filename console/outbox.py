@@ -138,6 +138,31 @@ def last_event_id(agent_id: int) -> int:
     return AgentEvent.objects.filter(agent_id=agent_id).aggregate(last=Max("id"))["last"] or 0
 
 
+def latest_event_ids(agent_ids: Iterable[int]) -> dict[int, int]:
+    """The newest outbox event id of each agent (absent: none kept), in one query.
+
+    One correlated ``ORDER BY id DESC LIMIT 1`` per agent, each a single probe at the end of
+    that agent's run of ``agent_event_replay_idx`` (``agent_id, id``): the cost grows with the
+    number of agents asked, never with how many events they have (a ``GROUP BY agent_id``
+    with ``MAX(id)`` read every kept row of every agent). The console chores ask it for all
+    the consoles of a server process once a round (``console/live.py``)."""
+    from django.db.models import OuterRef, Subquery
+
+    from agents.models import AgentProfile
+
+    wanted = sorted(set(agent_ids))
+    if not wanted:
+        return {}
+    newest = AgentEvent.objects.filter(agent_id=OuterRef("pk")).order_by("-id").values("id")[:1]
+    rows = (
+        AgentProfile.objects.filter(pk__in=wanted)
+        .order_by()
+        .annotate(newest=Subquery(newest))
+        .values_list("pk", "newest")
+    )
+    return {pk: newest_id for pk, newest_id in rows if newest_id is not None}
+
+
 REPLAY_LIMIT = 500
 
 
