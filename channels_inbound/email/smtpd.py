@@ -1,4 +1,7 @@
-"""The SMTP server the mail relay delivers to (aiosmtpd), run by ``manage.py smtp_server``.
+"""The SMTP server the mail relay delivers to (aiosmtpd), run by ``manage.py smtp_server``, or
+inside ``manage.py serve`` on the embedded default when ``EMAIL_SMTP_SERVER_EMBEDDED`` is on
+(:func:`start_embedded_smtp`: on the web server's event loop, so the in-memory channel layer
+carries the new e-mail's events to the open consoles).
 
 Replies, so the relay does the right thing:
 
@@ -12,7 +15,8 @@ Replies, so the relay does the right thing:
 * ``451 4.3.0`` on any temporary failure (database down...), so the relay tries again later.
 
 The database work runs in a small thread pool (Django's ORM is synchronous); each call closes
-its connections when done.
+its connections when done. The pool's threads run through ``sync_to_async``, so the events a
+call publishes after its commit go out on the server's event loop.
 """
 
 from __future__ import annotations
@@ -29,6 +33,7 @@ from typing import Any, TypeVar
 
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import SMTP, Envelope, Session
+from asgiref.sync import sync_to_async
 from django.conf import settings
 from django.db import close_old_connections, connections
 from django.utils.translation import gettext_noop
@@ -100,8 +105,13 @@ class EmailHandler:
         self.executor = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="smtp-db")
 
     async def _db(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
-        loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self.executor, partial(_db_call, fn, *args, **kwargs))
+        # sync_to_async, not a bare run_in_executor: ``async_to_sync`` in the thread (the
+        # in-memory layer's publish after the commit) then runs on this event loop, the one
+        # the consoles' sockets wait on, instead of a loop of its own.
+        call = sync_to_async(
+            partial(_db_call, fn, *args, **kwargs), thread_sensitive=False, executor=self.executor
+        )
+        return await call()
 
     async def handle_RCPT(
         self,
@@ -166,17 +176,65 @@ class SMTPServerController(Controller):
         return ContactCentreSMTP(self.handler, **self.SMTP_kwargs)
 
 
-def build_controller(host: str, port: int, *, workers: int = 4) -> SMTPServerController:
+def _quiet_smtp_log() -> None:
     smtp_log = logging.getLogger("mail.log")
     if smtp_log.level == logging.NOTSET:
         # aiosmtpd logs every SMTP command at INFO; LOGGING["loggers"]["mail.log"] overrides.
         smtp_log.setLevel(logging.WARNING)
+
+
+def smtp_options() -> dict[str, Any]:
+    """aiosmtpd's ``SMTP`` keyword arguments, the same for both ways of running the server."""
+    return {
+        "hostname": settings.EMAIL_SMTP_SERVER_HOSTNAME,
+        "ident": "contactcentre ESMTP",
+        "data_size_limit": settings.EMAIL_MAX_MESSAGE_BYTES,
+        "enable_SMTPUTF8": True,
+    }
+
+
+def build_controller(host: str, port: int, *, workers: int = 4) -> SMTPServerController:
+    """The server in a thread with an event loop of its own (``manage.py smtp_server``)."""
+    _quiet_smtp_log()
+    options = smtp_options()
     return SMTPServerController(
         EmailHandler(workers=workers),
         hostname=host,
         port=port,
-        server_hostname=settings.EMAIL_SMTP_SERVER_HOSTNAME,
-        ident="contactcentre ESMTP",
-        data_size_limit=settings.EMAIL_MAX_MESSAGE_BYTES,
-        enable_SMTPUTF8=True,
+        server_hostname=options.pop("hostname"),
+        **options,
     )
+
+
+class EmbeddedSMTP:
+    """The server listening on the running event loop (``manage.py serve``, embedded default)."""
+
+    def __init__(self, server: asyncio.Server, handler: EmailHandler) -> None:
+        self.server = server
+        self.handler = handler
+
+    @property
+    def port(self) -> int:
+        return int(self.server.sockets[0].getsockname()[1])
+
+    async def stop(self) -> None:
+        self.server.close()
+        await self.server.wait_closed()
+        await asyncio.get_running_loop().run_in_executor(None, self.handler.close)
+
+
+async def start_embedded_smtp(host: str, port: int, *, workers: int = 4) -> EmbeddedSMTP:
+    """Listen on ``host:port`` on the running loop (port 0: any free port)."""
+    _quiet_smtp_log()
+    handler = EmailHandler(workers=workers)
+    options = smtp_options()
+    loop = asyncio.get_running_loop()
+    try:
+        server = await loop.create_server(
+            lambda: ContactCentreSMTP(handler, loop=loop, **options), host, port
+        )
+    except Exception:
+        handler.close()
+        raise
+    logger.info("SMTP server listening on %s:%s (in the web server's process)", host, port)
+    return EmbeddedSMTP(server, handler)

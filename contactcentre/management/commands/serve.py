@@ -1,11 +1,16 @@
 """Start the whole app in one process: migrations, static files when needed, demo data, the
-ASGI server (HTTP and WebSockets, uvicorn) and, on the embedded default, the periodic scheduler.
+ASGI server (HTTP and WebSockets, uvicorn) and, on the embedded default, on the same event loop:
+the periodic scheduler, the outbox poller and (``EMAIL_SMTP_SERVER_EMBEDDED`` or ``--smtp``) the
+inbound SMTP server (``contactcentre/embedded.py``).
 
-    python manage.py serve [--host 127.0.0.1] [--port 8000] [--no-demo]
+    python manage.py serve [--host 127.0.0.1] [--port 8000] [--no-demo] [--smtp]
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import logging
 import os
 from pathlib import Path
 from typing import Any
@@ -17,6 +22,8 @@ from django.contrib.staticfiles.storage import ManifestFilesMixin
 from django.core.files.storage import storages
 from django.core.management import call_command
 from django.core.management.base import BaseCommand, CommandParser
+
+logger = logging.getLogger(__name__)
 
 
 def static_files_stale() -> bool:
@@ -61,6 +68,11 @@ class Command(BaseCommand):
         parser.add_argument("--port", type=int, default=8000)
         parser.add_argument("--no-demo", action="store_true", help="Do not create demo data.")
         parser.add_argument("--workers", type=int, default=1)
+        parser.add_argument(
+            "--smtp",
+            action="store_true",
+            help="Embedded default: also run the inbound SMTP server (EMAIL_SMTP_SERVER_EMBEDDED).",
+        )
 
     def handle(self, *args: Any, **options: Any) -> None:
         settings.DATA_DIR.mkdir(parents=True, exist_ok=True)
@@ -71,24 +83,48 @@ class Command(BaseCommand):
             call_command("collectstatic", interactive=False, verbosity=0)
         if not options["no_demo"]:
             call_command("demo", if_empty=True)
-        scheduler = None
-        if settings.CELERY_EMBEDDED:
-            from contactcentre.embedded import EmbeddedScheduler
-
-            scheduler = EmbeddedScheduler()
-            scheduler.start()
-            mode = "embedded (SQLite or DATABASE_URL, in-memory channel layer, in-process tasks)"
-        else:
-            mode = "Redis broker: start `celery -A contactcentre worker` and `... beat` too"
         url = f"http://{options['host']}:{options['port']}/"
+        app_options = uvicorn_options(options["host"], options["port"], options["workers"])
+        if not settings.CELERY_EMBEDDED:
+            self.banner(
+                url, "Redis broker: start `celery -A contactcentre worker` and `... beat` too"
+            )
+            uvicorn.run("contactcentre.asgi:application", **app_options)
+            return
+        smtp = options["smtp"] or settings.EMAIL_SMTP_SERVER_EMBEDDED
+        self.banner(
+            url, "embedded (SQLite or DATABASE_URL, in-memory channel layer, in-process tasks)"
+        )
+        if smtp:
+            where = f"{settings.EMAIL_SMTP_SERVER_HOST}:{settings.EMAIL_SMTP_SERVER_PORT}"
+            self.stdout.write(f"  SMTP: e-mail received on {where} (in this process)")
+        config = uvicorn.Config("contactcentre.asgi:application", **app_options)
+        with contextlib.suppress(KeyboardInterrupt):  # Ctrl-C: uvicorn re-raises it once stopped
+            asyncio.run(serve_embedded(config, smtp=smtp))
+
+    def banner(self, url: str, mode: str) -> None:
         self.stdout.write(self.style.SUCCESS(f"Contact centre running at {url}"))
         self.stdout.write(f"  admin: {url}admin/   API: {url}api/v1/docs/   health: {url}healthz")
         self.stdout.write(f"  mode: {mode}")
+        self.stdout.flush()
+
+
+async def serve_embedded(config: uvicorn.Config, *, smtp: bool) -> None:
+    """The web server and the embedded services on one event loop; they stop with it."""
+    from contactcentre.embedded import EmbeddedServices
+
+    services = EmbeddedServices(smtp=smtp)
+    try:
+        await services.start()
+        await uvicorn.Server(config).serve()
+    finally:
+        # Ctrl-C: uvicorn stops, then hands the signal back to asyncio.run, which cancels this
+        # task once; the services still finish stopping (scheduler, poller, SMTP server).
+        stopping = asyncio.ensure_future(services.stop())
         try:
-            uvicorn.run(
-                "contactcentre.asgi:application",
-                **uvicorn_options(options["host"], options["port"], options["workers"]),
-            )
+            await asyncio.shield(stopping)
+        except asyncio.CancelledError:
+            await stopping
+            raise
         finally:
-            if scheduler is not None:
-                scheduler.stop()
+            logger.info("embedded services stopped")
