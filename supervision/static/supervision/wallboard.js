@@ -5,6 +5,7 @@
   "use strict";
 
   var labels = JSON.parse(document.getElementById("wb-labels").textContent);
+  var consoleLabels = JSON.parse(document.getElementById("wb-console-labels").textContent);
   var snapshot = JSON.parse(document.getElementById("wb-snapshot").textContent);
   var lang = document.documentElement.lang || "fr";
   var numberFormat = new Intl.NumberFormat(lang, { maximumFractionDigits: 1 });
@@ -76,6 +77,12 @@
     }
   }
 
+  // Connected: a live console (a heartbeat within routing's window), not merely a state other
+  // than "offline" in the database: a console that vanished keeps its state for a while.
+  function isConnected(a) {
+    return typeof a.connected === "boolean" ? a.connected : a.state !== "offline";
+  }
+
   function renderAgents(rows) {
     var counts = {};
     Object.keys(labels.states).forEach(function (s) { counts[s] = 0; });
@@ -89,6 +96,11 @@
       var state = labels.states[a.state] || a.state;
       if (a.pause_reason) state += " (" + (labels.reasons[a.pause_reason] || a.pause_reason) + ")";
       tr.appendChild(el("td", state, { class: "state-cell", "data-state": a.state }));
+      var live = isConnected(a);
+      // In words, not only in colour; a state other than offline without a console is flagged.
+      var lost = !live && a.state !== "offline";
+      tr.appendChild(el("td", live ? consoleLabels.live : (lost ? consoleLabels.lost : consoleLabels.none),
+        { class: "console-cell" + (lost ? " console-lost" : ""), "data-connected": live ? "true" : "false" }));
       tr.appendChild(el("td", duration(since(a.state_since)),
         { class: "num", "data-since": a.state_since || "" }));
       var work = a.work.map(function (w) {
@@ -118,7 +130,7 @@
     renderAlerts(data.queues);
     var counts = renderAgents(data.agents);
     var waiting = data.queues.reduce(function (n, q) { return n + q.waiting; }, 0);
-    var loggedIn = data.agents.length - (counts.offline || 0);
+    var loggedIn = data.agents.filter(isConnected).length;
     var alerts = data.queues.filter(function (q) { return q.alert; }).length;
     var summary = labels.summary.replace("%(waiting)s", waiting)
       .replace("%(agents)s", loggedIn).replace("%(alerts)s", alerts);
