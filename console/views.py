@@ -249,9 +249,13 @@ def chat_ended(interaction: Interaction) -> bool:
 
 
 def _attachment_links(message: Any) -> list[dict[str, Any]]:
-    """Each attachment with where the agent opens it: the download route for a stored file,
-    the provider's media address for an MMS picture or a voicemail recording (not proxied yet),
-    nothing for a refused one."""
+    """Each attachment with where the agent opens it: the download route for a stored file (an
+    MMS picture or a voicemail recording once fetched from the provider: channels_inbound.media;
+    ``audio`` ones get a player), a note for provider media still being fetched or unavailable
+    (with the reason), nothing for a refused file; the provider's own address only for media
+    recorded before media were fetched."""
+    from channels_inbound.media import pending_text, unavailable_text
+
     links = []
     for index, entry in enumerate(message.attachments or []):
         if not isinstance(entry, dict):
@@ -259,13 +263,15 @@ def _attachment_links(message: Any) -> list[dict[str, Any]]:
         href = ""
         if entry.get("storage_path") and not entry.get("refused"):
             href = reverse("console:attachment", args=[message.pk, index])
-        elif str(entry.get("url", "")).startswith(("https://", "http://")):
+        elif "fetch" not in entry and str(entry.get("url", "")).startswith(("https://", "http://")):
             href = str(entry["url"])
         links.append(
             {
                 "name": entry.get("name") or f"{index + 1}",
                 "href": href,
                 "external": bool(href) and not href.startswith("/"),
+                "audio": href.startswith("/") and str(entry.get("content_type", "")) in AUDIO_TYPES,
+                "note": unavailable_text(entry) or pending_text(entry),
             }
         )
     return links
@@ -455,9 +461,12 @@ def transfer(request: HttpRequest, interaction_id: int) -> HttpResponse:
 
 # --------------------------------------------------------------------------- attachments
 
-# Served inline (shown in the browser) only for these: never HTML, SVG or anything a browser
-# could run; everything else is a download.
-INLINE_TYPES = frozenset({"image/png", "image/jpeg", "image/gif", "image/webp"})
+# Served inline (shown in the browser, played by the thread's <audio> player) only for these:
+# never HTML, SVG or anything a browser could run; everything else is a download.
+AUDIO_TYPES = frozenset(
+    {"audio/mpeg", "audio/wav", "audio/x-wav", "audio/ogg", "audio/mp4", "audio/amr"}
+)
+INLINE_TYPES = frozenset({"image/png", "image/jpeg", "image/gif", "image/webp"}) | AUDIO_TYPES
 
 
 @agent_required

@@ -25,13 +25,15 @@ app.conf.update(
     broker_connection_retry_on_startup=True,
     enable_utc=True,
 )
-# Outbound provider work (call bridging, SMS sending) has its own queue, so a slow or stalled
-# provider can never hold the workers that ingest and route (docs/operations.md: run a worker
-# with ``-Q outbound``). Every other task stays on the default queue.
+# Outbound provider work (call bridging, SMS sending, fetching MMS and voicemail media) has its
+# own queue, so a slow or stalled provider can never hold the workers that ingest and route
+# (docs/operations.md: run a worker with ``-Q outbound``). Every other task stays on the default
+# queue.
 OUTBOUND_QUEUE = "outbound"
 app.conf.task_routes = {
     "channels_voice.bridge_call": {"queue": OUTBOUND_QUEUE},
     "channels_sms.send_outbound": {"queue": OUTBOUND_QUEUE},
+    "channels_media.fetch": {"queue": OUTBOUND_QUEUE},
 }
 # CELERY_TIMEZONE is not set: Celery then follows Django's TIME_ZONE.
 # CELERY_BROKER_TRANSPORT_OPTIONS (the visibility timeout) comes from settings: it must exceed

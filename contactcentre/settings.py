@@ -563,6 +563,31 @@ SMS_OPT_OUT_REPLY: bool = env.bool("SMS_OPT_OUT_REPLY", default=True)
 # (provider unreachable or stalled, 5xx); the wait doubles from OUTBOUND_RETRY_BACKOFF_S.
 OUTBOUND_MAX_ATTEMPTS: int = env.int("OUTBOUND_MAX_ATTEMPTS", default=5)
 OUTBOUND_RETRY_BACKOFF_S: int = env.int("OUTBOUND_RETRY_BACKOFF_S", default=30)
+# Provider media (MMS pictures, voicemail recordings), fetched after ingestion with the REST
+# credentials above (HTTP Basic), retried like outbound SMS, then stored under
+# MEDIA_ROOT/PROVIDER_MEDIA_DIR (served to agents by the console only). The credentials are sent
+# only to PROVIDER_MEDIA_ORIGINS (and TWILIO_API_BASE_URL's origin); media elsewhere are refused.
+MEDIA_MAX_BYTES: int = env.int("MEDIA_MAX_BYTES", default=20 * 1024 * 1024)
+MEDIA_ALLOWED_TYPES: list[str] = env.list(
+    "MEDIA_ALLOWED_TYPES",
+    default=[
+        "image/jpeg",
+        "image/png",
+        "image/gif",
+        "image/webp",
+        "audio/mpeg",
+        "audio/wav",
+        "audio/x-wav",
+        "audio/ogg",
+        "audio/amr",
+        "audio/mp4",
+        "application/pdf",
+    ],
+)
+PROVIDER_MEDIA_ORIGINS: list[str] = env.list(
+    "PROVIDER_MEDIA_ORIGINS", default=["https://api.twilio.com"]
+)
+PROVIDER_MEDIA_DIR: str = env.str("PROVIDER_MEDIA_DIR", default="provider-media")
 # Text to speech: voice per language (e.g. fr-FR=Polly.Lea); empty: the provider's default.
 VOICE_TTS_VOICE: str = env.str("VOICE_TTS_VOICE", default="")
 VOICE_TTS_VOICES: dict[str, str] = env.dict("VOICE_TTS_VOICES", default={})
@@ -596,6 +621,11 @@ CELERY_BEAT_SCHEDULE["sms-inbound-sweep"] = {
 # Re-sends outbound SMS left pending (sending task lost with the broker or a worker).
 CELERY_BEAT_SCHEDULE["sms-outbound-sweep"] = {
     "task": "channels_sms.sweep_outbound",
+    "schedule": env.float("SMS_SWEEP_SECONDS", default=60.0),
+}
+# Fetches again provider media whose fetching task was lost.
+CELERY_BEAT_SCHEDULE["provider-media-sweep"] = {
+    "task": "channels_media.sweep",
     "schedule": env.float("SMS_SWEEP_SECONDS", default=60.0),
 }
 

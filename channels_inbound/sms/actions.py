@@ -20,6 +20,7 @@ from django.utils import timezone, translation
 from django.utils.translation import gettext as _
 
 from channels_inbound.ingest import InboundMessage, IngestError, do_ingest_message
+from channels_inbound.media import pending_entry, request_fetch
 from channels_inbound.models import Endpoint
 from channels_inbound.providers import base, get_backend
 from channels_inbound.providers.webhooks import absolute
@@ -294,12 +295,11 @@ def do_ingest_inbound_sms(*, inbound_id: int) -> InboundSms | None:
         )
         if inbound is None:
             return None
+        # Fetched with the account's credentials after the commit (channels_inbound.media).
         attachments = [
-            {
-                "name": f"media-{i}",
-                "content_type": m.get("content_type", ""),
-                "url": m.get("url", ""),
-            }
+            pending_entry(
+                name=f"media-{i + 1}", url=m.get("url", ""), content_type=m.get("content_type", "")
+            )
             for i, m in enumerate(inbound.media)
         ]
         try:
@@ -322,6 +322,8 @@ def do_ingest_inbound_sms(*, inbound_id: int) -> InboundSms | None:
         if result.created:
             # Shown in the order the citizen sent them: when we received it, not when ingested.
             Message.objects.filter(pk=result.message.pk).update(created_at=inbound.received_at)
+            if attachments:
+                request_fetch(result.message.pk)
         InboundSms.objects.filter(pk=inbound.pk).update(
             state=InboundSms.State.INGESTED, message=result.message, processed_at=timezone.now()
         )

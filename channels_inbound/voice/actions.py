@@ -24,6 +24,7 @@ from django.utils.translation import ngettext
 
 from agents.models import AgentProfile
 from channels_inbound.ingest import InboundMessage, IngestError, do_ingest_message
+from channels_inbound.media import is_pending, pending_entry, request_fetch
 from channels_inbound.models import Endpoint
 from channels_inbound.providers import base, get_backend, get_provider
 from channels_inbound.providers.base import (
@@ -164,6 +165,8 @@ def _ingest(
         ),
         queue=_queue_for(call, queue_code),
     )
+    if result.created and any(is_pending(a) for a in result.message.attachments or []):
+        request_fetch(result.message.pk)  # a recording, fetched with the account's credentials
     call.interaction = result.interaction
     return result.interaction
 
@@ -673,12 +676,14 @@ def do_voicemail_recorded(
                 subject=_("Voicemail"),
                 text=_flow_summary(call),
                 attachments=[
-                    {
-                        "name": f"voicemail-{recording.sid}",
-                        "content_type": "audio/wav",
-                        "url": recording.url,
-                        "duration_seconds": recording.duration_seconds,
-                    }
+                    pending_entry(
+                        name=f"voicemail-{recording.sid}",
+                        url=recording.url,
+                        content_type="audio/mpeg",
+                        recording=True,
+                        recording_sid=recording.sid,
+                        duration_seconds=recording.duration_seconds,
+                    )
                 ],
             )
             call.outcome = CallOutcome.VOICEMAIL

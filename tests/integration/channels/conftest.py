@@ -98,6 +98,8 @@ def telephony(settings: Any) -> Iterator[None]:
     settings.TELEPHONY_BACKEND = "channels_inbound.providers.twilio.TwilioBackend"
     settings.TWILIO_HTTP_CLIENT = "channels_inbound.providers.fake.FakeTwilioHttpClient"
     settings.VOICE_HOLD_MUSIC_URL = ""
+    # Media are never fetched from the real provider (test_media.py serves its own on loopback).
+    settings.PROVIDER_MEDIA_ORIGINS = []
     settings.LANGUAGE_CODE = "fr"
     FakeTwilioHttpClient.reset()
     yield
