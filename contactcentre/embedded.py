@@ -22,6 +22,7 @@ from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any, TypeVar
 
+from asgiref.sync import sync_to_async
 from channels.layers import get_channel_layer
 from django.conf import settings
 from django.db import close_old_connections, connections
@@ -60,9 +61,19 @@ def load_task_modules() -> None:
 
 
 class EmbeddedScheduler(threading.Thread):
-    def __init__(self) -> None:
+    """Runs the entries of ``CELERY_BEAT_SCHEDULE`` at their intervals, one at a time.
+
+    Given the server's event loop, each task runs through ``sync_to_async`` on it (in a thread
+    of the scheduler's own): the events a task publishes then go to the in-memory channel layer
+    on that loop, as a request's do, instead of from this thread (the layer is not thread-safe,
+    and a loop waiting on a socket would not notice them before its next wake-up).
+    """
+
+    def __init__(self, loop: asyncio.AbstractEventLoop | None = None) -> None:
         super().__init__(name="embedded-beat", daemon=True)
         self.stopping = threading.Event()
+        self.loop = loop
+        self.executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="embedded-task")
         load_task_modules()
         self.entries = {
             name: (entry["task"], _interval(entry["schedule"]))
@@ -73,7 +84,18 @@ class EmbeddedScheduler(threading.Thread):
             logger.error("periodic tasks not registered: %s", ", ".join(unknown))
 
     def run_task(self, task_name: str) -> str | None:
-        """Run one periodic task here and now; the error's text when it fails."""
+        """Run one periodic task now (on the server's loop when given); the error's text when
+        it fails."""
+        loop = self.loop
+        if loop is None or not loop.is_running():
+            return self._run_here(task_name)
+        on_loop = sync_to_async(self._run_here, thread_sensitive=False, executor=self.executor)
+        try:
+            return asyncio.run_coroutine_threadsafe(on_loop(task_name), loop).result()
+        except Exception as exc:  # the loop stopped meanwhile
+            return f"{type(exc).__name__}: {exc}"
+
+    def _run_here(self, task_name: str) -> str | None:
         close_old_connections()
         try:
             app.tasks[task_name].apply(throw=True)
@@ -295,7 +317,7 @@ class EmbeddedServices:
 
     async def start(self, *, scheduler: bool = True) -> None:
         if scheduler:
-            self.scheduler = EmbeddedScheduler()
+            self.scheduler = EmbeddedScheduler(asyncio.get_running_loop())
             self.scheduler.start()
         await self.poller.start()
         if self.smtp_enabled:
@@ -310,7 +332,8 @@ class EmbeddedServices:
             await self.smtp.stop()
             self.smtp = None
         await self.poller.stop()
-        if self.scheduler is not None:
+        if self.scheduler is not None:  # a task under way finishes first (it needs this loop)
             self.scheduler.stop()
-            self.scheduler.join(timeout=30)
+            await asyncio.get_running_loop().run_in_executor(None, self.scheduler.join, 30.0)
+            self.scheduler.executor.shutdown(wait=False)
             self.scheduler = None

@@ -27,6 +27,7 @@ from typing import Any
 
 import pytest
 from asgiref.sync import sync_to_async
+from channels.layers import get_channel_layer
 from channels.testing import WebsocketCommunicator
 from django.conf import settings as django_settings
 from django.db import connection
@@ -187,6 +188,52 @@ async def test_the_poller_goes_on_after_the_database_was_unreachable(
         connection.settings_dict["PORT"] = real_port
         await poller.stop()
         await communicator.disconnect()
+
+
+@pytest.mark.django_db(transaction=True)
+async def test_the_embedded_sweep_offers_a_waiting_email_live_on_the_console(
+    in_memory_layer: None, make_user: Any, email_endpoint: Any, monkeypatch: Any
+) -> None:
+    from contactcentre.embedded import EmbeddedServices
+    from interactions.actions import do_create_interaction
+
+    # given an e-mail waiting in its queue while the only agent was away
+    interaction = await sync_to_async(do_create_interaction)(
+        channel="email", contact=None, queue=email_endpoint.queue, subject="Quittance"
+    )
+    communicator, _agent_id = await console_socket(make_user, "fabienne")  # available now
+    layer = get_channel_layer()
+    group_send = layer.group_send
+    publishing_loops: list[asyncio.AbstractEventLoop] = []
+
+    async def noting_the_loop(group: str, message: dict[str, Any]) -> None:
+        publishing_loops.append(asyncio.get_running_loop())
+        await group_send(group, message)
+
+    monkeypatch.setattr(layer, "group_send", noting_the_loop)
+    services = EmbeddedServices(smtp=False, poll_seconds=0.2)
+    await services.start()  # the scheduler, on this event loop, and the poller
+    try:
+        # when the embedded scheduler's routing sweep runs (every ROUTING_SWEEP_SECONDS)
+        deadline = time.monotonic() + 20
+        offer = None
+        while offer is None and time.monotonic() < deadline:
+            message = await communicator.receive_json_from(timeout=20)
+            if message.get("event") == "offer.created":
+                offer = message
+
+        # then its offer reaches the console live (published on the server's loop), once
+        assert offer is not None
+        assert offer["payload"]["interaction_id"] == interaction.pk
+        assert await communicator.receive_nothing(timeout=1.0)
+        assert services.poller.sent == 0  # written by this process: not sent again
+        # on the loop the consoles wait on (the in-memory layer is not thread-safe)
+        assert publishing_loops
+        assert set(publishing_loops) == {asyncio.get_running_loop()}
+    finally:
+        await services.stop()
+        await communicator.disconnect()
+    assert services.scheduler is None
 
 
 # --------------------------------------------------------------------------- manage.py serve
