@@ -189,6 +189,7 @@ class MediaRequest:
     host: str
     path: str
     authorization: str  # the header as sent ("" when absent)
+    at: float = 0.0  # time.monotonic() when it arrived
 
 
 @dataclass
@@ -205,7 +206,8 @@ class FakeMediaServer:
 
     Faults, each for the next N API requests: :attr:`outage_requests` (503, Twilio error 20503),
     :attr:`drop_requests` (the connection closed without an answer), :attr:`not_ready_requests`
-    (a recording still being processed: 404); :attr:`stall_seconds` delays every API answer."""
+    (a recording still being processed: 404), :attr:`stall_requests` (answered only after
+    :attr:`stall_seconds`: a stalled provider)."""
 
     account_sid: str
     auth_token: str
@@ -213,7 +215,8 @@ class FakeMediaServer:
     outage_requests: int = 0
     drop_requests: int = 0
     not_ready_requests: int = 0
-    stall_seconds: float = 0.0
+    stall_requests: int = 0
+    stall_seconds: float = 5.0
     _media: dict[str, _Stored] = field(default_factory=dict)  # API path -> bytes
     _recordings: dict[str, tuple[_Stored, _Stored]] = field(default_factory=dict)  # (wav, mp3)
     _storage: dict[str, _Stored] = field(default_factory=dict)  # storage token -> bytes
@@ -222,8 +225,7 @@ class FakeMediaServer:
 
     # --- life cycle
     def start(self) -> FakeMediaServer:
-        server = ThreadingHTTPServer(("127.0.0.1", 0), _handler(self))
-        server.daemon_threads = True
+        server = _QuietServer(("127.0.0.1", 0), _handler(self))
         self._server = server
         threading.Thread(target=server.serve_forever, name="fake-media", daemon=True).start()
         return self
@@ -274,10 +276,13 @@ class FakeMediaServer:
         self, host: str, path: str, authorization: str
     ) -> tuple[int, dict[str, str], bytes] | None:
         with self._lock:
-            self.requests.append(MediaRequest(host, path, authorization))
+            self.requests.append(MediaRequest(host, path, authorization, time.monotonic()))
         if path.startswith("/storage/"):
             return self._storage_answer(path, authorization)
-        if self.stall_seconds:
+        with self._lock:
+            stall = self.stall_requests > 0
+            self.stall_requests -= 1 if stall else 0
+        if stall:
             time.sleep(self.stall_seconds)
         with self._lock:
             if self.drop_requests > 0:
@@ -342,6 +347,13 @@ class FakeMediaServer:
             return _xml_error(403, "AccessDenied", "Request has expired")
         headers = {"Content-Type": stored.content_type, "Content-Length": str(len(stored.content))}
         return 200, headers, stored.content
+
+
+class _QuietServer(ThreadingHTTPServer):
+    daemon_threads = True
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        pass  # a client that gave up on a stalled answer: expected, not worth a traceback
 
 
 def _json_error(status: int, code: int, message: str) -> tuple[int, dict[str, str], bytes]:

@@ -11,6 +11,7 @@ a request carrying credentials. Webhooks are signed and posted like the other SM
 from __future__ import annotations
 
 import base64
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import timedelta
@@ -35,6 +36,7 @@ from flows.models import EndpointFlow, Flow
 from interactions.models import Interaction, Message
 from organisations.models import Membership, Organisation
 from routing.models import Queue
+from tests.support import celery_broker, start_workers, stop_workers
 
 from .conftest import ACCOUNT_SID, AUTH_TOKEN, FakeTwilio, payload
 
@@ -192,6 +194,18 @@ def test_a_provider_down_then_up_is_retried_and_the_media_stored(
     assert entry["fetch"] == "stored"
     assert entry["attempts"] == 3
     assert len(server.api_requests()) == 3
+
+
+def test_a_stalled_provider_costs_one_read_timeout_then_the_medium_is_stored(
+    server: FakeMediaServer, deliver_mms: Callable[..., Message], settings: Any
+) -> None:
+    settings.PROVIDER_READ_TIMEOUT_S = 0.5
+    server.stall_requests, server.stall_seconds = 1, 6.0  # accepts, answers nothing for 6 s
+    started = time.monotonic()
+    message = deliver_mms((JPEG, "image/jpeg"))
+    assert time.monotonic() - started < 5  # the read timeout, not the stall
+    entry = message.attachments[0]
+    assert (entry["fetch"], entry["attempts"]) == ("stored", 2)
 
 
 @pytest.mark.parametrize(
@@ -385,3 +399,62 @@ def test_a_voicemail_recording_is_fetched_and_playable_by_the_agent(
     _assert_served(agent.get(_route(message, 0)), "audio/mpeg", "inline", MP3)
     assert f'<audio controls preload="none" src="{_route(message, 0)}"' in _thread(agent, message)
     assert _client(mairie.agent).get(_route(message, 0)).status_code == 404
+
+
+# --- With a broker: the retries are scheduled on the outbound queue ---------------------------
+@pytest.mark.postgres
+@pytest.mark.redis
+@pytest.mark.slow
+@pytest.mark.django_db(transaction=True)
+def test_with_a_broker_the_fetch_retries_after_its_back_off_on_a_real_worker(
+    bodies: tuple[Body, Body],
+    twilio: FakeTwilio,
+    server: FakeMediaServer,
+    settings: Any,
+    tmp_path: Path,
+) -> None:
+    import redis
+
+    # The test's own Redis database (REDIS_URL): only the two queues' keys are cleared.
+    broker = settings.REDIS_URL
+    redis.Redis.from_url(broker).delete("celery", OUTBOUND_QUEUE)
+    Endpoint.objects.create(channel="sms", address=SMS_NUMBER, name="SMS", queue=bodies[0].queue)
+    server.outage_requests = 2  # the first two attempts answer 503
+    fields = {
+        "NumMedia": "1",
+        "MediaUrl0": server.add_media(MMS_SID, JPEG, "image/jpeg"),
+        "MediaContentType0": "image/jpeg",
+    }
+    env = {
+        "TWILIO_ACCOUNT_SID": ACCOUNT_SID,
+        "TWILIO_AUTH_TOKEN": AUTH_TOKEN,
+        "PROVIDER_MEDIA_ORIGINS": server.api_origin,
+        "MEDIA_ROOT": str(tmp_path),
+        "OUTBOUND_MAX_ATTEMPTS": "3",
+        "OUTBOUND_RETRY_BACKOFF_S": "1",
+    }
+    with celery_broker(broker, settings):
+        processes = start_workers(1, broker, extra_env=env)
+        try:
+            # when the MMS arrives: ingested by the worker, then its medium fetched there
+            reply = twilio.post("/webhooks/twilio/sms/", payload("mms_inbound", **fields))
+            assert reply.status == 200
+
+            def stored() -> bool:
+                message = Message.objects.filter(provider_id=MMS_SID).first()
+                return message is not None and message.attachments[0]["fetch"] == "stored"
+
+            deadline = time.monotonic() + 60
+            while not stored() and time.monotonic() < deadline:
+                time.sleep(0.3)
+        finally:
+            stop_workers(processes)
+    # then it was stored on the third attempt, each retry scheduled after the doubling back-off
+    entry = Message.objects.get(provider_id=MMS_SID).attachments[0]
+    assert entry["fetch"] == "stored", entry
+    assert entry["attempts"] == 3
+    api = server.api_requests()
+    assert len(api) == 3
+    assert api[1].at - api[0].at >= 0.9  # OUTBOUND_RETRY_BACKOFF_S
+    assert api[2].at - api[1].at >= 1.9  # doubled
+    assert (tmp_path / entry["storage_path"]).read_bytes() == JPEG
