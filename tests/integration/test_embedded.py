@@ -299,9 +299,10 @@ def embedded_server(tmp_path: Path, email_endpoint: Any) -> Iterator[dict[str, A
         log.close()
 
 
+@pytest.mark.parametrize("stop_signal", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "sigterm"])
 @pytest.mark.django_db(transaction=True)
 def test_serve_offers_an_email_received_over_smtp_live_and_relays_other_processes_events(
-    embedded_server: dict[str, Any], make_user: Any
+    embedded_server: dict[str, Any], make_user: Any, stop_signal: signal.Signals
 ) -> None:
     from websockets.sync.client import connect
     from websockets.typing import Origin
@@ -344,10 +345,10 @@ def test_serve_offers_an_email_received_over_smtp_live_and_relays_other_processe
         relayed = next_event("agent.state", timeout=5)
         assert relayed["id"] == event_id
 
-    # and the server stops cleanly on Ctrl-C
+    # and the server stops cleanly on Ctrl-C or SIGTERM, its services first
     process = embedded_server["process"]
-    process.send_signal(signal.SIGINT)
-    process.wait(timeout=30)
+    process.send_signal(stop_signal)
+    assert process.wait(timeout=30) == 0
     log = embedded_server["log"]
     log.seek(0)
     output = log.read()

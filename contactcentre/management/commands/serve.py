@@ -12,6 +12,7 @@ import asyncio
 import contextlib
 import logging
 import os
+import signal
 from pathlib import Path
 from typing import Any
 
@@ -114,6 +115,9 @@ async def serve_embedded(config: uvicorn.Config, *, smtp: bool) -> None:
     from contactcentre.embedded import EmbeddedServices
 
     services = EmbeddedServices(smtp=smtp)
+    # uvicorn handles SIGTERM, then raises it again once stopped: without a handler of ours
+    # the process would end there, before the services below are stopped.
+    signal.signal(signal.SIGTERM, lambda *_: None)
     try:
         await services.start()
         await uvicorn.Server(config).serve()
