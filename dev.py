@@ -2,6 +2,8 @@
 """The project's two commands, needing nothing but Python 3.11:
 
     python3 dev.py run    # the whole app with demo data on the embedded default
+                          # (options go to `manage.py serve`: --port, --host, --no-demo,
+                          # --smtp to receive e-mail over SMTP on 127.0.0.1:2525 too)
     python3 dev.py test   # the test suite (extra arguments go to pytest)
 
 Both create ``.venv`` and install the project into it on first use (and again when
