@@ -19,9 +19,10 @@ for :func:`request_fetch` after their commit. The task ``channels_media.fetch`` 
   attachments are (``storage_path``, ``size``, ``sha256``, ``content_type``): the console's
   route ``/console/messages/<id>/attachments/<index>/`` serves it;
 - retries transient failures (unreachable, stalled, 5xx, 429, and a recording not yet available)
-  with the outbound SMS back-off, ``OUTBOUND_MAX_ATTEMPTS`` attempts counted on the entry;
-  after the last one, or at once on a permanent failure, the entry is marked
-  ``"fetch": "unavailable"`` with a reason code the console shows ("media unavailable: ...").
+  with the outbound SMS back-off, ``OUTBOUND_MAX_ATTEMPTS`` attempts counted on the entry (with
+  a broker the task schedules its retry; run eagerly, the sweep runs it once due); after the
+  last one, or at once on a permanent failure, the entry is marked ``"fetch": "unavailable"``
+  with a reason code the console shows ("media unavailable: ...").
 
 Idempotent: the message row is locked during a fetch (a second copy of the task skips it) and
 only pending entries are fetched, so a redelivered task stores nothing twice. The beat entry
@@ -432,10 +433,11 @@ def _due(entry: dict[str, Any], created_at: datetime, now: datetime) -> bool:
     return (now - since).total_seconds() >= wait + SWEEP_GRACE_S
 
 
-def do_sweep_media() -> int:
+def do_sweep_media(*, now: datetime | None = None) -> int:
     """Queue again the messages with provider media still pending past their due attempt plus
-    a grace (their task was lost with the broker or a worker). Returns how many."""
-    now = timezone.now()
+    a grace (their task was lost with the broker or a worker; run eagerly, the retries
+    themselves). Returns how many."""
+    now = now or timezone.now()
     rows = (
         Message.objects.filter(
             channel__in=("sms", "voice"), direction="inbound", created_at__gte=now - SWEEP_WINDOW

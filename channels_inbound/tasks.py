@@ -20,15 +20,17 @@ from . import media
 )
 def fetch_provider_media(self: Any, message_id: int) -> None:
     """Fetch a message's pending provider media; on a transient failure, retry after the
-    outbound back-off (``OUTBOUND_MAX_ATTEMPTS`` attempts, counted on each medium). Eagerly
-    (embedded default, tests) the attempts follow one another at once, as for outbound SMS."""
-    while True:
-        try:
-            media.do_fetch_message_media(message_id=message_id)
-            return
-        except media.FetchRetryLater as exc:
-            if not self.request.is_eager:
-                raise self.retry(countdown=exc.countdown, exc=exc) from exc
+    outbound back-off (``OUTBOUND_MAX_ATTEMPTS`` attempts, counted on each medium).
+
+    Run eagerly (embedded default, no broker to schedule a retry on), a failed attempt is left
+    pending for the periodic sweep, which runs it again once its back-off has passed: looping at
+    once would give up on a recording the provider is still processing within milliseconds (and
+    hold the webhook request that recorded it)."""
+    try:
+        media.do_fetch_message_media(message_id=message_id)
+    except media.FetchRetryLater as exc:
+        if not self.request.is_eager:
+            raise self.retry(countdown=exc.countdown, exc=exc) from exc
 
 
 @shared_task(name="channels_media.sweep", ignore_result=True)

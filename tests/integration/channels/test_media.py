@@ -112,6 +112,27 @@ def deliver_mms(
     return post
 
 
+@pytest.fixture
+def sweep(django_capture_on_commit_callbacks: Callable[..., Any]) -> Callable[..., int]:
+    """Run the media sweep ``later`` seconds from now (and the fetches it queues, eagerly)."""
+
+    def run(later: float = 0) -> int:
+        with django_capture_on_commit_callbacks(execute=True):
+            return media.do_sweep_media(now=timezone.now() + timedelta(seconds=later))
+
+    return run
+
+
+def _retried_until_settled(message: Message, sweep: Callable[..., int]) -> Message:
+    """Tasks run eagerly here: each retry is the sweep's, once the back-off has passed."""
+    for _ in range(10):
+        message.refresh_from_db()
+        if not any(media.is_pending(entry) for entry in message.attachments):
+            break
+        sweep(later=3600)
+    return message
+
+
 def _assign(message: Message, agent: AgentProfile) -> None:
     Interaction.objects.filter(pk=message.interaction_id).update(
         status="assigned", assigned_agent=agent
@@ -183,12 +204,15 @@ def test_mms_media_are_fetched_with_the_account_credentials_and_served_to_the_ag
 
 
 def test_a_provider_down_then_up_is_retried_and_the_media_stored(
-    server: FakeMediaServer, deliver_mms: Callable[..., Message]
+    server: FakeMediaServer, deliver_mms: Callable[..., Message], sweep: Callable[..., int]
 ) -> None:
     server.drop_requests = 1  # the first attempt: connection closed without an answer
     server.outage_requests = 1  # the second: 503
     # when
     message = deliver_mms((JPEG, "image/jpeg"))
+    assert message.attachments[0]["fetch"] == "pending"  # the SMS is recorded all the same
+    assert "Connection" in message.attachments[0]["error"]
+    message = _retried_until_settled(message, sweep)
     # then the third attempt (OUTBOUND_MAX_ATTEMPTS) stored it
     entry = message.attachments[0]
     assert entry["fetch"] == "stored"
@@ -197,14 +221,17 @@ def test_a_provider_down_then_up_is_retried_and_the_media_stored(
 
 
 def test_a_stalled_provider_costs_one_read_timeout_then_the_medium_is_stored(
-    server: FakeMediaServer, deliver_mms: Callable[..., Message], settings: Any
+    server: FakeMediaServer,
+    deliver_mms: Callable[..., Message],
+    settings: Any,
+    sweep: Callable[..., int],
 ) -> None:
     settings.PROVIDER_READ_TIMEOUT_S = 0.5
     server.stall_requests, server.stall_seconds = 1, 6.0  # accepts, answers nothing for 6 s
     started = time.monotonic()
     message = deliver_mms((JPEG, "image/jpeg"))
     assert time.monotonic() - started < 5  # the read timeout, not the stall
-    entry = message.attachments[0]
+    entry = _retried_until_settled(message, sweep).attachments[0]
     assert (entry["fetch"], entry["attempts"]) == ("stored", 2)
 
 
@@ -249,6 +276,7 @@ def test_a_medium_that_cannot_be_fetched_is_shown_unavailable_with_the_reason(
     deliver_mms: Callable[..., Message],
     settings: Any,
     tmp_path: Path,
+    sweep: Callable[..., int],
     fault: str,
     code: str,
     french: str,
@@ -266,7 +294,7 @@ def test_a_medium_that_cannot_be_fetched_is_shown_unavailable_with_the_reason(
     elif fault == "down":
         server.outage_requests = 10
     # when
-    message = deliver_mms(item)
+    message = _retried_until_settled(deliver_mms(item), sweep)
     # then the message is there, its medium marked unavailable with the reason, nothing stored
     entry = message.attachments[0]
     assert entry["fetch"] == "unavailable"
@@ -308,38 +336,46 @@ def test_a_redelivered_task_stores_nothing_twice(
     assert [a["fetch"] for a in message.attachments] == ["stored", "stored"]
 
 
-def test_a_lost_retry_is_queued_again_by_the_sweep(
+def test_a_lost_task_is_queued_again_by_the_sweep_once_due(
     server: FakeMediaServer,
     deliver_mms: Callable[..., Message],
-    settings: Any,
     monkeypatch: pytest.MonkeyPatch,
-    django_capture_on_commit_callbacks: Callable[..., Any],
+    sweep: Callable[..., int],
 ) -> None:
-    settings.OUTBOUND_MAX_ATTEMPTS = 5
     queued: list[int] = []
     monkeypatch.setattr(sms_actions, "request_fetch", queued.append)  # the task never arrives
     message = deliver_mms((JPEG, "image/jpeg"))
     assert queued == [message.pk]
     assert message.attachments[0]["fetch"] == "pending"
-    # a first attempt fails; with a broker the task would retry after OUTBOUND_RETRY_BACKOFF_S
-    server.outage_requests = 1
-    with pytest.raises(media.FetchRetryLater) as later:
-        media.do_fetch_message_media(message_id=message.pk)
-    assert later.value.countdown == 1
+    assert sweep() == 0  # not yet: within the grace
+    assert sweep(later=media.SWEEP_GRACE_S + 1) == 1
     message.refresh_from_db()
+    assert (message.attachments[0]["fetch"], message.attachments[0]["attempts"]) == ("stored", 1)
+    assert sweep(later=3600) == 0  # nothing left to fetch
+
+
+def test_a_failed_attempt_waits_for_its_back_off(
+    server: FakeMediaServer,
+    deliver_mms: Callable[..., Message],
+    monkeypatch: pytest.MonkeyPatch,
+    sweep: Callable[..., int],
+) -> None:
+    monkeypatch.setattr(sms_actions, "request_fetch", lambda message_id: None)
+    pending = deliver_mms((JPEG, "image/jpeg"))
+    server.outage_requests = 1
+    # when the first attempt fails (with a broker the task retries after the back-off)
+    with pytest.raises(media.FetchRetryLater) as later:
+        media.do_fetch_message_media(message_id=pending.pk)
+    assert later.value.countdown == 1  # OUTBOUND_RETRY_BACKOFF_S
+    message = Message.objects.get(provider_id=MMS_SID)
     entry = message.attachments[0]
     assert (entry["fetch"], entry["attempts"]) == ("pending", 1)
     assert "503" in entry["error"]
-    # the retry was lost with its worker: not due yet, then due past the back-off plus the grace
-    with django_capture_on_commit_callbacks(execute=True):
-        assert media.do_sweep_media() == 0
-    entry["attempted_at"] = (timezone.now() - timedelta(seconds=120)).isoformat()
-    Message.objects.filter(pk=message.pk).update(attachments=[entry])
-    with django_capture_on_commit_callbacks(execute=True):
-        assert media.do_sweep_media() == 1
+    # then the sweep leaves it until its back-off and the grace have passed
+    assert sweep(later=media.SWEEP_GRACE_S) == 0
+    assert sweep(later=1 + media.SWEEP_GRACE_S + 1) == 1
     message.refresh_from_db()
-    assert message.attachments[0]["fetch"] == "stored"
-    assert message.attachments[0]["attempts"] == 2
+    assert (message.attachments[0]["fetch"], message.attachments[0]["attempts"]) == ("stored", 2)
 
 
 def test_the_fetch_runs_on_the_outbound_queue() -> None:
@@ -366,6 +402,7 @@ def test_a_voicemail_recording_is_fetched_and_playable_by_the_agent(
     twilio: FakeTwilio,
     server: FakeMediaServer,
     django_capture_on_commit_callbacks: Callable[..., Any],
+    sweep: Callable[..., int],
 ) -> None:
     caf, mairie = bodies
     endpoint = Endpoint.objects.create(
@@ -384,12 +421,13 @@ def test_a_voicemail_recording_is_fetched_and_playable_by_the_agent(
         twilio.post(
             record.get("action", ""), payload("voice_recording", RecordingUrl=recording_url)
         )
-    # then the MP3 was fetched with the credentials (the second attempt: it was not ready)
+    # then the recording waits (not ready yet: 404), is not given up, and the retry stores it
+    message = Message.objects.get(channel="voice")
+    assert message.attachments[0]["fetch"] == "pending"
+    entry = _retried_until_settled(message, sweep).attachments[0]
     api = server.api_requests()
     assert [r.path.endswith(f"/Recordings/{RECORDING_SID}.mp3") for r in api] == [True, True]
     assert {r.authorization for r in api} == {BASIC}
-    message = Message.objects.get(channel="voice")
-    entry = message.attachments[0]
     assert entry["fetch"] == "stored"
     assert entry["content_type"] == "audio/mpeg"
     assert entry["duration_seconds"] == 14
