@@ -238,12 +238,16 @@ def download(url: str, *, recording: bool = False) -> Fetched:
                     if urlsplit(current).scheme not in ("http", "https"):
                         raise MediaUnavailable("refused", f"redirect to {current!r}", status=0)
                     continue
-                return _read(response, recording=recording, limit=limit)
+                return _read(response, recording=recording, limit=limit, provider=send_auth)
     raise MediaUnavailable("refused", "too many redirects", status=response.status_code)
 
 
-def _read(response: requests.Response, *, recording: bool, limit: int) -> Fetched:
+def _read(response: requests.Response, *, recording: bool, limit: int, provider: bool) -> Fetched:
+    """The final answer: from the provider's API itself (``provider``) or its storage."""
     status = response.status_code
+    if status in (401, 403) and not provider:
+        # The temporary storage address expired: the next attempt gets a fresh one.
+        raise MediaRetryable(f"storage address refused (HTTP {status})")
     if status in (401, 403):
         raise MediaUnavailable("unauthorized", f"HTTP {status}", status=status)
     if status == 404 and recording:

@@ -206,7 +206,8 @@ class FakeMediaServer:
 
     Faults, each for the next N API requests: :attr:`outage_requests` (503, Twilio error 20503),
     :attr:`drop_requests` (the connection closed without an answer), :attr:`not_ready_requests`
-    (a recording still being processed: 404), :attr:`stall_requests` (answered only after
+    (a recording still being processed: 404), :attr:`expired_storage_requests` (the storage
+    address already expired: 403), :attr:`stall_requests` (answered only after
     :attr:`stall_seconds`: a stalled provider)."""
 
     account_sid: str
@@ -216,6 +217,7 @@ class FakeMediaServer:
     drop_requests: int = 0
     not_ready_requests: int = 0
     stall_requests: int = 0
+    expired_storage_requests: int = 0  # storage answers 403 "Request has expired" N times
     stall_seconds: float = 5.0
     _media: dict[str, _Stored] = field(default_factory=dict)  # API path -> bytes
     _recordings: dict[str, tuple[_Stored, _Stored]] = field(default_factory=dict)  # (wav, mp3)
@@ -343,6 +345,9 @@ class FakeMediaServer:
             )
         with self._lock:
             stored = self._storage.get(token)
+            if self.expired_storage_requests > 0:
+                self.expired_storage_requests -= 1
+                stored = None
         if stored is None:
             return _xml_error(403, "AccessDenied", "Request has expired")
         headers = {"Content-Type": stored.content_type, "Content-Length": str(len(stored.content))}

@@ -220,6 +220,18 @@ def test_a_provider_down_then_up_is_retried_and_the_media_stored(
     assert len(server.api_requests()) == 3
 
 
+def test_an_expired_storage_address_is_fetched_again_not_blamed_on_the_credentials(
+    server: FakeMediaServer, deliver_mms: Callable[..., Message], sweep: Callable[..., int]
+) -> None:
+    server.expired_storage_requests = 1
+    message = deliver_mms((JPEG, "image/jpeg"))
+    assert message.attachments[0]["fetch"] == "pending"
+    entry = _retried_until_settled(message, sweep).attachments[0]
+    assert (entry["fetch"], entry["attempts"]) == ("stored", 2)
+    assert len(server.storage_requests()) == 2  # a fresh storage address the second time
+    assert len({r.path for r in server.storage_requests()}) == 2
+
+
 def test_a_stalled_provider_costs_one_read_timeout_then_the_medium_is_stored(
     server: FakeMediaServer,
     deliver_mms: Callable[..., Message],
