@@ -138,12 +138,27 @@ REDIS_URL: str = env.str("REDIS_URL", default="")
 # connection per server process, fan-out done by Redis; at-most-once delivery, which the
 # console tolerates (it replays what it missed from the event outbox). docs/benchmarks.md.
 CHANNEL_LAYER_BACKEND: str = env.str("CHANNEL_LAYER_BACKEND", default="core")
+# An idle consumer waits in a blocking read (BZPOPMIN) of CHANNEL_LAYER_BLOCKING_READ_SECONDS,
+# looping while nothing arrives; every reply is read with CHANNEL_LAYER_SOCKET_TIMEOUT. The
+# socket timeout must outlast the blocking read (by 1 s at least, checked when the layer is
+# built): when both were 5 s (channels_redis' read, redis-py's default timeout) the client gave
+# up first and an idle console was disconnected every ~5 s. The socket timeout also bounds every
+# other command (a publish to an unreachable Redis). docs/operations.md, "An idle console".
+CHANNEL_LAYER_BLOCKING_READ_SECONDS: float = env.float(
+    "CHANNEL_LAYER_BLOCKING_READ_SECONDS", default=2.0
+)
+CHANNEL_LAYER_SOCKET_TIMEOUT: float = env.float("CHANNEL_LAYER_SOCKET_TIMEOUT", default=5.0)
+CHANNEL_LAYER_HOST: dict[str, Any] = {
+    "address": env.str("CHANNEL_LAYER_REDIS_URL", default=REDIS_URL),
+    "socket_timeout": CHANNEL_LAYER_SOCKET_TIMEOUT,
+}
 if REDIS_URL and CHANNEL_LAYER_BACKEND == "pubsub":
+    # Pub/Sub polls for messages (0.1 s reads that may time out): no blocking read to outlast.
     CHANNEL_LAYERS = {
         "default": {
             "BACKEND": "channels_redis.pubsub.RedisPubSubChannelLayer",
             "CONFIG": {
-                "hosts": [env.str("CHANNEL_LAYER_REDIS_URL", default=REDIS_URL)],
+                "hosts": [CHANNEL_LAYER_HOST],
                 "prefix": env.str("CHANNEL_LAYER_PREFIX", default="asgi"),
             },
         }
@@ -151,9 +166,10 @@ if REDIS_URL and CHANNEL_LAYER_BACKEND == "pubsub":
 elif REDIS_URL:
     CHANNEL_LAYERS = {
         "default": {
-            "BACKEND": "channels_redis.core.RedisChannelLayer",
+            "BACKEND": "contactcentre.channel_layer.RedisChannelLayer",
             "CONFIG": {
-                "hosts": [env.str("CHANNEL_LAYER_REDIS_URL", default=REDIS_URL)],
+                "hosts": [CHANNEL_LAYER_HOST],
+                "blocking_read_seconds": CHANNEL_LAYER_BLOCKING_READ_SECONDS,
                 "prefix": env.str("CHANNEL_LAYER_PREFIX", default="asgi"),
                 "capacity": 1500,
                 "expiry": 30,
