@@ -39,7 +39,8 @@ Checks (a problem is counted once, against the fault during which it appeared):
   longer than one sweep + 5 s while an agent could take it (available, console alive, channel
   on, a free slot, no decline/expiry/failure for it); a received SMS not ingested after the
   SMS sweep + 10 s; an agent in wrap-up past its end + one sweep + 3 s; work still held by an
-  agent whose console is silent past the heartbeat window + grace + one sweep + 5 s;
+  agent whose console is silent past the heartbeat window + grace + one sweep + 5 s; an
+  agent's SMS still pending 120 s after it was written (past every retry and the sweep);
 - ``offers_unseen``: an offer to a scripted agent, created more than 4 s ago, never shown on
   that agent's console socket (as an event, in a replay or in a snapshot sent on the socket);
   offers created while the agent was deliberately gone (``agents_vanish``) are left out.
@@ -78,8 +79,13 @@ from bench.chaos_stack import PYTHON, ROOT, Stack, log
 
 SWEEP_S = 5.0  # ROUTING_SWEEP_SECONDS (the settings' default)
 SMS_SWEEP_S = 5.0
-HEARTBEAT_WINDOW_S = 10.0
-GRACE_S = 5.0
+HEARTBEAT_WINDOW_S = 8.0  # ROUTING_HEARTBEAT_WINDOW_SECONDS in chaos_stack
+GRACE_S = 4.0  # ROUTING_CONSOLE_GRACE_SECONDS
+# An agent's SMS reply still "pending" after its whole retry schedule (OUTBOUND_RETRY_BACKOFF_S=2
+# doubling over OUTBOUND_MAX_ATTEMPTS=5: 30 s, plus 5 provider timeouts of 4 s) and the
+# outbound sweep's margin (its next attempt + 60 s, SMS_SWEEP_SECONDS=5): it was neither sent
+# nor failed with a reason.
+OUTBOUND_STUCK_S = 120.0
 FAULTS = [
     "worker_kill",
     "web_kill",
@@ -147,6 +153,10 @@ def setup_data(agents: int) -> None:
 
 
 # --------------------------------------------------------------------------- checks
+def _clock(at: float | None) -> str:
+    return time.strftime("%H:%M:%S", time.gmtime(at)) if at else "-"
+
+
 @dataclass
 class Findings:
     lost: set[str] = field(default_factory=set)
@@ -310,6 +320,13 @@ class Checker:
             HEARTBEAT_WINDOW_S + GRACE_S + SWEEP_S + 5,
         ):
             f.stuck.add(f"held-by-gone-console:#{iid}:agent#{agent_id}")
+        for (sms_id,) in self._rows(
+            conn,
+            "SELECT id FROM channels_sms_outboundsms WHERE status = 'pending'"
+            " AND created_at < now() - make_interval(secs => %s)",
+            OUTBOUND_STUCK_S,
+        ):
+            f.stuck.add(f"outbound-sms-pending:#{sms_id}")
         # -- offers never shown on the agent's socket
         ids = list(self.agents)
         for oid, agent_id, created in self._rows(
@@ -342,21 +359,24 @@ class Checker:
                     agent = self.agents[agent_id]
                     offer = self._rows(
                         conn,
-                        "SELECT status, created_at, expires_at, responded_at, interaction_id"
+                        "SELECT status, to_char(created_at, 'HH24:MI:SS.MS'),"
+                        " to_char(responded_at, 'HH24:MI:SS.MS'), interaction_id"
                         " FROM routing_offer WHERE id = %s",
                         oid,
                     )
                     events = self._rows(
                         conn,
-                        "SELECT id, event, created_at FROM console_agentevent"
+                        "SELECT id, event, to_char(created_at, 'HH24:MI:SS.MS')"
+                        " FROM console_agentevent"
                         " WHERE agent_id = %s AND payload->>'offer_id' = %s ORDER BY id",
                         agent_id,
                         str(oid),
                     )
                     lines.append(
                         f"offer#{oid} {offer} events {events}; agent#{agent_id} last_event_id "
-                        f"{agent.last_event_id}, socket since {agent.connected_since}, "
-                        f"away {agent.away}"
+                        f"{agent.last_event_id}, socket to {agent.base} since "
+                        f"{_clock(agent.connected_since)}, last frame {_clock(agent.last_frame_at)}"
+                        f" ({agent.frames} frames), away {agent.away}"
                     )
         except psycopg.Error as exc:
             lines.append(str(exc))
@@ -540,14 +560,20 @@ class Harness:
         ended_wall = time.time()
         recovery: float | None = None
         last = Findings()
+        waited_on: dict[str, int] = {}  # the largest count of each problem while recovering
         deadline = ended + self.args.recovery_timeout
         while time.monotonic() < deadline:
             found = await asyncio.get_running_loop().run_in_executor(
                 None,
                 lambda: checker.run(ingest_lag=self.args.ingest_lag, strict_before=ended_wall),
             )
-            if found is not None:
+            if found is None:
+                waited_on["database_unreadable"] = 1
+            else:
                 last = found.minus(self.attributed)
+                for key, n in last.counts().items():
+                    if n:
+                        waited_on[key] = max(n, waited_on.get(key, 0))
                 if last.green():
                     recovery = time.monotonic() - ended
                     break
@@ -561,11 +587,13 @@ class Harness:
             **counts,
             "recovery_s": round(recovery, 1) if recovery is not None else None,
             "fault_s": round(ended - began, 1),
+            "waited_on": waited_on,
         }
         log(
             f"    {fault}: recovered in "
             f"{f'{recovery:.1f} s' if recovery is not None else 'NEVER'}; {counts}; "
             f"accepted so far {self.ledger.total()} {self._accepted_line()}"
+            + (f"; while recovering: {waited_on}" if waited_on else "")
         )
         if not last.green():
             log(f"    sample: {last.sample()}")
@@ -630,7 +658,9 @@ class Harness:
             self.running.clear()
             for loop in loops:
                 loop.cancel()
-            await asyncio.gather(*(p.drain(60) for p in pacers), return_exceptions=True)
+            await asyncio.gather(
+                *(p.drain(args.pacer_drain_s) for p in pacers), return_exceptions=True
+            )
             # Final: every accepted delivery, with no ingestion lag allowed, once the work
             # in flight is done.
             final = Findings()
@@ -696,7 +726,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
             "warmup_s": 6.0,
             "down_s": 2.0,
             "pg_down_s": 20.0,
-            "provider_down_s": 6.0,
+            "provider_down_s": 4.0,
+            "pacer_drain_s": 15.0,
             "recovery_timeout": 30.0,
             "settle_s": 0.5,
             "ingest_lag": 5.0,
@@ -713,6 +744,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
             "down_s": 5.0,
             "pg_down_s": 20.0,
             "provider_down_s": 15.0,
+            "pacer_drain_s": 60.0,
             "recovery_timeout": 60.0,
             "settle_s": 5.0,
             "ingest_lag": 5.0,

@@ -362,6 +362,11 @@ class Agent:
         self.reason = ""
         self.decline_share = 0.05
         self.catching_up = 0.0
+        self.last_frame_at = 0.0
+        self.frames = 0
+
+    def _count(self, key: str) -> None:
+        self.stats[key] = self.stats.get(key, 0) + 1
 
     @property
     def base(self) -> str:
@@ -370,7 +375,14 @@ class Agent:
     def _spawn(self, coro: Any) -> None:
         task = asyncio.create_task(coro)
         self.tasks.add(task)
-        task.add_done_callback(self.tasks.discard)
+        task.add_done_callback(self._task_done)
+
+    def _task_done(self, task: asyncio.Task[Any]) -> None:
+        self.tasks.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            self._count("agent_errors")
+            if self.stats["agent_errors"] <= 3:
+                print(f"{self.username}: {task.exception()!r}", flush=True)
 
     def _csrf(self) -> str:
         for cookie in self.jar:
@@ -414,7 +426,7 @@ class Agent:
                         return status, body
             except (aiohttp.ClientError, TimeoutError, OSError):
                 status = 0
-            self.stats["http_retries"] += 1
+            self._count("http_retries")
             self.base_index += 1  # the other web process
             await asyncio.sleep(min(2.0, 0.3 * (attempt + 1)))
         return status, None
@@ -459,13 +471,16 @@ class Agent:
             if self.away:
                 await asyncio.sleep(0.2)
                 continue
-            with contextlib.suppress(
-                OSError, TimeoutError, websockets.WebSocketException, json.JSONDecodeError
-            ):
+            try:
                 await self._socket()
+            except (OSError, TimeoutError, websockets.WebSocketException, json.JSONDecodeError):
+                pass
+            except Exception as exc:  # a bug of the script itself: say it, keep the agent going
+                self._count("agent_errors")
+                print(f"{self.username}: {exc!r}", flush=True)
             self.connected_since = None
             if not self.stop.is_set() and not self.away:
-                self.stats["console_reconnects"] += 1
+                self._count("console_reconnects")
                 self.base_index += 1
                 await asyncio.sleep(0.5)
 
@@ -485,6 +500,8 @@ class Agent:
             beating = asyncio.create_task(self._heartbeat(ws))
             try:
                 async for raw in ws:
+                    self.last_frame_at = time.time()
+                    self.frames += 1
                     self._on_frame(json.loads(raw))
                     if self.away:
                         break
@@ -520,7 +537,7 @@ class Agent:
         if self.catching_up and time.monotonic() - self.catching_up < 10:
             return
         self.catching_up = time.monotonic()
-        self.stats["catch_ups"] += 1
+        self._count("catch_ups")
         ws = self.ws
         self._spawn(ws.send(json.dumps({"type": "resume", "last_event_id": self.last_event_id})))
 
@@ -560,7 +577,7 @@ class Agent:
         # A real agent paused for a missed offer, or taken offline while their console was
         # cut, comes back to work.
         if ((state == "paused" and reason == "missed") or state == "offline") and not self.away:
-            self.stats["back_to_available"] += 1
+            self._count("back_to_available")
             self._spawn(self.set_available())
 
     def _offer(self, offer_id: int, channel: str) -> None:
@@ -576,7 +593,7 @@ class Agent:
             return
         verb = "decline" if random.random() < self.decline_share else "accept"
         status, body = await self._request("POST", f"/console/offers/{offer_id}/{verb}/")
-        self.stats[f"{verb}_{status}"] = self.stats.get(f"{verb}_{status}", 0) + 1
+        self._count(f"{verb}_{status}")
         if status == 200 and verb == "accept" and body and body.get("interaction_id"):
             self._work(int(body["interaction_id"]), channel)
         elif status != 200 and status != 409:
@@ -600,7 +617,7 @@ class Agent:
                         "subject": "Votre demande",
                     },
                 )
-                self.stats[f"reply_{status}"] = self.stats.get(f"reply_{status}", 0) + 1
+                self._count(f"reply_{status}")
             else:
                 await asyncio.sleep(3.5)  # the call's talk time (the fake phone hangs up)
             if self.away:
@@ -609,7 +626,7 @@ class Agent:
             status, _ = await self._request(
                 "POST", f"/console/interactions/{interaction_id}/close/", {"notes": "chaos"}
             )
-            self.stats[f"close_{status}"] = self.stats.get(f"close_{status}", 0) + 1
+            self._count(f"close_{status}")
             if status == 200:
                 self.done.add(interaction_id)
         finally:
@@ -619,7 +636,7 @@ class Agent:
         """Read the truth (console.js's resync after a failed action)."""
         status, body = await self._request("GET", "/console/snapshot/", tries=2)
         if status == 200 and isinstance(body, dict):
-            self.stats["snapshots"] += 1
+            self._count("snapshots")
             self._apply_snapshot(body, via_socket=False)
 
     async def _reconcile_loop(self) -> None:
