@@ -359,7 +359,7 @@ def test_serve_offers_an_email_received_over_smtp_live_and_relays_other_processe
 # --------------------------------------------------------------------------- IMAP in the scheduler
 
 
-@pytest.mark.django_db
+@pytest.mark.django_db(transaction=True)  # no transaction held open: SQLite's file is shared
 def test_imap_polling_runs_in_the_embedded_scheduler_when_configured() -> None:
     from tests.integration.routing.test_failure_paths import EMBEDDED_CHECK
 
