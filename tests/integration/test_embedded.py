@@ -393,3 +393,39 @@ def test_imap_polling_runs_in_the_embedded_scheduler_when_configured() -> None:
     assert report["missing"] == []
     assert list(report["failures"]) == ["email-imap-poll"]
     assert "NotRegistered" not in report["failures"]["email-imap-poll"]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_serve_says_why_when_the_smtp_port_is_taken(tmp_path: Path) -> None:
+    import socket
+
+    # given something already listening on the SMTP port (a separate smtp_server, say)
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        env = {
+            **{k: v for k, v in os.environ.items() if k not in {"REDIS_URL", "CELERY_BROKER_URL"}},
+            "DJANGO_SETTINGS_MODULE": "contactcentre.settings_test",
+            "TEST_CELERY_EAGER": "true",
+            "DATABASE_URL": _database_url(),
+            "EMAIL_SMTP_SERVER_EMBEDDED": "true",
+            "EMAIL_SMTP_SERVER_PORT": str(port),
+            "DATA_DIR": str(tmp_path),
+        }
+        # when serve starts with the embedded SMTP server on
+        out = subprocess.run(
+            [sys.executable, "manage.py", "serve", "--no-demo", "--port", str(free_port())],
+            cwd=ROOT,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+        )
+
+    # then it stops at once with the reason, not a traceback, and serves nothing half-started
+    assert out.returncode == 1
+    assert "could not start the embedded services" in out.stderr
+    assert str(port) in out.stderr
+    assert "Traceback" not in out.stderr

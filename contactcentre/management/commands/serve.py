@@ -22,7 +22,7 @@ from django.contrib.staticfiles import finders
 from django.contrib.staticfiles.storage import ManifestFilesMixin
 from django.core.files.storage import storages
 from django.core.management import call_command
-from django.core.management.base import BaseCommand, CommandParser
+from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 logger = logging.getLogger(__name__)
 
@@ -90,6 +90,8 @@ class Command(BaseCommand):
             self.banner(
                 url, "Redis broker: start `celery -A contactcentre worker` and `... beat` too"
             )
+            if options["smtp"] or settings.EMAIL_SMTP_SERVER_EMBEDDED:
+                self.stdout.write("  SMTP: with Redis, run `manage.py smtp_server` (not --smtp)")
             uvicorn.run("contactcentre.asgi:application", **app_options)
             return
         smtp = options["smtp"] or settings.EMAIL_SMTP_SERVER_EMBEDDED
@@ -119,7 +121,10 @@ async def serve_embedded(config: uvicorn.Config, *, smtp: bool) -> None:
     # the process would end there, before the services below are stopped.
     signal.signal(signal.SIGTERM, lambda *_: None)
     try:
-        await services.start()
+        try:
+            await services.start()
+        except OSError as exc:  # e.g. the SMTP port is taken (another smtp_server?)
+            raise CommandError(f"could not start the embedded services: {exc}") from exc
         await uvicorn.Server(config).serve()
     finally:
         # Ctrl-C: uvicorn stops, then hands the signal back to asyncio.run, which cancels this
