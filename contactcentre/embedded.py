@@ -250,8 +250,8 @@ class OutboxPoller:
     # ---- the loop
 
     async def start(self) -> None:
+        self.local.install()  # first: an event written meanwhile is known as this process' own
         self.cursor = await self._in_thread(self._newest_id)
-        self.local.install()
         self.task = asyncio.get_running_loop().create_task(self._run(), name="outbox-poller")
         logger.info("outbox poller started after event #%d", self.cursor)
 
