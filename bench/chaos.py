@@ -583,6 +583,7 @@ class Harness:
         counts = last.counts()
         accepted = self.ledger.total() - accepted_before
         self.per_fault[fault] = {
+            "console_groups_in_redis": self.console_groups(),
             "accepted": accepted,
             **counts,
             "recovery_s": round(recovery, 1) if recovery is not None else None,
@@ -600,6 +601,19 @@ class Harness:
             for line in checker.explain_unseen(last):
                 log(f"      {line}")
         await asyncio.sleep(self.args.settle_s)
+
+    def console_groups(self) -> int:
+        """How many agents' console groups the channel layer holds in Redis right now."""
+        import redis
+
+        try:
+            client = redis.Redis.from_url(self.stack.env["REDIS_URL"], socket_timeout=2)
+            try:
+                return sum(1 for _ in client.scan_iter("chaos:group:agent*"))
+            finally:
+                client.close()
+        except redis.RedisError:
+            return -1
 
     def _accepted_line(self) -> str:
         return " ".join(f"{c}={len(v)}" for c, v in self.ledger.accepted.items())
@@ -647,7 +661,7 @@ class Harness:
                 log(f"before any fault: {baseline.counts()} {baseline.sample()}")
             self.attributed.add(baseline)
             self.per_fault["baseline"] = {"accepted": self.ledger.total(), **baseline.counts()}
-            faults = [f for f in FAULTS if not args.only or f in args.only.split(",")]
+            faults = [f for f in args.only.split(",") if f in FAULTS] if args.only else FAULTS
             for _round in range(args.rounds):
                 for fault in faults:
                     key = fault if args.rounds == 1 else f"{fault}#{_round + 1}"
@@ -723,10 +737,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
             "email_rate": 0.3,
             "chat_rate": 0.2,
             "rounds": 1,
-            "warmup_s": 6.0,
+            "warmup_s": 4.0,
             "down_s": 2.0,
             "pg_down_s": 20.0,
-            "provider_down_s": 4.0,
+            "provider_down_s": 3.0,
             "pacer_drain_s": 15.0,
             "recovery_timeout": 30.0,
             "settle_s": 0.5,
