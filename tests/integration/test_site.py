@@ -164,6 +164,16 @@ def test_demo_data_is_created_once_with_logins_printed() -> None:
     assert Queue.objects.filter(code="prefecture-sejour").exists()
     assert Interaction.objects.filter(status="queued").exists()
     assert Interaction.objects.filter(status="closed").exists()
+    # Each body has a mailbox: mail sent to the mairie's lands in the mairie's queue.
+    from channels_inbound.email.inbound import do_ingest_email
+
+    raw = (
+        b"From: Lea Petit <lea.petit@example.org>\r\nTo: etat-civil@mairie.example.fr\r\n"
+        b"Subject: Acte de naissance\r\nMessage-ID: <demo-1@example.org>\r\n\r\nBonjour\r\n"
+    )
+    result = do_ingest_email(raw, recipients=["etat-civil@mairie.example.fr"], via_smtp=True)
+    mail = Interaction.objects.get(pk=result.interaction_id)
+    assert mail.queue.code == "mairie-etat-civil"
     again = StringIO()
     call_command("demo", if_empty=True, stdout=again)
     assert "already present" in again.getvalue()

@@ -110,6 +110,13 @@ QUEUES: list[tuple[str, str, int, int, int, dict[str, int], list[dict[str, Any]]
     ("prefecture-ants", "Préfecture – permis et cartes grises", 2, 0, 120, {"pref-ants": 2}, []),
 ]
 
+# (address, name, queue): the demo's inbound mailboxes.
+DEMO_MAILBOXES = [
+    ("contact@caf.example.fr", "CAF – accueil", "caf-prestations"),
+    ("etat-civil@mairie.example.fr", "Mairie – état civil", "mairie-etat-civil"),
+    ("titres@prefecture.example.fr", "Préfecture – titres de séjour", "prefecture-sejour"),
+]
+
 AGENTS = [
     # username, first, last, team index, skills, languages, remote
     (
@@ -317,6 +324,14 @@ class Command(BaseCommand):
         from channels_inbound.chat.demo import create_demo_widget
 
         create_demo_widget(queues["mairie-etat-civil"])
+        # One mailbox per body, so `dev.py run --smtp` accepts mail out of the box
+        # (docs/channels.md, "E-mail").
+        from channels_inbound.models import Endpoint
+
+        for address, name, queue_code in DEMO_MAILBOXES:
+            Endpoint.objects.create(
+                channel="email", address=address, name=name, queue=queues[queue_code]
+            )
 
         logins: list[tuple[str, str, str]] = []
         password = _password()
