@@ -86,16 +86,18 @@ GRACE_S = 4.0  # ROUTING_CONSOLE_GRACE_SECONDS
 # outbound sweep's margin (its next attempt + 60 s, SMS_SWEEP_SECONDS=5): it was neither sent
 # nor failed with a reason.
 OUTBOUND_STUCK_S = 120.0
+# Redis last: consoles that stay open across its restart lose their channel-layer groups (an
+# open bug, docs/benchmarks.md), which would otherwise slow every later fault's recovery.
 FAULTS = [
     "worker_kill",
     "web_kill",
     "beat_kill",
-    "redis_restart",
     "pg_terminate",
     "pg_stop",
     "provider_refuse",
     "provider_stall",
     "agents_vanish",
+    "redis_restart",
 ]
 
 
@@ -780,8 +782,12 @@ def main(argv: list[str] | None = None) -> int:
     atexit.register(cleanup)
 
     def on_signal(signum: int, _frame: Any) -> None:
-        cleanup()
-        os._exit(128 + signum)
+        for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+            signal.signal(sig, signal.SIG_IGN)  # a second signal must not cut the clean-up
+        try:
+            cleanup()
+        finally:
+            os._exit(128 + signum)
 
     for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
         signal.signal(sig, on_signal)

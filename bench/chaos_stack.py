@@ -593,9 +593,15 @@ class Stack:
         self.define_processes()
         for process in self.processes.values():
             process.start()
-        for port in [*self.web_ports, self.smtp_port]:
-            if not wait_for_port(port, 90):
-                raise RuntimeError(f"port {port} did not open; see {self.logs}")
+        ports = {"web1": self.web_ports[0], "web2": self.web_ports[1], "smtp": self.smtp_port}
+        for name, port in ports.items():
+            for _attempt in range(3):  # a process that died while starting is started again
+                if wait_for_port(port, 60) and self.processes[name].alive():
+                    break
+                log(f"{name} did not listen on {port}: {self.log_tail(name, 800)}")
+                self.restart(name)
+            else:
+                raise RuntimeError(f"{name} did not start; see {self.logs}")
 
     def restart(self, name: str) -> None:
         process = self.processes[name]
@@ -631,12 +637,19 @@ class Stack:
         if self.closed:
             return
         self.closed = True
-        for process in self.processes.values():
+        everything = [*self.processes.values(), *([self.redis] if self.redis else [])]
+        for process in everything:  # SIGTERM to all, then SIGKILL to what is left after 10 s
+            if process.popen is not None:
+                with contextlib.suppress(ProcessLookupError, PermissionError):
+                    os.killpg(process.popen.pid, signal.SIGTERM)
+        deadline = time.monotonic() + 10
+        for process in everything:
+            if process.popen is not None:
+                with contextlib.suppress(subprocess.TimeoutExpired):
+                    process.popen.wait(timeout=max(0.1, deadline - time.monotonic()))
+        for process in everything:
             with contextlib.suppress(Exception):
-                process.stop()
-        if self.redis is not None:
-            with contextlib.suppress(Exception):
-                self.redis.stop()
+                process.kill(signal.SIGKILL)  # the group: children of a leader gone too
         with contextlib.suppress(Exception):
             self.provider.close()
         if self.pgdata.exists():
