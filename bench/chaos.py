@@ -731,7 +731,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--agents", type=int, default=24)
     parser.add_argument("--only", default="", help="comma-separated faults to run")
     parser.add_argument("--keep-logs", type=Path, default=None, help="copy the logs there")
+    parser.add_argument(
+        "--rounds", type=int, default=0, help="rounds of faults (default: 1 short, 2 full)"
+    )
     args = parser.parse_args(argv)
+    rounds = args.rounds
     if args.short:
         defaults = {
             "sms_rate": 1.0,
@@ -768,6 +772,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         }
     for key, value in defaults.items():
         setattr(args, key, value)
+    if rounds:
+        args.rounds = rounds
     return args
 
 

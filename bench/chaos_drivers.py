@@ -456,7 +456,11 @@ class Agent:
             await asyncio.sleep(1)
         else:
             raise RuntimeError(f"{self.username} could not log in")
-        await self._request("GET", "/console/snapshot/")
+        # The console page embeds this snapshot (shown at once, its last_event_id the socket's
+        # first resume): like the page load, it counts as shown.
+        status, body = await self._request("GET", "/console/snapshot/")
+        if status == 200 and isinstance(body, dict):
+            self._apply_snapshot(body, via_socket=True)
         await self.set_available()
 
     async def set_available(self) -> None:
