@@ -18,6 +18,7 @@ urlpatterns = [
     path("interactions/<int:interaction_id>/wrap-up/", views.wrap_up, name="wrap-up"),
     path("interactions/<int:interaction_id>/close/", views.close, name="close"),
     path("interactions/<int:interaction_id>/transfer/", views.transfer, name="transfer"),
+    path("messages/<int:message_id>/retry/", views.retry_message, name="retry"),
     path(
         "messages/<int:message_id>/attachments/<int:index>/",
         views.attachment,

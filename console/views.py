@@ -40,6 +40,7 @@ from agents.models import (
 from agents.presence import PresenceError, do_set_agent_state, do_set_channels
 from channels_inbound.email.actions import (
     SUBJECT_MAX_LENGTH,
+    clean_reply_subject,
     default_reply_subject,
     render_email_html,
 )
@@ -53,7 +54,7 @@ from contacts.actions import (
     do_remove_identity,
     find_contact,
 )
-from contacts.models import Case, Contact, IdentityKind
+from contacts.models import Case, Contact, ContactIdentity, IdentityKind
 from interactions.lifecycle import IllegalTransition, Status
 from interactions.models import Interaction, MessageDirection
 from organisations import authz
@@ -277,13 +278,116 @@ def _attachment_links(message: Any) -> list[dict[str, Any]]:
     return links
 
 
+# --------------------------------------------------------------------------- delivery states
+
+# What the thread says of an outbound message's ``delivery_status`` (SMS provider statuses,
+# e-mail queued/sent/failed): the state in words (never only a colour), and whether the agent
+# may send it again or on another channel.
+DELIVERY_PENDING = frozenset({"pending", "accepted", "scheduled", "queued", "sending"})
+DELIVERY_FAILED = frozenset({"failed", "undelivered", "refused"})
+RETRYABLE = frozenset({"failed", "undelivered"})  # "refused": the citizen opted out (STOP)
+SWITCHABLE = {"sms": "email", "email": "sms"}  # a failed message's other channel
+
+
+def delivery_state(status: str, reason: str = "") -> dict[str, str]:
+    """``{"kind", "label"}`` of a delivery status: kind is pending, sent, delivered or failed."""
+    if status in DELIVERY_PENDING:
+        if reason:  # an attempt failed and another is planned
+            return {"kind": "pending", "label": _("Not sent yet, trying again")}
+        return {"kind": "pending", "label": _("Sending…")}
+    if status == "sent":
+        return {"kind": "sent", "label": _("Sent")}
+    if status in ("delivered", "read"):
+        return {"kind": "delivered", "label": _("Delivered")}
+    if status == "undelivered":
+        return {"kind": "failed", "label": _("Not delivered")}
+    if status == "refused":
+        return {"kind": "failed", "label": _("Refused: the citizen replied STOP")}
+    if status == "failed":
+        return {"kind": "failed", "label": _("Not sent")}
+    return {"kind": "pending", "label": status}
+
+
+def _switch_channels(interaction: Interaction) -> set[str]:
+    """The channels a failed message of ``interaction`` can be sent on instead: the citizen has
+    an identity there and the organisation a way to send (an active e-mail address; an active
+    SMS number on the interaction's queue)."""
+    from channels_inbound.models import Endpoint
+
+    if not interaction.contact_id:
+        return set()
+    kinds = set(
+        ContactIdentity.objects.filter(
+            contact_id=interaction.contact_id, kind__in=[IdentityKind.EMAIL, IdentityKind.PHONE]
+        ).values_list("kind", flat=True)
+    )
+    found = set()
+    if IdentityKind.EMAIL in kinds and (
+        Endpoint.objects.filter(
+            channel="email", active=True, organisation_id=interaction.organisation_id
+        ).exists()
+    ):
+        found.add("email")
+    if IdentityKind.PHONE in kinds and (
+        Endpoint.objects.filter(
+            channel="sms", active=True, queue_id=interaction.queue_id or 0
+        ).exists()
+    ):
+        found.add("sms")
+    return found
+
+
+def _deliveries(interaction: Interaction, messages: list[Any]) -> dict[int, dict[str, Any]]:
+    """Each outbound message's delivery state, with the reason a send failed (an SMS keeps it;
+    an e-mail's is only in the live ``message.status`` event) and what the agent can do."""
+    from channels_inbound.sms.models import OutboundSms
+
+    outbound = [m for m in messages if m.direction == "outbound" and m.delivery_status]
+    if not outbound:
+        return {}
+    reasons = dict(
+        OutboundSms.objects.filter(message_id__in=[m.pk for m in outbound]).values_list(
+            "message_id", "error"
+        )
+    )
+    can_act = interaction.status == Status.ASSIGNED
+    failed_ones = [m for m in outbound if m.delivery_status in DELIVERY_FAILED]
+    switch = _switch_channels(interaction) if can_act and failed_ones else set()
+    found = {}
+    for m in outbound:
+        reason = reasons.get(m.pk) or ""
+        state = delivery_state(m.delivery_status, reason)
+        mine = can_act and m.author_id is not None and m.delivery_status in DELIVERY_FAILED
+        other = SWITCHABLE.get(m.channel)
+        found[m.pk] = {
+            **state,
+            "status": m.delivery_status,
+            "reason": reason,
+            "retry": mine and m.delivery_status in RETRYABLE,
+            "switch": other if mine and other in switch else "",
+            "switch_label": _("Send by e-mail instead")
+            if other == "email"
+            else _("Send by SMS instead"),
+        }
+    return found
+
+
 def _thread_context(interaction: Interaction) -> dict[str, Any]:
     items = []
-    for message in interaction.messages.select_related("author").order_by("created_at", "id"):
+    messages = list(interaction.messages.select_related("author").order_by("created_at", "id"))
+    deliveries = _deliveries(interaction, messages)
+    for message in messages:
         html = ""
         if interaction.channel == "email" and message.html:
             html = render_email_html(message.html)
-        items.append({"message": message, "html": html, "attachments": _attachment_links(message)})
+        items.append(
+            {
+                "message": message,
+                "html": html,
+                "attachments": _attachment_links(message),
+                "delivery": deliveries.get(message.pk),
+            }
+        )
     return {"interaction": interaction, "items": items, "chat_ended": chat_ended(interaction)}
 
 
@@ -370,6 +474,137 @@ def reply(request: HttpRequest, interaction_id: int) -> HttpResponse:
         # Nothing was sent; the console keeps what the agent typed (the form is not reset).
         return _done(request, str(exc), status=400)
     return _done(request, _("Reply sent."), message_id=message.pk)
+
+
+@agent_required
+@require_POST
+def retry_message(request: HttpRequest, message_id: int) -> HttpResponse:
+    """Send a message that could not be sent again, as a new message: on its own channel, or on
+    the citizen's other one (``channel``: an SMS by e-mail, an e-mail by SMS). Authorized like
+    a reply: only the agent who holds the conversation; anything else is "not found"."""
+    from interactions.models import Message
+
+    row = Message.objects.filter(pk=message_id).values("interaction_id").first()
+    if row is None:
+        raise Http404
+    interaction = _mine(request, row["interaction_id"])
+    message = Message.objects.get(pk=message_id)
+    if (
+        message.direction != MessageDirection.OUTBOUND
+        or message.author_id is None
+        or message.delivery_status not in DELIVERY_FAILED
+    ):
+        return _done(
+            request, _("Only a message that could not be sent can be sent again."), status=409
+        )
+    if interaction.status != Status.ASSIGNED:
+        return _done(request, _("This conversation is in wrap-up: no more replies."), status=409)
+    channel = request.POST.get("channel") or message.channel
+    author_id = _agent(request).user_id
+    try:
+        if channel == message.channel and message.delivery_status in RETRYABLE:
+            sent = _send_again(interaction, message, author_id)
+        elif channel == SWITCHABLE.get(message.channel) and channel in _switch_channels(
+            interaction
+        ):
+            sent = _send_elsewhere(interaction, channel, message.text, author_id)
+        else:
+            return _done(request, _("This message cannot be sent on this channel."), status=400)
+    except ReplyError as exc:
+        return _done(request, str(exc), status=400)
+    return _done(request, _("Sent again as a new message."), message_id=sent.pk)
+
+
+def _send_again(interaction: Interaction, message: Any, author_id: int) -> Any:
+    """The same text through the normal reply path (an e-mail keeps the subject it had)."""
+    subject = None
+    if message.channel == "email":
+        from channels_inbound.email.models import EmailThreadEntry
+
+        subject = (
+            EmailThreadEntry.objects.filter(stored_message=message)
+            .values_list("subject", flat=True)
+            .first()
+        )
+    if message.channel != interaction.channel:  # it had itself been sent on the other channel
+        return _send_elsewhere(interaction, message.channel, message.text, author_id)
+    return send_reply(
+        interaction=interaction, author_id=author_id, text=message.text, subject=subject
+    )
+
+
+def _send_elsewhere(interaction: Interaction, channel: str, text: str, author_id: int) -> Any:
+    """Send ``text`` to the citizen of ``interaction`` on ``channel`` (not its own): a new
+    outbound message of the conversation, marked with the channel it went on."""
+    from django.contrib.auth import get_user_model
+    from django.db import transaction
+
+    from interactions.models import Message
+
+    author = get_user_model().objects.get(pk=author_id)
+    kind = IdentityKind.EMAIL if channel == "email" else IdentityKind.PHONE
+    to = (
+        ContactIdentity.objects.filter(contact_id=interaction.contact_id or 0, kind=kind)
+        .order_by("id")
+        .values_list("value", flat=True)
+        .first()
+    )
+    if not to:
+        raise ReplyError(_("This message cannot be sent on this channel."))
+    with transaction.atomic():
+        if channel == "email":
+            sent = _record_email(interaction, to=to, text=text, author=author)
+        else:
+            sent = _record_sms(interaction, text=text, author=author)
+        Message.objects.filter(pk=sent.pk).update(channel=channel)
+        sent.channel = channel
+    return sent
+
+
+def _record_email(interaction: Interaction, *, to: str, text: str, author: Any) -> Any:
+    from channels_inbound.email.actions import EmailReplyError
+    from channels_inbound.email.outbound import do_record_outbound_email
+    from channels_inbound.email.sanitize import plain_text_to_html
+    from channels_inbound.models import Endpoint
+
+    mailboxes = Endpoint.objects.filter(
+        channel="email", active=True, organisation_id=interaction.organisation_id
+    ).order_by("id")
+    ours = (
+        mailboxes.filter(queue_id=interaction.queue_id or 0)
+        .values_list("address", flat=True)
+        .first()
+        or mailboxes.values_list("address", flat=True).first()
+    )
+    if not ours:
+        raise ReplyError(_("This message cannot be sent on this channel."))
+    reference = interaction.case.reference if interaction.case_id and interaction.case else ""
+    subject = interaction.subject or _("Your request")
+    try:
+        subject = clean_reply_subject(subject[:200], reference)
+    except EmailReplyError as exc:
+        raise ReplyError(str(exc)) from exc
+    return do_record_outbound_email(
+        interaction=interaction,
+        to=to,
+        our_address=ours,
+        subject=subject,
+        text=text,
+        html=plain_text_to_html(text),
+        author=author,
+    )
+
+
+def _record_sms(interaction: Interaction, *, text: str, author: Any) -> Any:
+    """The SMS reply path (``send_reply``: STOP, length and number checks with their messages)
+    on a conversation of another channel: given a copy that says "SMS" (never saved), it sends
+    to the citizen's first number (the identity checked by the caller) from the queue's SMS
+    number."""
+    import copy
+
+    as_sms = copy.copy(interaction)
+    as_sms.channel = "sms"
+    return send_reply(interaction=as_sms, author_id=author.pk, text=text)
 
 
 @agent_required

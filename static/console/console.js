@@ -195,6 +195,38 @@
     announce(t.chat_ended + (s ? " (" + tabLabel(s) + ")" : ""), true);
   }
 
+  /* ---------------------------------------------------------------- delivery states */
+  // message.status: an outbound message's state changed (sending, retrying with the reason,
+  // sent, delivered, failed). The thread is re-read (the server words the state and offers
+  // "send again" / "send on the other channel" after a failure); the live reason is kept for
+  // the messages whose reason the server does not store (e-mail). A failure is announced.
+  var liveDelivery = {};
+  var FAILED = ["failed", "undelivered", "refused"];
+  function deliveryChanged(p) {
+    if (typeof p.message_id !== "number") { return; }
+    liveDelivery[p.message_id] = p;
+    var id = String(p.interaction_id);
+    if (document.getElementById("thread-" + id)) { refreshThread(id); }
+    var s = state.interactions[id];
+    var where = s ? " (" + tabLabel(s) + ")" : "";
+    if (FAILED.indexOf(p.status) >= 0) {
+      showAlert(t.message_failed + where + (p.reason ? " : " + p.reason : ""));
+    } else if (p.reason) {
+      announce(t.message_retrying + where + " : " + p.reason, false);
+    }
+  }
+  function showLiveDelivery(container) {
+    container.querySelectorAll("[data-delivery]").forEach(function (line) {
+      var live = liveDelivery[line.getAttribute("data-message")];
+      if (!live || live.status !== line.getAttribute("data-delivery") || !live.reason) { return; }
+      var reason = line.querySelector(".delivery-reason");
+      if (reason && !reason.textContent) { reason.textContent = " – " + live.reason; }
+      if (line.classList.contains("delivery-pending")) {
+        line.querySelector(".delivery-label").textContent = t.not_sent_yet;
+      }
+    });
+  }
+
   /* ---------------------------------------------------------------- interactions as tabs */
   function sortedWork() {
     return Object.keys(state.interactions).map(function (k) { return state.interactions[k]; })
@@ -262,6 +294,7 @@
     getHtml("/console/interactions/" + id + "/").then(function (html) {
       var hadFocus = panel.contains(document.activeElement);
       panel.innerHTML = html;
+      showLiveDelivery(panel);
       wirePanel(panel);
       if (hadFocus) { panel.focus(); }
     }).catch(function () { /* not ours any more: the next event removes the tab */ });
@@ -283,13 +316,15 @@
       if (focusHere && details) { details.querySelector("summary").focus(); }
     }).catch(function () { loadPanel(id); });
   }
-  function refreshThread(id) {
+  function refreshThread(id, focus) {
     var box = document.getElementById("thread-" + id);
     if (!box) { return loadPanel(id); }
     getHtml("/console/interactions/" + id + "/thread/").then(function (html) {
       var before = box.querySelectorAll(".msg-inbound").length;
       box.innerHTML = html;
+      showLiveDelivery(box);
       box.scrollTop = box.scrollHeight;
+      if (focus === true) { box.focus(); }  // the button pressed was re-rendered
       var after = box.querySelectorAll(".msg-inbound").length;
       if (after > before) {
         var s = state.interactions[id];
@@ -369,17 +404,21 @@
     event.preventDefault();
     var button = form.querySelector("[type=submit]");
     if (button) { button.disabled = true; }
+    // Where the form is, read now: a live event may re-render the thread holding it (a message
+    // re-sent) before the answer comes, and a detached form has no panel any more.
+    var panel = form.closest("[role=tabpanel]");
+    var inCitizen = !!form.closest(".citizen");
     post(form.action, new FormData(form)).then(function (res) {
       announce(res.message || (res.ok ? "" : t.error), !res.ok);
       if (res.ok && (form.hasAttribute("data-reply") || form.hasAttribute("data-reset"))) {
         form.reset();
         form.querySelectorAll("[data-composer]").forEach(updateCounter);
       }
-      var panel = form.closest("[role=tabpanel]");
       if (!res.ok) { resync(); }
       if (res.ok && panel) {
         var id = panel.id.replace("panel-", "");
-        if (form.closest(".citizen")) { refreshCitizen(id); } else { refreshThread(id); }
+        var resent = form.hasAttribute("data-retry") || form.hasAttribute("data-switch");
+        if (inCitizen) { refreshCitizen(id); } else { refreshThread(id, resent); }
       }
     }).catch(function () { announce(t.error, true); resync(); })
       .finally(function () { if (button) { button.disabled = false; } });
@@ -443,6 +482,7 @@
       return;
     }
     if (message.event === "chat.ended") { markChatEnded((message.payload || {}).interaction_id); }
+    if (message.event === "message.status") { deliveryChanged(message.payload || {}); }
     if (message.event === "call.bridge_failed") {
       showAlert((message.payload || {}).message || t.bridge_failed);
     }

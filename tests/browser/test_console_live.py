@@ -13,7 +13,7 @@ from contactcentre import events
 from routing.models import Offer
 
 from .conftest import PASSWORD, LiveServer
-from .test_console import _email, centre
+from .test_console import _axe_serious, _email, _in_thread, centre
 
 __all__ = ["centre"]
 
@@ -57,6 +57,11 @@ def fast_console(browser: Any, live_server_fast: LiveServer) -> Iterator[Callabl
         page.select_option("#state-select", "available")
         page.click("#state-form button[type=submit]")
         page.wait_for_selector("#state-label.state-available")
+        # The answer to that post is announced too: wait for it, so it does not cover what the
+        # test looks for next in the same region.
+        page.wait_for_function(
+            "() => document.getElementById('status-announcer').textContent.length > 0"
+        )
         return page
 
     yield open_console
@@ -96,3 +101,94 @@ def test_an_offer_whose_live_message_was_lost_appears_without_reload(
     page.wait_for_selector(f"#panel-{interaction.pk} [data-composer]")
     offer.refresh_from_db()
     assert offer.status == "accepted"
+
+
+RETRYING = (
+    "tentative 1 échouée : l’opérateur SMS est injoignable ou ne répond pas ; "
+    "nouvel essai dans 30 s"
+)
+FAILED = "non envoyé après 5 tentatives : l’opérateur SMS est injoignable ou ne répond pas"
+
+
+def test_a_failed_sms_shows_live_with_its_reason_and_is_sent_again(
+    centre: dict[str, Any], fast_console: Callable[..., Any]
+) -> None:
+    from channels_inbound.models import Endpoint
+    from channels_inbound.sms.actions import _set_status
+    from channels_inbound.sms.models import OutboundSms
+    from contacts.actions import resolve_contact
+    from interactions.actions import do_create_interaction, do_record_message
+    from interactions.models import Interaction, Message
+
+    def conversation() -> tuple[int, int]:
+        Endpoint.objects.create(
+            channel="sms", address="+33900000001", name="CAF", queue=centre["caf"]
+        )
+        contact = resolve_contact("phone", "+33612345678").contact
+        interaction = do_create_interaction(
+            channel="sms", contact=contact, queue=centre["caf"], subject="SMS", enqueue=False
+        )
+        Interaction.objects.filter(pk=interaction.pk).update(
+            status="assigned", assigned_agent=centre["alice"]
+        )
+        interaction.refresh_from_db()
+        reply = do_record_message(
+            interaction=interaction,
+            direction="outbound",
+            text="Votre dossier est complet.",
+            author=centre["alice"].user,
+        ).message
+        Message.objects.filter(pk=reply.pk).update(delivery_status="pending")
+        outbound = OutboundSms.objects.create(
+            interaction=interaction,
+            message=reply,
+            to="+33612345678",
+            from_number="+33900000001",
+            body=reply.text,
+        )
+        return interaction.pk, outbound.pk
+
+    interaction_id, outbound_id = _in_thread(conversation)
+    page = fast_console("alice")
+    thread = f"#thread-{interaction_id}"
+    page.wait_for_selector(f"{thread} .delivery-pending")
+    assert "Envoi en cours" in page.inner_text(f"{thread} .delivery")
+
+    def change(status: str, reason: str) -> None:
+        outbound = OutboundSms.objects.get(pk=outbound_id)
+        _set_status(outbound, status, error_code="", error=reason)  # publishes message.status
+
+    # An attempt failed, another is planned: said live, politely.
+    _in_thread(lambda: change("pending", RETRYING))
+    page.locator(f"{thread} .delivery", has_text="nouvel essai dans 30 s").wait_for()
+    assert "Pas encore envoyé" in page.inner_text(f"{thread} .delivery")
+    page.wait_for_function(
+        "() => document.getElementById('status-announcer').textContent.includes('tentative 1')"
+    )
+    # The last attempt failed: in words in the thread, and in the alert region.
+    _in_thread(lambda: change("failed", FAILED))
+    page.locator(f"{thread} .delivery-failed", has_text=FAILED).wait_for()
+    assert "Non envoyé" in page.inner_text(f"{thread} .delivery-failed")
+    alert = page.locator("#console-alerts .console-alert")
+    alert.wait_for()
+    assert "n’a pas pu être envoyé" in alert.inner_text()
+    assert FAILED in alert.inner_text()
+    assert page.get_attribute("#console-alerts", "role") == "alert"
+    assert _axe_serious(page) == [], "a failed SMS with its actions"
+
+    # "Send again": a new message, through the normal reply path, handed to the provider.
+    page.click(f"{thread} form[data-retry] button")
+    page.wait_for_function(
+        "() => document.getElementById('status-announcer').textContent.includes('Renvoyé')"
+    )
+    page.wait_for_function(
+        "(sel) => document.querySelectorAll(sel + ' .msg-outbound').length === 2", arg=thread
+    )
+    again = Message.objects.filter(interaction_id=interaction_id, direction="outbound").latest("id")
+    assert again.text == "Votre dossier est complet."
+    sms = OutboundSms.objects.get(message=again)
+    assert sms.to == "+33612345678"
+    assert OutboundSms.objects.get(pk=outbound_id).status == "failed"  # the old one as it was
+    page.locator(f"#msg-{again.pk} .delivery").wait_for()
+    # The button pressed was re-rendered with the thread: the focus is on the thread, not lost.
+    page.wait_for_function("() => document.activeElement.classList.contains('thread-box')")

@@ -279,6 +279,12 @@ MATRIX: dict[str, dict[str, dict[str, Expect]]] = {
     "console:attachment": {
         "GET": web(anon=LOGIN, agent=OO(404, HIDDEN), sup=403, lone=403, oadm=403, padm=403)
     },
+    # Send a message that could not be sent again (or on the citizen's other channel): like a
+    # reply, only the agent holding the conversation. The world's message is the citizen's
+    # (inbound): refused (409); another organisation's message is not found.
+    "console:retry": {
+        "POST": web(anon=LOGIN, agent=OO(409, HIDDEN), sup=403, lone=403, oadm=403, padm=403)
+    },
     "console:citizen-edit": {"POST": CONSOLE_ROW_POST},
     "console:identity-add": {"POST": CONSOLE_ROW_POST},
     "console:identity-remove": {"POST": CONSOLE_ROW_POST},
