@@ -289,29 +289,11 @@ class Checker:
         ):
             f.over_capacity.add(f"agent#{agent_id}:voice+other")
         # -- stuck
-        for (oid,) in self._rows(
-            conn,
-            "SELECT id FROM routing_offer WHERE status = 'pending'"
-            " AND expires_at < now() - make_interval(secs => %s)",
-            SWEEP_S + 3,
-        ):
-            f.stuck.add(f"offer-past-expiry:#{oid}")
+        for label, sql, seconds in STUCK_CHECKS:
+            for (ident,) in self._rows(conn, sql, seconds):
+                f.stuck.add(f"{label}:{ident}")
         for (iid,) in self._rows(conn, STUCK_QUEUED_SQL, SWEEP_S + 5, HEARTBEAT_WINDOW_S):
             f.stuck.add(f"queued-with-free-agent:#{iid}")
-        for (sid,) in self._rows(
-            conn,
-            "SELECT message_sid FROM channels_sms_inboundsms WHERE state = 'received'"
-            " AND received_at < now() - make_interval(secs => %s)",
-            SMS_SWEEP_S + 10,
-        ):
-            f.stuck.add(f"sms-not-ingested:{sid}")
-        for (agent_id,) in self._rows(
-            conn,
-            "SELECT agent_id FROM agents_agentpresence WHERE state = 'wrap_up'"
-            " AND wrap_up_until < now() - make_interval(secs => %s)",
-            SWEEP_S + 3,
-        ):
-            f.stuck.add(f"wrap-up-past-end:agent#{agent_id}")
         for iid, agent_id in self._rows(
             conn,
             "SELECT i.id, i.assigned_agent_id FROM interactions_interaction i"
@@ -322,13 +304,6 @@ class Checker:
             HEARTBEAT_WINDOW_S + GRACE_S + SWEEP_S + 5,
         ):
             f.stuck.add(f"held-by-gone-console:#{iid}:agent#{agent_id}")
-        for (sms_id,) in self._rows(
-            conn,
-            "SELECT id FROM channels_sms_outboundsms WHERE status = 'pending'"
-            " AND created_at < now() - make_interval(secs => %s)",
-            OUTBOUND_STUCK_S,
-        ):
-            f.stuck.add(f"outbound-sms-pending:#{sms_id}")
         # -- offers never shown on the agent's socket
         ids = list(self.agents)
         for oid, agent_id, created in self._rows(
@@ -419,6 +394,34 @@ class Checker:
             return {"error": str(exc)[:200]}
 
 
+# (label, query of ids past a deadline, seconds past it): each a "stuck" kind.
+STUCK_CHECKS = [
+    (
+        "offer-past-expiry",
+        "SELECT id FROM routing_offer WHERE status = 'pending'"
+        " AND expires_at < now() - make_interval(secs => %s)",
+        SWEEP_S + 3,
+    ),
+    (
+        "sms-not-ingested",
+        "SELECT message_sid FROM channels_sms_inboundsms WHERE state = 'received'"
+        " AND received_at < now() - make_interval(secs => %s)",
+        SMS_SWEEP_S + 10,
+    ),
+    (
+        "wrap-up-past-end:agent",
+        "SELECT agent_id FROM agents_agentpresence WHERE state = 'wrap_up'"
+        " AND wrap_up_until < now() - make_interval(secs => %s)",
+        SWEEP_S + 3,
+    ),
+    (
+        "outbound-sms-pending",
+        "SELECT id FROM channels_sms_outboundsms WHERE status = 'pending'"
+        " AND created_at < now() - make_interval(secs => %s)",
+        OUTBOUND_STUCK_S,
+    ),
+]
+
 # Queued past one sweep + 5 s, while an agent could take it: available, console alive (a
 # heartbeat within the window), channel on, a free slot on the channel (calls exclusive), and
 # no decline, expiry or failed bridge of this interaction. The queue requires no skill and every
@@ -457,7 +460,7 @@ SELECT w.id FROM waiting w WHERE EXISTS (
 class Harness:
     def __init__(self, args: argparse.Namespace) -> None:
         self.args = args
-        self.stack = Stack()
+        self.stack = Stack(env_overrides={"CHANNEL_LAYER_BACKEND": args.layer})
         self.ledger = drivers.Ledger()
         self.agents: list[drivers.Agent] = []
         self.stats: dict[str, int] = {
@@ -722,6 +725,7 @@ class Harness:
             "database": checker.info(),
             "elapsed_s": round(time.monotonic() - began, 1),
             "mode": "short" if args.short else "full",
+            "channel_layer": args.layer,
         }
 
 
@@ -731,6 +735,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--agents", type=int, default=24)
     parser.add_argument("--only", default="", help="comma-separated faults to run")
     parser.add_argument("--keep-logs", type=Path, default=None, help="copy the logs there")
+    parser.add_argument(
+        "--layer",
+        choices=["core", "pubsub"],
+        default="core",
+        help="CHANNEL_LAYER_BACKEND of the app (core: the settings' default)",
+    )
     parser.add_argument(
         "--rounds", type=int, default=0, help="rounds of faults (default: 1 short, 2 full)"
     )

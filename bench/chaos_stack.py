@@ -510,81 +510,35 @@ class Stack:
             raise RuntimeError(f"manage.py {' '.join(args)} failed: {out.stderr[-3000:]}")
 
     def define_processes(self) -> None:
+        """The commands of docker-compose.yml (web: the image's CMD), on loopback ports."""
         web_env = {**self.env, "DATABASE_CONN_MAX_AGE": "0"}
+        celery = [PYTHON, "-m", "celery", "-A", "contactcentre"]
         for i, port in enumerate(self.web_ports, 1):
+            web = f"uvicorn contactcentre.asgi:application --host 127.0.0.1 --port {port}"
+            quiet = "--no-proxy-headers --lifespan off --no-access-log --log-level warning"
             self.processes[f"web{i}"] = Process(
                 f"web{i}",
-                [
-                    PYTHON,
-                    "-m",
-                    "uvicorn",
-                    "contactcentre.asgi:application",
-                    "--host",
-                    "127.0.0.1",
-                    "--port",
-                    str(port),
-                    "--no-proxy-headers",
-                    "--lifespan",
-                    "off",
-                    "--no-access-log",
-                    "--log-level",
-                    "warning",
-                ],
+                [PYTHON, "-m", *web.split(), *quiet.split()],
                 web_env,
                 self.logs / f"web{i}.log",
             )
         for i in (1, 2):
+            worker = f"worker -Q celery,outbound -l warning --concurrency 2 --hostname chaos{i}@%h"
             self.processes[f"worker{i}"] = Process(
                 f"worker{i}",
-                [
-                    PYTHON,
-                    "-m",
-                    "celery",
-                    "-A",
-                    "contactcentre",
-                    "worker",
-                    "-Q",
-                    "celery,outbound",
-                    "-l",
-                    "warning",
-                    "--concurrency",
-                    "2",
-                    "--hostname",
-                    f"chaos{i}@%h",
-                    "--without-gossip",
-                    "--without-mingle",
-                ],
+                [*celery, *worker.split(), "--without-gossip", "--without-mingle"],
                 self.env,
                 self.logs / f"worker{i}.log",
             )
         self.processes["beat"] = Process(
             "beat",
-            [
-                PYTHON,
-                "-m",
-                "celery",
-                "-A",
-                "contactcentre",
-                "beat",
-                "-l",
-                "warning",
-                "--schedule",
-                str(self.tmp / "celerybeat-schedule"),
-            ],
+            [*celery, "beat", "-l", "warning", "--schedule", str(self.tmp / "celerybeat-schedule")],
             self.env,
             self.logs / "beat.log",
         )
         self.processes["smtp"] = Process(
             "smtp",
-            [
-                PYTHON,
-                "manage.py",
-                "smtp_server",
-                "--host",
-                "127.0.0.1",
-                "--port",
-                str(self.smtp_port),
-            ],
+            [PYTHON, *f"manage.py smtp_server --host 127.0.0.1 --port {self.smtp_port}".split()],
             self.env,
             self.logs / "smtp.log",
         )
