@@ -24,7 +24,9 @@ What it does (loopback only; nothing of the machine's own PostgreSQL or Redis is
 5. after each fault, polls the checks below in the database until they are green (that time,
    from the fault's end, is its recovery time), then goes on to the next fault.
 
-Checks (a problem is counted once, against the fault during which it appeared):
+Checks (a problem is counted once, against the fault during which it appeared; a fault's
+``lost`` counts deliveries still missing when its recovery window ended, the total ``lost``
+those still missing at the final check):
 
 - ``lost``: an accepted delivery (webhook answered 2xx, SMTP 250, chat message echoed to the
   citizen) with no message in the database: SMS and calls by their provider id (MessageSid,
@@ -683,15 +685,20 @@ class Harness:
             # Final: every accepted delivery, with no ingestion lag allowed, once the work
             # in flight is done.
             final = Findings()
+            everything = Findings()
             drain_deadline = time.monotonic() + args.drain_s
             while time.monotonic() < drain_deadline:
                 found = checker.run(ingest_lag=0)
                 if found is not None:
+                    everything = found
                     final = found.minus(self.attributed)
-                    if final.green():
+                    if final.green() and not found.lost:
                         break
                 await asyncio.sleep(1)
             self.attributed.add(final)
+            # A delivery late during a fault but there in the end was not lost: the total
+            # counts what is still missing now (the per-fault figures keep the late ones).
+            self.attributed.lost = set(everything.lost)
             self.per_fault["final"] = {"accepted": self.ledger.total(), **final.counts()}
         for agent in self.agents:
             await agent.close()
