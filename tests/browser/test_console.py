@@ -96,7 +96,7 @@ def test_two_agents_offer_accept_reply_decline_reconnect_wrap_up(
     assert "CAF – RSA" in card.inner_text()
     # Announced to screen readers (written a moment after the region is cleared).
     alice_page.wait_for_function(
-        "document.getElementById('announcer').textContent.length > 0",
+        "() => document.getElementById('announcer').textContent.length > 0",
         timeout=5000,
     )
     assert bob_page.query_selector(".offer-card") is None
@@ -442,7 +442,7 @@ def test_a_chat_the_citizen_left_shows_a_notice_and_disables_the_composer(
     # The announcement is written a moment after the region is cleared, so screen readers
     # read it out again: wait for it rather than reading the region at once.
     page.wait_for_function(
-        "document.getElementById('announcer').textContent.includes('quitté ce chat')",
+        "() => document.getElementById('announcer').textContent.includes('quitté ce chat')",
         timeout=5000,
     )
 
