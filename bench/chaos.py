@@ -568,6 +568,7 @@ class Harness:
         recovery: float | None = None
         last = Findings()
         waited_on: dict[str, int] = {}  # the largest count of each problem while recovering
+        last_wait: dict[str, int] = {}  # what the last poll before green still found
         deadline = ended + self.args.recovery_timeout
         while time.monotonic() < deadline:
             found = await asyncio.get_running_loop().run_in_executor(
@@ -581,6 +582,8 @@ class Harness:
                 for key, n in last.counts().items():
                     if n:
                         waited_on[key] = max(n, waited_on.get(key, 0))
+                if not last.green():
+                    last_wait = {k: n for k, n in last.counts().items() if n}
                 if last.green():
                     recovery = time.monotonic() - ended
                     break
@@ -596,6 +599,7 @@ class Harness:
             "recovery_s": round(recovery, 1) if recovery is not None else None,
             "fault_s": round(ended - began, 1),
             "waited_on": waited_on,
+            "last_wait": last_wait,
         }
         log(
             f"    {fault}: recovered in "
