@@ -14,6 +14,7 @@ docs/operations.md, "E-mail decoding, idle sockets, Redis restarts".
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 from channels_redis.core import RedisChannelLayer as CoreRedisChannelLayer
@@ -52,3 +53,9 @@ class RedisChannelLayer(CoreRedisChannelLayer):
                 )
         # channels_redis reads it for each BZPOPMIN (a class attribute upstream).
         self.brpop_timeout = blocking_read_seconds
+
+    async def _brpop_with_clean(self, index: int, channel: str, timeout: float) -> Any:
+        task = asyncio.current_task()
+        if task is not None and task.cancelling():  # asked to stop: no new blocking read
+            raise asyncio.CancelledError
+        return await super()._brpop_with_clean(index, channel, timeout)

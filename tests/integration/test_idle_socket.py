@@ -12,6 +12,7 @@ timeout, so a read that timed out would have dropped the console twice.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import signal
@@ -242,6 +243,37 @@ def test_a_consumer_blocked_in_its_read_is_torn_down_with_its_event_loop(
     while _blocked_readers() > before and time.monotonic() < deadline:
         time.sleep(0.05)
     assert _blocked_readers() <= before
+
+
+async def test_a_receive_asked_to_stop_starts_no_new_blocking_read() -> None:
+    """The teardown hang of the chat socket tests: under load a consumer's receive task was
+    cancelled, the cancellation got lost inside its Redis read (the task stayed "cancelling")
+    and the receive went on sending BZPOPMIN for ever. Here the lost cancellation is made on
+    purpose; the receive must end at once instead of waiting in its next read."""
+    layer = RedisChannelLayer(
+        hosts=[{"address": settings.REDIS_URL, "socket_timeout": SOCKET_TIMEOUT}],
+        prefix=f"idle{os.getpid()}",
+        blocking_read_seconds=READ,
+    )
+    channel = await layer.new_channel()
+
+    async def receive_after_a_lost_cancellation() -> Any:
+        with contextlib.suppress(asyncio.CancelledError):  # lost: not re-raised
+            await asyncio.sleep(30)
+        return await layer.receive(channel)
+
+    task = asyncio.create_task(receive_after_a_lost_cancellation())
+    await asyncio.sleep(0.05)
+    task.cancel()
+    started = time.monotonic()
+    try:
+        with pytest.raises(asyncio.CancelledError):
+            await asyncio.wait_for(asyncio.shield(task), timeout=4 * READ)
+        assert task.cancelled()
+        assert time.monotonic() - started < READ  # not even one read
+    finally:
+        task.cancel()
+        await layer.close_pools()
 
 
 # --- The real server: uvicorn over TCP --------------------------------------------------------
