@@ -146,6 +146,11 @@ class AgentConsoleConsumer(JsonConsumer):
                     interaction_id=interaction_id, agent_id=self.agent_id
                 )
 
+    async def rejoin_groups(self) -> None:
+        """Join this console's groups again (the channel layer's Redis lost them)."""
+        for group in self.groups_joined:
+            await self.channel_layer.group_add(group, self.channel_name)
+
     async def tell_latest(self, last_event_id: int) -> None:
         """This console missed an event: the newest id of its agent (it resumes from there)."""
         await self.send_json({"type": "latest", "last_event_id": last_event_id})

@@ -62,6 +62,8 @@ class LiveConsole(Protocol):
 
     async def tell_latest(self, last_event_id: int) -> None: ...
 
+    async def rejoin_groups(self) -> None: ...
+
 
 _consoles: dict[Any, int] = {}  # console -> its registration number (its session-check share)
 _registered = itertools.count()
@@ -148,9 +150,39 @@ async def tell_consoles_behind(consoles: Iterable[LiveConsole]) -> int:
         newest = _settled.get(console.agent_id, 0)
         if newest > console.last_event_sent and newest != console.told_latest:
             console.told_latest = newest
-            await console.tell_latest(newest)
+            try:
+                await console.tell_latest(newest)
+            except Exception:  # its client went away meanwhile: the others are still told
+                logger.info("could not tell console of agent %s", console.agent_id)
+                continue
             told += 1
     return told
+
+
+async def rejoin_groups_if_lost(consoles: Iterable[LiveConsole]) -> int:
+    """After the channel layer's Redis lost its data (restarted empty), every open console of
+    this process joins its groups again; until then it received no live event (its offers came
+    only through the outbox catch-up, seconds late). Returns how many consoles rejoined."""
+    from channels.layers import get_channel_layer
+
+    lost_groups = getattr(get_channel_layer(), "lost_groups", None)
+    if lost_groups is None:  # in-memory / pub-sub layers: nothing kept on the server
+        return 0
+    try:
+        if not await lost_groups():
+            return 0
+    except Exception:  # Redis down: checked again next round (then found empty)
+        logger.warning("could not check the channel layer's groups", exc_info=True)
+        return 0
+    rejoined = 0
+    for console in consoles:
+        try:
+            await console.rejoin_groups()
+            rejoined += 1
+        except Exception:
+            logger.warning("console of agent %s could not rejoin its groups", console.agent_id)
+    logger.warning("channel layer lost its groups: %d console(s) joined theirs again", rejoined)
+    return rejoined
 
 
 def invalid_sessions(entries: list[tuple[int, str | None]]) -> set[tuple[int, str | None]]:
@@ -215,7 +247,8 @@ async def _chores() -> None:
             agent_ids = {c.agent_id for c in _consoles if c.agent_id is not None}
             latest = await database_sync_to_async(_round_database_work)(alive, agent_ids)
             _settled, _latest = _latest, latest
-            await tell_consoles_behind(list(_consoles))  # a list: a console may go meanwhile
+            await rejoin_groups_if_lost(list(_consoles))  # a list: a console may go meanwhile
+            await tell_consoles_behind(list(_consoles))
             _maybe_unfreeze()
             consoles = session_check_share(_consoles, round_no, rounds)  # a list: end() may await
             if consoles:
@@ -223,6 +256,9 @@ async def _chores() -> None:
                 bad = await database_sync_to_async(invalid_sessions)(entries)
                 for console in consoles:
                     if (console.user_id, console.session_key) in bad:
-                        await console.end("session")
+                        try:
+                            await console.end("session")
+                        except Exception:  # already gone: the next ones are still closed
+                            logger.info("console of agent %s already closed", console.agent_id)
         except Exception:  # never let the chores die: the next round tries again
             logger.exception("console chores failed")

@@ -15,6 +15,7 @@ docs/operations.md, "E-mail decoding, idle sockets, Redis restarts".
 from __future__ import annotations
 
 import asyncio
+import uuid
 from typing import Any
 
 from channels_redis.core import RedisChannelLayer as CoreRedisChannelLayer
@@ -24,6 +25,9 @@ from django.core.exceptions import ImproperlyConfigured
 # Redis answers a timed-out BZPOPMIN up to a tick late (10 ticks/s by default), then the reply
 # crosses the network and waits for the server's event loop: one second covers all of it.
 MARGIN_SECONDS = 1.0
+# The per-process marker key outlives a process that died by a day at most (refreshed on every
+# check, each console chores round).
+MARKER_TTL_SECONDS = 86400
 
 
 def socket_timeout_of(host: dict[str, Any]) -> float | None:
@@ -53,6 +57,27 @@ class RedisChannelLayer(CoreRedisChannelLayer):
                 )
         # channels_redis reads it for each BZPOPMIN (a class attribute upstream).
         self.brpop_timeout = blocking_read_seconds
+        # A key of this process on each Redis server: gone means the server lost its data.
+        self._marker_key = f"{self.prefix}:process:{uuid.uuid4().hex}"
+        self._marker_set = False
+
+    async def lost_groups(self) -> bool:
+        """Whether a Redis server of this layer lost its data (restarted empty, flushed, failed
+        over to an empty replica) since the previous call: the group memberships lived there,
+        so every consumer of this process must join its groups again. One command per server.
+
+        The first call only sets the marker. Raises on a Redis error (the caller tries again
+        next time; a server that comes back empty is then seen as having lost its data).
+        """
+        lost = False
+        for index in range(self.ring_size):
+            async with self.connection(index) as connection:
+                previous = await connection.set(
+                    self._marker_key, b"1", ex=MARKER_TTL_SECONDS, get=True
+                )
+            lost = lost or previous is None
+        first, self._marker_set = not self._marker_set, True
+        return lost and not first
 
     async def _brpop_with_clean(self, index: int, channel: str, timeout: float) -> Any:
         task = asyncio.current_task()

@@ -151,6 +151,9 @@ def test_told_once_per_id_and_only_for_ids_a_round_old() -> None:
         async def tell_latest(self, last_event_id: int) -> None:
             self.told.append(last_event_id)
 
+        async def rejoin_groups(self) -> None:
+            raise AssertionError("not rejoined here")
+
     behind, current = Console(1, 10), Console(2, 20)
     saved = dict(live._settled)
     try:

@@ -1,0 +1,114 @@
+"""Open consoles keep their live events when the channel layer's Redis restarts empty.
+
+Group memberships live in Redis (channels_redis core layer). After a restart they are gone:
+the consoles still open on this process received no live event any more (their offers came
+only through the outbox catch-up, seconds late), as bench/chaos.py found. Each console chores
+round checks a marker key of the process; when it is gone, every open console joins its groups
+again (console/live.py, contactcentre/channel_layer.py).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+from asgiref.sync import sync_to_async
+from channels.layers import get_channel_layer
+from channels.testing import WebsocketCommunicator
+from django.conf import settings as django_settings
+from django.test import Client
+
+from agents.models import AgentState, PauseReason
+from agents.presence import do_set_agent_state
+from console import live
+from contactcentre.asgi import application
+from contactcentre.events import agent_group
+
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.redis]
+
+ROUND = 0.2  # CONSOLE_HEARTBEAT_FLUSH_SECONDS in these tests
+
+
+def _socket(user: Any) -> WebsocketCommunicator:
+    client = Client()
+    client.force_login(user)
+    name = django_settings.SESSION_COOKIE_NAME
+    cookie = f"{name}={client.cookies[name].value}".encode()
+    headers = [(b"host", b"localhost"), (b"origin", b"http://localhost"), (b"cookie", cookie)]
+    return WebsocketCommunicator(application, "/ws/console/", headers=headers)
+
+
+async def _forget_everything_of(layer: Any, groups: list[str]) -> None:
+    """What a Redis restarted empty loses for this process: its groups and its marker (only
+    this test's keys are deleted; the database is shared)."""
+    async with layer.connection(0) as connection:
+        await connection.delete(layer._marker_key, *(layer._group_key(g) for g in groups))
+
+
+async def test_open_consoles_join_their_groups_again_after_redis_lost_them(
+    make_user: Callable[..., Any], settings: Any
+) -> None:
+    settings.CONSOLE_HEARTBEAT_FLUSH_SECONDS = ROUND
+    layer = get_channel_layer()
+    if not hasattr(layer, "lost_groups"):
+        pytest.fail("the Redis channel layer (contactcentre.channel_layer) is expected here")
+    user = await sync_to_async(make_user)("alice")
+    agent = user.agent_profile
+    socket = await sync_to_async(_socket)(user)
+    connected, _ = await socket.connect()
+    assert connected
+    assert (await socket.receive_json_from(timeout=3))["type"] == "hello"
+    await asyncio.sleep(3 * ROUND)  # the chores have set the marker
+
+    await _forget_everything_of(layer, [agent_group(agent.pk), f"user.{user.pk}"])
+    # Without the rejoin, a live event is no longer delivered: check the group is empty.
+    async with layer.connection(0) as connection:
+        assert await connection.zcard(layer._group_key(agent_group(agent.pk))) == 0
+
+    await asyncio.sleep(3 * ROUND)  # a round or two: the console joins its groups again
+    async with layer.connection(0) as connection:
+        assert await connection.zcard(layer._group_key(agent_group(agent.pk))) == 1
+
+    await sync_to_async(do_set_agent_state)(
+        agent=agent, state=AgentState.PAUSED, reason=PauseReason.SUPERVISOR
+    )
+    event = await socket.receive_json_from(timeout=3)
+    while event["type"] != "event":  # a "latest" note may come first; the live event follows
+        event = await socket.receive_json_from(timeout=3)
+    assert event["event"] == "agent.state"
+    await socket.disconnect()
+
+
+def test_a_console_gone_mid_round_does_not_stop_the_round() -> None:
+    class Console:
+        def __init__(self, agent_id: int, fails: bool) -> None:
+            self.agent_id: int | None = agent_id
+            self.user_id = 1
+            self.session_key: str | None = None
+            self.last_event_sent, self.told_latest = 0, 0
+            self.fails = fails
+            self.told: list[int] = []
+
+        async def end(self, reason: str) -> None:
+            raise AssertionError("not ended here")
+
+        async def tell_latest(self, last_event_id: int) -> None:
+            if self.fails:
+                raise ConnectionError("client disconnected")
+            self.told.append(last_event_id)
+
+        async def rejoin_groups(self) -> None:
+            raise AssertionError("not rejoined here")
+
+    gone, present = Console(1, fails=True), Console(2, fails=False)
+    saved = dict(live._settled)
+    try:
+        live._settled.clear()
+        live._settled.update({1: 5, 2: 7})
+        assert asyncio.run(live.tell_consoles_behind([gone, present])) == 1
+    finally:
+        live._settled.clear()
+        live._settled.update(saved)
+    assert present.told == [7]
