@@ -7,8 +7,14 @@ and the consumer died. An idle console was disconnected every ~5 s.
 
 Here the blocking read lasts ``blocking_read_seconds`` and the layer refuses to start unless
 every host's socket timeout (explicit, or redis-py's default, whatever its version) leaves at
-least :data:`MARGIN_SECONDS` after it for Redis to answer. Cancelling a consumer (socket closed,
-server shutdown, test teardown) still ends its read at once: it is an ordinary awaited read.
+least :data:`MARGIN_SECONDS` after it for Redis to answer.
+
+Cancelling a consumer (socket closed, server shutdown, test teardown) must end its receive. A
+cancelled read normally raises at once, but on a loaded machine a receive task was seen
+"cancelling" yet sending its next BZPOPMIN (the cancellation lost inside the Redis read): while
+reads timed out after 5 s the consumer died anyway; with reads that no longer time out it
+looped for ever (the chat socket tests' 5-minute teardown hangs). So a receive whose task has
+been asked to stop never starts another blocking read (:meth:`_brpop_with_clean`).
 docs/operations.md, "E-mail decoding, idle sockets, Redis restarts".
 """
 
@@ -80,6 +86,7 @@ class RedisChannelLayer(CoreRedisChannelLayer):
         return lost and not first
 
     async def _brpop_with_clean(self, index: int, channel: str, timeout: float) -> Any:
+        # Called for each BZPOPMIN of channels_redis' receive loop.
         task = asyncio.current_task()
         if task is not None and task.cancelling():  # asked to stop: no new blocking read
             raise asyncio.CancelledError
