@@ -483,6 +483,10 @@
     }
     if (message.event === "chat.ended") { markChatEnded((message.payload || {}).interaction_id); }
     if (message.event === "message.status") { deliveryChanged(message.payload || {}); }
+    if (message.event === "message.media") {  // a picture or recording fetched (or not): re-read
+      var mediaOf = String((message.payload || {}).interaction_id);
+      if (document.getElementById("thread-" + mediaOf)) { refreshThread(mediaOf); }
+    }
     if (message.event === "call.bridge_failed") {
       showAlert((message.payload || {}).message || t.bridge_failed);
     }

@@ -192,3 +192,51 @@ def test_a_failed_sms_shows_live_with_its_reason_and_is_sent_again(
     page.locator(f"#msg-{again.pk} .delivery").wait_for()
     # The button pressed was re-rendered with the thread: the focus is on the thread, not lost.
     page.wait_for_function("() => document.activeElement.classList.contains('thread-box')")
+
+
+def test_a_picture_the_provider_could_not_give_is_shown_live_as_unavailable(
+    centre: dict[str, Any], fast_console: Callable[..., Any]
+) -> None:
+    """An MMS picture is fetched after the message arrived: the open thread shows the outcome
+    as soon as ``message.media`` is published, without a reload."""
+    from channels_inbound import media
+    from contacts.actions import resolve_contact
+    from interactions.actions import do_create_interaction, do_record_message
+    from interactions.models import Interaction, Message
+
+    def mms() -> tuple[int, int]:
+        contact = resolve_contact("phone", "+33612345670").contact
+        interaction = do_create_interaction(
+            channel="sms", contact=contact, queue=centre["caf"], subject="MMS", enqueue=False
+        )
+        Interaction.objects.filter(pk=interaction.pk).update(
+            status="assigned", assigned_agent=centre["alice"]
+        )
+        interaction.refresh_from_db()
+        message = do_record_message(
+            interaction=interaction, direction="inbound", text="Voici mon justificatif"
+        ).message
+        entry = media.pending_entry(
+            name="media-1", url="https://api.twilio.com/2010-04-01/M1", content_type="image/jpeg"
+        )
+        Message.objects.filter(pk=message.pk).update(attachments=[entry])
+        return interaction.pk, message.pk
+
+    interaction_id, message_id = _in_thread(mms)
+    page = fast_console("alice")
+    thread = f"#thread-{interaction_id}"
+    page.locator(thread, has_text="Voici mon justificatif").wait_for()
+    assert "indisponible" not in page.inner_text(thread)
+
+    def given_up() -> None:
+        message = Message.objects.select_related("interaction").get(pk=message_id)
+        entry = media._unavailable(
+            message.attachments[0], "unreachable", "refused", {"attempts": 5}
+        )
+        Message.objects.filter(pk=message_id).update(attachments=[entry])
+        message.refresh_from_db()
+        media._publish(message)
+
+    _in_thread(given_up)
+    page.locator(thread, has_text="indisponible").wait_for(timeout=10_000)
+    assert "injoignable après 5 tentatives" in page.inner_text(thread)
