@@ -749,8 +749,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--layer",
         choices=["core", "pubsub"],
-        default="core",
-        help="CHANNEL_LAYER_BACKEND of the app (core: the settings' default)",
+        default="pubsub",
+        help="CHANNEL_LAYER_BACKEND of the app (pubsub: the settings' default)",
     )
     parser.add_argument(
         "--rounds", type=int, default=0, help="rounds of faults (default: 1 short, 2 full)"

@@ -134,10 +134,14 @@ IS_POSTGRES = DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql"
 
 # --- Redis, channel layer, Celery -----------------------------------------------------------
 REDIS_URL: str = env.str("REDIS_URL", default="")
-# CHANNEL_LAYER_BACKEND=pubsub uses Redis Pub/Sub (channels_redis.pubsub): one subscriber
+# The channel layer is Redis Pub/Sub (channels_redis.pubsub) by default: one subscriber
 # connection per server process, fan-out done by Redis; at-most-once delivery, which the
-# console tolerates (it replays what it missed from the event outbox). docs/benchmarks.md.
-CHANNEL_LAYER_BACKEND: str = env.str("CHANNEL_LAYER_BACKEND", default="core")
+# console tolerates (it catches up on what it missed from the event outbox, on the same
+# socket). CHANNEL_LAYER_BACKEND=core is channels_redis' list-based layer: it stopped
+# delivering to a process under connection churn (bench/chaos.py at full rates: process
+# queues of 900 messages never read, offers never shown) and with thousands of consoles per
+# process (bench/console_fanout.py: 0 of 442 offers). docs/benchmarks.md.
+CHANNEL_LAYER_BACKEND: str = env.str("CHANNEL_LAYER_BACKEND", default="pubsub")
 # An idle consumer waits in a blocking read (BZPOPMIN) of CHANNEL_LAYER_BLOCKING_READ_SECONDS,
 # looping while nothing arrives; every reply is read with CHANNEL_LAYER_SOCKET_TIMEOUT. The
 # socket timeout must outlast the blocking read (by 1 s at least, checked when the layer is

@@ -301,6 +301,7 @@ def short_read_server(tmp_path: Path) -> Iterator[tuple[int, subprocess.Popen[by
             db["NAME"],
         ),
         "DJANGO_ALLOWED_HOSTS": "127.0.0.1,localhost",
+        "CHANNEL_LAYER_BACKEND": "core",  # the layer with a blocking read (not the default)
         "CHANNEL_LAYER_BLOCKING_READ_SECONDS": str(READ),
         "CHANNEL_LAYER_SOCKET_TIMEOUT": str(SOCKET_TIMEOUT),
     }
@@ -381,8 +382,13 @@ def test_the_real_server_keeps_an_idle_console_and_stops_at_once(
     assert "Traceback" not in text, text
 
 
-def test_the_configured_layer_outlasts_its_read() -> None:
-    """The layer as configured (not shortened): ours, its read from the settings, checked."""
+def test_the_configured_layer_outlasts_its_read(settings: Any) -> None:
+    """The core layer as configured (not shortened): ours, its read from the settings,
+    checked (the default backend is Pub/Sub, which has no blocking read)."""
+    settings.CHANNEL_LAYERS = _layers(socket_timeout=settings.CHANNEL_LAYER_SOCKET_TIMEOUT)
+    settings.CHANNEL_LAYERS["default"]["CONFIG"]["blocking_read_seconds"] = (
+        settings.CHANNEL_LAYER_BLOCKING_READ_SECONDS
+    )
     layer = get_channel_layer()
     assert isinstance(layer, RedisChannelLayer)
     assert layer.brpop_timeout == settings.CHANNEL_LAYER_BLOCKING_READ_SECONDS
