@@ -173,6 +173,9 @@ def test_keyboard_only_whole_flow(
     try:
         # log in with the keyboard
         page.goto(f"{live_server_asgi.url}/accounts/login/?next=/console/")
+        # The username field has the focus once the page is ready (autofocus): typing before
+        # that lost the first keys on a loaded machine.
+        page.wait_for_function("() => document.activeElement?.name === 'username'")
         page.keyboard.type("alice")
         page.keyboard.press("Tab")
         page.keyboard.type("pw-Test-2026!")
