@@ -43,6 +43,8 @@ def celery_broker(url: str, django_settings: Any) -> Iterator[None]:
     django_settings.CELERY_TASK_ALWAYS_EAGER = False
     django_settings.CELERY_EMBEDDED = False
     django_settings.REDIS_URL = url
+    # celery < 5.7 reads the Django setting (CELERY_BROKER_URL) before app.conf's broker_url
+    django_settings.CELERY_BROKER_URL = url
     app.conf.update(task_always_eager=False, broker_url=url)
     reset_celery_connections()
     try:
