@@ -173,7 +173,8 @@ def test_demo_data_is_created_once_with_logins_printed() -> None:
     )
     result = do_ingest_email(raw, recipients=["etat-civil@mairie.example.fr"], via_smtp=True)
     mail = Interaction.objects.get(pk=result.interaction_id)
-    assert mail.queue is not None and mail.queue.code == "mairie-etat-civil"
+    assert mail.queue is not None
+    assert mail.queue.code == "mairie-etat-civil"
     again = StringIO()
     call_command("demo", if_empty=True, stdout=again)
     assert "already present" in again.getvalue()
