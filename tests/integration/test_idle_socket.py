@@ -302,6 +302,7 @@ def short_read_server(tmp_path: Path) -> Iterator[tuple[int, subprocess.Popen[by
         ),
         "DJANGO_ALLOWED_HOSTS": "127.0.0.1,localhost",
         "CHANNEL_LAYER_BACKEND": "core",  # the layer with a blocking read (not the default)
+        "CHANNEL_LAYER_PREFIX": f"idle{os.getpid()}",  # as _layers(): the test publishes there
         "CHANNEL_LAYER_BLOCKING_READ_SECONDS": str(READ),
         "CHANNEL_LAYER_SOCKET_TIMEOUT": str(SOCKET_TIMEOUT),
     }
@@ -342,10 +343,15 @@ def _json(frame: str | bytes) -> dict[str, Any]:
 @pytest.mark.postgres
 @with_a_console
 def test_the_real_server_keeps_an_idle_console_and_stops_at_once(
-    make_user: Callable[..., Any], short_read_server: tuple[int, subprocess.Popen[bytes], Path]
+    make_user: Callable[..., Any],
+    short_read_server: tuple[int, subprocess.Popen[bytes], Path],
+    settings: Any,
 ) -> None:
     from websockets.exceptions import ConnectionClosed
     from websockets.sync.client import connect
+
+    # This process publishes on the server's layer (core, same Redis and prefix).
+    settings.CHANNEL_LAYERS = _layers(socket_timeout=SOCKET_TIMEOUT)
 
     port, server, log = short_read_server
     cookie = _cookie(make_user, "tcp-agent")

@@ -121,7 +121,7 @@ def _quiesce(timeout: float = 30.0) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         time.sleep(0.5)  # let the workers drain what is queued
-        result = sweep.apply().get()  # one more router, in this process
+        result = sweep.apply().get(disable_sync_subtasks=False)  # one more router, in this process
         if result["claimed"] == 0:
             return
     pytest.fail("routing did not settle")

@@ -346,14 +346,18 @@ def test_a_closed_console_is_checked_at_the_end_of_its_grace_one_agent_only(
     bystander = other if holder == gone else gone
 
     # the timer of the console that closed releases that agent only
-    assert release_lost_console.apply(args=(holder.pk,)).get() == {"released": 1}
+    assert release_lost_console.apply(args=(holder.pk,)).get(disable_sync_subtasks=False) == {
+        "released": 1
+    }
     assert AgentPresence.objects.get(agent=holder).state == AgentState.OFFLINE
     assert AgentPresence.objects.get(agent=bystander).state == AgentState.AVAILABLE
     chat.refresh_from_db()
     assert chat.assigned_agent_id != holder.pk
     # and a console that came back (a heartbeat since) is left alone
     AgentPresence.objects.filter(agent=bystander).update(last_heartbeat_at=timezone.now())
-    assert release_lost_console.apply(args=(bystander.pk,)).get() == {"released": 0}
+    assert release_lost_console.apply(args=(bystander.pk,)).get(disable_sync_subtasks=False) == {
+        "released": 0
+    }
     assert AgentPresence.objects.get(agent=bystander).state == AgentState.AVAILABLE
 
 

@@ -254,7 +254,7 @@ def test_the_sweep_routes_what_an_event_missed_and_expires_offers(
     agent("a", {"x": 1})
     call = arrive(q)  # inside the test transaction: no on-commit trigger ran
     assert not Offer.objects.exists()
-    result = sweep.apply().get()
+    result = sweep.apply().get(disable_sync_subtasks=False)
     assert result["claimed"] == 1
     assert pending_offer(call)
 
