@@ -50,6 +50,7 @@ from django.utils.dateparse import parse_datetime
 from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 
+from channels_inbound.providers import outbound_retry_countdown as retry_countdown
 from interactions.models import Message
 
 logger = logging.getLogger(__name__)
@@ -310,11 +311,6 @@ class FetchRetryLater(Exception):
     def __init__(self, reason: str, countdown: float) -> None:
         self.countdown = countdown
         super().__init__(reason)
-
-
-def retry_countdown(attempt: int) -> float:
-    """The outbound back-off (doubling from ``OUTBOUND_RETRY_BACKOFF_S``, capped at an hour)."""
-    return float(min(3600, settings.OUTBOUND_RETRY_BACKOFF_S * 2 ** (attempt - 1)))
 
 
 def do_fetch_message_media(*, message_id: int, retry: bool = True) -> Message | None:

@@ -309,12 +309,6 @@ def send_outbound_message(message_id: int) -> bool:
     return True
 
 
-def retry_countdown(attempt: int) -> float:
-    """Seconds before the attempt after ``attempt`` (1-based), as for SMS: doubling from
-    ``OUTBOUND_RETRY_BACKOFF_S``, capped at one hour."""
-    return float(min(3600, settings.OUTBOUND_RETRY_BACKOFF_S * 2 ** (attempt - 1)))
-
-
 def _publish_status(message_id: int, status: str, *, attempts: int, reason: str) -> None:
     """``message.status`` to the assigned agent's console and the supervisors (as for SMS)."""
     from contactcentre.events import SUPERVISORS_GROUP, agent_group, publish

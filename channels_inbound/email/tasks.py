@@ -14,7 +14,9 @@ def send_email_message(self: Any, message_id: int) -> bool:
     (``OUTBOUND_MAX_ATTEMPTS``, ``OUTBOUND_RETRY_BACKOFF_S``; eagerly: one after the other)."""
     from django.conf import settings
 
-    from .outbound import mark_failed, note_retry, retry_countdown, send_outbound_message
+    from channels_inbound.providers import outbound_retry_countdown as retry_countdown
+
+    from .outbound import mark_failed, note_retry, send_outbound_message
 
     attempt = self.request.retries + 1
     while True:

@@ -23,3 +23,10 @@ def get_provider(name: str | None = None) -> Provider:
 def get_backend() -> Backend:
     backend: Backend = import_string(settings.TELEPHONY_BACKEND)()
     return backend
+
+
+def outbound_retry_countdown(attempt: int) -> float:
+    """Seconds before the attempt after ``attempt`` (1-based) of any outbound provider work
+    (SMS, e-mail, media fetch): doubling from ``OUTBOUND_RETRY_BACKOFF_S``, capped at one hour
+    (within the broker's visibility timeout)."""
+    return float(min(3600, settings.OUTBOUND_RETRY_BACKOFF_S * 2 ** (attempt - 1)))

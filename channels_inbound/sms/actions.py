@@ -23,6 +23,7 @@ from channels_inbound.ingest import InboundMessage, IngestError, do_ingest_messa
 from channels_inbound.media import pending_entry, request_fetch
 from channels_inbound.models import Endpoint
 from channels_inbound.providers import base, get_backend
+from channels_inbound.providers import outbound_retry_countdown as retry_countdown
 from channels_inbound.providers.webhooks import absolute
 from contactcentre.events import SUPERVISORS_GROUP, agent_group, publish
 from contacts.identity import InvalidIdentity, normalize_phone
@@ -414,12 +415,6 @@ class SendRetryLater(Exception):
     def __init__(self, reason: str, countdown: float) -> None:
         self.countdown = countdown
         super().__init__(reason)
-
-
-def retry_countdown(attempt: int) -> float:
-    """Seconds before the attempt after ``attempt`` (1-based): the back-off doubles, capped at
-    one hour (within the broker's visibility timeout)."""
-    return float(min(3600, settings.OUTBOUND_RETRY_BACKOFF_S * 2 ** (attempt - 1)))
 
 
 def is_transient(exc: base.ProviderError) -> bool:

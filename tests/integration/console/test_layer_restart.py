@@ -17,28 +17,17 @@ from typing import Any
 import pytest
 from asgiref.sync import sync_to_async
 from channels.layers import get_channel_layer
-from channels.testing import WebsocketCommunicator
-from django.conf import settings as django_settings
-from django.test import Client
 
 from agents.models import AgentState, PauseReason
 from agents.presence import do_set_agent_state
 from console import live
-from contactcentre.asgi import application
 from contactcentre.events import agent_group
+
+from .test_catch_up import _socket
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.redis]
 
 ROUND = 0.2  # CONSOLE_HEARTBEAT_FLUSH_SECONDS in these tests
-
-
-def _socket(user: Any) -> WebsocketCommunicator:
-    client = Client()
-    client.force_login(user)
-    name = django_settings.SESSION_COOKIE_NAME
-    cookie = f"{name}={client.cookies[name].value}".encode()
-    headers = [(b"host", b"localhost"), (b"origin", b"http://localhost"), (b"cookie", cookie)]
-    return WebsocketCommunicator(application, "/ws/console/", headers=headers)
 
 
 async def _forget_everything_of(layer: Any, groups: list[str]) -> None:
