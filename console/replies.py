@@ -39,9 +39,15 @@ def _optional(module: str, name: str) -> Any:
 
 
 def send_reply(
-    *, interaction: Interaction, author_id: int, text: str, subject: str | None = None
+    *,
+    interaction: Interaction,
+    author_id: int,
+    text: str,
+    subject: str | None = None,
+    channel: str | None = None,
 ) -> Message:
-    """Send ``text`` to the citizen on ``interaction``'s channel; returns the outbound message.
+    """Send ``text`` to the citizen on ``channel`` (by default ``interaction``'s); returns the
+    outbound message.
 
     ``subject`` is the e-mail subject the agent wrote (``None``: the proposed one); other
     channels have none and ignore it."""
@@ -50,7 +56,7 @@ def send_reply(
     text = text.strip()
     if not text:
         raise ReplyError(_("The reply is empty."))
-    channel = interaction.channel
+    channel = channel or interaction.channel
     if channel == "email":
         from channels_inbound.email.actions import EmailReplyError, do_send_email_reply
 

@@ -597,14 +597,9 @@ def _record_email(interaction: Interaction, *, to: str, text: str, author: Any) 
 
 def _record_sms(interaction: Interaction, *, text: str, author: Any) -> Any:
     """The SMS reply path (``send_reply``: STOP, length and number checks with their messages)
-    on a conversation of another channel: given a copy that says "SMS" (never saved), it sends
-    to the citizen's first number (the identity checked by the caller) from the queue's SMS
-    number."""
-    import copy
-
-    as_sms = copy.copy(interaction)
-    as_sms.channel = "sms"
-    return send_reply(interaction=as_sms, author_id=author.pk, text=text)
+    on a conversation of another channel: it sends to the citizen's first number (the identity
+    checked by the caller) from the queue's SMS number, recorded as an SMS."""
+    return send_reply(interaction=interaction, author_id=author.pk, text=text, channel="sms")
 
 
 @agent_required

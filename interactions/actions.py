@@ -170,13 +170,18 @@ def do_record_message(
     provider_id: str | None = None,
     attachments: list[dict[str, Any]] | None = None,
     author: User | None = None,
+    channel: str | None = None,
 ) -> RecordedMessage:
     """Store a message once. A provider id already stored on this channel returns the existing
-    message with ``created=False`` (a retried or concurrent webhook delivery)."""
+    message with ``created=False`` (a retried or concurrent webhook delivery).
+
+    ``channel`` is the interaction's unless given: a reply sent on another channel than the
+    conversation's (an SMS on an e-mail conversation) is recorded with the channel it went on."""
+    channel = channel or interaction.channel
     if len(text) > MAX_TEXT_CHARS:
         raise ValueError(f"message text longer than {MAX_TEXT_CHARS} characters")
     if provider_id:
-        existing = Message.objects.filter(channel=interaction.channel, provider_id=provider_id)
+        existing = Message.objects.filter(channel=channel, provider_id=provider_id)
         found = existing.first()
         if found is not None:
             return RecordedMessage(found, False)
@@ -184,7 +189,7 @@ def do_record_message(
         with transaction.atomic():
             message = Message.objects.create(
                 interaction=interaction,
-                channel=interaction.channel,
+                channel=channel,
                 direction=direction,
                 text=text,
                 html=html,

@@ -385,7 +385,7 @@ def do_send_sms(
         raise SmsOptedOut(f"{citizen} sent STOP: no SMS may be sent until they send START")
     with transaction.atomic():
         recorded = do_record_message(
-            interaction=interaction, direction="outbound", text=text, author=author
+            interaction=interaction, direction="outbound", text=text, author=author, channel="sms"
         )
         Message.objects.filter(pk=recorded.message.pk).update(delivery_status="pending")
         outbound = OutboundSms.objects.create(
