@@ -35,6 +35,7 @@ PROJECT_APPS = (
     "flows",
     "console",
     "supervision",
+    "publicquality",
 )
 
 # (app_label, model, actions)

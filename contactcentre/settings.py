@@ -61,6 +61,7 @@ INSTALLED_APPS = [
     "console",
     "supervision",
     "apitokens",
+    "publicquality",
     "django_otp",
     "django_otp.plugins.otp_totp",
     "axes",

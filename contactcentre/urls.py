@@ -27,4 +27,5 @@ urlpatterns = [
     path("api/v1/", include("contactcentre.api_urls")),
     path("webhooks/", include("channels_inbound.urls")),
     path("chat/", include("channels_inbound.chat.urls")),
+    path("", include("publicquality.urls")),
 ]

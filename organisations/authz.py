@@ -212,6 +212,8 @@ ORGANISATION_PATH: dict[str, str] = {
     "auth.user": "membership__organisation_id",
     "apitokens.servicetoken": "organisation_id",
     "apitokens.personaltoken": "user__membership__organisation_id",
+    "publicquality.commitment": "organisation_id",
+    "publicquality.followlink": "organisation_id",
 }
 
 # What a supervisor sees of their organisation: rows tied to their teams. Models not listed

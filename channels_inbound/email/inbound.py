@@ -30,6 +30,7 @@ from contacts.models import Contact
 from interactions.actions import do_record_message
 from interactions.lifecycle import Status
 from interactions.models import Interaction, Message
+from publicquality.follow import follow_url
 
 from .attachments import (
     AttachmentLimits,
@@ -354,7 +355,11 @@ def _acknowledge(
     except IntegrityError:
         return False  # this sender already had today's acknowledgement
     subject, text = acknowledgement_content(
-        subject=parsed.subject, reference=reference, refused=refused, signature=endpoint.name
+        subject=parsed.subject,
+        reference=reference,
+        refused=refused,
+        signature=endpoint.name,
+        follow_url=follow_url(interaction),  # "Follow my request" (publicquality)
     )
     message = do_record_outbound_email(
         interaction=interaction,

@@ -29,6 +29,7 @@ from django.utils.translation import gettext as _
 from channels_inbound.models import Endpoint
 from interactions.actions import do_record_message
 from interactions.models import Interaction, Message
+from publicquality.follow import acknowledgement_line
 
 from .models import EmailThreadEntry
 from .sanitize import plain_text_to_html
@@ -93,7 +94,13 @@ def _refused_section(refused: list[dict[str, Any]]) -> str:
 
 
 def _acknowledgement_body(
-    *, subject: str, reference: str, delay: str, refused: list[dict[str, Any]], signature: str
+    *,
+    subject: str,
+    reference: str,
+    delay: str,
+    refused: list[dict[str, Any]],
+    signature: str,
+    follow_url: str = "",
 ) -> str:
     parts = [
         _("Hello,"),
@@ -106,6 +113,8 @@ def _acknowledgement_body(
         )
         % {"reference": reference},
     ]
+    if follow_url:
+        parts.append(acknowledgement_line(follow_url))
     section = _refused_section(refused)
     if section:
         parts.append(section)
@@ -114,7 +123,12 @@ def _acknowledgement_body(
 
 
 def acknowledgement_content(
-    *, subject: str, reference: str, refused: list[dict[str, Any]], signature: str
+    *,
+    subject: str,
+    reference: str,
+    refused: list[dict[str, Any]],
+    signature: str,
+    follow_url: str = "",
 ) -> tuple[str, str]:
     """(subject, text) of the acknowledgement: French, then English."""
     with translation.override("fr"):
@@ -124,6 +138,7 @@ def acknowledgement_content(
             delay=settings.EMAIL_ACK_REPLY_DELAY_FR,
             refused=refused,
             signature=signature,
+            follow_url=follow_url,
         )
         title_fr = _("Acknowledgement of receipt")
     with translation.override("en"):
@@ -133,6 +148,7 @@ def acknowledgement_content(
             delay=settings.EMAIL_ACK_REPLY_DELAY_EN,
             refused=refused,
             signature=signature,
+            follow_url=follow_url,
         )
         title_en = _("Acknowledgement of receipt")
     title = f"{title_fr} / {title_en}: {subject}".strip() if subject else f"{title_fr} / {title_en}"

@@ -1,0 +1,7 @@
+from django.apps import AppConfig
+from django.utils.translation import gettext_lazy as _
+
+
+class PublicQualityConfig(AppConfig):
+    name = "publicquality"
+    verbose_name = _("Public quality and request follow-up")
