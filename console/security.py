@@ -7,18 +7,19 @@ from typing import Any
 from django_otp import user_has_device
 from django_otp.plugins.otp_totp.models import TOTPDevice
 
-from contactcentre.roles import ADMINISTRATOR, SUPERVISOR
+from contactcentre.roles import ADMINISTRATOR, DATA_PROTECTION_OFFICER, SUPERVISOR
 
 DEVICE_SESSION_KEY = "otp_device_id"  # django_otp's own session key
 
 
 def second_factor_required(user: Any) -> bool:
-    """Teleworkers, supervisors and administrators must use a second factor."""
+    """Teleworkers, supervisors, administrators and data-protection officers must use a second
+    factor."""
     if not getattr(user, "is_authenticated", False):
         return False
     if user.is_staff or user.is_superuser:
         return True
-    if user.groups.filter(name__in=[SUPERVISOR, ADMINISTRATOR]).exists():
+    if user.groups.filter(name__in=[SUPERVISOR, ADMINISTRATOR, DATA_PROTECTION_OFFICER]).exists():
         return True
     profile = getattr(user, "agent_profile", None)
     return bool(profile is not None and profile.remote)

@@ -58,6 +58,8 @@ from contacts.models import Case, Contact, ContactIdentity, IdentityKind
 from interactions.lifecycle import IllegalTransition, Status
 from interactions.models import Interaction, MessageDirection
 from organisations import authz
+from privacy.audit import log_access
+from privacy.models import AccessAction
 from routing.actions import (
     RoutingError,
     TransferError,
@@ -395,6 +397,7 @@ def _thread_context(interaction: Interaction) -> dict[str, Any]:
 @require_GET
 def thread(request: HttpRequest, interaction_id: int) -> HttpResponse:
     interaction = _mine(request, interaction_id)
+    log_access(request.user, AccessAction.VIEW_THREAD, interaction)
     return render(request, "console/_thread.html", _thread_context(interaction))
 
 
@@ -402,6 +405,7 @@ def thread(request: HttpRequest, interaction_id: int) -> HttpResponse:
 @require_GET
 def workspace(request: HttpRequest, interaction_id: int) -> HttpResponse:
     interaction = _mine(request, interaction_id)
+    log_access(request.user, AccessAction.VIEW_THREAD, interaction, contact=interaction.contact_id)
     agent = _agent(request)
     language = interaction.language or "fr"
     org = interaction.organisation_id
@@ -716,6 +720,7 @@ def attachment(request: HttpRequest, message_id: int, index: int) -> HttpRespons
     path = entry.get("storage_path")
     if not path or entry.get("refused"):
         raise Http404
+    log_access(request.user, AccessAction.VIEW_ATTACHMENT, message, index=index)
     try:
         handle = default_storage.open(path, "rb")
     except (FileNotFoundError, OSError) as exc:
@@ -783,6 +788,7 @@ def _citizen_context(request: HttpRequest, contact: Contact) -> dict[str, Any]:
 @require_GET
 def citizen(request: HttpRequest, contact_id: int) -> HttpResponse:
     contact = _citizen_for(request, contact_id)
+    log_access(request.user, AccessAction.VIEW_CITIZEN, contact)
     return render(request, "console/_citizen.html", _citizen_context(request, contact))
 
 

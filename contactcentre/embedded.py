@@ -23,6 +23,7 @@ from datetime import timedelta
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from asgiref.sync import sync_to_async
+from celery.schedules import crontab
 from channels.layers import get_channel_layer
 from django.conf import settings
 from django.db import close_old_connections, connections
@@ -40,6 +41,10 @@ T = TypeVar("T")
 
 
 def _interval(schedule: object) -> float:
+    """Seconds until an entry runs again: its interval, or until a crontab's next time (the
+    nightly retention purge)."""
+    if isinstance(schedule, crontab):
+        return max(1.0, schedule.remaining_estimate(schedule.now()).total_seconds())
     if isinstance(schedule, int | float):
         return float(schedule)
     if isinstance(schedule, timedelta):
@@ -78,6 +83,9 @@ class EmbeddedScheduler(threading.Thread):
         self.entries = {
             name: (entry["task"], _interval(entry["schedule"]))
             for name, entry in (app.conf.beat_schedule or {}).items()
+        }
+        self.schedules = {
+            name: entry["schedule"] for name, entry in (app.conf.beat_schedule or {}).items()
         }
         unknown = sorted({task for task, _ in self.entries.values()} - set(app.tasks))
         if unknown:  # a typo in CELERY_BEAT_SCHEDULE: say so now, not every few seconds
@@ -124,7 +132,7 @@ class EmbeddedScheduler(threading.Thread):
             for name, (task_name, interval) in self.entries.items():
                 if now < next_run[name]:
                     continue
-                next_run[name] = now + interval
+                next_run[name] = now + _interval(self.schedules.get(name, interval))
                 self.run_task(task_name)
             wait = min(next_run.values(), default=now + 1.0) - time.monotonic()
             self.stopping.wait(max(0.05, min(wait, 1.0)))

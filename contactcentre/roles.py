@@ -19,7 +19,10 @@ SUPERVISOR = "supervisor"
 ADMINISTRATOR = "administrator"
 # Administers every organisation (as superusers do); see organisations/authz.py.
 PLATFORM_ADMINISTRATOR = "platform_administrator"
-ROLES = (AGENT, SUPERVISOR, ADMINISTRATOR, PLATFORM_ADMINISTRATOR)
+# An organisation's data-protection officer: citizens' rights, retention and the access log of
+# their organisation, nothing else (privacy/, docs/quality-and-privacy.md).
+DATA_PROTECTION_OFFICER = "data_protection_officer"
+ROLES = (AGENT, SUPERVISOR, ADMINISTRATOR, PLATFORM_ADMINISTRATOR, DATA_PROTECTION_OFFICER)
 
 PROJECT_APPS = (
     "organisations",
@@ -99,3 +102,5 @@ def ensure_roles(**_kwargs: Any) -> None:
     for name in (ADMINISTRATOR, PLATFORM_ADMINISTRATOR):
         group, _ = Group.objects.get_or_create(name=name)
         group.permissions.set(everything)
+    # No model permission: the officer works in privacy/'s pages only (organisations/authz.py).
+    Group.objects.get_or_create(name=DATA_PROTECTION_OFFICER)

@@ -14,6 +14,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import environ
+from celery.schedules import crontab
 from csp.constants import NONCE, NONE, SELF
 from django.utils.translation import gettext_lazy as _
 
@@ -61,6 +62,7 @@ INSTALLED_APPS = [
     "console",
     "supervision",
     "apitokens",
+    "privacy",
     "publicquality",
     "django_otp",
     "django_otp.plugins.otp_totp",
@@ -83,6 +85,8 @@ MIDDLEWARE = [
     "django_otp.middleware.OTPMiddleware",
     "console.middleware.SecondFactorMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
+    # Names the user behind a configuration change for the audit triggers (PostgreSQL).
+    "privacy.middleware.AuditActorMiddleware",
     "console.middleware.IdleTimeoutMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "axes.middleware.AxesMiddleware",  # last, as django-axes asks
@@ -693,4 +697,14 @@ CHAT_RATE_LIMIT_TRANSCRIPT_ADDRESS: tuple[int, float] = (
 CELERY_BEAT_SCHEDULE["chat-sweep"] = {
     "task": "channels_chat.sweep",
     "schedule": env.float("CHAT_SWEEP_SECONDS", default=60.0),
+}
+
+# --- Personal data (privacy/, docs/quality-and-privacy.md "Retention") ---
+# The retention purge runs every night at this local hour (Celery beat; the embedded scheduler
+# on the default install reads the same crontab), in batches of this many rows per transaction.
+PRIVACY_PURGE_HOUR: int = env.int("PRIVACY_PURGE_HOUR", default=3)
+PRIVACY_PURGE_BATCH: int = env.int("PRIVACY_PURGE_BATCH", default=500)
+CELERY_BEAT_SCHEDULE["privacy-purge"] = {
+    "task": "privacy.purge",
+    "schedule": crontab(hour=PRIVACY_PURGE_HOUR, minute=30),
 }

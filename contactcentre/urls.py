@@ -22,6 +22,7 @@ urlpatterns = [
     path("accounts/otp/enrol/", console_auth.otp_enrol, name="otp-enrol"),
     path("console/", include("console.urls")),
     path("supervision/", include("supervision.urls")),
+    path("privacy/", include("privacy.urls")),
     path("i18n/", include("django.conf.urls.i18n")),
     path("admin/", admin.site.urls),
     path("api/v1/", include("contactcentre.api_urls")),

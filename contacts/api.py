@@ -13,6 +13,8 @@ from rest_framework.response import Response
 
 from contactcentre.api_scope import ScopedViewSetMixin, audit_user, int_param, request_user
 from organisations import authz
+from privacy.audit import log_access
+from privacy.models import AccessAction
 
 from .actions import (
     CONTACT_FIELDS,
@@ -83,6 +85,11 @@ class ContactViewSet(ScopedViewSetMixin, viewsets.ModelViewSet):
                     value = normalize_identity(kind, raw)
                     queryset = queryset.filter(identities__kind=kind, identities__value=value)
         return queryset
+
+    def retrieve(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        contact = self.get_object()
+        log_access(request.user, AccessAction.VIEW_CITIZEN, contact, via="api")
+        return Response(self.get_serializer(contact).data)
 
     def perform_create(self, serializer: Any) -> None:
         data = {k: v for k, v in serializer.validated_data.items() if k in CONTACT_FIELDS}

@@ -20,6 +20,8 @@ from contactcentre.api_scope import (
 from contacts.models import Contact
 from organisations import authz
 from organisations.models import OrganisationRequired
+from privacy.audit import log_access
+from privacy.models import AccessAction
 from routing.models import Queue
 
 from .actions import do_create_interaction, do_set_interaction_status
@@ -185,6 +187,7 @@ class InteractionViewSet(
     @action(detail=True, methods=["get"])
     def messages(self, request: Request, pk: str | None = None) -> Response:
         interaction = self.get_object()
+        log_access(request.user, AccessAction.VIEW_THREAD, interaction, via="api")
         messages = authz.visible(request.user, interaction.messages.all())
         return Response(MessageSerializer(messages, many=True).data)
 

@@ -16,7 +16,12 @@ Who is asking is a :class:`Principal` (a user, or an integration's service token
 - **agent** (``agent`` group): reads their organisation's configuration, colleagues, citizens and
   interactions ("tell us once"); changes only their own profile and presence and the
   interactions they hold;
-- **service token**: its organisation's rows, read only or read-write as the token says.
+- **service token**: its organisation's rows, read only or read-write as the token says;
+- **data-protection officer** (``data_protection_officer`` group, member of one organisation):
+  nothing through :func:`visible`/:func:`editable` (no console, supervision, admin or API), but
+  their organisation's citizen data in the privacy pages through :func:`dpo_rows` (never through
+  a sharing agreement: each organisation answers for its own citizens). The group can be added
+  to another role (an administrator who is also the officer keeps both).
 
 Reads of citizens, interactions and messages also reach an organisation that shares its data
 with the user's through an active :class:`~organisations.models.SharingAgreement` (read only).
@@ -52,6 +57,7 @@ class Role(enum.StrEnum):
     ORG_ADMIN = "org_admin"
     PLATFORM_ADMIN = "platform_admin"
     SERVICE = "service"
+    DPO = "dpo"  # a data-protection officer and nothing else
 
 
 @dataclass(frozen=True)
@@ -66,6 +72,7 @@ class Principal:
     shared_org_ids: frozenset[int] = frozenset()
     can_write: bool = True  # False for read-only service tokens
     token_name: str = ""
+    dpo: bool = False  # in the data_protection_officer group (whatever the role)
     extra: dict[str, Any] = field(default_factory=dict, compare=False)
 
     @property
@@ -80,6 +87,12 @@ class Principal:
     def is_supervisor(self) -> bool:
         """Supervisors and above (administrators supervise their whole organisation)."""
         return self.role in (Role.SUPERVISOR, Role.ORG_ADMIN, Role.PLATFORM_ADMIN)
+
+    @property
+    def is_dpo(self) -> bool:
+        """May use the privacy pages: an officer of an organisation, or a platform
+        administrator."""
+        return self.is_platform_admin or (self.dpo and self.organisation_id is not None)
 
     @property
     def read_org_ids(self) -> frozenset[int]:
@@ -119,7 +132,7 @@ def forget_principal(user: Any) -> None:
 
 def _build(user: Any) -> Principal:
     from agents.models import AgentProfile, Team
-    from contactcentre.roles import ADMINISTRATOR, AGENT, SUPERVISOR
+    from contactcentre.roles import ADMINISTRATOR, AGENT, DATA_PROTECTION_OFFICER, SUPERVISOR
 
     from .models import Membership, SharingAgreement
 
@@ -149,6 +162,7 @@ def _build(user: Any) -> Principal:
         "organisation_id": org_id,
         "agent_id": profile["pk"] if profile else None,
         "shared_org_ids": shared,
+        "dpo": DATA_PROTECTION_OFFICER in groups,
     }
     if ADMINISTRATOR in groups:
         return Principal(role=Role.ORG_ADMIN, **common)
@@ -161,6 +175,8 @@ def _build(user: Any) -> Principal:
         return Principal(role=Role.SUPERVISOR, team_ids=teams, **common)
     if AGENT in groups:
         return Principal(role=Role.AGENT, **common)
+    if common["dpo"]:
+        return Principal(role=Role.DPO, **common)
     return Principal(role=Role.NONE, user_id=user.pk)
 
 
@@ -212,6 +228,8 @@ ORGANISATION_PATH: dict[str, str] = {
     "auth.user": "membership__organisation_id",
     "apitokens.servicetoken": "organisation_id",
     "apitokens.personaltoken": "user__membership__organisation_id",
+    "privacy.retentionpolicy": "organisation_id",
+    "privacy.accesslog": "organisation_id",
     "publicquality.commitment": "organisation_id",
     "publicquality.followlink": "organisation_id",
 }
@@ -273,6 +291,8 @@ AGENT_OWN: dict[str, Callable[[Principal], Q] | None] = {
 PLATFORM_ONLY = {"organisations.sharingagreement"}
 # Models only organisation administrators (and platform ones) see in their organisation.
 ADMIN_ONLY = {
+    "privacy.retentionpolicy",
+    "privacy.accesslog",
     "organisations.membership",
     "auth.user",
     "supervision.supervisoraction",
@@ -354,6 +374,19 @@ def editable(who: Any, model_or_qs: type[M] | QuerySet[M]) -> QuerySet[M]:
     if label in SHAREABLE:
         base = base.filter(_org_q(label, own))
     return base
+
+
+def dpo_rows(who: Any, model_or_qs: type[M] | QuerySet[M]) -> QuerySet[M]:
+    """The rows a data-protection officer may read, export, rectify and erase: their own
+    organisation's (every organisation's for a platform administrator), nobody else's."""
+    p = principal_for(who)
+    qs = _queryset(model_or_qs)
+    if p.is_platform_admin:
+        return qs
+    label = label_of(qs.model)
+    if not p.is_dpo or label not in ORGANISATION_PATH or p.organisation_id is None:
+        return qs.none()
+    return qs.filter(_org_q(label, frozenset({p.organisation_id})))
 
 
 def can_view(who: Any, obj: Model) -> bool:
