@@ -524,26 +524,13 @@ class Agent:
             self.catching_up = 0.0
             self._apply_snapshot(frame.get("state") or {}, via_socket=True)
         elif kind == "replay":
+            if not self.catching_up:  # not the answer to its resume: the server caught it up
+                self._count("catch_ups")
             self.catching_up = 0.0
             for event in frame.get("events") or []:
                 self._on_event(event)
         elif kind == "event":
             self._on_event(frame)
-        elif kind in ("heartbeat.ack", "latest"):
-            self._catch_up(frame.get("last_event_id"))
-
-    def _catch_up(self, newest: Any) -> None:
-        """console.js's catch-up: the server's newest event id for this agent is ahead of the
-        last one applied (a missed event): ask for the replay on the same socket, one request
-        at a time (10 s)."""
-        if not isinstance(newest, int) or newest <= self.last_event_id or self.ws is None:
-            return
-        if self.catching_up and time.monotonic() - self.catching_up < 10:
-            return
-        self.catching_up = time.monotonic()
-        self._count("catch_ups")
-        ws = self.ws
-        self._spawn(ws.send(json.dumps({"type": "resume", "last_event_id": self.last_event_id})))
 
     def _apply_snapshot(self, state: dict[str, Any], *, via_socket: bool) -> None:
         if isinstance(state.get("last_event_id"), int) and via_socket:

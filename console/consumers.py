@@ -8,15 +8,13 @@ Protocol (JSON both ways; docs/console.md):
   (``{"type": "snapshot", "state": {...}}``); then live events follow as
   ``{"type": "event", "id", "event", "payload", "at"}``;
 - console → ``{"type": "heartbeat"}`` every ``CONSOLE_HEARTBEAT_SECONDS``: presence's proof of
-  life, answered ``{"type": "heartbeat.ack", "last_event_id": N}`` (written to the database in
-  batches, and the session re-checked periodically: ``console/live.py``);
-- catching up without reconnecting: ``N`` in ``heartbeat.ack``, and in
-  ``{"type": "latest", "last_event_id": N}`` sent once to a console that was never sent an
-  event the outbox has held for a round, is the newest event id of the agent (0: not known
-  yet). A console whose last applied id is lower sends ``resume`` with that id and applies the
-  ``replay`` like after a reconnection (in id order, each id once). Event ids come from one
-  sequence shared by all agents, so a gap between two live ids is normal and proves nothing:
-  only this comparison with the outbox finds a missed event (``console/live.py``);
+  life, answered ``{"type": "heartbeat.ack"}`` (written to the database in batches, and the
+  session re-checked periodically: ``console/live.py``);
+- catching up without reconnecting: the server itself pushes, as a ``replay``, any event of
+  the agent that has been in the outbox for a round and that this console was never sent (live
+  or replayed): ``console/live.py``. Event ids come from one sequence shared by all agents, so
+  a gap between two live ids is normal and proves nothing; the comparison with the outbox is
+  what finds a missed event, even one older than events already delivered;
 - console → ``{"type": "typing", "interaction_id"}`` while the agent types a chat reply.
 
 Close codes: 4401 not logged in / session over, 4403 not an agent or second factor missing.
@@ -81,11 +79,14 @@ def _resume(agent_id: int, last_event_id: int) -> dict[str, Any]:
 class AgentConsoleConsumer(JsonConsumer):
     agent_id: int | None = None
     groups_joined: list[str]
-    last_event_sent = 0  # the newest outbox id sent to (or applied by) this console
-    told_latest = 0
+    # What this console has: every id of its agent up to applied_up_to (None until its first
+    # resume is answered), and the ids above it sent since (console/live.py catches it up).
+    applied_up_to: int | None = None
+    sent_ids: set[int]
 
     async def connect(self) -> None:
         self.groups_joined = []
+        self.sent_ids = set()
         user = self.scope.get("user")
         session = self.scope.get("session")
         agent_id, code = await _admit(user, session)
@@ -126,19 +127,11 @@ class AgentConsoleConsumer(JsonConsumer):
         kind = content.get("type")
         if kind == "heartbeat":
             live.beat(self)
-            await self.send_json(
-                {"type": "heartbeat.ack", "last_event_id": live.settled_event_id(self.agent_id)}
-            )
+            await self.send_json({"type": "heartbeat.ack"})
         elif kind == "resume":
             last = content.get("last_event_id")
             last_id = last if isinstance(last, int) and not isinstance(last, bool) else 0
-            answer = await _resume(self.agent_id, last_id)
-            if answer["type"] == "replay":
-                ids = [e["id"] for e in answer["events"]]
-                self.last_event_sent = max([self.last_event_sent, last_id, *ids])
-            else:
-                self.last_event_sent = max(self.last_event_sent, answer["state"]["last_event_id"])
-            await self.send_json(answer)
+            await self._answer_resume(last_id)
         elif kind == "typing":
             interaction_id = content.get("interaction_id")
             if isinstance(interaction_id, int):
@@ -151,14 +144,31 @@ class AgentConsoleConsumer(JsonConsumer):
         for group in self.groups_joined:
             await self.channel_layer.group_add(group, self.channel_name)
 
-    async def tell_latest(self, last_event_id: int) -> None:
-        """This console missed an event: the newest id of its agent (it resumes from there)."""
-        await self.send_json({"type": "latest", "last_event_id": last_event_id})
+    async def _answer_resume(self, last_id: int) -> None:
+        assert self.agent_id is not None
+        answer = await _resume(self.agent_id, last_id)
+        if answer["type"] == "replay":
+            up_to = last_id
+            self.sent_ids.update(e["id"] for e in answer["events"])
+        else:
+            up_to = answer["state"]["last_event_id"]
+        self.applied_up_to = max(self.applied_up_to or 0, up_to)
+        await self.send_json(answer)
+
+    async def push_missed(self, events: list[dict[str, Any]]) -> None:
+        """Events of this agent the console was never sent (``console/live.py``)."""
+        self.sent_ids.update(e["id"] for e in events)
+        await self.send_json({"type": "replay", "events": events})
+
+    async def resync(self) -> None:
+        """Too far behind to be caught up event by event: what a resume from the newest id it
+        is known to have gives (a replay, or a snapshot when that is too much)."""
+        await self._answer_resume(self.applied_up_to or 0)
 
     async def cc_event(self, message: dict[str, Any]) -> None:
         event_id = message.get("id")
-        if isinstance(event_id, int) and event_id > self.last_event_sent:
-            self.last_event_sent = event_id
+        if isinstance(event_id, int):
+            self.sent_ids.add(event_id)
         await self.send_json(
             {
                 "type": "event",

@@ -21,15 +21,17 @@ docs/benchmarks.md). Frozen objects that become unreachable through reference cy
 reclaimed when ``CONSOLE_GC_UNFREEZE_SECONDS`` have passed (one full collection then).
 
 Catching up without a reconnection: each round also reads, in one query for every console of
-the process (:func:`console.outbox.latest_event_ids`, one index probe per agent), the newest
-outbox event id of each agent. An id that was already there at the previous round (so written
-at least one round ago: not an event still on its way) and that a console was never sent means
-that console missed an event (a publish that failed, an event written by another process on
-the in-memory layer): the console is told ``{"type": "latest", "last_event_id": N}`` once, and
-every ``heartbeat.ack`` carries the same ``last_event_id``; the console then sends ``resume``
-with the last id it applied and applies the replay (deduplicated by id). A missed event is so
-caught up within two rounds (``CONSOLE_HEARTBEAT_FLUSH_SECONDS``, 5 s, each), with no query per
-console and no message at all to the consoles that missed nothing.
+the process (:func:`console.outbox.event_ids_after`), the outbox ids of each agent above the
+id up to which its consoles are known to have everything. Each console remembers the ids it
+was sent (live, or in a replay); an id that was already there at the previous round (so
+written at least one round ago: not an event still on its way) and that a console was never
+sent is a missed event (a publish that failed, an event written by another process on the
+in-memory layer, or one lost while newer ones of the same agent were delivered): the server
+pushes those events to that console as a ``replay``, which the console applies like after a
+reconnection (``state.js`` keeps the newest state of each thing, so an older event applied
+late never undoes a newer one). A missed event is so shown within two rounds
+(``CONSOLE_HEARTBEAT_FLUSH_SECONDS``, 5 s, each), with one query per round for all consoles and
+no message at all to the consoles that missed nothing.
 """
 
 from __future__ import annotations
@@ -53,14 +55,17 @@ class LiveConsole(Protocol):
     agent_id: int | None
     user_id: int
     session_key: str | None
-    # The newest outbox event id this console was sent (live, replayed, or which it said it
-    # applied when resuming), and the last id it was told it is behind on.
-    last_event_sent: int
-    told_latest: int
+    # Every outbox id of its agent up to ``applied_up_to`` is known to be on the console (None
+    # until its first ``resume`` is answered: it is not checked before), and ``sent_ids`` are
+    # the ids above it it was sent since (live or replayed).
+    applied_up_to: int | None
+    sent_ids: set[int]
 
     async def end(self, reason: str) -> None: ...
 
-    async def tell_latest(self, last_event_id: int) -> None: ...
+    async def push_missed(self, events: list[dict[str, Any]]) -> None: ...
+
+    async def resync(self) -> None: ...
 
     async def rejoin_groups(self) -> None: ...
 
@@ -69,10 +74,9 @@ _consoles: dict[Any, int] = {}  # console -> its registration number (its sessio
 _registered = itertools.count()
 _alive: set[int] = set()
 _task: asyncio.Task[None] | None = None
-# Agent id -> newest outbox event id read by the last round, and by the round before it (ids
-# at least one round old: their live message, if it was ever coming, has arrived).
-_latest: dict[int, int] = {}
-_settled: dict[int, int] = {}
+# Agent id -> the outbox ids read for it by the last round: an id read again is at least one
+# round old (its live message, if it was ever coming, has arrived).
+_seen_last_round: dict[int, set[int]] = {}
 
 
 _gc_freezing = False
@@ -125,38 +129,95 @@ def flush_heartbeats(agent_ids: Iterable[int]) -> int:
     return do_heartbeats(agent_ids=agent_ids)
 
 
-def settled_event_id(agent_id: int) -> int:
-    """The newest outbox event id of ``agent_id`` known for at least one round (0: none)."""
-    return _settled.get(agent_id, 0)
-
-
-def _round_database_work(alive: list[int], agent_ids: set[int]) -> dict[int, int]:
+def _round_database_work(alive: list[int], floors: dict[int, int]) -> dict[int, list[int]]:
     """One hop to the database thread per round: the heartbeats noted since the last round,
-    then the newest outbox event id of every agent with a console here."""
-    from .outbox import latest_event_ids
+    then the outbox ids above each agent's floor (``catch_up``)."""
+    from .outbox import event_ids_after
 
     if alive:
         flush_heartbeats(alive)
-    return latest_event_ids(agent_ids)
+    return event_ids_after(floors)
 
 
-async def tell_consoles_behind(consoles: Iterable[LiveConsole]) -> int:
-    """Tell each console that was never sent an event of its agent that has been in the outbox
-    for a round; once per id. Returns how many were told."""
-    told = 0
+def floors(consoles: Iterable[LiveConsole]) -> dict[int, int]:
+    """Per agent, the id up to which every console of that agent here has everything."""
+    found: dict[int, int] = {}
     for console in consoles:
-        if console.agent_id is None:
+        if console.agent_id is None or console.applied_up_to is None:
             continue
-        newest = _settled.get(console.agent_id, 0)
-        if newest > console.last_event_sent and newest != console.told_latest:
-            console.told_latest = newest
-            try:
-                await console.tell_latest(newest)
-            except Exception:  # its client went away meanwhile: the others are still told
-                logger.info("could not tell console of agent %s", console.agent_id)
+        known = found.get(console.agent_id)
+        if known is None or console.applied_up_to < known:
+            found[console.agent_id] = console.applied_up_to
+    return found
+
+
+def find_missed(
+    consoles: Iterable[LiveConsole], recent: dict[int, list[int]]
+) -> tuple[dict[LiveConsole, list[int]], list[LiveConsole]]:
+    """Which settled ids each console was never sent, and which consoles are too far behind to
+    be caught up id by id (they resume instead). Moves each console's ``applied_up_to`` past
+    the ids it has or will be sent, so the next round reads only newer ones."""
+    from .outbox import RECENT_IDS_LIMIT
+
+    global _seen_last_round
+    missed: dict[LiveConsole, list[int]] = {}
+    too_far: list[LiveConsole] = []
+    for console in consoles:
+        agent_id, up_to = console.agent_id, console.applied_up_to
+        if agent_id is None or up_to is None:
+            continue
+        ids = [i for i in recent.get(agent_id, []) if i > up_to]
+        if len(recent.get(agent_id, [])) > RECENT_IDS_LIMIT:
+            too_far.append(console)
+            continue
+        before = _seen_last_round.get(agent_id, set())
+        settled: list[int] = []
+        for event_id in ids:  # ascending: stop at the first id still on its way
+            if event_id not in before:
+                break
+            settled.append(event_id)
+        lost = [i for i in settled if i not in console.sent_ids]
+        if lost:
+            missed[console] = lost
+            console.sent_ids.update(lost)
+        if settled:
+            console.applied_up_to = settled[-1]
+            console.sent_ids = {i for i in console.sent_ids if i > settled[-1]}
+    _seen_last_round = {agent_id: set(ids) for agent_id, ids in recent.items()}
+    return missed, too_far
+
+
+async def catch_up(consoles: list[LiveConsole], recent: dict[int, list[int]]) -> int:
+    """Push to each console the events it missed (one query for all of them); a console too far
+    behind resumes (replay or snapshot). Returns how many consoles were caught up."""
+    from .outbox import events_by_ids
+
+    missed, too_far = find_missed(consoles, recent)
+    caught = 0
+    if missed:
+        wanted = {i for ids in missed.values() for i in ids}
+        events = await database_sync_to_async(events_by_ids)(wanted)
+        for console, ids in missed.items():
+            found = [events[i] for i in ids if i in events]
+            if not found:
                 continue
-            told += 1
-    return told
+            try:
+                await console.push_missed(found)
+            except Exception:  # its client went away meanwhile: the others are still caught up
+                logger.info("could not catch up the console of agent %s", console.agent_id)
+                continue
+            caught += 1
+            logger.info(
+                "console of agent %s missed %d event(s): sent again", console.agent_id, len(found)
+            )
+    for console in too_far:
+        try:
+            await console.resync()
+        except Exception:
+            logger.info("could not resync the console of agent %s", console.agent_id)
+            continue
+        caught += 1
+    return caught
 
 
 async def rejoin_groups_if_lost(consoles: Iterable[LiveConsole]) -> int:
@@ -234,7 +295,6 @@ def session_check_share(consoles: dict[Any, int], round_no: int, rounds: int) ->
 
 
 async def _chores() -> None:
-    global _latest, _settled
     flush_every = settings.CONSOLE_HEARTBEAT_FLUSH_SECONDS
     rounds = max(1, round(settings.CONSOLE_SESSION_CHECK_SECONDS / flush_every))
     round_no = 0
@@ -244,11 +304,10 @@ async def _chores() -> None:
         try:
             alive = list(_alive)
             _alive.clear()
-            agent_ids = {c.agent_id for c in _consoles if c.agent_id is not None}
-            latest = await database_sync_to_async(_round_database_work)(alive, agent_ids)
-            _settled, _latest = _latest, latest
+            wanted = floors(list(_consoles))
+            recent = await database_sync_to_async(_round_database_work)(alive, wanted)
             await rejoin_groups_if_lost(list(_consoles))  # a list: a console may go meanwhile
-            await tell_consoles_behind(list(_consoles))
+            await catch_up(list(_consoles), recent)
             _maybe_unfreeze()
             consoles = session_check_share(_consoles, round_no, rounds)  # a list: end() may await
             if consoles:

@@ -4,7 +4,7 @@
 inside the publishing transaction. Every event that names an interaction gets that
 interaction's summary as of this transaction (``payload["interaction"]``), so a console
 applies an event without asking the server anything, and an event replayed late still sets
-the interaction to the state it had then (events are applied in id order; the last one wins).
+the interaction to the state it had then (the newest event of each thing wins: console/state.py).
 """
 
 from __future__ import annotations
@@ -138,29 +138,55 @@ def last_event_id(agent_id: int) -> int:
     return AgentEvent.objects.filter(agent_id=agent_id).aggregate(last=Max("id"))["last"] or 0
 
 
-def latest_event_ids(agent_ids: Iterable[int]) -> dict[int, int]:
-    """The newest outbox event id of each agent (absent: none kept), in one query.
+# At most this many ids per agent are read by one round of the console chores: a console this far
+# behind is not caught up event by event (it is told to resume: replay or snapshot).
+RECENT_IDS_LIMIT = 200
 
-    One correlated ``ORDER BY id DESC LIMIT 1`` per agent, each a single probe at the end of
-    that agent's run of ``agent_event_replay_idx`` (``agent_id, id``): the cost grows with the
-    number of agents asked, never with how many events they have (a ``GROUP BY agent_id``
-    with ``MAX(id)`` read every kept row of every agent). The console chores ask it for all
-    the consoles of a server process once a round (``console/live.py``)."""
-    from django.db.models import OuterRef, Subquery
 
-    from agents.models import AgentProfile
+def event_ids_after(floors: dict[int, int]) -> dict[int, list[int]]:
+    """The outbox ids of each agent above its floor (``{agent id: floor}``), ascending, in one
+    query: at most ``RECENT_IDS_LIMIT + 1`` per agent.
 
-    wanted = sorted(set(agent_ids))
+    On PostgreSQL one lateral index range scan per agent on ``agent_event_replay_idx``
+    (``agent_id, id``), all bound as two arrays: the cost grows with the number of agents asked
+    and the events above their floors, never with how many events they keep. The console chores
+    ask it once a round for every console of a server process (``console/live.py``), each floor
+    being the id up to which that console is known to have everything."""
+    if not floors:
+        return {}
+    agents = sorted(floors)
+    found: dict[int, list[int]] = {}
+    if connection.vendor == "postgresql":
+        table = connection.ops.quote_name(AgentEvent._meta.db_table)
+        sql = (
+            "SELECT f.a, e.id FROM unnest(%b::bigint[], %b::bigint[]) AS f(a, floor) "  # noqa: S608
+            f"CROSS JOIN LATERAL (SELECT id FROM {table} WHERE agent_id = f.a "
+            "AND id > f.floor ORDER BY id LIMIT %b) AS e ORDER BY f.a, e.id"
+        )  # the table name is ours (quoted); every value is bound
+        with execute_binary(
+            sql,
+            [agents, [floors[a] for a in agents], RECENT_IDS_LIMIT + 1],
+        ) as cursor:
+            for agent_id, event_id in cursor.fetchall():
+                found.setdefault(agent_id, []).append(event_id)
+        return found
+    for agent_id in agents:  # the embedded SQLite default: a few consoles
+        ids = list(
+            AgentEvent.objects.filter(agent_id=agent_id, pk__gt=floors[agent_id])
+            .order_by("id")
+            .values_list("id", flat=True)[: RECENT_IDS_LIMIT + 1]
+        )
+        if ids:
+            found[agent_id] = ids
+    return found
+
+
+def events_by_ids(ids: Iterable[int]) -> dict[int, dict[str, Any]]:
+    """The serialised events with these ids (those still kept), by id."""
+    wanted = sorted(set(ids))
     if not wanted:
         return {}
-    newest = AgentEvent.objects.filter(agent_id=OuterRef("pk")).order_by("-id").values("id")[:1]
-    rows = (
-        AgentProfile.objects.filter(pk__in=wanted)
-        .order_by()
-        .annotate(newest=Subquery(newest))
-        .values_list("pk", "newest")
-    )
-    return {pk: newest_id for pk, newest_id in rows if newest_id is not None}
+    return {row.pk: serialise(row) for row in AgentEvent.objects.filter(pk__in=wanted)}
 
 
 REPLAY_LIMIT = 500

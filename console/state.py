@@ -12,7 +12,12 @@ Rules, identical in both:
   in ``interactions`` while assigned to this agent (in progress or wrap-up), and any offer of
   it stays only while it is offered to this agent; ``last_message_id`` only grows;
 - ``offer.created`` adds the offer; ``offer.accepted|declined|expired|cancelled`` remove it;
-- ``message.created`` raises the interaction's ``last_message_id``.
+- ``message.created`` raises the interaction's ``last_message_id``;
+- the newest wins: an event can arrive late (missed live, then pushed by the server after newer
+  ones of the same agent were applied), so ``versions`` keeps the id of the event that last set
+  the agent's state, its channels and each interaction, and the offers already ended; an older
+  event never overwrites them nor brings an ended offer back. Everything a snapshot shows is as
+  of its ``last_event_id`` (the default version).
 """
 
 from __future__ import annotations
@@ -80,6 +85,32 @@ def build_snapshot(agent: AgentProfile) -> State:
     }
 
 
+# How many ended offers and interaction versions a console remembers (the oldest go first).
+VERSIONS_KEPT = 500
+
+
+def _versions(state: State) -> dict[str, Any]:
+    versions = state.get("versions")
+    if versions is None:  # a snapshot: everything in it is as of its last event
+        base = state["last_event_id"]
+        versions = {"agent": base, "channels": base, "base": base, "interactions": {}, "ended": []}
+        state["versions"] = versions
+    return versions
+
+
+def _newer(event_id: Any, version: int) -> bool:
+    return not isinstance(event_id, int) or event_id > version
+
+
+def _forget_oldest(versions: dict[str, Any]) -> None:
+    known = versions["interactions"]
+    if len(known) > VERSIONS_KEPT:
+        for key in sorted(known, key=int)[: len(known) - VERSIONS_KEPT]:
+            del known[key]
+    if len(versions["ended"]) > VERSIONS_KEPT:
+        del versions["ended"][: len(versions["ended"]) - VERSIONS_KEPT]
+
+
 def _apply_summary(state: State, summary: dict[str, Any]) -> None:
     me = state["agent"]["id"]
     key = str(summary["id"])
@@ -106,25 +137,47 @@ def apply_event(state: State, message: dict[str, Any]) -> State:
     """Return ``state`` with one event applied (the same rules as state.js)."""
     state = copy.deepcopy(state)
     event, payload = message["event"], message.get("payload") or {}
+    event_id = message.get("id")
     agent = state["agent"]
-    if event == "agent.state":
-        if agent["state"] != payload["state"] or agent["pause_reason"] != payload["reason"]:
-            agent["state_since"] = payload.get("since") or message.get("at")
+    versions = _versions(state)
+    if event == "agent.state" and _newer(event_id, versions["agent"]):
+        if payload.get("since"):  # the presence's own clock: right even after a missed change
+            agent["state_since"] = payload["since"]
+        elif agent["state"] != payload["state"] or agent["pause_reason"] != payload["reason"]:
+            agent["state_since"] = message.get("at")
         agent["state"] = payload["state"]
         agent["pause_reason"] = payload["reason"]
-    elif event == "agent.channels":
+        versions["agent"] = event_id if isinstance(event_id, int) else versions["agent"]
+    elif event == "agent.channels" and _newer(event_id, versions["channels"]):
         agent["channels"] = list(payload["channels"])
+        versions["channels"] = event_id if isinstance(event_id, int) else versions["channels"]
     elif event == "message.created":
         interaction = state["interactions"].get(str(payload["interaction_id"]))
         if interaction is not None:
             interaction["last_message_id"] = max(
                 interaction["last_message_id"], payload["message_id"]
             )
-    if isinstance(payload.get("interaction"), dict):
-        _apply_summary(state, payload["interaction"])
+    summary = payload.get("interaction")
+    # [id of the event that last set it, offered to this agent then]
+    known = [versions["base"], False]
+    if isinstance(summary, dict):
+        key = str(summary["id"])
+        known = versions["interactions"].get(key, known)
+        if _newer(event_id, known[0]):
+            _apply_summary(state, summary)
+            offered = summary["agent_id"] == agent["id"] and summary["status"] == Status.OFFERED
+            known = [event_id if isinstance(event_id, int) else known[0], offered]
+            versions["interactions"][key] = known
     if event == "offer.created":
-        summary = payload.get("interaction") or {}
-        if summary.get("status") == Status.OFFERED and summary.get("agent_id") == agent["id"]:
+        summary = summary or {}
+        offered_now = (
+            summary.get("status") == Status.OFFERED and summary.get("agent_id") == agent["id"]
+        )
+        if _newer(event_id, known[0]) or event_id == known[0]:
+            show = offered_now
+        else:  # a newer event set this interaction: the offer shows if it still says so
+            show = offered_now and known[1]
+        if show and payload["offer_id"] not in versions["ended"]:
             state["offers"][str(payload["offer_id"])] = {
                 "offer_id": payload["offer_id"],
                 "interaction_id": payload["interaction_id"],
@@ -134,6 +187,9 @@ def apply_event(state: State, message: dict[str, Any]) -> State:
             }
     elif event in OFFER_END_EVENTS:
         state["offers"].pop(str(payload["offer_id"]), None)
-    if isinstance(message.get("id"), int):
-        state["last_event_id"] = max(state["last_event_id"], message["id"])
+        if payload["offer_id"] not in versions["ended"]:
+            versions["ended"].append(payload["offer_id"])
+    _forget_oldest(versions)
+    if isinstance(event_id, int):
+        state["last_event_id"] = max(state["last_event_id"], event_id)
     return state

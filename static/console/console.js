@@ -494,20 +494,9 @@
     window.ConsoleState.applyEvent(state, message);
   }
   function renderAll() { renderAgent(); tickTimer(); renderOffers(); renderWork(); }
-  // Catching up without reconnecting: the server tells the newest event id of this agent (in
-  // heartbeat.ack, and in "latest" when this console was never sent an event the outbox has
-  // held for a while). A newer id than the last one applied means an event was missed (a
-  // publish that failed, an event written by another process): ask for the replay, as after a
-  // reconnection. One request at a time; ids are shared by all agents, so a gap between two
-  // live ids proves nothing and is not checked.
-  var catchingUp = 0;
-  function catchUp(newest) {
-    if (typeof newest !== "number" || newest <= state.last_event_id) { return; }
-    if (!socket || socket.readyState !== 1) { return; }
-    if (catchingUp && Date.now() - catchingUp < 10000) { return; }
-    catchingUp = Date.now();
-    socket.send(JSON.stringify({ type: "resume", last_event_id: state.last_event_id }));
-  }
+  // Catching up without reconnecting: the server pushes, as a "replay", any event this console
+  // was never sent (console/live.py); state.js keeps the newest state of each thing, so an
+  // older event applied late never undoes a newer one.
   function setConnection(text, ok) {
     var node = document.getElementById("connection");
     node.textContent = text; node.className = ok ? "ok" : "warn";
@@ -518,7 +507,6 @@
     socket = new WebSocket(scheme + window.location.host + config.wsPath);
     socket.onopen = function () {
       retry = 0;
-      catchingUp = Date.now();  // this resume already brings everything missed
       socket.send(JSON.stringify({ type: "resume", last_event_id: state.last_event_id }));
       window.clearInterval(heartbeatTimer);
       heartbeatTimer = window.setInterval(function () {
@@ -528,21 +516,17 @@
     socket.onmessage = function (event) {
       var data = JSON.parse(event.data);
       if (data.type === "snapshot") {
-        catchingUp = 0;
         state = data.state; seen.clear(); panelVersions = {};
         document.getElementById("tabs").innerHTML = ""; document.getElementById("panels").innerHTML = "";
         selectedTab = null;
         renderAll(); setConnection(t.connected, true);
       } else if (data.type === "replay") {
-        catchingUp = 0;
         data.events.forEach(applyMessage);
         renderAll();
         Object.keys(state.interactions).forEach(refreshThread);
         setConnection(t.connected, true);
       } else if (data.type === "event") {
         applyMessage(data); renderAll();
-      } else if (data.type === "heartbeat.ack" || data.type === "latest") {
-        catchUp(data.last_event_id);
       } else if (data.type === "closed") {
         toLogin();
       }

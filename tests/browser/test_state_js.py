@@ -94,3 +94,28 @@ def test_state_js_and_state_py_agree(
     assert by_js == json.loads(json.dumps(by_python))
     for key in ("agent", "offers", "interactions", "last_event_id"):
         assert by_python[key] == fresh[key], key
+
+    # Any one event arriving late (pushed by the server after newer ones): both still agree
+    # with each other and with the fresh state.
+    orders = [[*range(late), *range(late + 1, len(events)), late] for late in range(len(events))]
+    page = browser.new_page()
+    try:
+        page.set_content("<!doctype html><title>state.js</title>")
+        page.add_script_tag(content=STATE_JS.read_text())
+        late_by_js = page.evaluate(
+            """([state, events, orders]) => orders.map((order) => {
+                const copy = JSON.parse(JSON.stringify(state));
+                order.forEach((i) => window.ConsoleState.applyEvent(copy, events[i]));
+                return copy;
+            })""",
+            [json.loads(json.dumps(old)), events, orders],
+        )
+    finally:
+        page.close()
+    for order, js_state in zip(orders, late_by_js, strict=True):
+        py_state = old
+        for i in order:
+            py_state = apply_event(py_state, events[i])
+        assert js_state == json.loads(json.dumps(py_state))
+        for key in ("agent", "offers", "interactions", "last_event_id"):
+            assert py_state[key] == fresh[key], (key, order[-1])

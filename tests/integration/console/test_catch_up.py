@@ -2,13 +2,13 @@
 
 The event is written to the outbox but its live message is lost (the publish to the channel
 layer failed: Redis restarting, or another process on the in-memory layer). Within two rounds
-of the console chores the open socket is told the newest id of its agent, the heartbeat
-answer carries it too, and a ``resume`` on the same socket replays the missed event.
+of the console chores the server pushes the missed event to the open socket as a ``replay``,
+even when newer events of the same agent were delivered meanwhile, and the console keeps the
+newest state (an older event applied late never undoes a newer one).
 """
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Callable
 from typing import Any
 
@@ -21,6 +21,8 @@ from django.test import Client
 from agents.models import AgentState, PauseReason
 from agents.presence import do_set_agent_state
 from console import live, outbox
+from console.models import AgentEvent
+from console.state import apply_event, build_snapshot
 from contactcentre import events
 from contactcentre.asgi import application
 
@@ -59,6 +61,13 @@ def _pause_with_the_publish_lost(agent: Any, monkeypatch: pytest.MonkeyPatch) ->
         do_set_agent_state(agent=agent, state=AgentState.PAUSED, reason=PauseReason.SUPERVISOR)
 
 
+async def _next_replay(socket: WebsocketCommunicator) -> dict[str, Any]:
+    while True:  # live events may come first; the catch-up is a replay nobody asked for
+        frame = await socket.receive_json_from(timeout=10 * ROUND + 3)
+        if frame["type"] == "replay":
+            return frame
+
+
 async def test_a_missed_event_reaches_the_open_console_within_two_rounds(
     make_user: Callable[..., Any], settings: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -70,24 +79,45 @@ async def test_a_missed_event_reaches_the_open_console_within_two_rounds(
     missed = await sync_to_async(outbox.last_event_id)(agent.pk)
     assert missed > before  # in the outbox, never sent live
 
-    # Without sending anything, the console is told it is behind (two rounds at most).
-    told = await socket.receive_json_from(timeout=10 * ROUND + 3)
-    assert told == {"type": "latest", "last_event_id": missed}
-    # The heartbeat answer says the same.
-    await socket.send_json_to({"type": "heartbeat"})
-    assert await socket.receive_json_from(timeout=3) == {
-        "type": "heartbeat.ack",
-        "last_event_id": missed,
-    }
-    # It resumes on the same socket and gets the missed event.
-    await socket.send_json_to({"type": "resume", "last_event_id": before})
-    replay = await socket.receive_json_from(timeout=3)
-    assert replay["type"] == "replay"
-    caught = [e for e in replay["events"] if e["id"] > before]
-    assert [(e["id"], e["event"], e["payload"]["state"]) for e in caught] == [
+    # Without asking anything, the console gets the missed event (two rounds at most).
+    replay = await _next_replay(socket)
+    assert [(e["id"], e["event"], e["payload"]["state"]) for e in replay["events"]] == [
         (missed, "agent.state", "paused")
     ]
-    # Caught up: told once, never again.
+    # Caught up: sent once, never again; the heartbeat answer is a plain acknowledgement.
+    assert await socket.receive_nothing(timeout=5 * ROUND)
+    await socket.send_json_to({"type": "heartbeat"})
+    assert await socket.receive_json_from(timeout=3) == {"type": "heartbeat.ack"}
+    await socket.disconnect()
+
+
+async def test_an_event_lost_before_a_delivered_one_is_still_caught_up_and_the_newest_wins(
+    make_user: Callable[..., Any], settings: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    settings.CONSOLE_HEARTBEAT_FLUSH_SECONDS = ROUND
+    socket, agent = await _console(make_user)
+    snapshot = await sync_to_async(build_snapshot)(agent)
+
+    # The supervisor's pause is lost live; the agent's return to available is delivered.
+    await sync_to_async(_pause_with_the_publish_lost)(agent, monkeypatch)
+    await sync_to_async(do_set_agent_state)(agent=agent, state=AgentState.AVAILABLE)
+    delivered = await socket.receive_json_from(timeout=3)
+    assert (delivered["type"], delivered["payload"]["state"]) == ("event", "available")
+    # The console's newest id is the agent's newest: only the outbox comparison finds the gap.
+    assert delivered["id"] == await sync_to_async(outbox.last_event_id)(agent.pk)
+
+    replay = await _next_replay(socket)
+    late = replay["events"]
+    assert [(e["event"], e["payload"]["state"]) for e in late] == [("agent.state", "paused")]
+    assert late[0]["id"] < delivered["id"]
+
+    # Applied in the order the console received them, the older pause does not win.
+    state = apply_event(snapshot, delivered)
+    for event in late:
+        state = apply_event(state, event)
+    assert state["agent"]["state"] == "available"
+    fresh = await sync_to_async(build_snapshot)(agent)
+    assert state["agent"] == fresh["agent"]
     assert await socket.receive_nothing(timeout=5 * ROUND)
     await socket.disconnect()
 
@@ -102,16 +132,15 @@ async def test_a_console_that_missed_nothing_is_never_told(
     )
     live_event = await socket.receive_json_from(timeout=3)
     assert live_event["type"] == "event"
-    # Several rounds pass: nothing but the heartbeat answer, which names what it already has.
+    # Several rounds pass: nothing is pushed.
     assert await socket.receive_nothing(timeout=5 * ROUND)
     await socket.send_json_to({"type": "heartbeat"})
-    ack = await socket.receive_json_from(timeout=3)
-    assert ack == {"type": "heartbeat.ack", "last_event_id": live_event["id"]}
+    assert await socket.receive_json_from(timeout=3) == {"type": "heartbeat.ack"}
     await socket.disconnect()
 
 
-async def test_the_newest_ids_of_many_agents_come_from_one_query(
-    make_user: Callable[..., Any], django_assert_num_queries: Any
+async def test_the_recent_ids_of_each_agent_are_those_above_its_own_floor(
+    make_user: Callable[..., Any],
 ) -> None:
     agents = []
     for name in ("a1", "a2", "a3"):
@@ -119,52 +148,89 @@ async def test_the_newest_ids_of_many_agents_come_from_one_query(
         agents.append(user.agent_profile)
     for agent in agents[:2]:
         await sync_to_async(do_set_agent_state)(agent=agent, state=AgentState.AVAILABLE)
+        await sync_to_async(do_set_agent_state)(
+            agent=agent, state=AgentState.PAUSED, reason=PauseReason.BREAK
+        )
 
-    def newest() -> dict[int, int]:
-        with django_assert_num_queries(1):
-            return outbox.latest_event_ids([a.pk for a in agents])
+    def all_ids(agent_id: int) -> list[int]:
+        return list(
+            AgentEvent.objects.filter(agent_id=agent_id).order_by("id").values_list("id", flat=True)
+        )
 
-    found = await sync_to_async(newest)()
-    expected = {}
-    for agent in agents:
-        last = await sync_to_async(outbox.last_event_id)(agent.pk)
-        if last:
-            expected[agent.pk] = last
-    assert found == expected
-    assert set(found) == {agents[0].pk, agents[1].pk}  # the third has no event kept
+    expected = {a.pk: await sync_to_async(all_ids)(a.pk) for a in agents}
+    floors = {a.pk: (expected[a.pk][0] if expected[a.pk] else 0) for a in agents}
+
+    found = await sync_to_async(outbox.event_ids_after)(floors)
+    # Each agent's ids above its own floor, ascending; the third has none.
+    assert found == {a.pk: expected[a.pk][1:] for a in agents[:2]}
 
 
-def test_told_once_per_id_and_only_for_ids_a_round_old() -> None:
-    class Console:
-        """What the chores see of a console (console.live.LiveConsole)."""
+class _Console:
+    """What the chores see of a console (console.live.LiveConsole)."""
 
-        def __init__(self, agent_id: int | None, sent: int) -> None:
-            self.agent_id: int | None = agent_id
-            self.user_id = 1
-            self.session_key: str | None = None
-            self.last_event_sent, self.told_latest = sent, 0
-            self.told: list[int] = []
+    def __init__(self, agent_id: int, up_to: int, sent: set[int], *, fails: bool = False) -> None:
+        self.agent_id: int | None = agent_id
+        self.user_id = 1
+        self.session_key: str | None = None
+        self.applied_up_to: int | None = up_to
+        self.sent_ids = sent
+        self.fails = fails
+        self.pushed: list[list[int]] = []
+        self.resynced = 0
 
-        async def end(self, reason: str) -> None:
-            raise AssertionError("not ended here")
+    async def end(self, reason: str) -> None:
+        raise AssertionError("not ended here")
 
-        async def tell_latest(self, last_event_id: int) -> None:
-            self.told.append(last_event_id)
+    async def push_missed(self, events: list[dict[str, Any]]) -> None:
+        if self.fails:
+            raise ConnectionError("client disconnected")
+        self.pushed.append([e["id"] for e in events])
 
-        async def rejoin_groups(self) -> None:
-            raise AssertionError("not rejoined here")
+    async def resync(self) -> None:
+        self.resynced += 1
 
-    behind, current = Console(1, 10), Console(2, 20)
-    saved = dict(live._settled)
+    async def rejoin_groups(self) -> None:
+        raise AssertionError("not rejoined here")
+
+
+def test_only_ids_a_round_old_count_and_each_missed_id_is_found_once() -> None:
+    saved = dict(live._seen_last_round)
     try:
-        live._settled.clear()
-        live._settled.update({1: 12, 2: 20})
-        assert asyncio.run(live.tell_consoles_behind([behind, current])) == 1
-        assert asyncio.run(live.tell_consoles_behind([behind, current])) == 0  # once per id
-        live._settled[1] = 13
-        asyncio.run(live.tell_consoles_behind([behind, current]))
+        live._seen_last_round.clear()
+        behind = _Console(1, up_to=10, sent={12})
+        current = _Console(2, up_to=20, sent={21})
+        # first round: 11, 12 (agent 1) and 21 (agent 2) are new: nothing is missed yet
+        missed, far = live.find_missed([behind, current], {1: [11, 12], 2: [21]})
+        assert (missed, far) == ({}, [])
+        # next round: they are a round old; 11 was never sent to console 1; 13 is new
+        missed, far = live.find_missed([behind, current], {1: [11, 12, 13], 2: [21]})
+        assert missed == {behind: [11]}
+        assert far == []
+        assert (behind.applied_up_to, current.applied_up_to) == (12, 21)
+        # a round later, 11 is not found again; 13 was sent live meanwhile
+        behind.sent_ids.add(13)
+        missed, _ = live.find_missed([behind, current], {1: [13], 2: []})
+        assert missed == {}
+        assert behind.applied_up_to == 13
+        # an id still on its way stops the check: the older ids after it wait a round
+        missed, _ = live.find_missed([behind], {1: [14, 15]})
+        live._seen_last_round[1] = {15}
+        missed, _ = live.find_missed([behind], {1: [14, 15]})
+        assert missed == {}
+        assert behind.applied_up_to == 13  # 14 is new this round: 15 is not passed over
     finally:
-        live._settled.clear()
-        live._settled.update(saved)
-    assert behind.told == [12, 13]
-    assert current.told == []
+        live._seen_last_round.clear()
+        live._seen_last_round.update(saved)
+
+
+def test_a_console_too_far_behind_resumes_instead() -> None:
+    saved = dict(live._seen_last_round)
+    try:
+        live._seen_last_round.clear()
+        far = _Console(1, up_to=0, sent=set())
+        ids = list(range(1, outbox.RECENT_IDS_LIMIT + 2))
+        _, too_far = live.find_missed([far], {1: ids})
+        assert too_far == [far]
+    finally:
+        live._seen_last_round.clear()
+        live._seen_last_round.update(saved)

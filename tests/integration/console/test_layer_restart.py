@@ -76,40 +76,37 @@ async def test_open_consoles_join_their_groups_again_after_redis_lost_them(
         agent=agent, state=AgentState.PAUSED, reason=PauseReason.SUPERVISOR
     )
     event = await socket.receive_json_from(timeout=3)
-    while event["type"] != "event":  # a "latest" note may come first; the live event follows
+    while event["type"] != "event":  # a catch-up replay may come first; the live event follows
         event = await socket.receive_json_from(timeout=3)
     assert event["event"] == "agent.state"
     await socket.disconnect()
 
 
 def test_a_console_gone_mid_round_does_not_stop_the_round() -> None:
-    class Console:
-        def __init__(self, agent_id: int, fails: bool) -> None:
-            self.agent_id: int | None = agent_id
-            self.user_id = 1
-            self.session_key: str | None = None
-            self.last_event_sent, self.told_latest = 0, 0
-            self.fails = fails
-            self.told: list[int] = []
+    from tests.integration.console.test_catch_up import _Console
 
-        async def end(self, reason: str) -> None:
-            raise AssertionError("not ended here")
-
-        async def tell_latest(self, last_event_id: int) -> None:
-            if self.fails:
-                raise ConnectionError("client disconnected")
-            self.told.append(last_event_id)
-
-        async def rejoin_groups(self) -> None:
-            raise AssertionError("not rejoined here")
-
-    gone, present = Console(1, fails=True), Console(2, fails=False)
-    saved = dict(live._settled)
+    gone, present = _Console(1, 4, set(), fails=True), _Console(2, 6, set())
+    saved = dict(live._seen_last_round)
+    recent = {1: [5], 2: [7]}
     try:
-        live._settled.clear()
-        live._settled.update({1: 5, 2: 7})
-        assert asyncio.run(live.tell_consoles_behind([gone, present])) == 1
+        live._seen_last_round.clear()
+        live._seen_last_round.update({1: {5}, 2: {7}})
+
+        async def round_with_events() -> int:
+            def found(ids: Any) -> dict[int, dict[str, Any]]:
+                return {i: {"id": i, "event": "agent.state", "payload": {}} for i in ids}
+
+            from console import outbox
+
+            original = outbox.events_by_ids
+            outbox.events_by_ids = found
+            try:
+                return await live.catch_up([gone, present], recent)
+            finally:
+                outbox.events_by_ids = original
+
+        assert asyncio.run(round_with_events()) == 1
     finally:
-        live._settled.clear()
-        live._settled.update(saved)
-    assert present.told == [7]
+        live._seen_last_round.clear()
+        live._seen_last_round.update(saved)
+    assert present.pushed == [[7]]

@@ -90,6 +90,21 @@ def test_old_state_plus_events_equals_fresh_state_through_a_whole_day(
     _same(_replay(bob_old, bob.pk), build_snapshot(bob))
     assert Interaction.objects.get(pk=third.pk).status in {"queued", "offered"}
 
+    # and so it is when any one event arrives late (missed live, pushed by the server after
+    # the newer ones): an older event never undoes a newer one nor brings an ended offer back
+    for someone, old in ((alice, alice_old), (bob, bob_old)):
+        fresh = build_snapshot(someone)
+        events = [
+            serialise(e)
+            for e in AgentEvent.objects.filter(agent_id=someone.pk, pk__gt=old["last_event_id"])
+        ]
+        assert len(events) >= 5
+        for late in range(len(events)):
+            state = old
+            for event in [*events[:late], *events[late + 1 :], events[late]]:
+                state = apply_event(state, event)
+            _same(state, fresh)
+
 
 def test_a_snapshot_mid_flow_plus_later_events_equals_fresh_state(
     agent: Callable[..., Any], queue: Callable[..., Any], arrive: Callable[..., Any]
