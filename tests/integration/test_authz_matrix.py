@@ -256,6 +256,14 @@ MATRIX: dict[str, dict[str, dict[str, Expect]]] = {
     "chat-transcript-confirm": {"GET": public(404)},
     # The chat demo page is off unless DEBUG or CHAT_DEMO_PAGE (both off in tests).
     "chat-demo": {"GET": public(404)},
+    # "Follow my request": a signed link is its own authentication (a made-up token here: the
+    # same 404 as a tampered or revoked one, whoever asks).
+    "publicquality:follow": {"GET": public(404)},
+    # Each organisation's published quality figures: public, own and other alike (the page and
+    # its open data show only that organisation's figures: test_public_quality.py).
+    "publicquality:quality": {"GET": public(200)},
+    "publicquality:quality-csv": {"GET": public(200)},
+    "publicquality:quality-json": {"GET": public(200)},
     # ---------------------------------------------------------------- agent console
     "console:console": {"GET": CONSOLE_PAGE},
     # The agent's own state (what the console re-reads after a failed action).
@@ -697,6 +705,10 @@ MATRIX: dict[str, dict[str, dict[str, Expect]]] = {
     **admin_model("console.wrapupcode", view="AP", add="AP", change="AP", delete="AP"),
     **admin_model("console.cannedresponse", view="AP", add="AP", change="AP", delete="AP"),
     **admin_model("console.interactionwrapup", view="AP", add="AP", change="AP", delete="AP"),
+    # Announced commitments (published beside the quality figures): the organisation's admins.
+    **admin_model("publicquality.commitment", view="AP", add="AP", change="AP", delete="AP"),
+    # Follow-up links are made by acknowledgements only; listed and revoked by the admins.
+    **admin_model("publicquality.followlink", view="AP", add="", change="AP", delete="AP"),
 }
 
 # --------------------------------------------------------------------------- route discovery
@@ -1034,6 +1046,16 @@ def build_world() -> World:
             revoked_by=padm,
             revoked_at=timezone.now(),
         )
+    if apps.is_installed("publicquality"):
+        from publicquality.follow import issue_follow_token
+        from publicquality.models import Commitment, FollowLink
+
+        for side in (own, other):
+            side.extra["commitment"] = Commitment.objects.create(
+                organisation=side.org, channel="chat", answer_delay_seconds=180
+            )
+            issue_follow_token(side.interaction)
+            side.extra["follow_link"] = FollowLink.objects.get(interaction=side.interaction)
     devices["supervisor"] = own.device
     devices["org_admin"] = TOTPDevice.objects.get(user=own.org_admin)
     users = {
@@ -1128,6 +1150,8 @@ _ADMIN_ROW: dict[str, Callable[[Side], Any]] = {
     "organisations.membership": lambda s: s.agent.user.membership,
     "organisations.sharingagreement": lambda s: s.extra.get("agreement"),
     "apitokens.servicetoken": lambda s: s.extra.get("service_token"),
+    "publicquality.commitment": lambda s: s.extra.get("commitment"),
+    "publicquality.followlink": lambda s: s.extra.get("follow_link"),
 }
 
 
@@ -1160,6 +1184,8 @@ def fill(route: Route, side: Side) -> str | None:
             values[kwarg] = side.agent.user.pk
         elif kwarg == "token":
             values[kwarg] = "matrice-jeton-inconnu"
+        elif kwarg == "org_slug":
+            values[kwarg] = side.org.slug
         elif kwarg in ("key", "widget_key"):
             values[kwarg] = side.widget.key
         elif kwarg == "app_label":
