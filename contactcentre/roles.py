@@ -39,6 +39,7 @@ PROJECT_APPS = (
     "console",
     "supervision",
     "publicquality",
+    "surveys",
 )
 
 # (app_label, model, actions)
@@ -73,6 +74,7 @@ SUPERVISOR_EXTRA: list[tuple[str, str, tuple[str, ...]]] = [
     ("flows", "flow", ("view", "add", "change")),
     ("flows", "flowversion", ("view", "add", "change")),
     ("flows", "endpointflow", ("view", "add", "change", "delete")),
+    ("surveys", "surveysettings", ("view", "add", "change")),
 ]
 
 

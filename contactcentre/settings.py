@@ -64,6 +64,7 @@ INSTALLED_APPS = [
     "apitokens",
     "privacy",
     "publicquality",
+    "surveys",
     "django_otp",
     "django_otp.plugins.otp_totp",
     "axes",
@@ -697,6 +698,15 @@ CHAT_RATE_LIMIT_TRANSCRIPT_ADDRESS: tuple[int, float] = (
 CELERY_BEAT_SCHEDULE["chat-sweep"] = {
     "task": "channels_chat.sweep",
     "schedule": env.float("CHAT_SWEEP_SECONDS", default=60.0),
+}
+
+# Satisfaction surveys (surveys/, docs/quality-and-privacy.md "Satisfaction survey"): a survey
+# link or SMS can be answered this long after it was sent; the sweep sends surveys whose
+# scheduled task was lost (or whose delay is longer than CELERY_LONGEST_COUNTDOWN_SECONDS).
+SURVEY_ANSWER_MAX_AGE_SECONDS: int = env.int("SURVEY_ANSWER_MAX_AGE_SECONDS", default=7 * 24 * 3600)
+CELERY_BEAT_SCHEDULE["survey-sweep"] = {
+    "task": "surveys.sweep",
+    "schedule": env.float("SURVEY_SWEEP_SECONDS", default=60.0),
 }
 
 # --- Personal data (privacy/, docs/quality-and-privacy.md "Retention") ---

@@ -29,4 +29,5 @@ urlpatterns = [
     path("webhooks/", include("channels_inbound.urls")),
     path("chat/", include("channels_inbound.chat.urls")),
     path("", include("publicquality.urls")),
+    path("", include("surveys.urls")),
 ]

@@ -95,7 +95,17 @@ class Hangup:
     pass
 
 
-Action = Say | Ask | Enqueue | Voicemail | Callback | Transfer | Hangup
+@dataclass(frozen=True)
+class Rate:
+    """The citizen gave ``score`` (1-5) at a ``survey`` node (the post-call satisfaction survey);
+    the channel records it."""
+
+    score: int
+
+
+SURVEY_KEYS = ("1", "2", "3", "4", "5")
+
+Action = Say | Ask | Enqueue | Voicemail | Callback | Transfer | Hangup | Rate
 TERMINAL = (Enqueue, Voicemail, Callback, Transfer, Hangup)
 
 
@@ -165,13 +175,19 @@ def _prompt(spec: Mapping[str, Any] | None, language: str) -> Say:
     return Say(text=spec.get("text", ""), audio_url=spec.get("audio_url", ""), language=language)
 
 
+def _options(node: Mapping[str, Any]) -> tuple[Option, ...]:
+    if node["type"] == "survey":  # "tapez 1 à 5": one key per score
+        return tuple(Option(key=k, label=k, next=node.get("next", "")) for k in SURVEY_KEYS)
+    return tuple(
+        Option(key=o["key"], label=o.get("label", ""), next=o["next"]) for o in node["options"]
+    )
+
+
 def _ask(node_id: str, node: Mapping[str, Any], session: Session) -> Ask:
     return Ask(
         node_id=node_id,
         prompt=_prompt(node.get("prompt"), session.language),
-        options=tuple(
-            Option(key=o["key"], label=o.get("label", ""), next=o["next"]) for o in node["options"]
-        ),
+        options=_options(node),
         timeout_seconds=int(node.get("timeout_seconds", 6)),
         attempt=session.attempt,
     )
@@ -204,7 +220,7 @@ def _run(
                 node_id = node.get("holiday") or node["closed"]
             else:
                 node_id = node["closed"]
-        elif kind == "menu":
+        elif kind in ("menu", "survey"):
             session = replace(session, attempt=0)
             actions.append(_ask(node_id, node, session))
             return actions, session
@@ -284,10 +300,21 @@ def resume(
     times, then goes to the node's ``default`` or hangs up.
     """
     node = _node(graph, session.node_id)
-    if node["type"] not in ("menu",):
+    if node["type"] not in ("menu", "survey"):
         raise FlowError(f"node {session.node_id!r} does not wait for input")
     choice = (user_input or "").strip()
-    for option in node["options"]:
+    if node["type"] == "survey" and choice in SURVEY_KEYS:
+        rated = replace(
+            session, attempt=0, path=(*session.path[:-1], f"{session.node_id}={choice}")
+        )
+        done: list[Action] = [Rate(score=int(choice))]
+        if node.get("thanks"):
+            done.append(_prompt(node["thanks"], session.language))
+        if not node.get("next"):
+            return Step((*done, Hangup()), rated)
+        actions, after = _run(graph, node["next"], rated, context)
+        return Step((*done, *actions), after)
+    for option in node.get("options", ()):
         if choice and option["key"] == choice:
             chosen = replace(
                 session, attempt=0, path=(*session.path[:-1], f"{session.node_id}={choice}")
@@ -310,9 +337,20 @@ def resume(
 def ask_again(graph: Mapping[str, Any], *, session: Session) -> Step:
     """Repeat the question the session is waiting on (a late or replayed answer)."""
     node = _node(graph, session.node_id)
-    if node["type"] != "menu":
+    if node["type"] not in ("menu", "survey"):
         raise FlowError(f"node {session.node_id!r} does not wait for input")
     return Step((_ask(session.node_id, node, session),), session)
+
+
+def post_call(graph: Mapping[str, Any], *, context: Context, language: str = "") -> Step | None:
+    """Run the flow's ``post_call`` node (after the conversation with the agent, e.g. a
+    ``survey``), or None when the flow has none."""
+    node_id = graph.get("post_call")
+    if not node_id:
+        return None
+    session = Session(language=language or str(graph.get("language") or "fr"))
+    actions, session = _run(graph, node_id, session, context)
+    return Step(tuple(actions), session)
 
 
 def _as_step(result: tuple[list[Action], Session]) -> tuple[tuple[Action, ...], Session]:

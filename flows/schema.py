@@ -161,6 +161,21 @@ NODE_SCHEMAS: dict[str, dict[str, Any]] = {
         ["number"],
     ),
     "hangup": _node("hangup", {"text": _TEXT, "audio_url": _URL}),
+    # The post-call satisfaction survey ("tapez 1 à 5"): keys 1-5 are the score; then the
+    # "thanks" prompt and "next" (or hang up). Reached from the graph's "post_call".
+    "survey": _node(
+        "survey",
+        {
+            "prompt": _PROMPT,
+            "thanks": _PROMPT,
+            "retries": {"type": "integer", "minimum": 0, "maximum": 5},
+            "timeout_seconds": {"type": "integer", "minimum": 1, "maximum": 30},
+            "invalid": _PROMPT,
+            "default": _REF,
+            "next": _REF,
+        },
+        ["prompt"],
+    ),
 }
 
 FLOW_SCHEMA: dict[str, Any] = {
@@ -169,6 +184,8 @@ FLOW_SCHEMA: dict[str, Any] = {
     "type": "object",
     "properties": {
         "start": _REF,
+        # The node run after the conversation with an agent (a "survey"), if any.
+        "post_call": _REF,
         "language": _LANGUAGE,
         "nodes": {
             "type": "object",
@@ -188,7 +205,7 @@ FLOW_SCHEMA: dict[str, Any] = {
 # Node fields that point at another node.
 REFERENCE_FIELDS = ("next", "default", "open", "closed", "holiday", "fallback")
 # Nodes that wait for the citizen: a cycle through one of them is a loop the citizen drives.
-INPUT_TYPES = frozenset({"menu"})
+INPUT_TYPES = frozenset({"menu", "survey"})
 
 _VALIDATOR = jsonschema.Draft202012Validator(FLOW_SCHEMA)
 _NODE_VALIDATORS = {
@@ -279,8 +296,9 @@ def validate_graph(
             errors.append(f"{_where(['nodes', node_id, *e.absolute_path])}: {e.message}")
     if errors:
         return errors
-    if graph["start"] not in nodes:
-        errors.append(f"start: no node named {graph['start']!r}")
+    for entry in ("start", "post_call"):
+        if entry in graph and graph[entry] not in nodes:
+            errors.append(f"{entry}: no node named {graph[entry]!r}")
     queues = set(known_queues) if known_queues is not None else None
     skills = set(known_skills) if known_skills is not None else None
     for node_id, node in nodes.items():

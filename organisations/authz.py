@@ -225,6 +225,8 @@ ORGANISATION_PATH: dict[str, str] = {
     "supervision.agentstatechange": "agent__organisation_id",
     "supervision.satisfactionresponse": "interaction__organisation_id",
     "supervision.queuehours": "queue__organisation_id",
+    "surveys.surveysettings": "queue__organisation_id",
+    "surveys.surveyinvitation": "interaction__organisation_id",
     "auth.user": "membership__organisation_id",
     "apitokens.servicetoken": "organisation_id",
     "apitokens.personaltoken": "user__membership__organisation_id",
@@ -261,6 +263,8 @@ TEAM_SCOPE: dict[str, Callable[[frozenset[int]], Q]] = {
     "routing.routingdecision": _INTERACTION_TEAMS("interaction__"),
     "console.interactionwrapup": _INTERACTION_TEAMS("interaction__"),
     "supervision.satisfactionresponse": _INTERACTION_TEAMS("interaction__"),
+    "surveys.surveysettings": lambda teams: Q(queue__team_id__in=teams),
+    "surveys.surveyinvitation": _INTERACTION_TEAMS("interaction__"),
 }
 
 # Rows another organisation may read through a sharing agreement (never change).

@@ -638,7 +638,9 @@ def do_dial_ended(
         Call.objects.filter(pk=call.pk).update(
             talk_seconds=result.duration_seconds, outcome=CallOutcome.COMPLETED
         )
-        return [HangUp()]
+        from surveys.voice import post_call_survey  # "tapez 1 à 5", when the queue asks it
+
+        return post_call_survey(call=call, interaction=interaction, provider=provider) or [HangUp()]
     logger.info("call %s: agent phone %s (%s)", call.call_sid, call.agent_number, result.status)
     if agent_id is not None:
         do_agent_unreachable(

@@ -122,7 +122,8 @@
     ]);
 
     ui.newChat = el("button", { type: "button", class: "ccw-primary", text: S.new });
-    ui.ended = el("div", { class: "ccw-ended", hidden: true }, [el("p", { text: S.ended }), ui.newChat]);
+    ui.surveyBox = el("div", { class: "ccw-survey-box" });
+    ui.ended = el("div", { class: "ccw-ended", hidden: true }, [el("p", { text: S.ended }), ui.surveyBox, ui.newChat]);
 
     ui.email = el("input", { id: "ccw-email", name: "email", type: "email", autocomplete: "email", required: true, "aria-required": "true" });
     ui.transcriptForm = el("form", { class: "ccw-transcript-form", novalidate: true, hidden: true }, [
@@ -148,7 +149,7 @@
       if (e.key === "Enter" && !e.shiftKey && !e.isComposing) { e.preventDefault(); sendMessage(); }
     });
     ui.input.addEventListener("input", citizenTyping);
-    ui.newChat.addEventListener("click", function () { ui.log.textContent = ""; setState("prechat"); focusFirst(); });
+    ui.newChat.addEventListener("click", function () { ui.log.textContent = ""; ui.surveyBox.textContent = ""; setState("prechat"); focusFirst(); });
     ui.end.addEventListener("click", function () { send({ type: "end" }); });
     ui.transcriptToggle.addEventListener("click", function () {
       var show = ui.transcriptForm.hidden;
@@ -264,6 +265,65 @@
   }
   function hideAgentTyping() { window.clearTimeout(agentTypingTimer); ui.typing.hidden = true; }
 
+  // --- The satisfaction survey (surveys/): 1 to 5 and a comment, once the chat has ended ---
+  function renderSurvey(survey) {
+    if (!survey || !survey.path) { return; }
+    var T = survey.strings || {};
+    var hadFocus = keepFocus || focusInPanel();
+    ui.surveyBox.textContent = "";
+    var scores = [1, 2, 3, 4, 5].map(function (n) {
+      var input = el("input", { type: "radio", name: "ccw-score", id: "ccw-score-" + n, value: String(n), "aria-describedby": "ccw-survey-error" });
+      return el("label", { class: "ccw-score", for: "ccw-score-" + n }, [
+        input,
+        el("span", { "aria-hidden": "true", text: String(n) }),
+        el("span", { class: "ccw-visually-hidden", text: T.scores ? T.scores[n - 1] : String(n) })
+      ]);
+    });
+    var error = el("p", { id: "ccw-survey-error", class: "ccw-field-error", hidden: true, text: T.required });
+    var comment = el("textarea", { id: "ccw-survey-comment", name: "comment", rows: "2", maxlength: "2000" });
+    var form = el("form", { class: "ccw-survey", novalidate: true }, [
+      el("fieldset", {}, [
+        el("legend", { text: survey.question }),
+        el("div", { class: "ccw-scores" }, scores),
+        el("p", { class: "ccw-scale", "aria-hidden": "true" }, [
+          el("span", { text: T.scores ? T.scores[0] : "" }),
+          el("span", { text: T.scores ? T.scores[4] : "" })
+        ]),
+        error
+      ]),
+      el("label", { for: "ccw-survey-comment", text: T.comment_label }),
+      comment,
+      el("button", { type: "submit", class: "ccw-secondary", text: T.send })
+    ]);
+    var done = function (text) {
+      ui.surveyBox.textContent = "";
+      var note = el("p", { class: "ccw-survey-done", role: "status", tabindex: "-1", text: text });
+      ui.surveyBox.appendChild(note);
+      note.focus();
+    };
+    form.addEventListener("submit", function (e) {
+      e.preventDefault();
+      var chosen = form.querySelector("input[name=ccw-score]:checked");
+      error.hidden = !!chosen;
+      if (!chosen) {
+        form.querySelector("fieldset").setAttribute("aria-invalid", "true");
+        form.querySelector("input[name=ccw-score]").focus();
+        return;
+      }
+      var button = form.querySelector("button");
+      button.disabled = true;
+      var body = new URLSearchParams({ score: chosen.value, comment: comment.value.trim() });
+      fetch(BASE + survey.path, { method: "POST", body: body, credentials: "omit" })
+        .then(function (r) { return r.json().catch(function () { return { ok: false }; }); })
+        .then(function (data) {
+          if (data.ok) { done(T.thanks); } else if (data.error === "already_answered") { done(T.already); } else if (data.error === "expired") { done(T.expired); } else { button.disabled = false; showAlert(T.error); }
+        })
+        .catch(function () { button.disabled = false; showAlert(T.error); });
+    });
+    ui.surveyBox.appendChild(form);
+    if (hadFocus && state === "ended") { keepFocus = false; scores[0].querySelector("input").focus(); }
+  }
+
   // --- Actions of the citizen ------------------------------------------------------------
   function submitPrechat(e) {
     e.preventDefault();
@@ -371,6 +431,9 @@
         return;
       case "queue":
         if (state === "waiting") { renderQueue(frame); }
+        return;
+      case "survey":
+        renderSurvey(frame.survey);
         return;
       case "typing":
         if (frame.typing) { showAgentTyping(frame.name); } else { hideAgentTyping(); }
