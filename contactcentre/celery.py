@@ -25,15 +25,35 @@ app.conf.update(
     broker_connection_retry_on_startup=True,
     enable_utc=True,
 )
-# Outbound provider work (call bridging, SMS sending, fetching MMS and voicemail media) has its
-# own queue, so a slow or stalled provider can never hold the workers that ingest and route
-# (docs/operations.md: run a worker with ``-Q outbound``). Every other task stays on the default
-# queue.
+# Queues by kind of work, so one kind can never starve another (docs/operations.md, "Celery
+# workers and queues", says how many processes each gets):
+# - ingest: turning received deliveries (SMS rows, IMAP mailboxes) into interactions;
+# - route: routing passes, offer expiry, wrap-up ends, lost consoles (the live loop);
+# - outbound: calls to providers (call bridging, SMS and e-mail sending, provider media): a
+#   slow or stalled provider holds these processes only;
+# - reports: heavy reads (supervision reports and exports, history rebuilds);
+# - the default queue (``celery``): the periodic sweeps and housekeeping.
+DEFAULT_QUEUE = "celery"
+INGEST_QUEUE = "ingest"
+ROUTE_QUEUE = "route"
 OUTBOUND_QUEUE = "outbound"
+REPORTS_QUEUE = "reports"
+QUEUES = (DEFAULT_QUEUE, INGEST_QUEUE, ROUTE_QUEUE, OUTBOUND_QUEUE, REPORTS_QUEUE)
+app.conf.task_default_queue = DEFAULT_QUEUE
 app.conf.task_routes = {
+    "channels_sms.ingest_pending": {"queue": INGEST_QUEUE},
+    "channels_sms.sweep_inbound": {"queue": INGEST_QUEUE},
+    "channels_email.imap_poll": {"queue": INGEST_QUEUE},
+    "routing.*": {"queue": ROUTE_QUEUE},
     "channels_voice.bridge_call": {"queue": OUTBOUND_QUEUE},
+    "channels_voice.check_bridge": {"queue": OUTBOUND_QUEUE},
     "channels_sms.send_outbound": {"queue": OUTBOUND_QUEUE},
+    "channels_email.send_message": {"queue": OUTBOUND_QUEUE},
+    "channels_chat.send_transcript": {"queue": OUTBOUND_QUEUE},
+    "channels_chat.send_transcript_confirmation": {"queue": OUTBOUND_QUEUE},
     "channels_media.fetch": {"queue": OUTBOUND_QUEUE},
+    "surveys.send": {"queue": OUTBOUND_QUEUE},
+    "supervision.*": {"queue": REPORTS_QUEUE},
 }
 # CELERY_TIMEZONE is not set: Celery then follows Django's TIME_ZONE.
 # CELERY_BROKER_TRANSPORT_OPTIONS (the visibility timeout) comes from settings: it must exceed

@@ -1,9 +1,11 @@
 """What ``manage.py serve`` runs beside the web server on the embedded default (no broker).
 
-* The periodic scheduler, Celery beat's job: tasks run eagerly where they are called, and this
-  thread runs the entries of ``CELERY_BEAT_SCHEDULE`` at their intervals inside the server
-  process. A kombu ``memory://`` worker in a thread was measured polling about once a second
-  and its embedded beat never fired, so this small loop is simpler and predictable.
+* The periodic scheduler, Celery beat's job: tasks run eagerly where they are called (so the
+  queues of ``contactcentre.celery.QUEUES`` need no consumer: every task of every queue runs
+  in this process), and this thread runs the entries of ``CELERY_BEAT_SCHEDULE`` at their
+  intervals inside the server process. A kombu ``memory://`` worker in a thread was measured
+  polling about once a second and its embedded beat never fired, so this small loop is
+  simpler and predictable.
 * The outbox poller: the channel layer is in memory, so events other processes write reach the
   consoles connected here only through the database (:class:`OutboxPoller`).
 * The SMTP server, when ``EMAIL_SMTP_SERVER_EMBEDDED`` is on, on the server's own event loop,

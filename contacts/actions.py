@@ -100,6 +100,70 @@ def resolve_contact(
     return ResolvedContact(contact, True)
 
 
+def resolve_contacts(kind: str, wanted: list[tuple[int, str | None, str]]) -> list[ResolvedContact]:
+    """:func:`resolve_contact` for a batch, with set-based statements: one read of the known
+    identities, one insert of the new citizens and one of their identities, whatever the batch
+    size. ``wanted`` is ``(organisation id, raw identity, display name)``; the answer is in the
+    same order. Raises :class:`~contacts.identity.InvalidIdentity` only through
+    :func:`normalize_identity`: the caller normalises (or skips) unparseable values first.
+
+    Safe under concurrency like :func:`resolve_contact`: an identity another process inserted
+    first wins (``ON CONFLICT DO NOTHING``), and the citizen this batch created for it in vain
+    is deleted in the same transaction."""
+    keys = [(org_id, normalize_identity(kind, raw)) for org_id, raw, _name in wanted]
+    distinct = {(o, v) for o, v in keys if v is not None}
+    found = _contacts_by_identity(kind, distinct)
+    names: dict[tuple[int, str], str] = {}
+    for (org_id, value), (_org, _raw, name) in zip(keys, wanted, strict=True):
+        if value is not None and (org_id, value) not in found:
+            names.setdefault((org_id, value), name[:200])
+    created: set[int] = set()
+    if names:
+        with transaction.atomic():
+            missing = list(names)
+            contacts = Contact.objects.bulk_create(
+                Contact(display_name=names[key], organisation_id=key[0]) for key in missing
+            )
+            ContactIdentity.objects.bulk_create(
+                (
+                    ContactIdentity(contact=c, kind=kind, value=v, organisation_id=o)
+                    for (o, v), c in zip(missing, contacts, strict=True)
+                ),
+                ignore_conflicts=True,
+            )
+            won = _contacts_by_identity(kind, set(missing))
+            lost = [
+                c.pk
+                for key, c in zip(missing, contacts, strict=True)
+                if key not in won or won[key].pk != c.pk
+            ]
+            if lost:  # another process created these identities first: theirs are kept
+                Contact.objects.filter(pk__in=lost).delete()
+            created = {c.pk for c in contacts} - set(lost)
+            found.update(won)
+    results = []
+    for key in keys:
+        contact = found.get((key[0], key[1])) if key[1] is not None else None
+        results.append(ResolvedContact(contact, contact is not None and contact.pk in created))
+    return results
+
+
+def _contacts_by_identity(kind: str, keys: set[tuple[int, str]]) -> dict[tuple[int, str], Contact]:
+    """The citizens holding these ``(organisation id, normalised value)`` identities."""
+    if not keys:
+        return {}
+    rows = ContactIdentity.objects.select_related("contact").filter(
+        kind=kind,
+        value__in={v for _o, v in keys},
+        organisation_id__in={o for o, _v in keys},
+    )
+    return {
+        (i.organisation_id, i.value): i.contact
+        for i in rows
+        if (i.organisation_id, i.value) in keys
+    }
+
+
 def do_add_identity(
     *, contact: Contact, kind: str, raw: str, verified: bool = False
 ) -> ContactIdentity:

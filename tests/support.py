@@ -61,7 +61,7 @@ def start_workers(count: int, broker: str, *, extra_env: dict[str, str] | None =
     """
     from django.db import connection
 
-    from contactcentre.celery import app
+    from contactcentre.celery import QUEUES, app
 
     db = connection.settings_dict
     database_url = (
@@ -88,7 +88,7 @@ def start_workers(count: int, broker: str, *, extra_env: dict[str, str] | None =
                 "contactcentre",
                 "worker",
                 "--queues",
-                "celery,outbound",  # the default queue and the provider calls' own
+                ",".join(QUEUES),  # every queue a task is routed to (contactcentre/celery.py)
                 "--pool",
                 "solo",
                 "--loglevel",

@@ -2,30 +2,39 @@
 
 The webhook request does the minimum: one insert guarded by the unique ``MessageSid``
 constraint, the opt-out keywords, and a task queued after the commit. The task runs the shared
-ingest path (:func:`channels_inbound.ingest.do_ingest_message`).
+ingest path in batches (:func:`channels_inbound.ingest.do_ingest_batch`).
 """
 
 from __future__ import annotations
 
 import logging
 import unicodedata
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 from django.conf import settings
 from django.contrib.auth.models import User
-from django.db import DatabaseError, IntegrityError, connection, transaction
+from django.db import IntegrityError, InterfaceError, OperationalError, connection, transaction
 from django.db.models import F
 from django.utils import timezone, translation
 from django.utils.translation import gettext as _
 
-from channels_inbound.ingest import InboundMessage, IngestError, do_ingest_message
+from channels_inbound.ingest import (
+    InboundMessage,
+    IngestError,
+    IngestResult,
+    do_ingest_batch,
+    do_ingest_message,
+    set_created_at,
+)
 from channels_inbound.media import pending_entry, request_fetch
 from channels_inbound.models import Endpoint
 from channels_inbound.providers import base, get_backend
 from channels_inbound.providers import outbound_retry_countdown as retry_countdown
 from channels_inbound.providers.webhooks import absolute
 from contactcentre.events import SUPERVISORS_GROUP, agent_group, publish
+from contactcentre.pg import execute_binary
 from contacts.identity import InvalidIdentity, normalize_phone
 from contacts.models import ContactIdentity
 from interactions.actions import do_record_message
@@ -210,125 +219,242 @@ def ingest_started() -> None:
             logger.warning("could not clear the SMS ingestion flag")
 
 
-INGEST_BATCH = 25  # SMS recorded per transaction: one WAL flush for the batch, not one each
+INGEST_BATCH = 200  # received SMS written per transaction (set-based: a few statements each)
 # Namespace of the per-sender advisory locks (``pg_try_advisory_xact_lock(ns, hashtext(from))``).
 SENDER_LOCK_NAMESPACE = 7_104_121
 
+MESSAGE = "message"
+# What a received SMS is, asked before it becomes a message: each classifier returns the kind
+# of a handler in INBOUND_HANDLERS, or None (not its kind). Apps register theirs when they load
+# (e.g. a reply to a satisfaction survey).
+INBOUND_CLASSIFIERS: list[Callable[[InboundSms], str | None]] = []
+# Handlers for received SMS that are not an ordinary message, by kind: each is called with the
+# row inside the batch's transaction (in its own savepoint, with the sender's ingestion lock
+# held) and records what the SMS means; the row is then marked ingested (with the message the
+# handler returns, if any) or failed with the handler's exception.
+INBOUND_HANDLERS: dict[str, Callable[[InboundSms], Message | None]] = {}
 
-def _lock_sender(sender: str) -> bool:
-    """Take this sender's ingestion lock until the transaction ends, without waiting: ``False``
-    when another worker holds it (that worker ingests the sender's rows, in order). SQLite
-    serialises writers (``BEGIN IMMEDIATE``), so there is nothing to take there."""
-    if connection.vendor != "postgresql":
-        return True
+
+def classify_inbound(inbound: InboundSms) -> str:
+    """What a received SMS is, decided in this one place before it becomes a message:
+    ``MESSAGE`` (recorded on the citizen's interaction, in a batch) or the kind the first
+    classifier of :data:`INBOUND_CLASSIFIERS` that claims it gives (handled by
+    :data:`INBOUND_HANDLERS`). STOP and START are classified earlier, in the webhook request:
+    they never wait for ingestion."""
+    for classifier in INBOUND_CLASSIFIERS:
+        kind = classifier(inbound)
+        if kind is not None and kind in INBOUND_HANDLERS:
+            return kind
+    return MESSAGE
+
+
+def _lock_senders(senders: list[str]) -> list[str]:
+    """Take these senders' ingestion locks until the transaction ends, without waiting, in one
+    statement; return those taken, in order (the others are being ingested by another worker,
+    which keeps their order). SQLite serialises writers, so there is nothing to take there."""
+    if connection.vendor != "postgresql" or not senders:
+        return senders
     with connection.cursor() as cursor:
         cursor.execute(
-            "SELECT pg_try_advisory_xact_lock(%s, hashtext(%s))", [SENDER_LOCK_NAMESPACE, sender]
+            "SELECT s FROM unnest(%s::text[]) WITH ORDINALITY AS t(s, n)"
+            " WHERE pg_try_advisory_xact_lock(%s, hashtext(s)) ORDER BY n",
+            [senders, SENDER_LOCK_NAMESPACE],
         )
-        return bool(cursor.fetchone()[0])
+        return [row[0] for row in cursor.fetchall()]
+
+
+def _take_batch(busy: set[str], size: int) -> list[InboundSms] | None:
+    """The next batch of waiting SMS this worker may ingest, oldest first: the senders of the
+    oldest waiting rows (but ``busy`` ones), locked, then up to ``size`` of their rows. ``None``
+    when no row outside ``busy`` waits; senders another worker holds are added to ``busy``."""
+    senders = list(
+        dict.fromkeys(
+            InboundSms.objects.filter(state=InboundSms.State.RECEIVED)
+            .exclude(sender__in=busy)
+            .order_by("id")
+            .values_list("sender", flat=True)[:size]
+        )
+    )
+    if not senders:
+        return None
+    locked = _lock_senders(senders)
+    busy.update(set(senders) - set(locked))
+    if not locked:
+        return []
+    # Read after the locks: rows a previous holder ingested are no longer waiting.
+    return list(
+        InboundSms.objects.filter(state=InboundSms.State.RECEIVED, sender__in=locked).order_by(
+            "id"
+        )[:size]
+    )
 
 
 def do_ingest_pending_sms(*, limit: int = 10_000) -> int:
     """Ingest the received SMS waiting in the database, oldest first. Returns how many.
 
-    Order per citizen: a sender's SMS are ingested by one worker at a time, in the order they
-    were received. Each pass takes the senders of the oldest waiting rows; for each, it takes
-    the sender's advisory lock (skipping a sender another worker holds: that worker ingests
-    them) and then that sender's waiting rows by id, at most :data:`INGEST_BATCH` per
-    transaction. Each SMS is in its own savepoint: a row that fails for a reason other than the
-    database is marked failed with the error, so it cannot block the ones behind it; a database
-    error stops the run (the sweep retries). Events and routing requests go out when a batch
-    commits."""
+    Work is partitioned by citizen: a sender's SMS are ingested by one worker at a time (a
+    transaction-scoped advisory lock per sender, taken without waiting), in the order they were
+    received, so several workers ingest at once without reordering a conversation. Each batch
+    of up to :data:`INGEST_BATCH` rows is one transaction, written with set-based statements
+    (:func:`channels_inbound.ingest.do_ingest_batch`); a delivery that cannot be recorded is
+    marked failed with the reason and the rest of the batch commits. A database error on the
+    connection stops the run (the sweep retries). Events and routing requests go out when a
+    batch commits, so routing starts on the first batch while later ones are written.
+
+    With a broker, a run that finds more than one batch waiting asks for another run at once,
+    so the other worker processes join in (each takes other senders)."""
     done = 0
-    busy: set[str] = set()  # senders another worker is ingesting: left to it for this run
+    busy: set[str] = set()  # senders another worker is ingesting: left to it
+    retried = fanned_out = False
     while done < limit:
-        senders = list(
-            dict.fromkeys(
-                InboundSms.objects.filter(state=InboundSms.State.RECEIVED)
-                .exclude(sender__in=busy)
-                .order_by("id")
-                .values_list("sender", flat=True)[:INGEST_BATCH]
-            )
-        )
-        if not senders:
-            break
-        room = INGEST_BATCH
         with transaction.atomic():
-            for sender in senders:
-                if room <= 0 or done >= limit:
-                    break
-                if not _lock_sender(sender):
-                    busy.add(sender)
+            rows = _take_batch(busy, min(INGEST_BATCH, limit - done))
+            if rows is None:
+                if busy and not retried:  # their holders may have finished meanwhile
+                    busy.clear()
+                    retried = True
                     continue
-                # Read after the lock: rows a previous holder ingested are no longer waiting.
-                batch = list(
-                    InboundSms.objects.filter(state=InboundSms.State.RECEIVED, sender=sender)
-                    .order_by("id")
-                    .values_list("pk", flat=True)[: min(room, limit - done)]
-                )
-                for inbound_id in batch:
-                    room -= 1
-                    try:
-                        if do_ingest_inbound_sms(inbound_id=inbound_id) is not None:
-                            done += 1
-                    except DatabaseError:
-                        raise
-                    except Exception as exc:
-                        logger.exception("inbound SMS #%s could not be ingested", inbound_id)
-                        InboundSms.objects.filter(
-                            pk=inbound_id, state=InboundSms.State.RECEIVED
-                        ).update(
-                            state=InboundSms.State.FAILED,
-                            error=repr(exc)[:1000],
-                            processed_at=timezone.now(),
-                        )
+                break
+            if rows:
+                done += _ingest_rows(rows)
+        if rows and len(rows) >= INGEST_BATCH and not fanned_out:
+            fanned_out = True
+            _ask_for_another_run()
     return done
 
 
-def do_ingest_inbound_sms(*, inbound_id: int) -> InboundSms | None:
-    """Record one received SMS on its interaction (the shared ingest path). Idempotent: the row
-    is locked (skipping one another worker holds) and only a "received" one is processed."""
-    with transaction.atomic():
-        inbound = (
-            InboundSms.objects.select_for_update(skip_locked=True)
-            .filter(pk=inbound_id, state=InboundSms.State.RECEIVED)
-            .first()
+def _ask_for_another_run() -> None:
+    """More than a batch waits: queue another run for a free worker process (a broker only:
+    run eagerly it would nest in this one)."""
+    if not settings.CELERY_TASK_ALWAYS_EAGER:
+        request_ingest()
+
+
+def _inbound_message(inbound: InboundSms) -> InboundMessage:
+    # Media are fetched with the account's credentials after the commit (channels_inbound.media).
+    attachments = [
+        pending_entry(
+            name=f"media-{i + 1}", url=m.get("url", ""), content_type=m.get("content_type", "")
         )
-        if inbound is None:
-            return None
-        # Fetched with the account's credentials after the commit (channels_inbound.media).
-        attachments = [
-            pending_entry(
-                name=f"media-{i + 1}", url=m.get("url", ""), content_type=m.get("content_type", "")
-            )
-            for i, m in enumerate(inbound.media)
-        ]
+        for i, m in enumerate(inbound.media)
+    ]
+    return InboundMessage(
+        channel="sms",
+        sender=inbound.sender,
+        recipient=_phone(inbound.recipient) or inbound.recipient,
+        text=inbound.body,
+        provider_id=inbound.message_sid,
+        attachments=attachments,
+    )
+
+
+_CONNECTION_ERRORS = (OperationalError, InterfaceError)
+
+
+def _ingest_rows(rows: list[InboundSms]) -> int:
+    """Record a batch of locked, waiting rows (in the caller's transaction); mark each ingested
+    or failed. Returns how many were recorded."""
+    outcomes: dict[int, Any] = {}
+    batch: list[tuple[InboundSms, InboundMessage]] = []
+    for inbound in rows:
         try:
-            result = do_ingest_message(
-                InboundMessage(
-                    channel="sms",
-                    sender=inbound.sender,
-                    recipient=_phone(inbound.recipient) or inbound.recipient,
-                    text=inbound.body,
-                    provider_id=inbound.message_sid,
-                    attachments=attachments,
+            kind = classify_inbound(inbound)
+            if kind != MESSAGE:
+                outcomes[inbound.pk] = _handle(inbound, kind)
+                continue
+            batch.append((inbound, _inbound_message(inbound)))
+        except _CONNECTION_ERRORS:
+            raise
+        except Exception as exc:
+            outcomes[inbound.pk] = exc
+    if batch:
+        try:
+            with transaction.atomic():
+                results = do_ingest_batch(
+                    [m for _i, m in batch], received_at=[i.received_at for i, _m in batch]
                 )
-            )
-        except IngestError as exc:
-            logger.warning("inbound SMS %s not recorded: %s", inbound.message_sid, exc)
-            InboundSms.objects.filter(pk=inbound.pk).update(
-                state=InboundSms.State.FAILED, error=str(exc), processed_at=timezone.now()
-            )
-            return inbound
-        if result.created:
-            # Shown in the order the citizen sent them: when we received it, not when ingested.
-            Message.objects.filter(pk=result.message.pk).update(created_at=inbound.received_at)
-            if attachments:
-                request_fetch(result.message.pk)
-        InboundSms.objects.filter(pk=inbound.pk).update(
-            state=InboundSms.State.INGESTED, message=result.message, processed_at=timezone.now()
-        )
-    return inbound
+        except _CONNECTION_ERRORS:
+            raise
+        except Exception:
+            # Something in the batch broke a statement: rolled back to the savepoint, the
+            # deliveries are recorded one by one, each in its own savepoint.
+            logger.exception("SMS batch of %s failed; recording them one by one", len(batch))
+            results = [_ingest_one(inbound, msg) for inbound, msg in batch]
+        outcomes.update((inbound.pk, r) for (inbound, _m), r in zip(batch, results, strict=True))
+    return _mark(rows, outcomes)
+
+
+def _handle(inbound: InboundSms, kind: str) -> IngestResult | Message | Exception | None:
+    try:
+        with transaction.atomic():
+            return INBOUND_HANDLERS[kind](inbound)
+    except _CONNECTION_ERRORS:
+        raise
+    except Exception as exc:
+        return exc
+
+
+def _ingest_one(inbound: InboundSms, msg: InboundMessage) -> IngestResult | Exception:
+    try:
+        with transaction.atomic():
+            result = do_ingest_message(msg)
+            if result.created:
+                set_created_at([(result.message.pk, inbound.received_at)])
+            return result
+    except _CONNECTION_ERRORS:
+        raise
+    except Exception as exc:
+        return exc
+
+
+def _mark(rows: list[InboundSms], outcomes: dict[int, Any]) -> int:
+    """Write each row's outcome: ingested (with its message) or failed (with the reason)."""
+    now = timezone.now()
+    recorded = 0
+    for inbound in rows:
+        outcome = outcomes.get(inbound.pk)
+        inbound.processed_at = now
+        if isinstance(outcome, Exception):
+            if isinstance(outcome, IngestError):
+                logger.warning("inbound SMS %s not recorded: %s", inbound.message_sid, outcome)
+                inbound.error = str(outcome)
+            else:
+                logger.error("inbound SMS #%s could not be ingested: %r", inbound.pk, outcome)
+                inbound.error = repr(outcome)[:1000]
+            inbound.state = InboundSms.State.FAILED
+            continue
+        message = outcome.message if isinstance(outcome, IngestResult) else outcome
+        inbound.state = InboundSms.State.INGESTED
+        inbound.message = message
+        recorded += 1
+        if isinstance(outcome, IngestResult) and outcome.created and outcome.message.attachments:
+            request_fetch(outcome.message.pk)
+    _write_outcomes(rows)
+    return recorded
+
+
+def _write_outcomes(rows: list[InboundSms]) -> None:
+    """Store the rows' state, message, error and processing time: one ``UPDATE ... FROM
+    unnest`` on PostgreSQL (``bulk_update``'s ``CASE`` per row costs more to build than to
+    run), ``bulk_update`` elsewhere."""
+    fields = ["state", "message", "error", "processed_at"]
+    if connection.vendor != "postgresql":
+        InboundSms.objects.bulk_update(rows, fields)
+        return
+    table = connection.ops.quote_name(InboundSms._meta.db_table)
+    execute_binary(
+        f"UPDATE {table} AS r SET state = v.state, message_id = v.message, "  # noqa: S608
+        "error = v.error, processed_at = v.at FROM unnest(%b::bigint[], %b::varchar[], "
+        "%b::bigint[], %b::text[], %b::timestamptz[]) AS v(id, state, message, error, at) "
+        "WHERE r.id = v.id",
+        [
+            [r.pk for r in rows],
+            [str(r.state) for r in rows],
+            [r.message_id for r in rows],
+            [r.error for r in rows],
+            [r.processed_at for r in rows],
+        ],
+    ).close()
 
 
 # --- Sending -----------------------------------------------------------------------------------

@@ -16,10 +16,12 @@ from typing import Any
 from urllib.parse import urlencode, urlsplit
 
 import pytest
+from django.db import connection
 from django.test import Client
 from twilio.request_validator import RequestValidator
 
 from channels_inbound.providers.fake import FakeTwilioHttpClient
+from interactions.models import Message
 
 FIXTURES = Path(__file__).resolve().parents[2] / "fixtures" / "twilio"
 PUBLIC = "https://contact.example.gouv.fr"
@@ -113,3 +115,24 @@ def twilio(telephony: None, client: Client) -> FakeTwilio:
 
 def say_texts(root: ET.Element) -> list[str]:
     return [el.text or "" for el in root.iter("Say")]
+
+
+@pytest.fixture
+def refused_text(db: Any) -> str:
+    """PostgreSQL refuses to store a message with this text (a trigger raising an error): a
+    delivery that breaks a statement of the batch, as a corrupt row would."""
+    if connection.vendor != "postgresql":
+        pytest.skip("needs PostgreSQL (a trigger)")
+    text = "REFUSED BY THE DATABASE"
+    table = connection.ops.quote_name(Message._meta.db_table)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "CREATE FUNCTION test_refuse_message() RETURNS trigger LANGUAGE plpgsql AS $$"
+            f" BEGIN IF NEW.text = '{text}' THEN RAISE EXCEPTION 'refused row'; END IF;"
+            " RETURN NEW; END $$"
+        )
+        cursor.execute(
+            f"CREATE TRIGGER test_refuse_message BEFORE INSERT ON {table}"
+            " FOR EACH ROW EXECUTE FUNCTION test_refuse_message()"
+        )
+    return text  # the test's transaction rolls the trigger back
