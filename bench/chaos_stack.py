@@ -523,7 +523,7 @@ class Stack:
                 self.logs / f"web{i}.log",
             )
         for i in (1, 2):
-            worker = f"worker -Q celery,outbound -l warning --concurrency 2 --hostname chaos{i}@%h"
+            worker = f"worker -Q celery,ingest,route,outbound,reports -l warning --concurrency 2 --hostname chaos{i}@%h"
             self.processes[f"worker{i}"] = Process(
                 f"worker{i}",
                 [*celery, *worker.split(), "--without-gossip", "--without-mingle"],
