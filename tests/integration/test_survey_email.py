@@ -60,7 +60,7 @@ def email_conversation(queue: Queue, capture: Callable[..., Any]) -> Interaction
 
 def survey_link() -> str:
     """The link of the last e-mail, as a path on our site."""
-    found = re.search(re.escape(PUBLIC) + r"(/surveys/\S+/)", mail.outbox[-1].body)
+    found = re.search(re.escape(PUBLIC) + r"(/surveys/\S+/)", str(mail.outbox[-1].body))
     assert found, mail.outbox[-1].body
     return found.group(1)
 
