@@ -36,19 +36,19 @@ def state_labels() -> dict[str, tuple[str, str]]:
     """State -> (title, explanation), in the order a request goes through them."""
     return {
         RECEIVED: (
-            _("Received"),
+            pgettext("request state", "Received"),
             _("Your request has been registered. It is waiting for an adviser."),
         ),
         IN_PROGRESS: (
-            _("Being handled"),
+            pgettext("request state", "Being handled"),
             _("An adviser is working on your request."),
         ),
         ANSWERED: (
-            _("Answered"),
+            pgettext("request state", "Answered"),
             _("An adviser has answered you. Check your messages."),
         ),
         CLOSED: (
-            _("Closed"),
+            pgettext("request state", "Closed"),
             _("Your request is closed. Write to us again if you need anything else."),
         ),
     }
