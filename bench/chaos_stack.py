@@ -314,7 +314,20 @@ class FakeProvider:
 
 # --------------------------------------------------------------------------- the stack
 class Stack:
-    def __init__(self, *, env_overrides: dict[str, str] | None = None) -> None:
+    def __init__(
+        self,
+        *,
+        env_overrides: dict[str, str] | None = None,
+        workers: int = 2,
+        concurrency: int = 2,
+        pg_options: str = "",
+        worker_queues: list[tuple[str, int]] | None = None,
+    ) -> None:
+        self.workers = workers  # Celery worker processes (each with ``concurrency`` children)
+        self.concurrency = concurrency
+        # Instead: one worker per (queues, concurrency), as docker-compose runs them by kind.
+        self.worker_queues = worker_queues
+        self.pg_options = pg_options  # more ``-c name=value`` for the PostgreSQL server
         self.tmp = Path(tempfile.mkdtemp(prefix="cc-chaos-"))
         os.chmod(self.tmp, 0o755)  # noqa: S103 - the postgres user must reach its data dir
         self.logs = self.tmp / "logs"
@@ -420,7 +433,8 @@ class Stack:
     def pg_start(self) -> None:
         opts = (
             f"-p {self.pg_port} -k {self.pgdata} -c listen_addresses=127.0.0.1 -c fsync=off "
-            "-c synchronous_commit=off -c full_page_writes=off -c max_connections=300"
+            "-c synchronous_commit=off -c full_page_writes=off -c max_connections=300 "
+            + self.pg_options
         )
         out = self._as_postgres(
             [
@@ -509,6 +523,21 @@ class Stack:
         if out.returncode:
             raise RuntimeError(f"manage.py {' '.join(args)} failed: {out.stderr[-3000:]}")
 
+    def run_python(self, code: str, timeout: float = 600) -> str:
+        """Run ``python -c code`` in the app's environment; the last line it printed."""
+        out = subprocess.run(
+            [PYTHON, "-c", code],
+            cwd=ROOT,
+            env=self.env,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            check=False,
+        )
+        if out.returncode:
+            raise RuntimeError(f"{code[:60]} failed: {out.stderr[-3000:]}")
+        return out.stdout.strip().splitlines()[-1]
+
     def define_processes(self) -> None:
         """The commands of docker-compose.yml (web: the image's CMD), on loopback ports."""
         web_env = {**self.env, "DATABASE_CONN_MAX_AGE": "0"}
@@ -522,8 +551,11 @@ class Stack:
                 web_env,
                 self.logs / f"web{i}.log",
             )
-        for i in (1, 2):
-            worker = f"worker -Q celery,ingest,route,outbound,reports -l warning --concurrency 2 --hostname chaos{i}@%h"
+        layout = self.worker_queues or [("celery,ingest,route,outbound,reports", self.concurrency)]
+        for i in range(1, (len(self.worker_queues) if self.worker_queues else self.workers) + 1):
+            queues, concurrency = layout[(i - 1) % len(layout)]
+            worker = f"worker -Q {queues} --hostname chaos{i}@%h"
+            worker += f" -l warning --concurrency {concurrency}"
             self.processes[f"worker{i}"] = Process(
                 f"worker{i}",
                 [*celery, *worker.split(), "--without-gossip", "--without-mingle"],

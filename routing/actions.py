@@ -17,6 +17,7 @@ Locking rules (docs/architecture.md, "Locking"):
 from __future__ import annotations
 
 import logging
+import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -82,6 +83,10 @@ def do_route_pending(*, now: datetime | None = None, explain: bool = True) -> Pa
     Safe to run in several processes at once (see the locking rules above).
     """
     now = now or timezone.now()
+    if not Interaction.objects.filter(status=Status.QUEUED).exists():
+        # One index probe: passes asked for by agents freed, closes and answers (most of them
+        # under load) find nothing waiting, and need not read every available agent.
+        return PassResult()
     agents = selectors.available_agents(now)
     result = PassResult(agents=len(agents))
     free_slots = sum(
@@ -275,12 +280,6 @@ def _write_claims(accepted: list[Match], now: datetime, result: PassResult) -> N
             for m in accepted
         )
     AgentPresence.objects.filter(agent_id__in={m.agent_id for m in accepted}).update(idle_since=now)
-    due: dict[datetime, list[int]] = {}
-    for m in accepted:
-        if m.channel not in auto:
-            due.setdefault(now + offer_timeout(m.channel), []).append(offer_ids[m.interaction_id])
-    for expires_at, ids in due.items():
-        schedule_offer_expiry(ids, expires_at)
     claims_written.send(
         sender=Offer,
         rows=[(m.interaction_id, m.agent_id, m.channel, m.channel in auto) for m in accepted],
@@ -311,6 +310,13 @@ def _write_claims(accepted: list[Match], now: datetime, result: PassResult) -> N
             )
         ]
     )
+    # After the events: the frames go out first once the claim commits, then the timers.
+    due: dict[datetime, list[int]] = {}
+    for m in accepted:
+        if m.channel not in auto:
+            due.setdefault(now + offer_timeout(m.channel), []).append(offer_ids[m.interaction_id])
+    for expires_at, ids in due.items():
+        schedule_offer_expiry(ids, expires_at)
 
 
 def do_overflow(*, decision: Decision, now: datetime) -> bool:
@@ -1073,6 +1079,45 @@ def do_cancel_agent_offers(*, agent_id: int, now: datetime | None = None) -> int
 
 
 PASS_QUEUED_KEY = "routing:pass-queued"  # noqa: S105 - a Redis key, not a secret
+PASS_RUNNING_KEY = "routing:pass-running"  # noqa: S105 - the running pass's token (its lock)
+PASS_AGAIN_KEY = "routing:pass-again"  # noqa: S105 - asked for while a pass ran: one more
+PASS_QUEUED_MS = 1000  # a queued pass's flag lives this long: a lost task costs a second
+PASS_LOCK_MS = 10_000  # a pass's lock outlives a killed worker by this much at most
+MAX_PASSES_PER_TASK = 20  # then the task hands over to a new one (other tasks get a turn)
+
+# Each script is atomic on the Redis server, so no request can fall between two steps of
+# another (a request arriving as a pass ends is either seen by its end or queues a new task).
+# request: KEYS queued, running, again; ARGV queued ms, lock ms -> 1: queue a task now.
+_REQUEST_LUA = """
+if redis.call('exists', KEYS[2]) == 1 then
+  redis.call('set', KEYS[3], 1, 'px', ARGV[2])
+  return 0
+end
+if redis.call('set', KEYS[1], 1, 'nx', 'px', ARGV[1]) then return 1 end
+return 0
+"""
+# begin: KEYS queued, running, again; ARGV token, lock ms -> 1: this task runs the pass.
+_BEGIN_LUA = """
+redis.call('del', KEYS[1])
+if redis.call('set', KEYS[2], ARGV[1], 'nx', 'px', ARGV[2]) then
+  redis.call('del', KEYS[3])
+  return 1
+end
+redis.call('set', KEYS[3], 1, 'px', ARGV[2])
+return 0
+"""
+# end: KEYS running, again; ARGV token, lock ms, release -> 1: run one more pass (lock kept).
+_END_LUA = """
+local holder = redis.call('get', KEYS[1])
+if holder and holder ~= ARGV[1] then return 0 end
+local again = redis.call('del', KEYS[2])
+if again == 1 and ARGV[3] == '0' then
+  redis.call('set', KEYS[1], ARGV[1], 'px', ARGV[2])
+  return 1
+end
+if holder then redis.call('del', KEYS[1]) end
+return again
+"""
 
 
 def _redis() -> Any:
@@ -1087,32 +1132,91 @@ def _redis() -> Any:
 _redis_client: Any = None
 
 
+def _coalescing() -> bool:
+    return bool(not settings.CELERY_TASK_ALWAYS_EAGER and settings.REDIS_URL)
+
+
+def _queue_pass() -> None:
+    from .tasks import route_pending
+
+    route_pending.delay()
+
+
 def request_routing() -> None:
     """Ask for a routing pass once the current transaction commits.
 
-    With a broker, requests are coalesced: while a pass is queued and not yet started, more
-    requests add nothing (that pass will see their changes). The flag lives one second at
-    most, so a lost task delays routing by a second, and the sweep covers everything else.
+    The first request queues a pass at once: no delay, no countdown. With a broker, requests
+    are then coalesced without adding latency: while a pass is queued and not yet started,
+    more requests add nothing (that pass reads their rows); while a pass runs, they ask for
+    exactly one more pass, which the running task starts as soon as it ends (no broker hop,
+    passes never overlap). The flags expire (a second for a queued pass, ten for a running
+    one), so a lost task or a killed worker delays routing by that at most, and the periodic
+    sweep covers everything else.
     """
 
     def send() -> None:
-        from .tasks import route_pending
-
         try:
-            coalesce = not settings.CELERY_TASK_ALWAYS_EAGER and settings.REDIS_URL
-            if coalesce and not _redis().set(PASS_QUEUED_KEY, 1, nx=True, px=1000):
+            if _coalescing() and not _redis().eval(
+                _REQUEST_LUA,
+                3,
+                PASS_QUEUED_KEY,
+                PASS_RUNNING_KEY,
+                PASS_AGAIN_KEY,
+                PASS_QUEUED_MS,
+                PASS_LOCK_MS,
+            ):
                 return
-            route_pending.delay()
+            _queue_pass()
         except Exception:  # the broker is down: the periodic sweep will route it
             logger.warning("could not enqueue a routing pass; the sweep will catch up")
 
     transaction.on_commit(send)
 
 
-def pass_started() -> None:
-    """Called by the routing task as it starts: later requests queue a new pass."""
-    if not settings.CELERY_TASK_ALWAYS_EAGER and settings.REDIS_URL:
-        try:
-            _redis().delete(PASS_QUEUED_KEY)
-        except Exception:
-            logger.warning("could not clear the routing pass flag")
+def do_route_passes(*, max_passes: int = MAX_PASSES_PER_TASK) -> list[PassResult]:
+    """The routing task: a pass now, then one more each time passes were requested while one
+    ran, in this process, until none was (or ``max_passes``: a new task then takes over).
+
+    Only one task runs passes at a time: a task that finds a pass running asks it for one more
+    and returns. A pass whose claims lost matches to a concurrent transaction (``skipped``) is
+    followed by one more pass, once per task. Without a broker (eager tasks): one pass."""
+    if not _coalescing():
+        return [do_route_pending()]
+    token = uuid.uuid4().hex
+    try:
+        begun = _redis().eval(
+            _BEGIN_LUA, 3, PASS_QUEUED_KEY, PASS_RUNNING_KEY, PASS_AGAIN_KEY, token, PASS_LOCK_MS
+        )
+    except Exception:  # Redis is down: route anyway (passes are safe side by side)
+        logger.warning("could not take the routing pass lock; routing without it")
+        return [do_route_pending()]
+    if not begun:
+        return []
+    results: list[PassResult] = []
+    retried = False
+    try:
+        while True:
+            results.append(do_route_pending())
+            if results[-1].skipped and not retried:
+                retried = True
+                _redis().set(PASS_AGAIN_KEY, 1, px=PASS_LOCK_MS)
+            release = len(results) >= max_passes
+            if not _redis().eval(
+                _END_LUA, 2, PASS_RUNNING_KEY, PASS_AGAIN_KEY, token, PASS_LOCK_MS, int(release)
+            ):
+                return results  # nothing requested meanwhile: the lock is released
+            if release:  # requested meanwhile, and this task did its share: a new task does it
+                _queue_pass()
+                return results
+    except BaseException:
+        _release_pass(token)
+        raise
+
+
+def _release_pass(token: str) -> None:
+    """Let go of the pass lock; a pass requested meanwhile goes to a new task."""
+    try:
+        if _redis().eval(_END_LUA, 2, PASS_RUNNING_KEY, PASS_AGAIN_KEY, token, PASS_LOCK_MS, 1):
+            _queue_pass()
+    except Exception:
+        logger.warning("could not release the routing pass lock; it expires by itself")

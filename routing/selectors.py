@@ -7,6 +7,7 @@ assignment.
 
 from __future__ import annotations
 
+import json
 from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -14,15 +15,16 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from django.conf import settings
+from django.db import connection
 from django.db.models import Count, F, Q, Window
 from django.db.models.functions import RowNumber
 
-from agents.models import AgentPresence, AgentSkill, AgentState
+from agents.models import AgentPresence, AgentProfile, AgentSkill, AgentState
 from interactions.lifecycle import Status
 from interactions.models import Interaction
 
 from .models import EscalationStep as EscalationStepRow
-from .models import Offer, OfferStatus, Queue
+from .models import Offer, OfferStatus, Queue, Skill
 from .policy import MAX_LEVEL, AgentSnapshot, EscalationStep, InteractionSnapshot, PolicyConfig
 
 # Statuses that hold an agent's capacity on a channel.
@@ -78,22 +80,55 @@ def organisation_skill(organisation_id: int) -> str:
 
 def available_agents(now: datetime) -> list[AgentSnapshot]:
     """Snapshots of the agents who may get work now: available, console alive."""
+    rows = (
+        _available_agent_rows_pg(heartbeat_cutoff(now))
+        if connection.vendor == "postgresql"
+        else _available_agent_rows(heartbeat_cutoff(now))
+    )
+    snapshots = []
+    for p, skills, load in rows:
+        skills[organisation_skill(p["agent__organisation_id"])] = MAX_LEVEL
+        snapshots.append(
+            AgentSnapshot(
+                agent_id=p["agent_id"],
+                skills=skills,
+                languages=frozenset(p["agent__languages"] or ()),
+                team_id=p["agent__team_id"],
+                present=True,
+                available_channels=frozenset(p["channels_enabled"] or ()),
+                capacity=capacity_of(p),
+                load=load,
+                exclusive_channels=frozenset({"voice"})
+                if p["agent__voice_exclusive"]
+                else frozenset(),
+                idle_since=p["idle_since"].timestamp(),
+            )
+        )
+    return snapshots
+
+
+AgentRows = list[tuple[dict[str, Any], dict[str, int], dict[str, int]]]
+PRESENCE_FIELDS = (
+    "agent_id",
+    "channels_enabled",
+    "idle_since",
+    "agent__team_id",
+    "agent__organisation_id",
+    "agent__languages",
+    "agent__capacity_voice",
+    "agent__capacity_chat",
+    "agent__capacity_email",
+    "agent__capacity_sms",
+    "agent__voice_exclusive",
+)
+
+
+def _available_agent_rows(cutoff: datetime) -> AgentRows:
+    """(presence fields, skills, load) of each available agent, with the ORM (three reads)."""
     presences = list(
         AgentPresence.objects.filter(
-            state=AgentState.AVAILABLE, last_heartbeat_at__gte=heartbeat_cutoff(now)
-        ).values(
-            "agent_id",
-            "channels_enabled",
-            "idle_since",
-            "agent__team_id",
-            "agent__organisation_id",
-            "agent__languages",
-            "agent__capacity_voice",
-            "agent__capacity_chat",
-            "agent__capacity_email",
-            "agent__capacity_sms",
-            "agent__voice_exclusive",
-        )
+            state=AgentState.AVAILABLE, last_heartbeat_at__gte=cutoff
+        ).values(*PRESENCE_FIELDS)
     )
     if not presences:
         return []
@@ -104,27 +139,44 @@ def available_agents(now: datetime) -> list[AgentSnapshot]:
     ):
         skills[agent_id][code] = level
     loads = agent_loads(ids)
-    snapshots = []
-    for p in presences:
-        agent_id = p["agent_id"]
-        skills[agent_id][organisation_skill(p["agent__organisation_id"])] = MAX_LEVEL
-        snapshots.append(
-            AgentSnapshot(
-                agent_id=agent_id,
-                skills=skills.get(agent_id, {}),
-                languages=frozenset(p["agent__languages"] or ()),
-                team_id=p["agent__team_id"],
-                present=True,
-                available_channels=frozenset(p["channels_enabled"] or ()),
-                capacity=capacity_of(p),
-                load=loads.get(agent_id, {}),
-                exclusive_channels=frozenset({"voice"})
-                if p["agent__voice_exclusive"]
-                else frozenset(),
-                idle_since=p["idle_since"].timestamp(),
-            )
-        )
-    return snapshots
+    return [(p, skills[p["agent_id"]], loads.get(p["agent_id"], {})) for p in presences]
+
+
+def _available_agent_rows_pg(cutoff: datetime) -> AgentRows:
+    """The same in one statement on PostgreSQL: every routing pass starts with it, and the
+    ORM's three reads and per-row conversions cost several times the query itself with
+    hundreds of agents (docs/benchmarks.md, "Loop")."""
+    presence = connection.ops.quote_name(AgentPresence._meta.db_table)
+    profile = connection.ops.quote_name(AgentProfile._meta.db_table)
+    agent_skill = connection.ops.quote_name(AgentSkill._meta.db_table)
+    skill = connection.ops.quote_name(Skill._meta.db_table)
+    interaction = connection.ops.quote_name(Interaction._meta.db_table)
+    sql = f"""
+        SELECT p.agent_id, p.channels_enabled::text, p.idle_since, a.team_id, a.organisation_id,
+               a.languages::text, a.capacity_voice, a.capacity_chat, a.capacity_email,
+               a.capacity_sms, a.voice_exclusive,
+               ARRAY(SELECT s.code FROM {agent_skill} k JOIN {skill} s ON s.id = k.skill_id
+                     WHERE k.agent_id = p.agent_id ORDER BY k.id),
+               ARRAY(SELECT k.level FROM {agent_skill} k
+                     WHERE k.agent_id = p.agent_id ORDER BY k.id),
+               ARRAY(SELECT i.channel FROM {interaction} i
+                     WHERE i.assigned_agent_id = p.agent_id AND i.status IN (%s, %s))
+        FROM {presence} p JOIN {profile} a ON a.id = p.agent_id
+        WHERE p.state = %s AND p.last_heartbeat_at >= %s
+    """  # noqa: S608 - table names from the models, values as parameters
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [*LOAD_STATUSES, AgentState.AVAILABLE, cutoff])
+        fetched = cursor.fetchall()
+    rows: AgentRows = []
+    for row in fetched:
+        fields = dict(zip(PRESENCE_FIELDS, row[:11], strict=True))
+        fields["channels_enabled"] = json.loads(row[1]) if row[1] else None
+        fields["agent__languages"] = json.loads(row[5]) if row[5] else None
+        load: dict[str, int] = {}
+        for channel in row[13]:
+            load[channel] = load.get(channel, 0) + 1
+        rows.append((fields, dict(zip(row[11], row[12], strict=True)), load))
+    return rows
 
 
 def capacity_of(row: Mapping[str, Any]) -> dict[str, int]:

@@ -1,7 +1,9 @@
 """Celery tasks: thin interfaces that call the routing actions (idempotent, acks_late-safe).
 
-- ``routing.route_pending``: one routing pass; triggered after commit by events (interaction
-  queued, agent available, offer declined or expired, agent freed).
+- ``routing.route_pending``: a routing pass, at once; triggered after commit by events
+  (interaction queued, agent available, offer declined or expired, agent freed). Requests made
+  while a pass runs are coalesced into exactly one more pass, run by the same task as soon as
+  the first ends (``routing.actions.request_routing``, docs/routing.md "Triggers").
 - ``routing.expire_offers``: scheduled (``eta``) at the deadline of the offers a claim, a
   transfer or a reassignment made; expires those still unanswered (docs/routing.md, timers).
 - ``routing.end_wrap_up``: scheduled at the end of an agent's after-call work.
@@ -29,8 +31,8 @@ from agents.presence import do_end_wrap_ups
 from .actions import (
     do_expire_offers,
     do_release_lost_consoles,
+    do_route_passes,
     do_route_pending,
-    pass_started,
     schedule_offer_timers_again,
     schedule_wrap_up_end,
 )
@@ -42,9 +44,13 @@ MAX_PASSES_PER_SWEEP = 5
 
 @shared_task(name="routing.route_pending", ignore_result=True)
 def route_pending() -> dict[str, Any]:
-    pass_started()
-    result = do_route_pending()
-    return {"offered": result.offered, "assigned": result.assigned, "skipped": result.skipped}
+    results = do_route_passes()
+    return {
+        "passes": len(results),
+        "offered": sum(r.offered for r in results),
+        "assigned": sum(r.assigned for r in results),
+        "skipped": sum(r.skipped for r in results),
+    }
 
 
 @shared_task(name="routing.expire_offers", ignore_result=True)
