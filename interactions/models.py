@@ -107,6 +107,8 @@ class Interaction(OrganisationOwned):
                 condition=Q(status="queued"),
                 name="interaction_queued_order_idx",
             ),
+            # Reports: the interactions that first reached a queue in a period.
+            models.Index(fields=["queued_at"], name="interaction_queued_at_idx"),
         ]
 
     def __str__(self) -> str:

@@ -93,16 +93,9 @@ class SupervisorAction(models.Model):
         return f"{self.actor}: {self.get_kind_display()}"
 
 
-class QueueDayStats(models.Model):
-    """The wallboard's counters for one local day, queue and channel (``supervision.stats``).
+class DayFigures(models.Model):
+    """The counters of ``supervision.reports.Figures``, one column each."""
 
-    They move event by event with the deltas of ``supervision.reports``, after each commit, and
-    can be rebuilt from the interactions at any time (``manage.py rebuild_wallboard_stats``).
-    ``queue_key`` is the queue's id (0: no queue)."""
-
-    day = models.DateField(_("day"))
-    queue_key = models.PositiveIntegerField(_("queue"))
-    channel = models.CharField(_("channel"), max_length=8)
     arrived = models.IntegerField(default=0)
     answered = models.IntegerField(default=0)
     answered_within_sla = models.IntegerField(default=0)
@@ -116,6 +109,21 @@ class QueueDayStats(models.Model):
     csat_satisfied = models.IntegerField(default=0)
 
     class Meta:
+        abstract = True
+
+
+class QueueDayStats(DayFigures):
+    """The wallboard's counters for one local day, queue and channel (``supervision.stats``).
+
+    They move event by event with the deltas of ``supervision.reports``, after each commit, and
+    can be rebuilt from the interactions at any time (``manage.py rebuild_wallboard_stats``).
+    ``queue_key`` is the queue's id (0: no queue)."""
+
+    day = models.DateField(_("day"))
+    queue_key = models.PositiveIntegerField(_("queue"))
+    channel = models.CharField(_("channel"), max_length=8)
+
+    class Meta:
         verbose_name = _("daily queue figures")
         verbose_name_plural = _("daily queue figures")
         constraints = [
@@ -126,6 +134,57 @@ class QueueDayStats(models.Model):
 
     def __str__(self) -> str:
         return f"{self.day} queue {self.queue_key} {self.channel}"
+
+
+class ReportDay(models.Model):
+    """A past local day whose report figures are rolled up in :class:`ReportDayStats`
+    (``supervision.rollup``). Deleted when anything of the day changes (an answer, a closure, a
+    survey...): the next report rebuilds the day from the interactions."""
+
+    day = models.DateField(_("day"), primary_key=True)
+    built_at = models.DateTimeField(_("built at"))
+
+    class Meta:
+        verbose_name = _("rolled-up report day")
+        verbose_name_plural = _("rolled-up report days")
+
+    def __str__(self) -> str:
+        return f"{self.day}"
+
+
+class ReportDayStats(DayFigures):
+    """Report figures of one past local day, per organisation, queue, channel, agent and
+    "answered": every report filter (channel, queue, team, agent) and every supervision scope
+    is a condition on these keys, so a month or a year is a sum of rows, not a scan of the
+    interactions. ``queue_key`` / ``agent_key``: the interaction's queue and agent ids (0: none);
+    teams are looked up when the report is read, as for a report from the interactions."""
+
+    day = models.DateField(_("day"))
+    organisation_key = models.PositiveIntegerField(_("organisation"))
+    queue_key = models.PositiveIntegerField(_("queue"))
+    channel = models.CharField(_("channel"), max_length=8)
+    agent_key = models.PositiveIntegerField(_("agent"))
+    answered_by_agent = models.BooleanField(_("answered"))
+
+    class Meta:
+        verbose_name = _("rolled-up report figures")
+        verbose_name_plural = _("rolled-up report figures")
+        constraints = [
+            models.UniqueConstraint(
+                fields=[
+                    "day",
+                    "organisation_key",
+                    "queue_key",
+                    "channel",
+                    "agent_key",
+                    "answered_by_agent",
+                ],
+                name="report_day_stats_unique",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.day} queue {self.queue_key} {self.channel} agent {self.agent_key}"
 
 
 class AgentStateChange(models.Model):

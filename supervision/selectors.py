@@ -79,6 +79,22 @@ def report_facts(
     qs = (scope.interactions() if scope else Interaction.objects.all()).filter(
         queued_at__gte=start, queued_at__lt=end
     )
+    csat = SatisfactionResponse.objects.filter(
+        interaction__queued_at__gte=start, interaction__queued_at__lt=end
+    )
+    return _facts(qs, csat)
+
+
+def interaction_facts(interaction_id: int) -> InteractionFacts | None:
+    """One interaction's facts so far (None: it never reached a queue)."""
+    facts = _facts(
+        Interaction.objects.filter(pk=interaction_id, queued_at__isnull=False),
+        SatisfactionResponse.objects.filter(interaction_id=interaction_id),
+    )
+    return facts[0] if facts else None
+
+
+def _facts(qs: Any, csat_qs: Any) -> list[InteractionFacts]:
     rows = list(
         qs.values(
             "id",
@@ -94,11 +110,7 @@ def report_facts(
         ).order_by("queued_at", "id")
     )
     times = first_answer_and_close(r["id"] for r in rows)
-    csat = dict(
-        SatisfactionResponse.objects.filter(
-            interaction__queued_at__gte=start, interaction__queued_at__lt=end
-        ).values_list("interaction_id", "score")
-    )
+    csat = dict(csat_qs.values_list("interaction_id", "score"))
     facts = []
     for r in rows:
         answered, closed = times[r["id"]]
@@ -263,16 +275,34 @@ def wallboard_snapshot(scope: Scope, now: datetime | None = None) -> dict[str, A
     }
 
 
+def _agent_name(first_name: str, last_name: str, username: str) -> str:
+    """``str(agent)`` without loading the user: the full name, else the username."""
+    return f"{first_name} {last_name}".strip() or username
+
+
 def agent_rows(scope: Scope) -> list[dict[str, Any]]:
+    # Plain values, not model instances: the wallboard reads every agent at each snapshot.
     agents = list(
         scope.agents()
-        .select_related("user", "presence", "team")
         .filter(presence__isnull=False)
         .order_by("user__username")
+        .values(
+            "pk",
+            "user__first_name",
+            "user__last_name",
+            "user__username",
+            "team__name",
+            "presence__state",
+            "presence__last_heartbeat_at",
+            "presence__pause_reason",
+            "presence__state_since",
+        )
     )
     work: dict[int, list[dict[str, Any]]] = defaultdict(list)
     for r in (
-        Interaction.objects.filter(assigned_agent__in=agents, status__in=AGENT_WORK)
+        Interaction.objects.filter(
+            assigned_agent_id__in=[a["pk"] for a in agents], status__in=AGENT_WORK
+        )
         .order_by("pk")
         .values("pk", "channel", "status", "assigned_at", "offered_at", "assigned_agent_id")
     ):
@@ -287,20 +317,23 @@ def agent_rows(scope: Scope) -> list[dict[str, Any]]:
     rows = []
     live_since = timezone.now() - timedelta(seconds=settings.ROUTING_HEARTBEAT_WINDOW_SECONDS)
     for a in agents:
-        presence: AgentPresence = a.presence
+        state = a["presence__state"]
+        heartbeat = a["presence__last_heartbeat_at"]
         rows.append(
             {
-                "agent_id": a.pk,
-                "name": str(a),
-                "team": a.team.name if a.team else "",
-                "state": presence.state,
+                "agent_id": a["pk"],
+                "name": _agent_name(
+                    a["user__first_name"], a["user__last_name"], a["user__username"]
+                ),
+                "team": a["team__name"] or "",
+                "state": state,
                 # Connected: logged in with a live console (a heartbeat within the window).
-                "connected": presence.state != AgentState.OFFLINE
-                and presence.last_heartbeat_at is not None
-                and presence.last_heartbeat_at >= live_since,
-                "pause_reason": presence.pause_reason,
-                "state_since": _iso(presence.state_since),
-                "work": work.get(a.pk, []),
+                "connected": state != AgentState.OFFLINE
+                and heartbeat is not None
+                and heartbeat >= live_since,
+                "pause_reason": a["presence__pause_reason"],
+                "state_since": _iso(a["presence__state_since"]),
+                "work": work.get(a["pk"], []),
             }
         )
     return rows

@@ -34,8 +34,10 @@ from .reports import (
     breakdown,
     close_delta,
     csat_delta,
+    figures_of,
 )
-from .selectors import report_facts, sla_target_of
+from .rollup import invalidate_after_commit
+from .selectors import interaction_facts, report_facts, sla_target_of
 
 logger = logging.getLogger(__name__)
 
@@ -122,15 +124,49 @@ def _after_commit(key: tuple[date, int, str], delta: Figures) -> None:
 def on_status_changed(
     *, interaction: Interaction, from_status: str, to_status: str, now: datetime, **_: Any
 ) -> None:
+    if to_status == Status.TRANSFERRED:
+        # Remember where it is counted: a transfer to a queue moves it there (next call).
+        setattr(interaction, COUNTED_QUEUE, interaction.queue_id or 0)
+    elif from_status == Status.TRANSFERRED:
+        _move_if_requeued(interaction)
     delta = delta_for(interaction, from_status, to_status, now)
     key = _key(interaction)
     if delta is not None and key is not None:
         _after_commit(key, delta)
+    invalidate_after_commit(interaction.queued_at)
+
+
+COUNTED_QUEUE = "_supervision_counted_queue"
+
+
+def _move_if_requeued(interaction: Interaction) -> None:
+    """A transfer put the interaction in another queue: what it counted so far in the queue it
+    left moves to its new queue (a report counts an interaction in its current queue)."""
+    before = getattr(interaction, COUNTED_QUEUE, None)
+    key = _key(interaction)
+    if before is None or key is None or before == key[1]:
+        return
+    facts = interaction_facts(interaction.pk)
+    if facts is None:
+        return
+    so_far = figures_of(facts)
+    day, _queue, channel = key
+    _after_commit((day, before, channel), negated(so_far))
+    _after_commit(key, so_far)
+    setattr(interaction, COUNTED_QUEUE, key[1])
+
+
+def negated(figures: Figures) -> Figures:
+    return Figures(**{name: -value for name, value in figures.as_dict().items()})
 
 
 def on_claims(*, rows: list[tuple[int, int, str, bool]], now: datetime, **_: Any) -> None:
     """The router's claims: auto-accepted ones are answers (offers change no counter)."""
-    auto = [interaction_id for interaction_id, _agent, _channel, accepted in rows if accepted]
+    ids = [interaction_id for interaction_id, *_rest in rows]
+    auto = {interaction_id for interaction_id, _agent, _channel, accepted in rows if accepted}
+    # An offer names an agent: a past day's roll-up (kept per agent) is out of date.
+    for queued_at in old_arrivals(ids, now):
+        invalidate_after_commit(queued_at)
     if not auto:
         return
     for interaction in Interaction.objects.filter(pk__in=auto).select_related("queue"):
@@ -140,10 +176,19 @@ def on_claims(*, rows: list[tuple[int, int, str, bool]], now: datetime, **_: Any
             _after_commit(key, delta)
 
 
+def old_arrivals(interaction_ids: list[int], now: datetime) -> set[datetime]:
+    """Arrival times before today of these interactions (their days' roll-ups go stale);
+    one indexed read, and none at all in the usual case of today's contacts."""
+    start, _end = day_bounds(local_day(now, PARIS), PARIS)
+    rows = Interaction.objects.filter(pk__in=interaction_ids, queued_at__lt=start)
+    return {at for at in rows.values_list("queued_at", flat=True) if at is not None}
+
+
 def on_satisfaction(*, interaction: Interaction, score: int) -> None:
     key = _key(interaction)
     if key is not None:
         _after_commit(key, csat_delta(score))
+    invalidate_after_commit(interaction.queued_at)
 
 
 @transaction.atomic

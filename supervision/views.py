@@ -40,7 +40,8 @@ from .forms import (
 )
 from .models import QueueHours, SkillChange
 from .periods import period_bounds
-from .reports import Figures, ReportFilter, build_report, report_csv
+from .reports import Figures, ReportFilter, report_csv
+from .rollup import period_report
 from .staffing import staffing_advice
 from .templatetags.supervision_tags import percent
 from .whatif import Proposal, QueueProposal, compare, record
@@ -455,7 +456,6 @@ def reports(request: HttpRequest, scope: Scope) -> HttpResponse:
         context["form"] = form
     if form.is_valid():
         period = form.period()
-        start, end = period_bounds(period)
         flt = ReportFilter(
             channel=form.cleaned_data["channel"] or None,
             queue_ids=frozenset({form.cleaned_data["queue"].pk})
@@ -468,7 +468,7 @@ def reports(request: HttpRequest, scope: Scope) -> HttpResponse:
             ),
             agent_id=form.cleaned_data["agent"].pk if form.cleaned_data["agent"] else None,
         )
-        report = build_report(selectors.report_facts(start, end, scope=scope), period, flt)
+        report = period_report(period, flt, scope=scope)
         if request.GET.get("format") == "csv":
             first = "hour" if report.granularity == "hour" else "day"
             response = HttpResponse(
