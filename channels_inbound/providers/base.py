@@ -219,3 +219,15 @@ class Backend(abc.ABC):
     @abc.abstractmethod
     def update_call(self, *, call_sid: str, instructions: str) -> None:
         """Replace what a live call is doing with ``instructions`` (rendered markup)."""
+
+
+# French typography puts a non-breaking space before « : ; ? ! » (the catalogues are checked for
+# it), but neither U+00A0 nor the narrow U+202F is in the GSM 03.38 alphabet: one of them in an
+# SMS switches the whole message to UCS-2, 70 characters a segment instead of 160. SMS bodies go
+# out with ordinary spaces instead (the line break they prevent means nothing on a phone).
+_SMS_SPACES = str.maketrans({"\u00a0": " ", "\u202f": " ", "\u2007": " "})
+
+
+def sms_text(body: str) -> str:
+    """``body`` as sent by SMS: non-breaking spaces become ordinary ones (GSM-7 stays GSM-7)."""
+    return body.translate(_SMS_SPACES)

@@ -20,7 +20,7 @@ from typing import Any
 from django.conf import settings
 from django.utils import timezone
 
-from .base import Backend, SentMessage
+from .base import Backend, SentMessage, sms_text
 
 
 def new_sid(prefix: str) -> str:
@@ -37,7 +37,7 @@ class ConsoleBackend(Backend):
 
     def send_sms(self, *, to: str, from_: str, body: str, status_callback: str) -> SentMessage:
         sid = new_sid("SM")
-        self.write({"kind": "sms", "sid": sid, "to": to, "from": from_, "body": body})
+        self.write({"kind": "sms", "sid": sid, "to": to, "from": from_, "body": sms_text(body)})
         return SentMessage(sid=sid, status="queued")
 
     def update_call(self, *, call_sid: str, instructions: str) -> None:

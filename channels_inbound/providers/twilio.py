@@ -52,6 +52,7 @@ from .base import (
     SentMessage,
     VoiceInstruction,
     WebhookError,
+    sms_text,
 )
 
 logger = logging.getLogger(__name__)
@@ -294,7 +295,10 @@ class TwilioBackend(Backend):
     def send_sms(self, *, to: str, from_: str, body: str, status_callback: str) -> SentMessage:
         try:
             message = self.client.messages.create(
-                to=to, from_=from_, body=body, status_callback=status_callback or None
+                to=to,
+                from_=from_,
+                body=sms_text(body),
+                status_callback=status_callback or None,
             )
         except TwilioRestException as exc:
             if exc.code == ERROR_UNSUBSCRIBED_RECIPIENT:

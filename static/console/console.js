@@ -340,6 +340,7 @@
     var units = 0, gsm = true;
     for (var i = 0; i < text.length; i++) {
       var c = text[i];
+      if (c === "\u00a0" || c === "\u202f") { c = " "; }  // sent as ordinary spaces (providers/base.py)
       if (GSM.indexOf(c) >= 0) { units += 1; } else if (GSM_EXT.indexOf(c) >= 0) { units += 2; } else { gsm = false; break; }
     }
     if (!gsm) { units = text.length; }

@@ -33,7 +33,7 @@ def test_the_configuration_is_french_by_default_and_open_to_the_configured_origi
     assert data["socket_path"] == f"/ws/chat/{KEY}/"
     assert [t["label"] for t in data["topics"]] == ["État civil", "Urbanisme"]
     assert data["strings"]["launcher"] == "Discuter avec un conseiller"
-    assert data["strings"]["position"] == "Votre position dans la file d'attente : {n}."
+    assert data["strings"]["position"] == "Votre position dans la file d'attente\u00a0: {n}."
     assert all(value for value in data["strings"].values())
 
 

@@ -437,7 +437,7 @@ def test_caller_supplied_text_never_breaks_the_twiml(
     assert [el.tag for el in root] == ["Say"]
     assert root.find("Dial") is None
     assert say_texts(root)[0].endswith(
-        'Usager : </Say><Dial>+33899000000</Dial>&amp; "x"  👋🏽 \u200fمرحبا.'
+        'Usager\u00a0: </Say><Dial>+33899000000</Dial>&amp; "x"  👋🏽 \u200fمرحبا.'
     )
 
 

@@ -145,7 +145,7 @@ def test_without_a_subject_the_proposed_one_is_sent(
         ("   ", "L’objet est vide"),
         ("Votre APL\r\nBcc: victime@example.fr", "sur une seule ligne"),
         ("Votre APL\nX-Injected: 1", "sur une seule ligne"),
-        ("x" * 256, "L’objet est trop long : 255 caractères au plus"),
+        ("x" * 256, "L’objet est trop long\u00a0: 255 caractères au plus"),
         ("x" * 250, "référence du dossier comprise"),  # 250 + " [DOS-…]" does not fit
     ],
 )
@@ -228,7 +228,7 @@ def test_a_wrong_number_is_removed_from_the_panel_and_no_longer_finds_the_citize
 
     response = _remove(alice_client, marie.pk, wrong.pk)
     assert response.status_code == 200, response.content
-    assert response.json()["message"].startswith("Identité retirée : +33612345678.")
+    assert response.json()["message"].startswith("Identité retirée\u00a0: +33612345678.")
     assert "+33612345678" not in _panel(alice_client, marie.pk)
     assert find_contact("phone", "06 12 34 56 78") is None
     # The next contact from that number is somebody else's record, not Marie's.
