@@ -123,7 +123,8 @@
 
     ui.newChat = el("button", { type: "button", class: "ccw-primary", text: S.new });
     ui.surveyBox = el("div", { class: "ccw-survey-box" });
-    ui.ended = el("div", { class: "ccw-ended", hidden: true }, [el("p", { text: S.ended }), ui.surveyBox, ui.newChat]);
+    ui.followBox = el("p", { class: "ccw-follow", hidden: true });
+    ui.ended = el("div", { class: "ccw-ended", hidden: true }, [el("p", { text: S.ended }), ui.followBox, ui.surveyBox, ui.newChat]);
 
     ui.email = el("input", { id: "ccw-email", name: "email", type: "email", autocomplete: "email", required: true, "aria-required": "true" });
     ui.transcriptForm = el("form", { class: "ccw-transcript-form", novalidate: true, hidden: true }, [
@@ -149,7 +150,7 @@
       if (e.key === "Enter" && !e.shiftKey && !e.isComposing) { e.preventDefault(); sendMessage(); }
     });
     ui.input.addEventListener("input", citizenTyping);
-    ui.newChat.addEventListener("click", function () { ui.log.textContent = ""; ui.surveyBox.textContent = ""; setState("prechat"); focusFirst(); });
+    ui.newChat.addEventListener("click", function () { ui.log.textContent = ""; ui.surveyBox.textContent = ""; ui.followBox.textContent = ""; ui.followBox.hidden = true; setState("prechat"); focusFirst(); });
     ui.end.addEventListener("click", function () { send({ type: "end" }); });
     ui.transcriptToggle.addEventListener("click", function () {
       var show = ui.transcriptForm.hidden;
@@ -264,6 +265,14 @@
     agentTypingTimer = window.setTimeout(hideAgentTyping, AGENT_TYPING_MS);
   }
   function hideAgentTyping() { window.clearTimeout(agentTypingTimer); ui.typing.hidden = true; }
+
+  // --- "Follow my request" (publicquality/): the link to the request's public page -----------
+  function renderFollow(frame) {
+    if (!frame.path || !frame.text) { return; }
+    ui.followBox.textContent = "";
+    ui.followBox.appendChild(el("a", { href: BASE + frame.path, target: "_blank", rel: "noopener noreferrer", text: frame.text }));
+    ui.followBox.hidden = false;
+  }
 
   // --- The satisfaction survey (surveys/): 1 to 5 and a comment, once the chat has ended ---
   function renderSurvey(survey) {
@@ -434,6 +443,9 @@
         return;
       case "survey":
         renderSurvey(frame.survey);
+        return;
+      case "follow":
+        renderFollow(frame);
         return;
       case "typing":
         if (frame.typing) { showAgentTyping(frame.name); } else { hideAgentTyping(); }

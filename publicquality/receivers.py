@@ -1,0 +1,61 @@
+""" "Follow my request" at the end of a web chat: once a chat that reached a queue ends (wrap-up,
+closure or abandon), the citizen's window gets a follow-up link (``chat.follow``, shown by the
+widget under "The conversation is over")."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from django.conf import settings
+from django.urls import reverse
+from django.utils import translation
+from django.utils.translation import gettext as _
+
+from channels_inbound.chat.events import chat_group
+from channels_inbound.chat.models import ChatSession
+from contactcentre.events import publish
+from interactions.lifecycle import Status
+from interactions.models import Interaction
+
+from .follow import issue_follow_token
+
+ENDED = frozenset({Status.WRAP_UP, Status.CLOSED, Status.ABANDONED})
+
+
+def offer_follow_link_at_chat_end(
+    *, interaction: Interaction, from_status: str, to_status: str, now: datetime, **kw: Any
+) -> None:
+    if (
+        interaction.channel != "chat"
+        or to_status not in ENDED
+        or from_status in ENDED
+        or interaction.queued_at is None
+        or not getattr(settings, "FOLLOW_LINKS", True)
+    ):
+        return
+    sessions = list(
+        ChatSession.objects.filter(interaction_id=interaction.pk).values_list("pk", flat=True)
+    )
+    if not sessions:
+        return
+    token = issue_follow_token(interaction)
+    language = interaction.language if interaction.language in ("fr", "en") else "fr"
+    with translation.override(language):
+        text = _("Follow your request online")
+    publish(
+        "chat.follow",
+        {
+            "path": reverse("publicquality:follow", kwargs={"token": token}) + f"?lang={language}",
+            "text": text,
+        },
+        groups=[chat_group(s) for s in sessions],
+    )
+
+
+def connect() -> None:
+    from interactions.signals import interaction_status_changed
+
+    interaction_status_changed.connect(
+        offer_follow_link_at_chat_end, dispatch_uid="publicquality.chat_end"
+    )
