@@ -1,9 +1,10 @@
 """The published figures of one organisation, from the supervisors' report engine.
 
-Nothing is computed here: the facts come from :func:`supervision.selectors.report_facts` with
-the organisation administrator's scope, and the figures from :func:`supervision.reports.
-build_report` (one call per channel, plus all channels together), so the public page and the
-supervisors' report for the same period and channel show the same numbers (a test checks it).
+Nothing is computed here: the figures come from :func:`supervision.rollup.period_report`, the
+function the supervisors' report page calls (``build_report`` over the period's interactions,
+past days read from their roll-up), with the organisation administrator's scope: one call per
+channel, plus all channels together. The public page and the supervisors' report for the same
+period and channel therefore show the same numbers (a test checks it).
 
 Periods are whole local months (Europe/Paris, as the supervisors' reports): the last complete
 month, and the twelve complete months that end with it.
@@ -22,9 +23,9 @@ from interactions.models import Channel
 from organisations.authz import Principal, Role
 from organisations.models import Organisation
 from supervision.access import Scope
-from supervision.periods import Period, period_bounds
-from supervision.reports import Figures, ReportFilter, build_report
-from supervision.selectors import report_facts
+from supervision.periods import Period
+from supervision.reports import Figures, ReportFilter
+from supervision.rollup import period_report
 
 from .commitments import commitments_of
 
@@ -59,10 +60,11 @@ def public_scope(organisation: Organisation) -> Scope:
 
 def channel_figures(organisation: Organisation, period: Period) -> dict[str, Figures]:
     """Channel (and ``all``) -> the report's total for ``period``."""
-    start, end = period_bounds(period)
-    facts = report_facts(start, end, scope=public_scope(organisation))
-    out = {ch: build_report(facts, period, ReportFilter(channel=ch)).total for ch in CHANNELS}
-    out[ALL] = build_report(facts, period).total
+    scope = public_scope(organisation)
+    out = {
+        ch: period_report(period, ReportFilter(channel=ch), scope=scope).total for ch in CHANNELS
+    }
+    out[ALL] = period_report(period, scope=scope).total
     return out
 
 
