@@ -15,6 +15,8 @@ channel used, and recording the citizen's answer.
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import logging
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -59,6 +61,15 @@ class AlreadyAnswered(SurveyError):
 class Answer:
     invitation: SurveyInvitation
     response: SatisfactionResponse
+
+
+def address_key(address: str) -> str:
+    """What a survey keeps of the number or address it went to: a keyed digest (enough to match
+    an SMS reply, not the number itself, so erasing a citizen leaves nothing readable here)."""
+    digest = hmac.new(
+        settings.SECRET_KEY.encode(), f"surveys:{address.casefold()}".encode(), hashlib.sha256
+    )
+    return digest.hexdigest()[:40]
 
 
 def settings_for(queue_id: int | None) -> SurveySettings | None:
@@ -179,7 +190,7 @@ def _send_sms(invitation: SurveyInvitation, text: str) -> str:
         return "opted_out"
     except SmsError as exc:
         return str(exc)
-    invitation.address, invitation.our_address = outbound.to, outbound.from_number
+    invitation.address, invitation.our_address = address_key(outbound.to), outbound.from_number
     return ""
 
 
@@ -230,7 +241,7 @@ def _send_email(invitation: SurveyInvitation, text: str) -> str:
     EmailMessage(
         subject=subject, body=body, from_email=settings.DEFAULT_FROM_EMAIL, to=[address]
     ).send()
-    invitation.address, invitation.our_address = address, ours
+    invitation.address, invitation.our_address = address_key(address), ours
     return ""
 
 

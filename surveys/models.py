@@ -78,7 +78,8 @@ class SurveyInvitation(models.Model):
     )
     # Why it was not sent (opted_out, no_address, ...), or why sending failed.
     reason = models.CharField(_("reason"), max_length=200, blank=True)
-    # SMS: the citizen's number and ours (a reply is matched on both); e-mail: the address.
+    # A keyed digest of the citizen's number or address (actions.address_key: an SMS reply is
+    # matched on it and on our number), never the number itself.
     address = models.CharField(_("sent to"), max_length=254, blank=True)
     our_address = models.CharField(_("sent from"), max_length=254, blank=True)
     due_at = models.DateTimeField(_("due at"))

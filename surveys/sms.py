@@ -19,7 +19,7 @@ from django.utils import timezone
 
 from contacts.identity import InvalidIdentity, normalize_phone
 
-from .actions import AlreadyAnswered, SurveyError, do_answer_survey
+from .actions import AlreadyAnswered, SurveyError, address_key, do_answer_survey
 from .answers import parse_answer
 from .models import SurveyInvitation
 
@@ -44,7 +44,7 @@ def _open_invitation(inbound: InboundSms) -> SurveyInvitation | None:
         SurveyInvitation.objects.filter(
             channel="sms",
             status=SurveyInvitation.Status.SENT,
-            address=_phone(inbound.sender),
+            address=address_key(_phone(inbound.sender)),
             our_address=_phone(inbound.recipient),
             sent_at__gte=since,
         )

@@ -185,7 +185,7 @@
   function focusFirst() {
     if (ui.panel.hidden) { return; }
     var target = null;
-    if (state === "prechat") { target = ui.name; } else if (state === "bot") { target = ui.choices.querySelector("button"); } else if (state === "waiting" || state === "chatting") { target = ui.input; } else if (state === "ended") { target = ui.newChat; }
+    if (state === "prechat") { target = ui.name; } else if (state === "bot") { target = ui.choices.querySelector("button"); } else if (state === "waiting" || state === "chatting") { target = ui.input; } else if (state === "ended") { target = ui.surveyBox.querySelector("input[name=ccw-score]") || ui.newChat; }
     (target || ui.close).focus();
   }
 
@@ -330,7 +330,7 @@
         .catch(function () { button.disabled = false; showAlert(T.error); });
     });
     ui.surveyBox.appendChild(form);
-    if (hadFocus && state === "ended") { keepFocus = false; scores[0].querySelector("input").focus(); }
+    if (hadFocus && state === "ended") { keepFocus = false; focusFirst(); }
   }
 
   // --- Actions of the citizen ------------------------------------------------------------

@@ -264,6 +264,11 @@ MATRIX: dict[str, dict[str, dict[str, Expect]]] = {
     "publicquality:quality": {"GET": public(200)},
     "publicquality:quality-csv": {"GET": public(200)},
     "publicquality:quality-json": {"GET": public(200)},
+    # The satisfaction survey's pages (surveys/): the signed link is their only credential (a
+    # made-up token here: "not valid", whoever asks). The phone's key presses: a signed webhook.
+    "survey-answer": {"GET": public(404), "POST": public(404)},
+    "survey-chat-answer": {"POST": public(404)},
+    "twilio-voice-survey": {"POST": public(403)},
     # ---------------------------------------------------------------- agent console
     "console:console": {"GET": CONSOLE_PAGE},
     # The agent's own state (what the console re-reads after a failed action).
@@ -707,6 +712,8 @@ MATRIX: dict[str, dict[str, dict[str, Expect]]] = {
     **admin_model("console.interactionwrapup", view="AP", add="AP", change="AP", delete="AP"),
     # Announced commitments (published beside the quality figures): the organisation's admins.
     **admin_model("publicquality.commitment", view="AP", add="AP", change="AP", delete="AP"),
+    # A queue's satisfaction survey: set by its supervisors and the organisation's administrators.
+    **admin_model("surveys.surveysettings", view="SAP", add="SAP", change="SAP", delete="AP"),
     # Follow-up links are made by acknowledgements only; listed and revoked by the admins.
     **admin_model("publicquality.followlink", view="AP", add="", change="AP", delete="AP"),
 }
@@ -1056,6 +1063,11 @@ def build_world() -> World:
             )
             issue_follow_token(side.interaction)
             side.extra["follow_link"] = FollowLink.objects.get(interaction=side.interaction)
+    if apps.is_installed("surveys"):
+        from surveys.models import SurveySettings
+
+        for side in (own, other):
+            side.extra["survey_settings"] = SurveySettings.objects.create(queue=side.queue)
     devices["supervisor"] = own.device
     devices["org_admin"] = TOTPDevice.objects.get(user=own.org_admin)
     users = {
@@ -1152,6 +1164,7 @@ _ADMIN_ROW: dict[str, Callable[[Side], Any]] = {
     "apitokens.servicetoken": lambda s: s.extra.get("service_token"),
     "publicquality.commitment": lambda s: s.extra.get("commitment"),
     "publicquality.followlink": lambda s: s.extra.get("follow_link"),
+    "surveys.surveysettings": lambda s: s.extra.get("survey_settings"),
 }
 
 

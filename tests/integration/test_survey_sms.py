@@ -109,6 +109,8 @@ def test_the_survey_goes_after_the_delay_and_4_is_recorded(
         interaction,
     )
     assert outbound.status != "pending"  # handed to the provider
+    # the survey keeps no readable number (a keyed digest to match the reply)
+    assert not SurveyInvitation.objects.filter(address__contains="612345678").exists()
     # when the citizen answers "4"
     sms("4")
     # then the answer is recorded, and it is no message and no new conversation
