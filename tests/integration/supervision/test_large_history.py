@@ -238,3 +238,11 @@ def test_generate_history_writes_what_reports_read(django_user_model: Any) -> No
         QueueDayStats.objects.filter(day=today).exists()
         == generated.filter(queued_at__gte=day_bounds(today)[0]).exists()
     )
+
+
+def test_figures_add_every_counter() -> None:
+    # Figures.__add__ names each counter: a new counter must be added there too
+    names = list(Figures.__dataclass_fields__)
+    one = Figures(**{name: i + 1 for i, name in enumerate(names)})
+    two = Figures(**{name: 10 * (i + 1) for i, name in enumerate(names)})
+    assert (one + two).as_dict() == {name: 11 * (i + 1) for i, name in enumerate(names)}
