@@ -136,7 +136,7 @@
     ui.footer = el("div", { class: "ccw-footer", hidden: true }, [ui.transcriptToggle, ui.end, ui.transcriptForm]);
 
     ui.panel = el("section", { id: "ccw-panel", class: "ccw-panel", role: "dialog", "aria-modal": "false", "aria-labelledby": "ccw-title", hidden: true }, [
-      el("header", { class: "ccw-header" }, [ui.title, ui.close]),
+      el("div", { class: "ccw-header" }, [ui.title, ui.close]),
       ui.prechat, ui.log, ui.choicesLabel, ui.choices, ui.typing, ui.status, ui.alert, ui.composer, ui.ended, ui.footer
     ]);
     root.appendChild(el("div", { class: "ccw", lang: config.language }, [ui.panel, ui.launcher]));
