@@ -314,7 +314,10 @@ class LoopAgent:
         self.frames.accepted += 1
         path = f"/console/interactions/{interaction_id}/"
         status = await self.post(path + "close/", {"notes": "loop"})
-        if status == 409:  # a call goes through wrap-up first
+        for _attempt in range(30):  # a call is closed once the (fake) phone hung up
+            if status != 409:
+                break
+            await asyncio.sleep(1)
             await self.post(path + "wrap-up/")
             status = await self.post(path + "close/", {"notes": "loop"})
         if status == 200:
