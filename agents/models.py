@@ -190,6 +190,17 @@ class PauseReason(models.TextChoices):
     SUPERVISOR = "supervisor", _("set by a supervisor")
 
 
+# The pause reasons an agent picks for themselves; "missed" (an offer left unanswered) and
+# "supervisor" are set by the system or a supervisor only (the console shows them, disabled).
+AGENT_PAUSE_REASONS = (
+    PauseReason.BREAK,
+    PauseReason.LUNCH,
+    PauseReason.MEETING,
+    PauseReason.TRAINING,
+    PauseReason.BACK_OFFICE,
+)
+
+
 class OfflineReason(models.TextChoices):
     """Why the system, not the agent, took an agent offline (kept in ``pause_reason``)."""
 

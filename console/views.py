@@ -30,6 +30,7 @@ from django.utils.translation import gettext_noop
 from django.views.decorators.http import require_GET, require_POST
 
 from agents.models import (
+    AGENT_PAUSE_REASONS,
     ALL_CHANNELS,
     AgentProfile,
     AgentState,
@@ -156,7 +157,14 @@ def console(request: HttpRequest) -> HttpResponse:
         {
             "agent": agent,
             "snapshot": build_snapshot(agent),
-            "pause_reasons": [r for r in PauseReason if r != PauseReason.MISSED],
+            "pause_reasons": AGENT_PAUSE_REASONS,
+            # shown when the system or a supervisor set them, never pickable
+            "system_states": [
+                (f"paused:{r.value}", f"{_('Paused')} – {r.label}")
+                for r in PauseReason
+                if r not in AGENT_PAUSE_REASONS
+            ]
+            + [(f"offline:{r.value}", f"{_('Offline')} – {r.label}") for r in OfflineReason],
             "channels": [(c, _channel_label(c)) for c in ALL_CHANNELS],
             "config": {
                 "wsPath": "/ws/console/",
@@ -191,6 +199,13 @@ def set_state(request: HttpRequest) -> HttpResponse:
     state, _sep, reason = value.partition(":")
     if state == AgentState.PAUSED and not reason:
         reason = request.POST.get("reason", "")
+    if state == AgentState.PAUSED and reason not in AGENT_PAUSE_REASONS:
+        # "missed" and "supervisor" are set by the system or a supervisor, not chosen
+        return _done(
+            request,
+            _("This pause reason cannot be chosen: the system or a supervisor sets it."),
+            status=400,
+        )
     try:
         do_set_agent_state(agent=_agent(request), state=state, reason=reason)
     except PresenceError:

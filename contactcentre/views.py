@@ -6,7 +6,7 @@ from django.conf import settings
 from django.contrib.auth.decorators import login_required
 from django.db import connection
 from django.http import HttpRequest, HttpResponse, JsonResponse
-from django.shortcuts import render
+from django.shortcuts import redirect, render
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET
 
@@ -22,8 +22,20 @@ from interactions.models import Interaction
 
 @login_required
 def home(request: HttpRequest) -> HttpResponse:
+    """Each role's own home, where login lands: agents the console, supervisors and
+    administrators the wallboard, a data-protection officer the privacy pages. Someone with no
+    role yet gets a page that says so (and how many contacts wait in their organisation)."""
+    from organisations.authz import Role, principal_for, visible
+
+    who = principal_for(request.user)
     profile = getattr(request.user, "agent_profile", None)  # None for a user with no profile
-    waiting = Interaction.objects.filter(status=Status.QUEUED).count()
+    if who.is_supervisor:
+        return redirect("supervision:wallboard")
+    if who.role == Role.AGENT and profile is not None:
+        return redirect("console:console")
+    if who.is_dpo:
+        return redirect("privacy:search")
+    waiting = visible(request.user, Interaction).filter(status=Status.QUEUED).count()
     return render(request, "home.html", {"profile": profile, "waiting": waiting})
 
 

@@ -55,7 +55,16 @@
     badge.className = "state-badge state-" + a.state;
     var select = document.getElementById("state-select");
     if (document.activeElement !== select) {
-      select.value = a.state === "paused" ? "paused:" + a.pause_reason : a.state;
+      // Never blank: a state the agent cannot pick (wrap-up, "missed", set by a supervisor,
+      // connection lost) shows as its disabled option; one the page does not know gets one.
+      var value = a.state === "paused" || (a.state === "offline" && a.pause_reason)
+        ? a.state + ":" + a.pause_reason : a.state;
+      select.value = value;
+      if (select.value !== value) {
+        var extra = el("option", { value: value, disabled: "" }, badge.textContent);
+        select.appendChild(extra);
+        select.value = value;
+      }
     }
     document.querySelectorAll("[data-channel-toggle]").forEach(function (box) {
       box.checked = a.channels.indexOf(box.value) >= 0;
@@ -503,6 +512,7 @@
     node.textContent = text; node.className = ok ? "ok" : "warn";
     root.setAttribute("data-connected", ok ? "true" : "false");
   }
+  var closedReason = "";  // why the server closed the socket ("closed" frame), if it said
   function connect() {
     var scheme = window.location.protocol === "https:" ? "wss://" : "ws://";
     socket = new WebSocket(scheme + window.location.host + config.wsPath);
@@ -529,12 +539,13 @@
       } else if (data.type === "event") {
         applyMessage(data); renderAll();
       } else if (data.type === "closed") {
-        toLogin();
+        closedReason = data.reason;
+        toLogin(data.reason);
       }
     };
     socket.onclose = function (event) {
       window.clearInterval(heartbeatTimer);
-      if (event.code === 4401 || event.code === 4403) { toLogin(); return; }
+      if (event.code === 4401 || event.code === 4403) { toLogin(closedReason); return; }
       setConnection(t.reconnecting, false);
       retry += 1;
       window.setTimeout(connect, Math.min(10000, 500 * Math.pow(2, Math.min(retry, 5))));
@@ -569,11 +580,13 @@
     if (event.key === "Escape") { document.getElementById("idle-extend").click(); }
   });
   var checking = false, expiring = false;
-  function toLogin() {  // the server closed the socket: the session is over
+  function toLogin(reason) {  // the server closed the socket: the session is over
     // While the warning shows or an idle check is out, that is the idle end (the 401 of the
-    // same check goes to ?idle=1 too: whichever comes first, the same page).
+    // same check goes to ?idle=1 too: whichever comes first, the same page). Otherwise the
+    // login page says why the server ended it (a supervisor, a logout elsewhere, ...).
     var idle = expiring || checking || dialogOpen;
-    window.location.href = "/accounts/login/" + (idle ? "?idle=1" : "");
+    var why = idle ? "?idle=1" : "?ended=" + encodeURIComponent(reason || "session");
+    window.location.href = "/accounts/login/" + why;
   }
   function showLeft(left) {
     document.getElementById("idle-left").textContent = t.session_left + " " + Math.max(0, Math.ceil(left));

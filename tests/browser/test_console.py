@@ -311,6 +311,53 @@ def test_sms_composer_counts_characters_and_segments(
     assert page.inner_text(counter).endswith(": 1 (UCS-2)")
     composer.fill("é" * 70 + "€")  # é is GSM-7; € takes two units
     assert page.inner_text(counter).endswith(": 1 (GSM-7)")
+    composer.fill("Une question\u00a0?")  # a non-breaking space goes out as a plain one
+    assert page.inner_text(counter).endswith(": 1 (GSM-7)")
+
+
+def test_the_status_control_shows_a_state_the_agent_cannot_pick_and_never_blank(
+    centre: dict[str, Any], console_page: Callable[..., Any]
+) -> None:
+    from agents.models import AgentProfile, AgentState, PauseReason
+    from agents.presence import do_set_agent_state
+
+    page = console_page("alice")
+    pickable = page.eval_on_selector_all(
+        "#state-select option:not([disabled])", "(options) => options.map((o) => o.value)"
+    )
+    assert "paused:lunch" in pickable
+    assert "paused:supervisor" not in pickable
+    assert "paused:missed" not in pickable
+
+    def pause_by_supervisor() -> None:
+        from django.db import connection
+
+        try:
+            agent = AgentProfile.objects.get(user__username="alice")
+            do_set_agent_state(agent=agent, state=AgentState.PAUSED, reason=PauseReason.SUPERVISOR)
+        finally:
+            connection.close()
+
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        pool.submit(pause_by_supervisor).result(timeout=30)
+    page.wait_for_selector("#state-label.state-paused")
+    assert page.input_value("#state-select") == "paused:supervisor"
+    shown = page.eval_on_selector(
+        "#state-select", "(s) => s.options[s.selectedIndex] && s.options[s.selectedIndex].text"
+    )
+    assert "superviseur" in shown
+    # choosing it by hand is refused by the server, in words
+    answer = page.evaluate(
+        """() => {
+            const data = new FormData(document.getElementById("state-form"));
+            data.set("state", "paused:supervisor");
+            return fetch("/console/state/", {method: "POST", body: data,
+                headers: {"Accept": "application/json"}, credentials: "same-origin"})
+                .then((r) => r.json().then((body) => [r.status, body.message]));
+        }"""
+    )
+    assert answer[0] == 400
+    assert "superviseur" in answer[1]
 
 
 def test_email_subject_is_edited_in_the_composer(

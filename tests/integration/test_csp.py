@@ -159,7 +159,6 @@ def test_login_and_second_factor_pages(make_user: Callable[..., Any]) -> None:
 def test_agent_console(centre: dict[str, Any]) -> None:
     client = Client()
     client.force_login(centre["alice"])
-    check_page(client.get("/"))
     check_page(client.get("/console/"))
     check_page(client.get("/console/settings/"))
 
