@@ -271,7 +271,7 @@ def _take_batch(busy: set[str], size: int) -> list[InboundSms] | None:
         dict.fromkeys(
             InboundSms.objects.filter(state=InboundSms.State.RECEIVED)
             .exclude(sender__in=busy)
-            .order_by("id")
+            .order_by("received_at")  # the pending rows' index: no scan of the ingested ones
             .values_list("sender", flat=True)[:size]
         )
     )

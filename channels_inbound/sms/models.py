@@ -57,6 +57,12 @@ class InboundSms(models.Model):
                 condition=models.Q(state="received"),
                 name="inbound_sms_pending_idx",
             ),
+            # A batch reads its locked senders' waiting rows in reception order.
+            models.Index(
+                fields=["sender", "id"],
+                condition=models.Q(state="received"),
+                name="inbound_sms_pending_sender_idx",
+            ),
         ]
 
     def __str__(self) -> str:

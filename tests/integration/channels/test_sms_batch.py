@@ -4,6 +4,7 @@ rest committed), and nothing doubled when a delivery or a run comes again."""
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 import pytest
@@ -12,11 +13,14 @@ from django.db import connection
 from channels_inbound.models import Endpoint
 from channels_inbound.sms import actions
 from channels_inbound.sms.models import InboundSms
+from contactcentre.celery import QUEUES
 from contacts.actions import resolve_contact
 from contacts.models import Contact, ContactIdentity
 from interactions.lifecycle import Status
 from interactions.models import Interaction, InteractionTransition, Message
 from routing.models import Queue
+from supervision.models import QueueDayStats
+from tests.support import celery_broker, start_workers, stop_workers
 
 from .conftest import FakeTwilio, payload
 
@@ -56,7 +60,7 @@ def thread(sender: str) -> list[str]:
 
 @pytest.mark.django_db
 def test_a_batch_of_many_citizens_gives_each_one_interaction_in_order(
-    endpoint: Endpoint, twilio: FakeTwilio
+    endpoint: Endpoint, twilio: FakeTwilio, django_capture_on_commit_callbacks: Any
 ) -> None:
     # given: a known citizen with an open SMS interaction, and 30 new numbers; 3 SMS each,
     # interleaved as they arrive
@@ -72,7 +76,8 @@ def test_a_batch_of_many_citizens_gives_each_one_interaction_in_order(
             n += 1
             post(twilio, n, sender, f"{sender} {round_}")
     # when: one run ingests them (one batch: fewer than INGEST_BATCH rows)
-    assert actions.do_ingest_pending_sms() == 93
+    with django_capture_on_commit_callbacks(execute=True):
+        assert actions.do_ingest_pending_sms() == 93
     # then: every SMS once, on one interaction per citizen, in the order sent
     assert not InboundSms.objects.exclude(state=InboundSms.State.INGESTED).exists()
     assert Message.objects.count() == 93
@@ -88,6 +93,9 @@ def test_a_batch_of_many_citizens_gives_each_one_interaction_in_order(
     arrived = InteractionTransition.objects.filter(reason="arrived", to_status=Status.QUEUED)
     assert arrived.count() == 30
     assert set(new.values_list("queue_id", flat=True)) == {endpoint.queue_id}
+    # and the wallboard counts the 30 arrivals (its counters move after the commit)
+    counters = QueueDayStats.objects.get(queue_key=endpoint.queue_id, channel="sms")
+    assert counters.arrived == 30
 
 
 @pytest.mark.django_db
@@ -181,3 +189,38 @@ def test_a_citizen_with_two_numbers_keeps_one_interaction(
     assert interaction.contact == citizen
     texts = list(interaction.messages.order_by("created_at", "id").values_list("text", flat=True))
     assert texts == ["du portable", "du travail"]
+
+
+@pytest.mark.postgres
+@pytest.mark.redis
+@pytest.mark.slow
+@pytest.mark.django_db(transaction=True)
+def test_two_real_workers_ingest_a_burst_keeping_each_citizens_order(
+    endpoint: Endpoint, twilio: FakeTwilio, settings: Any
+) -> None:
+    import redis
+
+    # The test's own Redis database (REDIS_URL): only the queues' keys are cleared.
+    broker = settings.REDIS_URL
+    redis.Redis.from_url(broker).delete(*QUEUES, actions.INGEST_QUEUED_KEY)
+    numbers = ["+33612000001", "+33612000002", "+33612000003"]
+    with celery_broker(broker, settings):
+        processes = start_workers(2, broker)
+        try:
+            # when: a burst of 20 SMS from each of three citizens, interleaved; each stored SMS
+            # wakes the ingestion on the broker at once
+            for n in range(20):
+                for k, number in enumerate(numbers):
+                    post(twilio, 100 * k + n, number, f"{n}")
+            deadline = time.monotonic() + 120
+            waiting = InboundSms.objects.filter(state=InboundSms.State.RECEIVED)
+            while waiting.exists() and time.monotonic() < deadline:
+                time.sleep(0.2)
+        finally:
+            stop_workers(processes)
+    # then: every SMS once, each citizen's conversation in the order sent
+    assert not InboundSms.objects.exclude(state=InboundSms.State.INGESTED).exists()
+    assert Message.objects.count() == 60
+    for number in numbers:
+        assert thread(number) == [str(n) for n in range(20)]
+    assert Interaction.objects.count() == 3

@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 
+from contactcentre.celery import ROUTE_QUEUE
 from routing.models import EscalationStep
 from tests.support import broker_url, celery_broker
 
@@ -32,7 +33,7 @@ def test_a_pass_is_scheduled_at_each_step(settings: Any, queue: Any, arrive: Any
         arrive(q)
 
     # then the broker holds passes due at the steps (plus the immediate one)
-    messages = [json.loads(raw) for raw in client.lrange("celery", 0, -1)]
+    messages = [json.loads(raw) for raw in client.lrange(ROUTE_QUEUE, 0, -1)]
     assert {m["headers"]["task"] for m in messages} == {"routing.route_pending"}
     etas = sorted(m["headers"]["eta"] for m in messages if m["headers"].get("eta"))
     assert len(etas) == 2

@@ -23,6 +23,7 @@ import pytest
 from django.utils import timezone
 
 from agents.models import AgentPresence, AgentState, PauseReason
+from contactcentre.celery import ROUTE_QUEUE
 from interactions.actions import do_transition_interaction
 from interactions.lifecycle import Status
 from interactions.models import Interaction
@@ -378,7 +379,7 @@ def test_timers_are_sent_to_the_broker_at_their_deadline(
     base, _, db = settings.REDIS_URL.rpartition("/")
     broker = f"{base}/{(int(db or 0) + 7) % 16}"
     client = redis.Redis.from_url(broker)
-    client.delete("celery")
+    client.delete(ROUTE_QUEUE)
     with celery_broker(broker, settings):
         # given an agent offered a chat by a pass (no worker: the messages stay in the broker)
         q = queue("chat", {"x": 1})
@@ -387,7 +388,7 @@ def test_timers_are_sent_to_the_broker_at_their_deadline(
         do_route_pending()
         schedule_console_check(a.pk)
 
-    messages = [json.loads(raw) for raw in client.lrange("celery", 0, -1)]
+    messages = [json.loads(raw) for raw in client.lrange(ROUTE_QUEUE, 0, -1)]
     timers = {
         m["headers"]["task"]: (m["headers"]["eta"], json.loads(base64.b64decode(m["body"]))[0])
         for m in messages
