@@ -83,10 +83,10 @@ def test_a_citizen_finishes_a_chat_and_rates_it_with_the_keyboard(
     # then the window shows the survey, the first score has the focus
     page.get_by_text("La conversation est terminée.").wait_for()
     survey = page.get_by_role(
-        "group", name="Êtes-vous satisfait de la réponse que vous avez reçue ?"
+        "group", name="Êtes-vous satisfait de la réponse que vous avez reçue\u00a0?"
     )
     survey.wait_for()
-    first = page.get_by_role("radio", name="1 sur 5 : très insatisfait")
+    first = page.get_by_role("radio", name="1 sur 5\u00a0: très insatisfait")
     page.wait_for_function(
         "() => { const h = document.querySelector('[id^=ccw-host-]'); const a = h && h.shadowRoot"
         " && h.shadowRoot.activeElement; return !!a && a.name === 'ccw-score'; }"
@@ -97,7 +97,7 @@ def test_a_citizen_finishes_a_chat_and_rates_it_with_the_keyboard(
     page.keyboard.press("Space")
     for _ in range(3):
         page.keyboard.press("ArrowRight")
-    assert page.get_by_role("radio", name="4 sur 5 : satisfait").is_checked()
+    assert page.get_by_role("radio", name="4 sur 5\u00a0: satisfait").is_checked()
     page.keyboard.press("Tab")
     assert _focused(page.get_by_label("Votre commentaire (facultatif)"))
     page.keyboard.type("Réponse rapide et claire.")

@@ -79,9 +79,9 @@ def test_the_email_link_opens_a_page_without_login_and_records_the_rating(
     page = client.get(link)
     assert page.status_code == 200
     html = page.content.decode()
-    assert "Êtes-vous satisfait de la réponse que vous avez reçue ?" in html
+    assert "Êtes-vous satisfait de la réponse que vous avez reçue\u00a0?" in html
     assert html.count('type="radio" name="score"') == 5
-    assert "4 sur 5 : satisfait" in html
+    assert "4 sur 5\u00a0: satisfait" in html
     # an empty choice is refused with a clear message, nothing recorded
     refused = client.post(link, {"comment": "rien"})
     assert "Choisissez une note de 1 à 5." in refused.content.decode()
@@ -106,7 +106,9 @@ def test_a_link_used_twice_keeps_the_first_answer_and_says_so(
     # then the first answer stays, and the page says it was already given
     for page in (again, changed):
         assert page.status_code == 200
-        assert "Vous avez déjà répondu à cette enquête (note : 2 sur 5)" in page.content.decode()
+        assert (
+            "Vous avez déjà répondu à cette enquête (note\u00a0: 2 sur 5)" in page.content.decode()
+        )
     assert SatisfactionResponse.objects.get(interaction=interaction).score == 2
 
 
