@@ -185,7 +185,7 @@ def test_erasure_refused_while_open_then_nothing_left_and_figures_unchanged(worl
     # An open conversation: refused, with a clear message, and nothing erased.
     refused = client.post(f"/privacy/citizens/{world.citizen.pk}/erase/", {"confirm": "yes"})
     assert refused.status_code == 409
-    assert "1 échange encore ouvert : clôturez-le, puis effacez." in refused.content.decode()
+    assert "1 échange encore ouvert\u00a0: clôturez-le, puis effacez." in refused.content.decode()
     assert holders(PHONE)
     assert AccessLog.objects.filter(action="erase_refused", object_id=str(world.citizen.pk))
     # The agent closes it; the erasure goes through.
