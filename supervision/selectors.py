@@ -10,6 +10,7 @@ from typing import Any, cast
 
 from django.conf import settings
 from django.db.models import Case, Count, Min, Value, When
+from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from agents.models import AgentPresence, AgentProfile, AgentSkill, AgentState
@@ -261,6 +262,7 @@ def wallboard_snapshot(scope: Scope, now: datetime | None = None) -> dict[str, A
                 "service_level": _pct(f.service_level),
                 "abandonment_rate": _pct(f.abandonment_rate),
                 "answer_rate": _pct(f.answer_rate),
+                "csat": _pct(f.csat),  # today's survey answers at 4 or 5 of 5 (surveys/)
                 "asa_s": _secs(f.asa_s),
                 "sla_target_s": line.queue.sla_target_seconds,
                 "sla_goal_percent": line.queue.sla_target_percent,
@@ -304,14 +306,20 @@ def agent_rows(scope: Scope) -> list[dict[str, Any]]:
             assigned_agent_id__in=[a["pk"] for a in agents], status__in=AGENT_WORK
         )
         .order_by("pk")
-        .values("pk", "channel", "status", "assigned_at", "offered_at", "assigned_agent_id")
+        .values(
+            "pk",
+            "channel",
+            "status",
+            "assigned_agent_id",
+            since=Coalesce("assigned_at", "offered_at"),
+        )
     ):
         work[r["assigned_agent_id"]].append(
             {
                 "interaction_id": r["pk"],
                 "channel": r["channel"],
                 "status": r["status"],
-                "since": _iso(r["assigned_at"] or r["offered_at"]),
+                "since": _iso(r["since"]),
             }
         )
     rows = []
