@@ -220,3 +220,25 @@ def test_the_answers_are_the_reports_csat(
     figures = summarize(report_facts(now - timedelta(hours=1), now + timedelta(hours=1)))
     assert (figures.csat_responses, figures.csat_satisfied) == (2, 1)
     assert figures.csat == pytest.approx(0.5)
+
+
+def test_the_wallboard_shows_todays_csat(
+    queue: Queue, sms: Any, django_capture_on_commit_callbacks: Any
+) -> None:
+    from django.contrib.auth import get_user_model
+
+    from supervision.access import scope_for
+    from supervision.selectors import wallboard_snapshot
+
+    # given one survey answered 5 and one answered 1 today
+    with django_capture_on_commit_callbacks(execute=True):
+        conversation(sms, django_capture_on_commit_callbacks)
+        sms("5")
+        conversation(sms, django_capture_on_commit_callbacks)
+        sms("1")
+    # then the wallboard's SMS line of the queue shows 50 % satisfied
+    admin = get_user_model().objects.create_superuser("plateforme", "p@example.fr", "pw-T-1!")
+    scope = scope_for(admin)
+    assert scope is not None
+    rows = [r for r in wallboard_snapshot(scope)["queues"] if r["queue_id"] == queue.pk]
+    assert [(r["channel"], r["csat"]) for r in rows if r["csat"] is not None] == [("sms", 50.0)]

@@ -57,6 +57,7 @@
       tr.appendChild(el("td", q.offered, { class: "num", "data-field": "offered" }));
       tr.appendChild(el("td", q.answered, { class: "num", "data-field": "answered" }));
       tr.appendChild(el("td", q.asa_s === null ? "—" : duration(q.asa_s), { class: "num", "data-field": "asa" }));
+      tr.appendChild(el("td", pct(q.csat), { class: "num", "data-field": "csat" }));
       fresh.appendChild(tr);
     });
     body.replaceChildren(fresh);
