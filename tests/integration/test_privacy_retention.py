@@ -12,6 +12,7 @@ import pytest
 from django.core.files.base import ContentFile
 from django.core.files.storage import default_storage
 from django.core.management import call_command
+from django.test import Client
 from django.utils import timezone
 
 from channels_inbound.sms.models import InboundSms
@@ -21,7 +22,9 @@ from contactcentre.embedded import EmbeddedScheduler
 from interactions.models import Interaction, Message
 from privacy.models import AccessLog, DataClass, RetentionPolicy
 from privacy.retention import purge, purge_transaction
+from tests.integration.test_admin_scope import verified
 from tests.integration.test_api_scope import Body, _body
+from tests.integration.test_privacy_rights import officer
 
 pytestmark = [pytest.mark.django_db, pytest.mark.postgres]
 
@@ -175,3 +178,19 @@ def test_access_log_rows_are_deleted_only_by_the_purge(history: dict[str, Any]) 
     with purge_transaction():
         AccessLog.objects.filter(pk=old_row.pk).delete()
     assert not AccessLog.objects.filter(pk=old_row.pk).exists()
+
+
+def test_the_officer_sets_durations_for_their_organisation_only(history: dict[str, Any]) -> None:
+    caf = history["caf"]
+    client = verified(Client(), officer(caf, "dpo-caf"))
+    page = client.get("/privacy/retention/")
+    assert page.status_code == 200
+    assert 'name="recordings" type="number" min="1" max="36500" value="20"' in page.content.decode()
+    saved = client.post("/privacy/retention/", {"chat_transcripts": "90", "messages": ""})
+    assert saved.status_code == 302
+    policy = RetentionPolicy.objects.get(organisation=caf.org, data_class="chat_transcripts")
+    assert policy.days == 90
+    assert AccessLog.objects.filter(action="retention", organisation=caf.org).count() == 1
+    refused = client.post("/privacy/retention/", {"messages": "toujours"})
+    assert refused.status_code == 400
+    assert RetentionPolicy.objects.get(organisation=caf.org, data_class="messages").days == 30
