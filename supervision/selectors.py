@@ -263,7 +263,6 @@ def wallboard_snapshot(scope: Scope, now: datetime | None = None) -> dict[str, A
                 "abandonment_rate": _pct(f.abandonment_rate),
                 "answer_rate": _pct(f.answer_rate),
                 "csat": _pct(f.csat),  # today's survey answers at 4 or 5 of 5 (surveys/)
-                "csat": _pct(f.csat),  # today's survey answers at 4 or 5 of 5 (surveys/)
                 "asa_s": _secs(f.asa_s),
                 "sla_target_s": line.queue.sla_target_seconds,
                 "sla_goal_percent": line.queue.sla_target_percent,
