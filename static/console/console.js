@@ -118,11 +118,12 @@
         knownOffers.add(String(o.offer_id));
         announce(t.new_offer + " : " + (config.channelLabels[o.channel] || o.channel) + ", " + citizenOf(s) + ", " + (s.queue || ""), true);
         cue();
+        notifyDesktop(t.new_offer, (config.channelLabels[o.channel] || o.channel) + " – " + citizenOf(s), "offer-" + o.offer_id);
       }
     });
     document.getElementById("offer-count").textContent = "(" + offers.length + ")";
     document.getElementById("no-offers").hidden = offers.length > 0;
-    document.title = (offers.length ? "(" + offers.length + ") " : "") + document.title.replace(/^\(\d+\) /, "");
+    updateTitle();
     tickOffers();
   }
   function tickOffers() {
@@ -236,6 +237,60 @@
     });
   }
 
+  /* ---------------------------------------------------------------- unread, title, notifications */
+  // Citizen messages that arrived in a tab the agent is not looking at (another tab selected, or
+  // the browser tab in the background): a count on the tab, in its accessible name, and in the
+  // page title with the offers, so a background browser tab shows there is work.
+  var unread = {};
+  function unreadTotal() {
+    return Object.keys(unread).reduce(function (n, k) { return n + unread[k]; }, 0);
+  }
+  function decorateTab(tab, id) {
+    var old = tab.querySelector(".unread");
+    if (old) { old.remove(); }
+    var n = unread[id] || 0;
+    if (n > 0) {
+      var badge = el("span", { class: "unread" }, String(n));
+      badge.appendChild(el("span", { class: "visually-hidden" }, " " + (n === 1 ? t.unread_one : t.unread_many)));
+      tab.appendChild(badge);
+    }
+  }
+  function renderUnread() {
+    document.querySelectorAll("#tabs [role=tab]").forEach(function (tab) { decorateTab(tab, tab.getAttribute("data-id")); });
+    updateTitle();
+  }
+  function updateTitle() {
+    var n = sortedOffers().length + unreadTotal();
+    document.title = (n ? "(" + n + ") " : "") + document.title.replace(/^\(\d+\) /, "");
+  }
+  document.addEventListener("visibilitychange", function () {
+    if (!document.hidden && selectedTab && unread[selectedTab]) { delete unread[selectedTab]; renderUnread(); }
+  });
+  // Desktop notifications: off until the agent turns them on (the browser then asks for its
+  // permission, from that click); shown only while the console is not the visible tab.
+  function notifyOn() { return window.localStorage.getItem("cc.notify") === "on"; }
+  function notifyDesktop(title, body, tag) {
+    if (!document.hidden || !notifyOn() || !("Notification" in window) || Notification.permission !== "granted") { return; }
+    try {
+      var note = new Notification(title, { body: body, tag: tag });
+      note.onclick = function () { window.focus(); note.close(); };
+    } catch (e) { /* some browsers only notify from a service worker: the title still counts */ }
+  }
+  function setNotify(on) {
+    var box = document.getElementById("pref-notify");
+    if (!on) { window.localStorage.setItem("cc.notify", "off"); box.checked = false; return; }
+    if (!("Notification" in window)) {
+      box.checked = false; announce(t.notify_unsupported, false); return;
+    }
+    Promise.resolve(Notification.permission === "granted" ? "granted" : Notification.requestPermission())
+      .then(function (answer) {
+        var granted = answer === "granted";
+        window.localStorage.setItem("cc.notify", granted ? "on" : "off");
+        box.checked = granted;
+        announce(granted ? t.notify_on : t.notify_refused, !granted);
+      });
+  }
+
   /* ---------------------------------------------------------------- interactions as tabs */
   function sortedWork() {
     return Object.keys(state.interactions).map(function (k) { return state.interactions[k]; })
@@ -256,6 +311,7 @@
         tab.remove();
         var panel = document.getElementById("panel-" + id); if (panel) { panel.remove(); }
         delete panelVersions[id];
+        delete unread[id];
         if (selectedTab === id) { selectedTab = null; }
         if (hadFocus) { document.getElementById("work-title").setAttribute("tabindex", "-1"); document.getElementById("work-title").focus(); }
       }
@@ -270,6 +326,7 @@
         panels.appendChild(panel);
       }
       tab.textContent = tabLabel(s);
+      decorateTab(tab, id);
       var version = s.status + ":" + s.last_message_id;
       var previous = panelVersions[id];
       if (previous === undefined) {
@@ -288,6 +345,7 @@
   }
   function selectTab(id, focus) {
     selectedTab = id;
+    if (!document.hidden && unread[id]) { delete unread[id]; renderUnread(); }
     document.querySelectorAll("#tabs [role=tab]").forEach(function (tab) {
       var on = tab.getAttribute("data-id") === id;
       tab.setAttribute("aria-selected", on ? "true" : "false");
@@ -338,6 +396,11 @@
       if (after > before) {
         var s = state.interactions[id];
         announce(t.new_message + " " + (s ? tabLabel(s) : ""), false);
+        if (String(id) !== selectedTab || document.hidden) {
+          unread[id] = (unread[id] || 0) + (after - before);
+          renderUnread();
+          notifyDesktop(t.new_message_short, s ? tabLabel(s) : "", "message-" + id);
+        }
       }
     }).catch(function () {});
   }
@@ -440,6 +503,7 @@
       document.querySelectorAll("[data-channel-toggle]").forEach(function (b) { if (b.checked) { data.append("channels", b.value); } });
       post("/console/channels/", data).then(function (res) { announce(res.message || "", false); });
     }
+    if (box.id === "pref-notify") { setNotify(box.checked); }
     if (box.id === "pref-shortcuts" || box.id === "pref-sound") {
       window.localStorage.setItem("cc." + box.id.replace("pref-", ""), box.checked ? "on" : "off");
       document.getElementById("shortcut-help").hidden = !pref("shortcuts");
@@ -621,6 +685,7 @@
   /* ---------------------------------------------------------------- start */
   document.getElementById("pref-shortcuts").checked = pref("shortcuts");
   document.getElementById("pref-sound").checked = pref("sound");
+  document.getElementById("pref-notify").checked = notifyOn() && "Notification" in window && Notification.permission === "granted";
   document.getElementById("shortcut-help").hidden = !pref("shortcuts");
   renderAll();
   window.setInterval(function () { tickTimer(); tickOffers(); idleTick(); }, 1000);

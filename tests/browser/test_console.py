@@ -514,3 +514,60 @@ def test_an_accept_answered_500_keeps_the_offer_card(
     page.click("[data-accept]")  # the agent can still take it
     page.wait_for_selector(".offer-card", state="detached")
     assert Offer.objects.get(agent=centre["alice"].pk).status == "accepted"
+
+
+def test_a_message_in_a_background_tab_is_marked_unread_and_counted_in_the_title(
+    centre: dict[str, Any], console_page: Callable[..., Any]
+) -> None:
+    from interactions.actions import do_record_message
+
+    page = console_page("alice")
+    first = _email("RSA de mars")
+    page.click("[data-accept]")
+    page.wait_for_selector(f"#panel-{first.pk} [data-composer]")
+    second = _email("Attestation de paiement")
+    page.wait_for_selector(".offer-card")
+    page.click("[data-accept]")
+    page.wait_for_selector(f"#thread-{second.pk} .msg-inbound", state="attached")
+    page.click(f"#tab-{first.pk}")  # the agent works on the first conversation
+
+    def citizen_writes() -> None:
+        from django.db import connection
+
+        try:
+            do_record_message(
+                interaction=Interaction.objects.get(pk=second.pk),
+                direction="inbound",
+                text="J'ajoute mon avis d'imposition.",
+            )
+        finally:
+            connection.close()
+
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        pool.submit(citizen_writes).result(timeout=30)
+    badge = page.wait_for_selector(f"#tab-{second.pk} .unread")
+    assert badge.inner_text().startswith("1")
+    # screen readers hear it with the tab's name
+    assert "nouveau message" in page.inner_text(f"#tab-{second.pk} .unread .visually-hidden")
+    assert page.title().startswith("(1) ")
+    assert page.query_selector(f"#tab-{first.pk} .unread") is None
+    # Opening the tab reads it: the marker and the count in the title go.
+    page.click(f"#tab-{second.pk}")
+    page.wait_for_selector(f"#tab-{second.pk} .unread", state="detached")
+    assert not page.title().startswith("(")
+
+
+def test_desktop_notifications_are_off_until_the_agent_turns_them_on(
+    centre: dict[str, Any], console_page: Callable[..., Any]
+) -> None:
+    page = console_page("alice")
+    assert not page.is_checked("#pref-notify")  # off by default: the browser is not asked
+    page.context.grant_permissions(["notifications"])
+    page.check("#pref-notify")
+    page.wait_for_function("() => window.localStorage.getItem('cc.notify') === 'on'")
+    assert page.is_checked("#pref-notify")
+    page.reload()
+    page.wait_for_selector("#console[data-connected=true]")
+    assert page.is_checked("#pref-notify")  # remembered in this browser
+    page.uncheck("#pref-notify")
+    assert page.evaluate("() => window.localStorage.getItem('cc.notify')") == "off"
