@@ -24,26 +24,6 @@ LICENCE = {
     "url": "https://www.etalab.gouv.fr/licence-ouverte-open-licence/",
 }
 
-# (column, ChannelResult attribute or None for the period / organisation columns)
-CSV_COLUMNS = (
-    "organisation",
-    "period",
-    "first_day",
-    "last_day",
-    "channel",
-    "contacts",
-    "offered",
-    "answered",
-    "answer_rate",
-    "within_announced_delay_rate",
-    "average_delay_seconds",
-    "satisfaction_rate",
-    "satisfaction_responses",
-    "announced_delay_seconds",
-    "answer_rate_target",
-    "within_delay_target",
-    "licence",
-)
 CHANNEL_FIELDS = {  # JSON / CSV name -> ChannelResult attribute
     "channel": "channel",
     "contacts": "contacts",
@@ -58,6 +38,8 @@ CHANNEL_FIELDS = {  # JSON / CSV name -> ChannelResult attribute
     "answer_rate_target": "answer_rate_target",
     "within_delay_target": "within_delay_target",
 }
+# One CSV line per period and channel: who and when, the channel's fields, the licence.
+CSV_COLUMNS = ("organisation", "period", "first_day", "last_day", *CHANNEL_FIELDS, "licence")
 
 
 def _number(value: Any) -> Any:
