@@ -300,6 +300,7 @@
     return (config.channelLabels[s.channel] || s.channel) + " – " + citizenOf(s) +
       (s.status === "wrap_up" ? " (" + t.in_wrap_up + ")" : "");
   }
+  var focusAfterClose = false;  // the tab that had the focus closed: the next one gets it
   function renderWork() {
     var tabs = document.getElementById("tabs"), panels = document.getElementById("panels");
     var work = sortedWork();
@@ -313,7 +314,7 @@
         delete panelVersions[id];
         delete unread[id];
         if (selectedTab === id) { selectedTab = null; }
-        if (hadFocus) { document.getElementById("work-title").setAttribute("tabindex", "-1"); document.getElementById("work-title").focus(); }
+        if (hadFocus) { focusAfterClose = true; }
       }
     });
     work.forEach(function (s) {
@@ -339,7 +340,12 @@
       panelVersions[id] = version;
     });
     if (pendingFocus && ids.has(String(pendingFocus))) { selectTab(String(pendingFocus), true); pendingFocus = null; }
-    else if (!selectedTab && work.length) { selectTab(String(work[0].id), false); }
+    else if (!selectedTab && work.length) { selectTab(String(work[0].id), focusAfterClose); }
+    else if (focusAfterClose) {  // nothing left to work on: the heading of the (empty) list
+      document.getElementById("work-title").setAttribute("tabindex", "-1");
+      document.getElementById("work-title").focus();
+    }
+    focusAfterClose = false;
     document.getElementById("work-count").textContent = "(" + work.length + ")";
     document.getElementById("no-work").hidden = work.length > 0;
   }
@@ -481,11 +487,16 @@
     // re-sent) before the answer comes, and a detached form has no panel any more.
     var panel = form.closest("[role=tabpanel]");
     var inCitizen = !!form.closest(".citizen");
+    feedback(form, "", true);
     post(form.action, new FormData(form)).then(function (res) {
       announce(res.message || (res.ok ? "" : t.error), !res.ok);
+      feedback(form, res.message || (res.ok ? "" : t.error), res.ok);
       if (res.ok && (form.hasAttribute("data-reply") || form.hasAttribute("data-reset"))) {
         form.reset();
         form.querySelectorAll("[data-composer]").forEach(updateCounter);
+        // the agent goes on typing where they were
+        var composer = form.querySelector("[data-composer]");
+        if (composer && form.isConnected) { composer.focus(); }
       }
       if (!res.ok) { resync(); }
       if (res.ok && panel) {
@@ -493,9 +504,23 @@
         var resent = form.hasAttribute("data-retry") || form.hasAttribute("data-switch");
         if (inCitizen) { refreshCitizen(id); } else { refreshThread(id, resent); }
       }
-    }).catch(function () { announce(t.error, true); resync(); })
+    }).catch(function () { announce(t.error, true); feedback(form, t.error, false); resync(); })
       .finally(function () { if (button) { button.disabled = false; } });
   });
+  // What an action did, written next to the form it was done in (screen readers hear it from
+  // the announcer): "Réponse envoyée", or why it failed.
+  function feedback(form, text, ok) {
+    if (!form.isConnected) { return; }
+    var line = form.querySelector(".form-feedback");
+    if (!line) {
+      if (!text) { return; }
+      line = el("p", { class: "form-feedback" });
+      form.appendChild(line);
+    }
+    line.textContent = text;
+    line.className = "form-feedback " + (ok ? "ok" : "error");
+    line.hidden = !text;
+  }
   document.addEventListener("change", function (event) {
     var box = event.target;
     if (box.hasAttribute && box.hasAttribute("data-channel-toggle")) {

@@ -387,6 +387,11 @@ def test_email_subject_is_edited_in_the_composer(
     )
     assert page.input_value(text) == "Bonjour, nous avons bien reçu vos pièces."
     assert page.input_value(subject) == "x" * 250
+    # ... and shown in words next to the form, not only to screen readers
+    refused = page.wait_for_selector(
+        f"#panel-{interaction.pk} form[data-reply] .form-feedback.error"
+    )
+    assert "trop long" in refused.inner_text()
     # Enter in the subject moves on to the reply, it does not send.
     page.fill(subject, "Votre RSA : pièces reçues")
     page.press(subject, "Enter")
@@ -394,6 +399,9 @@ def test_email_subject_is_edited_in_the_composer(
     assert not interaction.messages.filter(direction="outbound", author__isnull=False).exists()
     page.click(send)
     page.locator(f"#thread-{interaction.pk} .msg-outbound", has_text="vos pièces").wait_for()
+    sent = page.wait_for_selector(f"#panel-{interaction.pk} form[data-reply] .form-feedback.ok")
+    assert "envoyée" in sent.inner_text()
+    assert page.evaluate("() => document.activeElement.id") == f"reply-text-{interaction.pk}"
     reply = interaction.messages.get(direction="outbound", author__isnull=False)
     entry = EmailThreadEntry.objects.get(stored_message=reply)
     assert entry.subject == f"Votre RSA : pièces reçues [{reference}]"
