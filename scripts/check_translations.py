@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
-"""Fail when the French catalogue has untranslated or fuzzy entries.
+"""Fail when the French catalogue has untranslated or fuzzy entries, or breaks French typography.
 
-    python scripts/check_translations.py [path/to/django.po ...]
+    python scripts/check_translations.py [--fix] [path/to/django.po ...]
 
 Defaults to every French catalogue of the project (locale/ and each app's locale/). Exits 1
 and lists the offending entries (file, line, msgid) when a msgstr is empty (any plural form
@@ -9,11 +9,18 @@ included) or an entry is flagged fuzzy; a fuzzy header counts too, since msgfmt 
 the charset and plural forms. Obsolete entries
 (``#~``) are ignored. Standard library only: a minimal reader of the PO format as written by
 xgettext/msgmerge (``makemessages``).
+
+French typography: a translation must put a non-breaking space (U+00A0, or the narrow U+202F)
+before « : ; ? ! » and inside « », never an ordinary space or none at all ("Heure : 10 h",
+not "Heure: 10 h" nor "Heure : 10 h" with a breakable space that can leave the colon alone at
+the start of a line). ``--fix`` replaces the ordinary spaces by U+00A0 in the French
+msgstr lines (then run ``manage.py compilemessages``); a missing space is left to a human.
 """
 
 from __future__ import annotations
 
 import ast
+import re
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -75,6 +82,45 @@ def parse(path: Path) -> list[Entry]:
     return [e for e in entries if "msgid" in e.fields]
 
 
+# An ordinary space (or tab) before « : ; ? ! » or after «; and a word glued to « : ; ? ! »
+# where it ends a phrase (so not "10:30", "https://", "?page=2").
+BREAKABLE_SPACE = re.compile(r"[ \t][:;?!»]|«[ \t]")
+NO_SPACE = re.compile(r"[\w)\]»%][:;?!](?=\s|$)")
+
+
+def typography(text: str) -> str | None:
+    """What breaks French typography in ``text`` (None: nothing)."""
+    if BREAKABLE_SPACE.search(text):
+        return "ordinary space before « : ; ? ! » or inside « » (use a non-breaking space)"
+    if NO_SPACE.search(text):
+        return "no space before « : ; ? ! » (put a non-breaking space)"
+    return None
+
+
+def fix_file(path: Path) -> int:
+    """Replace the ordinary spaces before « : ; ? ! » and inside « » by U+00A0 in the msgstr
+    strings of ``path``; returns how many lines changed."""
+    changed = 0
+    out: list[str] = []
+    in_msgstr = False
+    for raw in path.read_text(encoding="utf-8").splitlines(keepends=True):
+        line = raw.strip()
+        if line.startswith("msgstr"):
+            in_msgstr = True
+        elif not line.startswith('"'):
+            in_msgstr = False
+        if in_msgstr and '"' in raw:
+            fixed = re.sub(r"[ \t]([:;?!»])", "\u00a0\\1", raw)
+            fixed = re.sub(r"«[ \t]", "«\u00a0", fixed)
+            if fixed != raw:
+                changed += 1
+                raw = fixed
+        out.append(raw)
+    if changed:
+        path.write_text("".join(out), encoding="utf-8")
+    return changed
+
+
 def problems(path: Path) -> list[str]:
     found = []
     for entry in parse(path):
@@ -89,11 +135,24 @@ def problems(path: Path) -> list[str]:
         translations = [v for k, v in entry.fields.items() if k.startswith("msgstr")]
         if not translations or any(not t.strip() for t in translations):
             found.append(f"{path}:{entry.line}: untranslated: {label}")
+            continue
+        for text in translations:
+            broken = typography(text)
+            if broken:
+                found.append(f"{path}:{entry.line}: typography: {label}: {broken}: {text!r}")
+                break
     return found
 
 
 def main(argv: list[str]) -> int:
+    fix = "--fix" in argv
+    argv = [a for a in argv if a != "--fix"]
     paths = [Path(a) for a in argv] or all_french_catalogues()
+    if fix:
+        for path in paths:
+            changed = fix_file(path)
+            if changed:
+                print(f"{path}: {changed} line(s) fixed")
     found: list[str] = []
     for path in paths:
         if not path.is_file():
@@ -104,7 +163,7 @@ def main(argv: list[str]) -> int:
         print("\n".join(found))
         print(f"{len(found)} translation problem(s).", file=sys.stderr)
         return 1
-    print("French catalogue complete: no empty or fuzzy entries.")
+    print("French catalogue complete: no empty or fuzzy entries, typography right.")
     return 0
 
 
