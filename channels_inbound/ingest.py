@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import logging
 from collections import defaultdict
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -187,13 +187,23 @@ def after_commit_in_one_transaction() -> Iterator[None]:
     commits (each a WAL flush) after its own. Here they are taken off the connection's list and
     registered again as one callback that runs them, in order, inside one transaction, an
     exception never stopping the others (as ``robust`` callbacks): the same effects, one
-    commit. Rolled back with the savepoint that registered them, as before. (The wallboard
-    counters swallow and log their own errors; should one break the transaction, that batch's
-    counter updates are lost with it, and ``manage.py rebuild_wallboard_stats`` repairs them.)"""
+    commit. A function registered several times with nothing captured of its own (the routing
+    wake-up, coalesced anyway) runs once. Rolled back with the savepoint that registered them,
+    as before. (The wallboard counters swallow and log their own errors; should one break the
+    transaction, that batch's counter updates are lost with it, and
+    ``manage.py rebuild_wallboard_stats`` repairs them.)"""
     conn = transaction.get_connection()
     start = len(conn.run_on_commit)
     yield
-    added = [func for _sids, func, _robust in conn.run_on_commit[start:]]
+    added: list[Callable[[], object]] = []
+    stateless: set[object] = set()
+    for _sids, func, _robust in conn.run_on_commit[start:]:
+        code = getattr(func, "__code__", None)
+        if code is not None and not getattr(func, "__closure__", None):
+            if code in stateless:
+                continue  # the same function with nothing of its own: once is the same
+            stateless.add(code)
+        added.append(func)
     if not added:
         return
     del conn.run_on_commit[start:]

@@ -29,11 +29,22 @@ def schedule_step_passes(
 ) -> None:
     if to_status != Status.QUEUED or settings.CELERY_TASK_ALWAYS_EAGER or not interaction.queue_id:
         return
-    delays = list(
-        EscalationStep.objects.filter(queue_id=interaction.queue_id).values_list(
-            "after_seconds", flat=True
+    # A batch of arrivals (channels_inbound.ingest.do_ingest_batch) shares one queue object:
+    # its steps are read once, and one set of passes serves all queued at the same instant
+    # (a pass routes every waiting interaction).
+    queue = interaction.queue if Interaction.queue.is_cached(interaction) else None
+    if queue is not None and getattr(queue, "_step_passes_at", None) == now:
+        return
+    delays = getattr(queue, "_step_delays", None)
+    if delays is None:
+        delays = list(
+            EscalationStep.objects.filter(queue_id=interaction.queue_id).values_list(
+                "after_seconds", flat=True
+            )
         )
-    )
+    if queue is not None:
+        queue._step_delays = delays  # type: ignore[attr-defined]
+        queue._step_passes_at = now  # type: ignore[attr-defined]
     if not delays:
         return
 

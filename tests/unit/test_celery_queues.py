@@ -70,8 +70,10 @@ def test_documented_and_harness_workers_consume_every_queue() -> None:
     }
     for where, text in starts.items():
         found: set[str] = set()
-        for match in re.finditer(r"(?:-Q|--queues)[\s\"',]+([a-z,]+)", text):
-            found |= set(match.group(1).split(","))
+        # "-Q a,b" on a command line, or a quoted list of queues a harness passes to -Q
+        pattern = r"(?:-Q|--queues)[\s\"',]+([a-z,]+)|\"([a-z]+(?:,[a-z]+)+)\""
+        for match in re.finditer(pattern, text):
+            found |= set((match.group(1) or match.group(2)).split(","))
         assert found >= set(QUEUES), where
     from bench.ingest import WORKER_QUEUES
 
