@@ -303,6 +303,25 @@ def chat_survey_frame(invitation: SurveyInvitation, text: str) -> dict[str, obje
         }
 
 
+def open_chat_survey(interaction_id: int | None) -> dict[str, object] | None:
+    """The rating form a reloaded chat window shows again: its survey was shown, is not
+    answered and has not expired (None otherwise)."""
+    if interaction_id is None:
+        return None
+    invitation = (
+        SurveyInvitation.objects.select_related("interaction")
+        .filter(interaction_id=interaction_id, channel="chat", status=SurveyInvitation.Status.SENT)
+        .first()
+    )
+    if invitation is None or invitation.sent_at is None:
+        return None
+    age = (timezone.now() - invitation.sent_at).total_seconds()
+    if age > settings.SURVEY_ANSWER_MAX_AGE_SECONDS:
+        return None
+    text = question(settings_for(invitation.interaction.queue_id), invitation.language)
+    return chat_survey_frame(invitation, text)
+
+
 def do_sweep_surveys(*, now: datetime | None = None, limit: int = 500) -> int:
     """Safety net (Celery beat / the embedded scheduler): send the due surveys whose task was
     lost or never queued (long delays, eager tasks). Returns how many were handled."""

@@ -168,7 +168,15 @@ def snapshot(session: ChatSession, *, now: datetime | None = None) -> dict[str, 
         "entries": entries(session),
         "transcripts": session.widget.transcripts_enabled
         and session.transcripts_sent < settings.CHAT_TRANSCRIPTS_PER_SESSION,
+        "survey": _open_survey(session) if status.state == "ended" else None,
     }
+
+
+def _open_survey(session: ChatSession) -> dict[str, Any] | None:
+    """The satisfaction survey still awaiting the citizen's rating (surveys/), if any."""
+    from surveys.actions import open_chat_survey
+
+    return open_chat_survey(session.interaction_id)
 
 
 def transcript_entries(session: ChatSession) -> list[tuple[datetime, str, str, str]]:

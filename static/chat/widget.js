@@ -416,6 +416,7 @@
         (frame.entries || []).forEach(addEntry);
         renderAsk(frame.ask);
         setState(frame.state);
+        if (frame.survey && !ui.surveyBox.firstChild) { renderSurvey(frame.survey); }
         if (frame.queue) { renderQueue(frame.queue); }
         if (first && userOpened) { focusFirst(); }
         return;
