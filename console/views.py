@@ -25,6 +25,7 @@ from django.db.models import Q
 from django.http import FileResponse, Http404, HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
+from django.utils import timezone
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_noop
 from django.views.decorators.http import require_GET, require_POST
@@ -33,6 +34,7 @@ from agents.models import (
     AGENT_PAUSE_REASONS,
     ALL_CHANNELS,
     AgentProfile,
+    AgentSkill,
     AgentState,
     OfflineReason,
     PauseReason,
@@ -69,7 +71,7 @@ from routing.actions import (
     do_offer_to_agent,
     do_transfer_to_queue,
 )
-from routing.models import Queue
+from routing.models import Queue, QueueSkill
 
 from .actions import (
     ConsoleError,
@@ -430,13 +432,7 @@ def workspace(request: HttpRequest, interaction_id: int) -> HttpResponse:
         .filter(Q(queue__isnull=True) | Q(queue_id=interaction.queue_id)),
         key=lambda c: (c.language != language, c.title),
     )
-    colleagues = (
-        _colleagues(request, org)
-        .exclude(pk=agent.pk)
-        .filter(user__is_active=True)
-        .select_related("user", "presence")
-        .order_by("user__first_name", "user__username")
-    )
+    colleagues = _transfer_candidates(request, interaction, agent)
     is_email = interaction.channel == "email"
     context = {
         **_thread_context(interaction),
@@ -459,6 +455,54 @@ def _queues(request: HttpRequest, organisation_id: int) -> Any:
 
 def _colleagues(request: HttpRequest, organisation_id: int) -> Any:
     return authz.visible(request.user, AgentProfile).filter(organisation_id=organisation_id)
+
+
+def _transfer_candidates(
+    request: HttpRequest, interaction: Interaction, agent: AgentProfile
+) -> list[tuple[str, list[AgentProfile]]]:
+    """The colleagues who can take ``interaction`` now, by team: same organisation, available
+    with a live console, taking its channel, holding the skills its queue requires at their
+    minimum levels, with a free slot. The transfer checks presence and room again under its
+    lock (routing.actions.do_offer_to_agent): this list only spares the agent a refusal."""
+    from routing import selectors
+    from routing.actions import has_room_for
+
+    channel = interaction.channel
+    rows = [
+        a
+        for a in _colleagues(request, interaction.organisation_id)
+        .exclude(pk=agent.pk)
+        .filter(
+            user__is_active=True,
+            presence__state=AgentState.AVAILABLE,
+            presence__last_heartbeat_at__gte=selectors.heartbeat_cutoff(timezone.now()),
+        )
+        .select_related("user", "presence", "team")
+        .order_by("team__name", "user__first_name", "user__username")
+        if channel in (a.presence.channels_enabled or [])
+    ]
+    needed: dict[int, int] = {}
+    if interaction.queue_id is not None:
+        needed = dict(
+            QueueSkill.objects.filter(queue_id=interaction.queue_id).values_list(
+                "skill_id", "min_level"
+            )
+        )
+    if needed:
+        levels: dict[int, dict[int, int]] = {}
+        for agent_id, skill_id, level in AgentSkill.objects.filter(
+            agent__in=rows, skill_id__in=needed
+        ).values_list("agent_id", "skill_id", "level"):
+            levels.setdefault(agent_id, {})[skill_id] = level
+        rows = [
+            a for a in rows if all(levels.get(a.pk, {}).get(s, 0) >= m for s, m in needed.items())
+        ]
+    loads = selectors.agent_loads([a.pk for a in rows])
+    by_team: dict[str, list[AgentProfile]] = {}
+    for a in rows:
+        if has_room_for(a, loads.get(a.pk, {}), channel):
+            by_team.setdefault(a.team.name if a.team else str(_("No team")), []).append(a)
+    return list(by_team.items())
 
 
 def _wrap_up_codes(request: HttpRequest, organisation_id: int) -> Any:

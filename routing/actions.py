@@ -190,6 +190,18 @@ def _has_room(profile: Mapping[str, Any], load: dict[str, int], channel: str) ->
     return True
 
 
+def has_room_for(target: AgentProfile, load: Mapping[str, int], channel: str) -> bool:
+    """Whether ``target``, holding ``load`` (channel -> count), has a free ``channel`` slot: the
+    transfer to a named colleague checks it under the presence lock; the console lists only
+    colleagues for whom it holds."""
+    profile: dict[str, Any] = {
+        f"capacity_{ch}": getattr(target, f"capacity_{ch}")
+        for ch in ("voice", "chat", "email", "sms")
+    }
+    profile["voice_exclusive"] = target.voice_exclusive
+    return _has_room(profile, dict(load), channel)
+
+
 def _write_claims(accepted: list[Match], now: datetime, result: PassResult) -> None:
     auto = set(settings.ROUTING_AUTO_ACCEPT_CHANNELS)
     offer_rows = []
@@ -873,13 +885,8 @@ def do_offer_to_agent(
             raise TransferError("not_available", f"agent #{target.pk} is not available")
         if channel not in (presence.channels_enabled or []):
             raise TransferError("channel_off", f"agent #{target.pk} does not take {channel}")
-        profile = {
-            f"capacity_{ch}": getattr(target, f"capacity_{ch}")
-            for ch in ("voice", "chat", "email", "sms")
-        }
-        profile["voice_exclusive"] = target.voice_exclusive
         load = selectors.agent_loads([target.pk]).get(target.pk, {})
-        if not _has_room(profile, dict(load), channel):
+        if not has_room_for(target, load, channel):
             raise TransferError("no_room", f"agent #{target.pk} has no free {channel} slot")
         _hand_over(
             interaction,

@@ -450,9 +450,9 @@ async def test_agent_and_citizen_exchange_messages_and_typing_and_a_reload_keeps
     sent = mail.outbox[1]
     assert sent.to == ["awa.diallo@example.fr"]
     assert sent.subject == "Votre conversation avec Mairie d'Exemple"
-    assert "Claire : Bonjour, que puis-je faire ?" in sent.body
-    assert "Vous : Je voudrais un acte de naissance." in sent.body
-    assert "Assistant virtuel : Bonjour, je suis l'assistant de la mairie." in sent.body
+    assert "Claire\u00a0: Bonjour, que puis-je faire ?" in sent.body
+    assert "Vous\u00a0: Je voudrais un acte de naissance." in sent.body
+    assert "Assistant virtuel\u00a0: Bonjour, je suis l'assistant de la mairie." in sent.body
     await reloaded.send(type="transcript", email="pas-une-adresse")
     assert (await reloaded.until("error"))["code"] == "email"
     for _ in range(2):
