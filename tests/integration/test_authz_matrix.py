@@ -82,6 +82,7 @@ ROLES = (
     "platform_admin",  # every organisation
     "service_read",  # A's read-only service token (apitokens)
     "service_write",  # A's read-write service token (apitokens)
+    "dpo",  # A's data-protection officer (second factor passed): the privacy pages only
 )
 SERVICE_ROLES = ("service_read", "service_write")
 
@@ -103,18 +104,40 @@ def api(
     padm: Expect,
     sread: Expect,
     swrite: Expect,
+    dpo: Expect = 403,
 ) -> dict[str, Expect]:
-    """A REST answer for every role (all eight must be decided)."""
-    values = (anon, agent, sup, lone, oadm, padm, sread, swrite)
+    """A REST answer for every role (all eight must be decided; the data-protection officer
+    has no model permission: 403 unless said otherwise)."""
+    values = (anon, agent, sup, lone, oadm, padm, sread, swrite, dpo)
     return dict(zip(ROLES, values, strict=True))
 
 
 def web(
-    *, anon: Expect, agent: Expect, sup: Expect, lone: Expect, oadm: Expect, padm: Expect
+    *,
+    anon: Expect,
+    agent: Expect,
+    sup: Expect,
+    lone: Expect,
+    oadm: Expect,
+    padm: Expect,
+    dpo: Expect | None = None,
 ) -> dict[str, Expect]:
-    """An HTML / socket answer: a service token is no session, it gets what anonymous gets."""
+    """An HTML / socket answer: a service token is no session, it gets what anonymous gets.
+    The data-protection officer (signed in, second factor passed, no agent profile, not staff,
+    no team) gets, unless said otherwise, what a supervisor of no team gets (nothing), except
+    on pages for staff only (the admin's), where an agent's answer (its login page) applies."""
+    if dpo is None:
+        dpo = LOGIN if agent == LOGIN else lone
     return api(
-        anon=anon, agent=agent, sup=sup, lone=lone, oadm=oadm, padm=padm, sread=anon, swrite=anon
+        anon=anon,
+        agent=agent,
+        sup=sup,
+        lone=lone,
+        oadm=oadm,
+        padm=padm,
+        sread=anon,
+        swrite=anon,
+        dpo=dpo,
     )
 
 
@@ -167,6 +190,14 @@ CONSOLE_POST = web(anon=LOGIN, agent=DONE, sup=403, lone=403, oadm=403, padm=403
 CONSOLE_ROW_PAGE = web(anon=LOGIN, agent=OO(200, HIDDEN), sup=403, lone=403, oadm=403, padm=403)
 CONSOLE_ROW_POST = web(anon=LOGIN, agent=OO(DONE, HIDDEN), sup=403, lone=403, oadm=403, padm=403)
 OFFER_POST = web(anon=LOGIN, agent=OO(DONE, HIDDEN | {409}), sup=403, lone=403, oadm=403, padm=403)
+PRIVACY_PAGE = web(anon=LOGIN, agent=403, sup=403, lone=403, oadm=403, padm=200, dpo=200)
+PRIVACY_POST = web(anon=LOGIN, agent=403, sup=403, lone=403, oadm=403, padm=DONE, dpo=DONE)
+PRIVACY_ROW_PAGE = web(
+    anon=LOGIN, agent=403, sup=403, lone=403, oadm=403, padm=200, dpo=OO(200, 404)
+)
+PRIVACY_ROW_POST = web(
+    anon=LOGIN, agent=403, sup=403, lone=403, oadm=403, padm=DONE, dpo=OO(DONE, 404)
+)
 WS_AGENT = web(anon=REJECT, agent=ACCEPT, sup=REJECT, lone=REJECT, oadm=REJECT, padm=REJECT)
 WS_SUPERVISOR = web(
     anon=REJECT,
@@ -265,6 +296,22 @@ MATRIX: dict[str, dict[str, dict[str, Expect]]] = {
     "publicquality:quality": {"GET": public(200)},
     "publicquality:quality-csv": {"GET": public(200)},
     "publicquality:quality-json": {"GET": public(200)},
+    # The satisfaction survey's pages (surveys/): the signed link is their only credential (a
+    # made-up token here: "not valid", whoever asks). The phone's key presses: a signed webhook.
+    "survey-answer": {"GET": public(404), "POST": public(404)},
+    "survey-chat-answer": {"POST": public(404)},
+    "twilio-voice-survey": {"POST": public(403)},
+    # ---------------------------------------------------------------- privacy (the officer's)
+    # Data-protection officers of A (their organisation's citizens only) and platform
+    # administrators; nobody else, whatever their role. The bodies are empty: a rectification
+    # with nothing to change (302), an erasure without its confirmation box (400).
+    "privacy:search": {"GET": PRIVACY_PAGE},
+    "privacy:citizen": {"GET": PRIVACY_ROW_PAGE},
+    "privacy:export": {"GET": PRIVACY_ROW_PAGE},
+    "privacy:rectify": {"POST": PRIVACY_ROW_POST},
+    "privacy:erase": {"POST": PRIVACY_ROW_POST},
+    "privacy:retention": {"GET": PRIVACY_PAGE, "POST": PRIVACY_POST},
+    "privacy:audit": {"GET": PRIVACY_PAGE},
     # ---------------------------------------------------------------- agent console
     "console:console": {"GET": CONSOLE_PAGE},
     # The agent's own state (what the console re-reads after a failed action).
@@ -341,6 +388,7 @@ MATRIX: dict[str, dict[str, dict[str, Expect]]] = {
             padm=200,
             sread=200,
             swrite=200,
+            dpo=200,  # the API's index, to anyone signed in
         )
     },
     "api:api-schema": {"GET": public(200)},
@@ -349,10 +397,26 @@ MATRIX: dict[str, dict[str, dict[str, Expect]]] = {
     # passed its second factor; never from another token. DELETE revokes the token presented.
     "api:api-token": {
         "POST": api(
-            anon=400, agent=201, sup=201, lone=201, oadm=201, padm=201, sread=403, swrite=403
+            anon=400,
+            agent=201,
+            sup=201,
+            lone=201,
+            oadm=201,
+            padm=201,
+            sread=403,
+            swrite=403,
+            dpo=201,  # a token that reaches nothing more than the session (403 everywhere)
         ),
         "DELETE": api(
-            anon=400, agent=400, sup=400, lone=400, oadm=400, padm=400, sread=204, swrite=204
+            anon=400,
+            agent=400,
+            sup=400,
+            lone=400,
+            oadm=400,
+            padm=400,
+            sread=204,
+            swrite=204,
+            dpo=400,
         ),
     },
     "api:contact-list": {
@@ -541,7 +605,8 @@ MATRIX: dict[str, dict[str, dict[str, Expect]]] = {
         ),
         "PATCH": API_CONFIG_CHANGE,  # the name only
     },
-    "api:offer-list": {"GET": API_LIST},
+    # Offers are filtered, not permission-checked: the officer's list is empty, rows not found.
+    "api:offer-list": {"GET": {**API_LIST, "dpo": 200}},
     "api:offer-detail": {
         "GET": api(
             anon=ANON_API,
@@ -552,6 +617,7 @@ MATRIX: dict[str, dict[str, dict[str, Expect]]] = {
             padm=200,
             sread=READ_ROW,
             swrite=READ_ROW,
+            dpo=404,
         )
     },
     # Only the agent the offer was made to answers it.
@@ -565,6 +631,7 @@ MATRIX: dict[str, dict[str, dict[str, Expect]]] = {
             padm=HIDDEN,
             sread=HIDDEN,
             swrite=HIDDEN,
+            dpo=HIDDEN,
         )
     },
     "api:offer-decline": {
@@ -577,6 +644,7 @@ MATRIX: dict[str, dict[str, dict[str, Expect]]] = {
             padm=HIDDEN,
             sread=HIDDEN,
             swrite=HIDDEN,
+            dpo=HIDDEN,
         )
     },
     "api:routing-decision-list": {
@@ -625,6 +693,7 @@ MATRIX: dict[str, dict[str, dict[str, Expect]]] = {
             lone=ADMIN_INDEX,
             oadm=ADMIN_INDEX,
             padm=ADMIN_INDEX,
+            dpo=200,  # not staff: the login page, as for agents
         )
     },
     "admin:logout": {"POST": public(frozenset({200, 302, LOGIN, ADMIN_INDEX}))},
@@ -708,6 +777,8 @@ MATRIX: dict[str, dict[str, dict[str, Expect]]] = {
     **admin_model("console.interactionwrapup", view="AP", add="AP", change="AP", delete="AP"),
     # Announced commitments (published beside the quality figures): the organisation's admins.
     **admin_model("publicquality.commitment", view="AP", add="AP", change="AP", delete="AP"),
+    # A queue's satisfaction survey: set by its supervisors and the organisation's administrators.
+    **admin_model("surveys.surveysettings", view="SAP", add="SAP", change="SAP", delete="AP"),
     # Follow-up links are made by acknowledgements only; listed and revoked by the admins.
     **admin_model("publicquality.followlink", view="AP", add="", change="AP", delete="AP"),
 }
@@ -1018,14 +1089,19 @@ def _side(tag: str, mark: str, user_mark: str) -> Side:
 
 
 def build_world() -> World:
-    from contactcentre.roles import SUPERVISOR, ensure_roles
+    from contactcentre.roles import DATA_PROTECTION_OFFICER, SUPERVISOR, ensure_roles
 
     ensure_roles()
     own = _side("A", MARK_OWN, "")
     other = _side("B", MARK_OTHER, MARK_OTHER)
     lone = _user("a-lone", SUPERVISOR, own.org, staff=True, mark="")
+    dpo = _user("a-dpo", DATA_PROTECTION_OFFICER, own.org, staff=False, mark="")
     padm = get_user_model().objects.create_superuser("platform", "platform@example.fr", "pw-T-1!")
-    devices = {"lone_supervisor": _device(lone), "platform_admin": _device(padm)}
+    devices = {
+        "lone_supervisor": _device(lone),
+        "platform_admin": _device(padm),
+        "dpo": _device(dpo),
+    }
     from django_otp.plugins.otp_totp.models import TOTPDevice
 
     if apps.is_installed("apitokens"):
@@ -1057,6 +1133,11 @@ def build_world() -> World:
             )
             issue_follow_token(side.interaction)
             side.extra["follow_link"] = FollowLink.objects.get(interaction=side.interaction)
+    if apps.is_installed("surveys"):
+        from surveys.models import SurveySettings
+
+        for side in (own, other):
+            side.extra["survey_settings"] = SurveySettings.objects.create(queue=side.queue)
     devices["supervisor"] = own.device
     devices["org_admin"] = TOTPDevice.objects.get(user=own.org_admin)
     users = {
@@ -1066,6 +1147,7 @@ def build_world() -> World:
         "lone_supervisor": lone,
         "org_admin": own.org_admin,
         "platform_admin": padm,
+        "dpo": dpo,
     }
     return World(own, other, lone, padm, users, devices)
 
@@ -1153,6 +1235,7 @@ _ADMIN_ROW: dict[str, Callable[[Side], Any]] = {
     "apitokens.servicetoken": lambda s: s.extra.get("service_token"),
     "publicquality.commitment": lambda s: s.extra.get("commitment"),
     "publicquality.followlink": lambda s: s.extra.get("follow_link"),
+    "surveys.surveysettings": lambda s: s.extra.get("survey_settings"),
 }
 
 
