@@ -5,6 +5,8 @@ from __future__ import annotations
 from django.db import models
 from django.utils.translation import gettext_lazy as _
 
+from organisations.models import OrganisationOwned
+
 
 class EmailThreadEntry(models.Model):
     """One Message-ID we have seen or sent, and the interaction it belongs to.
@@ -55,8 +57,13 @@ class EmailThreadEntry(models.Model):
         return f"<{self.message_id}> → #{self.interaction_id}"
 
 
-class EmailAcknowledgement(models.Model):
-    """The acknowledgement sent to a sender on a given day: at most one, by constraint."""
+class EmailAcknowledgement(OrganisationOwned):
+    """The acknowledgement an organisation sent to a sender on a given day: at most one, by
+    constraint. Per organisation: a citizen who writes to the CAF and to the mairie the same day
+    gets each body's acknowledgement (and its "follow my request" link); the bodies are
+    separate data controllers and one's mail says nothing of the other's."""
+
+    organisation_from = ("interaction",)
 
     address = models.CharField(_("address"), max_length=254)
     day = models.DateField(_("day"))
@@ -75,7 +82,9 @@ class EmailAcknowledgement(models.Model):
         verbose_name_plural = _("e-mail acknowledgements")
         ordering = ["-id"]
         constraints = [
-            models.UniqueConstraint(fields=["address", "day"], name="email_ack_once_per_day"),
+            models.UniqueConstraint(
+                fields=["organisation", "address", "day"], name="email_ack_once_per_org_day"
+            ),
         ]
 
     def __str__(self) -> str:
