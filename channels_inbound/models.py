@@ -29,6 +29,15 @@ class Endpoint(OrganisationOwned):
         help_text=_("Where new interactions from this endpoint wait."),
     )
     active = models.BooleanField(_("active"), default=True)
+    # SMS numbers only: off by default, since each acknowledgement is one more SMS to pay for.
+    acknowledge = models.BooleanField(
+        _("acknowledge new conversations"),
+        default=False,
+        help_text=_(
+            "SMS numbers: send each new conversation an SMS saying it was received, with the "
+            "link to follow the request (one SMS more per conversation)."
+        ),
+    )
 
     class Meta:
         verbose_name = _("endpoint")

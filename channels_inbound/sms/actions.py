@@ -411,6 +411,7 @@ def _mark(rows: list[InboundSms], outcomes: dict[int, Any]) -> int:
     """Write each row's outcome: ingested (with its message) or failed (with the reason)."""
     now = timezone.now()
     recorded = 0
+    new_conversations: list[tuple[InboundSms, Interaction]] = []
     for inbound in rows:
         outcome = outcomes.get(inbound.pk)
         inbound.processed_at = now
@@ -429,8 +430,54 @@ def _mark(rows: list[InboundSms], outcomes: dict[int, Any]) -> int:
         recorded += 1
         if isinstance(outcome, IngestResult) and outcome.created and outcome.message.attachments:
             request_fetch(outcome.message.pk)
+        if isinstance(outcome, IngestResult) and outcome.new_interaction:
+            new_conversations.append((inbound, outcome.interaction))
     _write_outcomes(rows)
+    if new_conversations:
+        acknowledge_new_conversations(new_conversations)
     return recorded
+
+
+def acknowledge_new_conversations(arrivals: list[tuple[InboundSms, Interaction]]) -> int:
+    """Send the acknowledgement SMS of each new conversation whose number asks for one
+    (``Endpoint.acknowledge``, off by default: one SMS more each): received, the case
+    reference when there is one, and the "follow my request" link. Never to a number that sent
+    STOP; a failure to send is logged and never undoes the ingestion. Returns how many went."""
+    from publicquality.follow import acknowledgement_line, follow_url
+
+    numbers = {i.recipient for i, _x in arrivals}
+    acknowledging = {
+        e.address: e
+        for e in Endpoint.objects.filter(
+            channel="sms", address__in=numbers, active=True, acknowledge=True
+        )
+    }
+    sent = 0
+    for inbound, interaction in arrivals:
+        endpoint = acknowledging.get(inbound.recipient)
+        if endpoint is None:
+            continue
+        with translation.override(interaction.language or settings.LANGUAGE_CODE):
+            case = interaction.case if interaction.case_id else None
+            received = (
+                _("%(name)s: your message has been received (reference %(reference)s).")
+                % {"name": endpoint.name, "reference": case.reference}
+                if case is not None
+                else _("%(name)s: your message has been received.") % {"name": endpoint.name}
+            )
+            line = acknowledgement_line(follow_url(interaction))
+            text = f"{received} {line}".strip()
+        try:
+            with transaction.atomic():
+                do_send_sms(interaction=interaction, text=text, to=inbound.sender)
+            sent += 1
+        except SmsOptedOut:
+            continue  # STOP is honoured, acknowledgement included
+        except _CONNECTION_ERRORS:
+            raise
+        except Exception:
+            logger.exception("acknowledgement SMS for interaction #%s not sent", interaction.pk)
+    return sent
 
 
 def _write_outcomes(rows: list[InboundSms]) -> None:
