@@ -120,14 +120,16 @@ def prepare_database(consoles: int) -> list[tuple[int, str]]:
     from django.utils import timezone
 
     from agents.models import AgentPresence, AgentProfile
+    from organisations.models import sole_organisation
 
     now = timezone.now()
     users = User.objects.bulk_create(
         User(username=f"agent{i:05d}", password="!bench", is_active=True)  # noqa: S106
         for i in range(consoles)
     )
+    organisation = sole_organisation()  # bulk_create skips the model's own default
     profiles = AgentProfile.objects.bulk_create(
-        AgentProfile(user=u, languages=["fr"]) for u in users
+        AgentProfile(user=u, languages=["fr"], organisation_id=organisation) for u in users
     )
     AgentPresence.objects.bulk_create(
         AgentPresence(agent=p, state="available", state_since=now, idle_since=now) for p in profiles
