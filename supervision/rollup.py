@@ -77,24 +77,39 @@ def build_day(day: date) -> int:
             return (org, f.queue_id or 0, f.channel, agent, f.answered_at is not None)
 
         per_key = breakdown(facts, key)
-        ReportDayStats.objects.filter(day=day).delete()
-        ReportDayStats.objects.bulk_create(
-            (
-                ReportDayStats(
-                    day=day,
-                    organisation_key=org,
-                    queue_key=queue_key,
-                    channel=channel,
-                    agent_key=agent_key,
-                    answered_by_agent=answered,
-                    **fig.as_dict(),
-                )
-                for (org, queue_key, channel, agent_key, answered), fig in per_key.items()
-            ),
-            batch_size=2000,
-        )
-        ReportDay.objects.update_or_create(day=day, defaults={"built_at": timezone.now()})
+        write_day_stats({(day, *k): fig for k, fig in per_key.items()}, [day], timezone.now())
     return len(per_key)
+
+
+RollupKey = tuple[date, int, int, str, int, bool]  # day, org, queue, channel, agent, answered
+
+
+def write_day_stats(rows: dict[RollupKey, Figures], days: list[date], built_at: datetime) -> None:
+    """Replace the rolled-up rows of ``days`` with ``rows`` and mark those days built (the one
+    writer of :class:`ReportDayStats`: the day's build here, the history generator's bulk
+    load). Call it inside a transaction."""
+    ReportDayStats.objects.filter(day__in=days).delete()
+    ReportDayStats.objects.bulk_create(
+        (
+            ReportDayStats(
+                day=day,
+                organisation_key=org,
+                queue_key=queue_key,
+                channel=channel,
+                agent_key=agent_key,
+                answered_by_agent=answered,
+                **fig.as_dict(),
+            )
+            for (day, org, queue_key, channel, agent_key, answered), fig in rows.items()
+        ),
+        batch_size=5000,
+    )
+    ReportDay.objects.bulk_create(
+        [ReportDay(day=day, built_at=built_at) for day in days],
+        update_conflicts=True,
+        unique_fields=["day"],
+        update_fields=["built_at"],
+    )
 
 
 def ensure_built(days: Iterable[date]) -> list[date]:

@@ -36,10 +36,10 @@ from agents.models import AgentPresence, AgentProfile, AgentState, Team
 from interactions.models import Interaction, InteractionTransition, Message
 from organisations.models import Organisation
 from routing.models import Queue
-from supervision.models import ReportDay, ReportDayStats, SatisfactionResponse
+from supervision.models import SatisfactionResponse
 from supervision.periods import PARIS, day_bounds, local_day
 from supervision.reports import ZERO, Figures, InteractionFacts, figures_of
-from supervision.rollup import ensure_built
+from supervision.rollup import ensure_built, write_day_stats
 
 FULL_INTERACTIONS = 1_000_000
 MESSAGES_PER_INTERACTION = 5
@@ -587,28 +587,5 @@ class Command(BaseCommand):
         assert self.rolled_up is not None
         days = sorted({key[0] for key in self.rolled_up})
         with transaction.atomic():
-            ReportDayStats.objects.filter(day__in=days).delete()
-            ReportDayStats.objects.bulk_create(
-                (
-                    ReportDayStats(
-                        day=day,
-                        organisation_key=org,
-                        queue_key=queue_key,
-                        channel=channel,
-                        agent_key=agent_key,
-                        answered_by_agent=answered,
-                        **figures.as_dict(),
-                    )
-                    for (day, org, queue_key, channel, agent_key, answered), figures in (
-                        self.rolled_up.items()
-                    )
-                ),
-                batch_size=5000,
-            )
-            ReportDay.objects.bulk_create(
-                [ReportDay(day=day, built_at=now) for day in days],
-                update_conflicts=True,
-                unique_fields=["day"],
-                update_fields=["built_at"],
-            )
+            write_day_stats(self.rolled_up, days, now)
         return len(days)
