@@ -72,7 +72,9 @@ def test_no_citizen_request_is_lost_doubled_or_unseen_under_faults(tmp_path: Pat
     assert result["offers_unseen"] == 0, (
         f"offers never shown on the socket: {result['samples'].get('offers_unseen')}{context}"
     )
-    assert result["offers_only_in_http_snapshot"] == 0, context
+    assert result["offers_only_in_http_snapshot"] == 0, (
+        f"offers shown only by an HTTP snapshot: {result['snapshot_only_samples']}{context}"
+    )
     assert result["crash_restarts"] == {}, f"processes exited by themselves{context}"
     faults = {k: v for k, v in result["per_fault"].items() if "recovery_s" in v}
     assert len(faults) == 9, context
