@@ -48,6 +48,8 @@ from typing import Any, Protocol
 from channels.db import database_sync_to_async
 from django.conf import settings
 
+from metrics import instruments
+
 logger = logging.getLogger(__name__)
 
 
@@ -107,6 +109,7 @@ def register(console: LiveConsole) -> None:
     global _task
     _start_gc_freezing()
     _consoles[console] = next(_registered)
+    instruments.console_sockets(len(_consoles))
     if console.agent_id is not None:
         _alive.add(console.agent_id)
     loop = asyncio.get_running_loop()
@@ -116,6 +119,7 @@ def register(console: LiveConsole) -> None:
 
 def unregister(console: LiveConsole) -> None:
     _consoles.pop(console, None)
+    instruments.console_sockets(len(_consoles))
 
 
 def beat(console: LiveConsole) -> None:

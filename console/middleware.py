@@ -17,8 +17,16 @@ from django.utils.translation import gettext as _
 from .security import second_factor_expected
 
 # Paths a half-logged-in user may reach (log in, log out, the code pages) and machine paths.
-EXEMPT_PREFIXES = ("/accounts/", "/static/", "/i18n/", "/healthz", "/webhooks/", "/media/")
-IDLE_EXEMPT_PREFIXES = ("/static/", "/i18n/", "/healthz", "/webhooks/", "/media/")
+EXEMPT_PREFIXES = (
+    "/accounts/",
+    "/static/",
+    "/i18n/",
+    "/healthz",
+    "/metrics",
+    "/webhooks/",
+    "/media/",
+)
+IDLE_EXEMPT_PREFIXES = ("/static/", "/i18n/", "/healthz", "/metrics", "/webhooks/", "/media/")
 LAST_ACTIVITY_KEY = "cc_last_activity"
 PASSIVE_HEADER = "X-Console-Passive"  # requests the console makes on its own (not activity)
 

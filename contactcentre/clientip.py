@@ -123,3 +123,15 @@ def relayed_by_untrusted_proxy(request: HttpRequest) -> bool:
     if not request.META.get("HTTP_X_FORWARDED_FOR"):
         return False
     return not in_networks(parse_ip(request.META.get("REMOTE_ADDR")), trusted_proxies())
+
+
+def request_from_networks(request: HttpRequest, values: Iterable[str]) -> bool:
+    """The client of ``request`` (behind ``TRUSTED_PROXIES`` only) is in one of these networks.
+    A request relayed by a proxy that is not trusted never is: the proxy's own address (often
+    a private one) says nothing about the caller."""
+    if relayed_by_untrusted_proxy(request):
+        return False
+    address = client_address(
+        request.META.get("REMOTE_ADDR"), request.META.get("HTTP_X_FORWARDED_FOR")
+    )
+    return in_networks(address, networks(values))

@@ -65,6 +65,7 @@ INSTALLED_APPS = [
     "privacy",
     "publicquality",
     "surveys",
+    "metrics",
     "django_otp",
     "django_otp.plugins.otp_totp",
     "axes",
@@ -371,7 +372,7 @@ if env.bool("DJANGO_SECURE", default=not DEBUG):
     SECURE_HSTS_PRELOAD = env.bool("DJANGO_HSTS_PRELOAD", default=True)
     # Behind a TLS-terminating reverse proxy (nginx, Traefik, a cloud load balancer).
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
-    SECURE_REDIRECT_EXEMPT = [r"^healthz$"]
+    SECURE_REDIRECT_EXEMPT = [r"^healthz$", r"^metrics$"]
 
 # --- Content-Security-Policy and Permissions-Policy (docs/operations.md) --------------------
 # django-csp sends this policy on every page: scripts, styles, fonts and connections from this
@@ -463,6 +464,18 @@ HEALTHZ_INTERNAL_NETWORKS: list[str] = env.list(
         "fc00::/7",
     ],
 )
+
+# --- Metrics (docs/operations.md, "Metrics") -----------------------------------------------
+# GET /metrics (Prometheus) is off until METRICS_TOKEN is set; then only callers from
+# METRICS_ALLOWED_NETWORKS (client address as for /healthz) with "Authorization: Bearer <token>".
+METRICS_TOKEN: str = env.str("METRICS_TOKEN", default="")
+METRICS_ALLOWED_NETWORKS: list[str] = env.list(
+    "METRICS_ALLOWED_NETWORKS", default=list(HEALTHZ_INTERNAL_NETWORKS)
+)
+# Multi-process mode: every web and worker process writes its counters there and /metrics adds
+# them up. Read from the environment by prometheus_client itself when imported: set it for the
+# processes, not here.
+PROMETHEUS_MULTIPROC_DIR: str = env.str("PROMETHEUS_MULTIPROC_DIR", default="")
 
 # --- Logging --------------------------------------------------------------------------------
 LOGGING: dict[str, Any] = {

@@ -10,12 +10,7 @@ from django.shortcuts import redirect, render
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET
 
-from contactcentre.clientip import (
-    client_address,
-    in_networks,
-    networks,
-    relayed_by_untrusted_proxy,
-)
+from contactcentre.clientip import request_from_networks
 from interactions.lifecycle import Status
 from interactions.models import Interaction
 
@@ -100,12 +95,6 @@ def healthz(request: HttpRequest) -> JsonResponse:
 
 
 def internal_caller(request: HttpRequest) -> bool:
-    """The client (behind ``TRUSTED_PROXIES`` only) is in ``HEALTHZ_INTERNAL_NETWORKS``. A
-    request relayed by a proxy that is not trusted is never internal: the proxy's own address
-    (often a private one) says nothing about the caller."""
-    if relayed_by_untrusted_proxy(request):
-        return False
-    address = client_address(
-        request.META.get("REMOTE_ADDR"), request.META.get("HTTP_X_FORWARDED_FOR")
-    )
-    return in_networks(address, networks(settings.HEALTHZ_INTERNAL_NETWORKS))
+    """The client is in ``HEALTHZ_INTERNAL_NETWORKS`` (behind ``TRUSTED_PROXIES`` only; never
+    through a proxy that is not trusted: :func:`~contactcentre.clientip.request_from_networks`)."""
+    return request_from_networks(request, settings.HEALTHZ_INTERNAL_NETWORKS)

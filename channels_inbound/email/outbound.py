@@ -29,6 +29,7 @@ from django.utils.translation import gettext as _
 from channels_inbound.models import Endpoint
 from interactions.actions import do_record_message
 from interactions.models import Interaction, Message
+from metrics import instruments
 from publicquality.follow import acknowledgement_line
 
 from .models import EmailThreadEntry
@@ -320,6 +321,7 @@ def send_outbound_message(message_id: int) -> bool:
     with get_connection(fail_silently=False) as connection:
         connection.send_messages([email])
     Message.objects.filter(pk=message.pk).update(delivery_status=DELIVERY_SENT)
+    instruments.outbound_sent("email")
     EmailThreadEntry.objects.filter(pk=entry.pk).update(sent_at=timezone.now())
     _publish_status(message.pk, DELIVERY_SENT, attempts=0, reason="")
     return True
@@ -362,6 +364,7 @@ def note_retry(message_id: int, *, attempt: int, countdown: float, error: str) -
             " retrying in %(s)s s"
         ) % {"attempt": attempt, "s": int(countdown)}
     logger.warning("e-mail message %s, attempt %s: %s", message_id, attempt, error)
+    instruments.outbound_retry("email")
     _publish_status(message_id, DELIVERY_QUEUED, attempts=attempt, reason=reason)
 
 
@@ -377,6 +380,8 @@ def mark_failed(message_id: int, error: str, *, attempts: int = 1) -> None:
         .update(delivery_status=DELIVERY_FAILED)
     )
     logger.error("e-mail message %s could not be sent: %s", message_id, error)
+    if updated:
+        instruments.outbound_failed("email", "exhausted")
     if updated:
         _publish_status(message_id, DELIVERY_FAILED, attempts=attempts, reason=reason)
 

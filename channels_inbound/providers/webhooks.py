@@ -9,17 +9,23 @@
   the URL the provider was configured with; without ``PUBLIC_BASE_URL``, the URL Django sees);
 - a :class:`~.base.WebhookError` raised by the view (missing or malformed field): 400 with the
   reason in plain text.
+
+Every answer is timed and every error counted per provider and webhook
+(``cc_webhook_duration_seconds``, ``cc_webhook_errors_total``: docs/operations.md, "Metrics").
 """
 
 from __future__ import annotations
 
 import functools
 import logging
+import time
 from collections.abc import Callable
 
 from django.conf import settings
 from django.http import HttpRequest, HttpResponse
 from django.views.decorators.csrf import csrf_exempt
+
+from metrics import instruments
 
 from . import get_provider
 from .base import Provider, WebhookError
@@ -49,35 +55,51 @@ def provider_webhook(view: WebhookView) -> Callable[..., HttpResponse]:
     @csrf_exempt
     @functools.wraps(view)
     def wrapper(request: HttpRequest, provider: str = "") -> HttpResponse:
-        if request.method != "POST":
-            response = _plain(405, "POST only")
-            response["Allow"] = "POST"
+        started = time.perf_counter()
+        status = 500  # an exception escaping the view
+        try:
+            response = _checked(view, request, provider)
+            status = response.status_code
             return response
-        try:
-            length = int(request.META.get("CONTENT_LENGTH") or 0)
-        except ValueError:
-            return _plain(400, "bad Content-Length")
-        if length > settings.TELEPHONY_WEBHOOK_MAX_BYTES:
-            return _plain(413, f"body larger than {settings.TELEPHONY_WEBHOOK_MAX_BYTES} bytes")
-        adapter = get_provider(provider or None)
-        try:
-            if len(request.body) > settings.TELEPHONY_WEBHOOK_MAX_BYTES:  # chunked, no length
-                return _plain(413, f"body larger than {settings.TELEPHONY_WEBHOOK_MAX_BYTES} bytes")
-            params = request.POST
-        except Exception:  # RequestDataTooBig, TooManyFieldsSent, malformed multipart
-            logger.warning("unreadable webhook body on %s", request.path)
-            return _plain(400, "unreadable form body")
-        if not adapter.validate_request(
-            url=public_url(request), params=params, headers=request.headers
-        ):
-            logger.warning("bad or missing signature on %s", request.path)
-            return _plain(403, "invalid signature")
-        try:
-            return view(request, adapter)
-        except WebhookError as exc:
-            return _plain(400, str(exc))
+        finally:
+            instruments.webhook_answered(
+                provider=provider or settings.TELEPHONY_PROVIDER,
+                webhook=view.__name__,
+                status=status,
+                seconds=time.perf_counter() - started,
+            )
 
     return wrapper
+
+
+def _checked(view: WebhookView, request: HttpRequest, provider: str) -> HttpResponse:
+    if request.method != "POST":
+        response = _plain(405, "POST only")
+        response["Allow"] = "POST"
+        return response
+    try:
+        length = int(request.META.get("CONTENT_LENGTH") or 0)
+    except ValueError:
+        return _plain(400, "bad Content-Length")
+    if length > settings.TELEPHONY_WEBHOOK_MAX_BYTES:
+        return _plain(413, f"body larger than {settings.TELEPHONY_WEBHOOK_MAX_BYTES} bytes")
+    adapter = get_provider(provider or None)
+    try:
+        if len(request.body) > settings.TELEPHONY_WEBHOOK_MAX_BYTES:  # chunked, no length
+            return _plain(413, f"body larger than {settings.TELEPHONY_WEBHOOK_MAX_BYTES} bytes")
+        params = request.POST
+    except Exception:  # RequestDataTooBig, TooManyFieldsSent, malformed multipart
+        logger.warning("unreadable webhook body on %s", request.path)
+        return _plain(400, "unreadable form body")
+    if not adapter.validate_request(
+        url=public_url(request), params=params, headers=request.headers
+    ):
+        logger.warning("bad or missing signature on %s", request.path)
+        return _plain(403, "invalid signature")
+    try:
+        return view(request, adapter)
+    except WebhookError as exc:
+        return _plain(400, str(exc))
 
 
 def markup(provider: Provider, body: str) -> HttpResponse:

@@ -39,6 +39,7 @@ from contacts.identity import InvalidIdentity, normalize_phone
 from contacts.models import ContactIdentity
 from interactions.actions import do_record_message
 from interactions.models import Interaction, Message
+from metrics import instruments
 
 from .models import STATUS_RANK, InboundSms, OutboundSms, SmsOptOut, SmsStatusEvent
 
@@ -648,6 +649,7 @@ def _attempt(outbound: OutboundSms, *, retry: bool) -> tuple[OutboundSms, SendRe
         )
     except base.RecipientOptedOut as exc:
         _set_status(outbound, "refused", error_code=str(exc.code or ""), error=str(exc))
+        instruments.outbound_failed("sms", "opted_out")
         SmsOptOut.objects.update_or_create(
             phone=outbound.to, defaults={"active": True, "keyword": "provider"}
         )
@@ -666,6 +668,7 @@ def _attempt(outbound: OutboundSms, *, retry: bool) -> tuple[OutboundSms, SendRe
                 }
             logger.warning("outbound SMS #%s: %s", outbound.pk, exc)
             _set_status(outbound, "pending", error_code=code, error=reason)
+            instruments.outbound_retry("sms")
             later = SendRetryLater(reason, retry_in)
             later.__cause__ = exc
             return outbound, later
@@ -677,9 +680,11 @@ def _attempt(outbound: OutboundSms, *, retry: bool) -> tuple[OutboundSms, SendRe
                 }
         logger.error("outbound SMS #%s failed: %s", outbound.pk, exc)
         _set_status(outbound, "failed", error_code=code, error=reason)
+        instruments.outbound_failed("sms", "exhausted" if is_transient(exc) else "permanent")
         return outbound, None
     OutboundSms.objects.filter(pk=outbound.pk).update(sid=sent.sid)
     outbound.sid = sent.sid
+    instruments.outbound_sent("sms")
     _apply_status(sent.sid, sent.status, "")
     # A callback may have arrived before we knew the id: apply the furthest one recorded.
     for event in SmsStatusEvent.objects.filter(sid=sent.sid):

@@ -263,6 +263,9 @@ MATRIX: dict[str, dict[str, dict[str, Expect]]] = {
     # Each role's own home: the console, the wallboard, the privacy pages (test_landing.py).
     "home": {"GET": web(anon=LOGIN, agent=302, sup=302, lone=302, oadm=302, padm=302)},
     "healthz": {"GET": public(200)},
+    # Prometheus' scrape: off unless METRICS_TOKEN is set (404), then a bearer token, never a
+    # session, whatever the role (403: tests/integration/test_metrics.py).
+    "metrics": {"GET": public(HIDDEN)},
     "login": {"GET": public(200), "POST": public(200)},  # an empty form: its errors
     "logout": {"POST": public(LOGIN)},  # back to the login page, logged out
     "otp-verify": {  # the agent has no device: sent to enrol

@@ -1,0 +1,1 @@
+"""Prometheus metrics on an internal endpoint (docs/operations.md, "Metrics")."""
