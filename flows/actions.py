@@ -18,12 +18,13 @@ from organisations import authz
 from routing.models import Queue, Skill
 
 from .models import EndpointFlow, Flow, FlowVersion
-from .schema import validate_graph
+from .schema import Problem, find_problems
 
 
 class FlowValidationError(ValueError):
-    def __init__(self, errors: list[str]) -> None:
+    def __init__(self, errors: list[str], problems: list[Problem] | None = None) -> None:
         self.errors = errors
+        self.problems = problems or []
         super().__init__("; ".join(errors))
 
 
@@ -35,7 +36,7 @@ def _user(actor: User | AnonymousUser | None) -> User | None:
     return actor if isinstance(actor, User) else None
 
 
-def validation_errors(graph: Any, *, organisation_id: int | None = None) -> list[str]:
+def validation_problems(graph: Any, *, organisation_id: int | None = None) -> list[Problem]:
     """Schema, references, loops, and the queue and skill codes (the database part of
     validation) among those of the flow's organisation (None: of any organisation)."""
     queues = Queue.objects.all()
@@ -43,11 +44,16 @@ def validation_errors(graph: Any, *, organisation_id: int | None = None) -> list
     if organisation_id is not None:
         queues = queues.filter(organisation_id=organisation_id)
         skills = skills.filter(organisation_id=organisation_id)
-    return validate_graph(
+    return find_problems(
         graph,
         known_queues=queues.values_list("code", flat=True),
         known_skills=skills.values_list("code", flat=True),
     )
+
+
+def validation_errors(graph: Any, *, organisation_id: int | None = None) -> list[str]:
+    """:func:`validation_problems` as technical lines."""
+    return [p.raw for p in validation_problems(graph, organisation_id=organisation_id)]
 
 
 def _check_actor(actor: User | AnonymousUser | None, flow: Flow) -> None:
@@ -76,9 +82,9 @@ def do_publish_flow_version(
     Raises :class:`FlowValidationError` with every problem found."""
     flow = Flow.objects.get(pk=version.flow_id)
     _check_actor(actor, flow)
-    errors = validation_errors(version.graph, organisation_id=flow.organisation_id)
-    if errors:
-        raise FlowValidationError(errors)
+    problems = validation_problems(version.graph, organisation_id=flow.organisation_id)
+    if problems:
+        raise FlowValidationError([p.raw for p in problems], problems)
     with transaction.atomic():
         flow = Flow.objects.select_for_update().get(pk=version.flow_id)
         locked = FlowVersion.objects.select_for_update().get(pk=version.pk)
@@ -110,3 +116,13 @@ def do_bind_flow(*, flow: Flow, endpoint: Any, actor: User | AnonymousUser | Non
         endpoint=endpoint, defaults={"flow": flow}
     )
     return binding
+
+
+def do_unbind_flow(*, flow: Flow, endpoint: Any, actor: User | AnonymousUser | None = None) -> bool:
+    """``endpoint`` no longer runs ``flow`` (its contacts go straight to its queue); False when
+    it ran another flow or none (nothing changed)."""
+    _check_actor(actor, flow)
+    if actor is not None:
+        authz.check_change(actor, endpoint)
+    deleted, _rows = EndpointFlow.objects.filter(endpoint=endpoint, flow=flow).delete()
+    return deleted > 0

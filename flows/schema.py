@@ -7,6 +7,7 @@ A flow is ``{"start": node id, "language": "fr", "nodes": {id: node}}``; every n
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -251,27 +252,181 @@ def _loops_without_input(nodes: Mapping[str, Any]) -> list[str]:
     return looping
 
 
-def _calendar_errors(where: str, calendar: Mapping[str, Any]) -> list[str]:
-    errors = []
+@dataclass(frozen=True)
+class Problem:
+    """One thing wrong in a graph: where (``path``, e.g. ("nodes", "menu", "options", "0",
+    "next")), what (``kind``: a JSON Schema keyword such as "required" or "minLength", or one
+    of our own checks: "unknown_node", "duplicate_key", "unknown_queue", "unknown_skill",
+    "timezone", "holidays", "interval_order", "loop"), its details (``params``) and the
+    technical line (``raw``) logged and shown to API users. ``flows.problems.describe`` says it
+    in words."""
+
+    path: tuple[str, ...]
+    kind: str
+    params: dict[str, Any] = field(default_factory=dict)
+    raw: str = ""
+
+    @property
+    def node(self) -> str | None:
+        return self.path[1] if len(self.path) > 1 and self.path[0] == "nodes" else None
+
+
+def _schema_problem(prefix: list[Any], error: jsonschema.ValidationError) -> Problem:
+    path = [*prefix, *error.absolute_path]
+    instance = error.instance
+    params: dict[str, Any] = {"limit": error.validator_value}
+    if error.validator == "required" and isinstance(instance, dict):
+        params["missing"] = [f for f in error.validator_value if f not in instance]
+    elif error.validator == "additionalProperties" and isinstance(instance, dict):
+        schema = error.schema if isinstance(error.schema, dict) else {}
+        allowed = set(schema.get("properties") or {})
+        params["extra"] = sorted(str(k) for k in instance if k not in allowed)
+    elif error.validator in ("enum", "const", "pattern", "type"):
+        params["value"] = instance if isinstance(instance, str | int | float | bool) else None
+    return Problem(
+        tuple(str(p) for p in path),
+        str(error.validator),
+        params,
+        f"{_where(path)}: {error.message}",
+    )
+
+
+def _calendar_problems(where: list[str], calendar: Mapping[str, Any]) -> list[Problem]:
+    found = []
+    text = "/".join(where)
     try:
         ZoneInfo(calendar.get("timezone") or "Europe/Paris")
     except (ZoneInfoNotFoundError, ValueError):
-        errors.append(f"{where}/timezone: unknown time zone {calendar.get('timezone')!r}")
+        zone = calendar.get("timezone")
+        found.append(
+            Problem(
+                (*where, "timezone"),
+                "timezone",
+                {"value": zone},
+                f"{text}/timezone: unknown time zone {zone!r}",
+            )
+        )
     spec = calendar.get("holidays")
     if spec:
         try:
             holidays.country_holidays(spec.get("country", "FR"), subdiv=spec.get("subdiv") or None)
         except NotImplementedError as exc:
-            errors.append(f"{where}/holidays: {exc}")
+            found.append(Problem((*where, "holidays"), "holidays", {}, f"{text}/holidays: {exc}"))
     intervals = [
-        *(calendar.get("weekly") or {}).items(),
-        *(calendar.get("open_dates") or {}).items(),
+        *(("weekly", day, spans) for day, spans in (calendar.get("weekly") or {}).items()),
+        *(("open_dates", day, spans) for day, spans in (calendar.get("open_dates") or {}).items()),
     ]
-    for day, spans in intervals:
+    for group, day, spans in intervals:
         for start, end in spans:
             if parse_hhmm(start) >= parse_hhmm(end):
-                errors.append(f"{where}/{day}: {start}-{end} ends before it starts")
-    return errors
+                found.append(
+                    Problem(
+                        (*where, group, day),
+                        "interval_order",
+                        {"day": day, "start": start, "end": end},
+                        f"{text}/{day}: {start}-{end} ends before it starts",
+                    )
+                )
+    return found
+
+
+def _calendar_errors(where: str, calendar: Mapping[str, Any]) -> list[str]:
+    return [p.raw for p in _calendar_problems(where.split("/"), calendar)]
+
+
+def find_problems(
+    graph: Any,
+    *,
+    known_queues: Iterable[str] | None = None,
+    known_skills: Iterable[str] | None = None,
+) -> list[Problem]:
+    """Every problem of ``graph`` (see :class:`Problem`); none means it can be published."""
+    problems = [
+        _schema_problem([], e)
+        for e in sorted(_VALIDATOR.iter_errors(graph), key=lambda e: list(e.absolute_path))
+    ]
+    if problems:
+        return problems
+    nodes: dict[str, Any] = graph["nodes"]
+    for node_id, node in nodes.items():
+        validator = _NODE_VALIDATORS[node["type"]]
+        for e in sorted(validator.iter_errors(node), key=lambda e: list(e.absolute_path)):
+            problems.append(_schema_problem(["nodes", node_id], e))
+    if problems:
+        return problems
+    for entry in ("start", "post_call"):
+        if entry in graph and graph[entry] not in nodes:
+            problems.append(
+                Problem(
+                    (entry,),
+                    "unknown_node",
+                    {"target": graph[entry]},
+                    f"{entry}: no node named {graph[entry]!r}",
+                )
+            )
+    queues = set(known_queues) if known_queues is not None else None
+    skills = set(known_skills) if known_skills is not None else None
+    for node_id, node in nodes.items():
+        where = f"nodes/{node_id}"
+        for name in REFERENCE_FIELDS:
+            target = node.get(name)
+            if isinstance(target, str) and target not in nodes:
+                problems.append(
+                    Problem(
+                        ("nodes", node_id, name),
+                        "unknown_node",
+                        {"target": target},
+                        f"{where}/{name}: no node named {target!r}",
+                    )
+                )
+        keys = [o["key"] for o in node.get("options", [])]
+        for i, option in enumerate(node.get("options", [])):
+            if option["next"] not in nodes:
+                problems.append(
+                    Problem(
+                        ("nodes", node_id, "options", str(i), "next"),
+                        "unknown_node",
+                        {"target": option["next"]},
+                        f"{where}/options/{i}/next: no node named {option['next']!r}",
+                    )
+                )
+        if len(keys) != len(set(keys)):
+            twice = sorted({k for k in keys if keys.count(k) > 1})
+            problems.append(
+                Problem(
+                    ("nodes", node_id, "options"),
+                    "duplicate_key",
+                    {"keys": twice},
+                    f"{where}/options: a key is used twice",
+                )
+            )
+        if node["type"] == "business_hours":
+            problems.extend(_calendar_problems(["nodes", node_id, "calendar"], node["calendar"]))
+        if queues is not None and node.get("queue") and node["queue"] not in queues:
+            problems.append(
+                Problem(
+                    ("nodes", node_id, "queue"),
+                    "unknown_queue",
+                    {"value": node["queue"]},
+                    f"{where}/queue: no queue with code {node['queue']!r}",
+                )
+            )
+        if skills is not None and node["type"] == "set":
+            for code in sorted(node.get("skills") or {}):
+                if code not in skills:
+                    problems.append(
+                        Problem(
+                            ("nodes", node_id, "skills"),
+                            "unknown_skill",
+                            {"value": code},
+                            f"{where}/skills: no skill with code {code!r}",
+                        )
+                    )
+    for loop in _loops_without_input(nodes):
+        problems.append(
+            Problem((), "loop", {"nodes": loop.split(" -> ")}, f"loop without input: {loop}")
+        )
+    return problems
 
 
 def validate_graph(
@@ -280,46 +435,9 @@ def validate_graph(
     known_queues: Iterable[str] | None = None,
     known_skills: Iterable[str] | None = None,
 ) -> list[str]:
-    """Every problem of ``graph`` as a readable line ("nodes/menu/options/0/key: ..."); an empty
-    list means the flow can be published. ``known_queues`` and ``known_skills`` also check the
-    queue and skill codes (those of the flow's organisation)."""
-    errors = [
-        f"{_where(e.absolute_path)}: {e.message}"
-        for e in sorted(_VALIDATOR.iter_errors(graph), key=lambda e: list(e.absolute_path))
+    """Every problem of ``graph`` as a technical line ("nodes/menu/options/0/key: ..."); an
+    empty list means the flow can be published. ``known_queues`` and ``known_skills`` also check
+    the queue and skill codes (those of the flow's organisation)."""
+    return [
+        p.raw for p in find_problems(graph, known_queues=known_queues, known_skills=known_skills)
     ]
-    if errors:
-        return errors
-    nodes: dict[str, Any] = graph["nodes"]
-    for node_id, node in nodes.items():
-        validator = _NODE_VALIDATORS[node["type"]]
-        for e in sorted(validator.iter_errors(node), key=lambda e: list(e.absolute_path)):
-            errors.append(f"{_where(['nodes', node_id, *e.absolute_path])}: {e.message}")
-    if errors:
-        return errors
-    for entry in ("start", "post_call"):
-        if entry in graph and graph[entry] not in nodes:
-            errors.append(f"{entry}: no node named {graph[entry]!r}")
-    queues = set(known_queues) if known_queues is not None else None
-    skills = set(known_skills) if known_skills is not None else None
-    for node_id, node in nodes.items():
-        where = f"nodes/{node_id}"
-        for field in REFERENCE_FIELDS:
-            target = node.get(field)
-            if isinstance(target, str) and target not in nodes:
-                errors.append(f"{where}/{field}: no node named {target!r}")
-        keys = [o["key"] for o in node.get("options", [])]
-        for i, option in enumerate(node.get("options", [])):
-            if option["next"] not in nodes:
-                errors.append(f"{where}/options/{i}/next: no node named {option['next']!r}")
-        if len(keys) != len(set(keys)):
-            errors.append(f"{where}/options: a key is used twice")
-        if node["type"] == "business_hours":
-            errors.extend(_calendar_errors(f"{where}/calendar", node["calendar"]))
-        if queues is not None and node.get("queue") and node["queue"] not in queues:
-            errors.append(f"{where}/queue: no queue with code {node['queue']!r}")
-        if skills is not None and node["type"] == "set":
-            for code in sorted(node.get("skills") or {}):
-                if code not in skills:
-                    errors.append(f"{where}/skills: no skill with code {code!r}")
-    errors.extend(f"loop without input: {loop}" for loop in _loops_without_input(nodes))
-    return errors

@@ -13,22 +13,29 @@ from typing import Any
 from django.contrib import messages
 from django.core.exceptions import PermissionDenied
 from django.db import transaction
+from django.db.models import F
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.utils import timezone
 from django.utils.translation import gettext as _
+from django.utils.translation import pgettext
 from django.views.decorators.http import require_POST
 
+from channels_inbound.models import Endpoint
 from flows import engine
 from flows.actions import (
     FlowNotDraft,
     FlowValidationError,
+    do_bind_flow,
     do_create_flow_version,
     do_publish_flow_version,
-    validation_errors,
+    do_unbind_flow,
+    validation_problems,
 )
+from flows.labels import FIELD_LABELS, NODE_TYPE_LABELS, WEEKDAY_LABELS
 from flows.models import Flow, FlowVersion
-from flows.schema import NODE_SCHEMAS
+from flows.problems import as_json, describe
+from flows.schema import NODE_SCHEMAS, Problem
 from organisations import authz
 from organisations.models import OrganisationRequired
 from routing.models import Queue
@@ -124,8 +131,8 @@ def flow_editor(request: HttpRequest, scope: Scope, flow_id: int) -> HttpRespons
         "versions": [_version_dict(v) for v in versions],
         "queues": list(
             Queue.objects.filter(organisation_id=flow.organisation_id)
-            .order_by("code")
-            .values_list("code", flat=True)
+            .order_by("name", "code")
+            .values("code", "name")
         ),
         "node_types": sorted(NODE_SCHEMAS),
         "urls": {
@@ -143,53 +150,179 @@ def flow_editor(request: HttpRequest, scope: Scope, flow_id: int) -> HttpRespons
             "editor": editor,
             "editor_labels": editor_labels(),
             "now": _local_now(),
+            "endpoints": _flow_endpoints(flow),
         },
     )
 
 
+# The channels whose contacts a flow talks to first (an SVI for calls, a bot for chats).
+FLOW_CHANNELS = ("voice", "chat")
+
+
+def _flow_endpoints(flow: Flow) -> list[Endpoint]:
+    """The organisation's numbers and widgets a flow can answer, with the flow each runs."""
+    return list(
+        Endpoint.objects.filter(organisation_id=flow.organisation_id, channel__in=FLOW_CHANNELS)
+        .annotate(
+            bound_flow_id=F("flow_binding__flow_id"), bound_flow_name=F("flow_binding__flow__name")
+        )
+        .order_by("channel", "name")
+    )
+
+
+@require_POST
+@supervisor_required
+def flow_bindings(request: HttpRequest, scope: Scope, flow_id: int) -> HttpResponse:
+    """Attach this flow to one of its organisation's numbers or widgets (it replaces the flow
+    that endpoint ran), or detach it (the endpoint's contacts then go straight to its queue)."""
+    _may_edit(request)
+    flow = get_object_or_404(scope.flows(), pk=flow_id)
+    action = request.POST.get("action")
+    endpoint = Endpoint.objects.filter(
+        pk=_int(request.POST.get("endpoint")) or 0,
+        organisation_id=flow.organisation_id,
+        channel__in=FLOW_CHANNELS,
+    ).first()
+    if endpoint is None or action not in ("attach", "detach"):
+        messages.error(request, _("Choose one of the numbers or widgets listed."))
+        return redirect("supervision:flow-editor", flow_id=flow.pk)
+    try:
+        if action == "attach":
+            do_bind_flow(flow=flow, endpoint=endpoint, actor=request.user)
+            if flow.published_version_id is None:
+                messages.warning(
+                    request,
+                    _(
+                        "“%(endpoint)s” will run this flow once a version is published; until"
+                        " then its contacts go straight to its queue."
+                    )
+                    % {"endpoint": endpoint.name},
+                )
+            messages.success(
+                request,
+                _("“%(endpoint)s” now runs the flow “%(flow)s”.")
+                % {"endpoint": endpoint.name, "flow": flow.name},
+            )
+        else:
+            do_unbind_flow(flow=flow, endpoint=endpoint, actor=request.user)
+            messages.success(
+                request,
+                _("“%(endpoint)s” no longer runs the flow “%(flow)s”.")
+                % {"endpoint": endpoint.name, "flow": flow.name},
+            )
+    except authz.OutOfScope as exc:
+        raise PermissionDenied from exc
+    SupervisorAction.objects.create(
+        actor_id=request.user.pk,
+        kind=SupervisorAction.Kind.FLOW,
+        at=timezone.now(),
+        details={"flow": flow.pk, "action": action, "endpoint": endpoint.pk},
+    )
+    return redirect("supervision:flow-editor", flow_id=flow.pk)
+
+
+def _int(value: Any) -> int | None:
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        return None
+
+
+# Time zones of France's territories (the calendar's zone: opening hours are local times).
+TIMEZONES = (
+    "Europe/Paris",
+    "America/Guadeloupe",
+    "America/Martinique",
+    "America/Cayenne",
+    "Indian/Reunion",
+    "Indian/Mayotte",
+    "America/Miquelon",
+    "Pacific/Noumea",
+    "Pacific/Tahiti",
+    "Pacific/Wallis",
+)
+
+
 def editor_labels() -> dict[str, Any]:
     """The words of the editor's script, in the page's language."""
+    zone_names = {
+        "Europe/Paris": _("Metropolitan France"),
+        "America/Guadeloupe": _("Guadeloupe, Saint-Barthélemy, Saint-Martin"),
+        "America/Martinique": _("Martinique"),
+        "America/Cayenne": _("French Guiana"),
+        "Indian/Reunion": _("La Réunion"),
+        "Indian/Mayotte": _("Mayotte"),
+        "America/Miquelon": _("Saint-Pierre-et-Miquelon"),
+        "Pacific/Noumea": _("New Caledonia"),
+        "Pacific/Tahiti": _("French Polynesia"),
+        "Pacific/Wallis": _("Wallis and Futuna"),
+    }
     return {
-        "types": {
-            "message": _("Message"),
-            "menu": _("Menu (choice by key)"),
-            "business_hours": _("Opening hours"),
-            "set": _("Set skills, priority or language"),
-            "queue": _("Queue (to an agent)"),
-            "voicemail": _("Voicemail"),
-            "callback": _("Callback request"),
-            "transfer": _("Transfer to a number"),
-            "hangup": _("Hang up"),
+        "types": {k: str(v) for k, v in NODE_TYPE_LABELS.items()},
+        "types_short": {
+            "message": _("message"),
+            "menu": _("menu"),
+            "business_hours": _("hours"),
+            "set": _("settings"),
+            "queue": _("queue"),
+            "voicemail": _("voicemail"),
+            "callback": _("callback"),
+            "transfer": _("transfer"),
+            "hangup": _("hang up"),
+            "survey": _("survey"),
         },
-        "fields": {
-            "label": _("Label"),
-            "text": _("Text"),
-            "audio_url": _("Audio file (URL)"),
-            "next": _("Then go to"),
-            "prompt.text": _("Question"),
-            "options": _("Choices"),
-            "retries": _("Retries"),
-            "timeout_seconds": _("Time to answer (s)"),
-            "invalid.text": _("Message after a wrong key"),
-            "default": _("After the last retry, go to"),
-            "calendar": _("Calendar (JSON)"),
-            "open": _("When open, go to"),
-            "closed": _("When closed, go to"),
-            "holiday": _("On a public holiday, go to"),
-            "skills": _("Skills (code=level, separated by commas)"),
-            "priority": _("Priority"),
-            "language": _("Language"),
-            "queue": _("Queue"),
-            "announce_position": _("Announce the position"),
-            "announce_wait": _("Announce the expected wait"),
-            "hold_music_url": _("Hold music (URL)"),
-            "max_seconds": _("Longest message (s)"),
-            "fallback": _("Without a caller number, go to"),
-            "number": _("Number (E.164, e.g. +33123456789)"),
-            "key": _("Key"),
-            "option_label": _("Choice label"),
-            "option_next": _("Go to"),
+        "fields": {k: str(v) for k, v in FIELD_LABELS.items()},
+        # the diagram's arrows (menu choices show their key)
+        "edges": {
+            "next": pgettext("flow diagram arrow", "then"),
+            "open": pgettext("flow diagram arrow", "open"),
+            "closed": pgettext("flow diagram arrow", "closed"),
+            "holiday": pgettext("flow diagram arrow", "holiday"),
+            "default": pgettext("flow diagram arrow", "otherwise"),
+            "fallback": pgettext("flow diagram arrow", "no number"),
         },
+        "weekdays": {k: str(v) for k, v in WEEKDAY_LABELS.items()},
+        "timezones": [(zone, f"{zone_names[zone]} ({zone})") for zone in TIMEZONES],
+        "subdivisions": [
+            ("", _("Metropolitan France")),
+            ("6AE", _("Alsace (Bas-Rhin, Haut-Rhin)")),
+            ("57", _("Moselle")),
+            ("971", _("Guadeloupe")),
+            ("972", _("Martinique")),
+            ("973", _("French Guiana")),
+            ("974", _("La Réunion")),
+            ("976", _("Mayotte")),
+            ("BL", _("Saint-Barthélemy")),
+            ("MF", _("Saint-Martin")),
+            ("PM", _("Saint-Pierre-et-Miquelon")),
+            ("NC", _("New Caledonia")),
+            ("PF", _("French Polynesia")),
+            ("WF", _("Wallis and Futuna")),
+        ],
+        "cal_help": _(
+            "Opening hours of each day, for example 08:30-12:30, 13:30-17:00 (08h30 also works);"
+            " leave a day empty when it is closed."
+        ),
+        "cal_format": _("write the hours as 08:30-12:30, 13:30-17:00."),
+        "cal_order": _("%(start)s–%(end)s ends before it starts."),
+        "cal_timezone": _("Time zone"),
+        "cal_holidays": _("Closed on public holidays"),
+        "cal_subdiv": _("Public holidays of"),
+        "cal_closed": _("Closed dates (closures of the service)"),
+        "cal_open": _("Exceptional openings"),
+        "cal_open_hours": _("Hours on %(date)s"),
+        "cal_date": _("Date"),
+        "cal_add_date": _("Add this date"),
+        "cal_no_date": _("No date."),
+        "cal_date_missing": _("Choose a date first."),
+        "cal_date_twice": _("This date is already in the list."),
+        "remove": _("Remove"),
+        "survey_prompt": _(
+            "Are you satisfied with this call? Press 1 (not at all) to 5 (very satisfied)."
+        ),
+        "survey_thanks": _("Thank you for your answer."),
+        "node_error_count": _("%(id)s: %(first)s"),
+        "id_empty": _("The node's name cannot be empty."),
         "none": _("—"),
         "default_queue": _("the number's own queue"),
         "add_option": _("Add a choice"),
@@ -232,7 +365,7 @@ def flow_validate(request: HttpRequest, scope: Scope, flow_id: int) -> JsonRespo
         graph = _json_body(request).get("graph")
     except ValueError:
         return JsonResponse({"errors": [_("The flow could not be read.")]}, status=400)
-    return JsonResponse({"errors": validation_errors(graph, organisation_id=flow.organisation_id)})
+    return JsonResponse(_problems_answer(graph, flow))
 
 
 @require_POST
@@ -257,16 +390,31 @@ def flow_save(request: HttpRequest, scope: Scope, flow_id: int) -> JsonResponse:
     return JsonResponse(
         {
             "version": _version_dict(version),
-            "errors": validation_errors(graph, organisation_id=flow.organisation_id),
+            **_problems_answer(graph, flow),
             "versions": [_version_dict(v) for v in flow.versions.order_by("-number")],
         }
     )
 
 
-def _answer(request: HttpRequest, ok: bool, message: str, errors: list[str] | None = None) -> Any:
+def _problems_answer(graph: Any, flow: Flow) -> dict[str, Any]:
+    """The graph's problems for the editor: ``errors`` in words, ``problems`` with the node(s)
+    each is about (and its technical line)."""
+    found = validation_problems(graph, organisation_id=flow.organisation_id)
+    return {"errors": [describe(p) for p in found], "problems": as_json(found)}
+
+
+MAX_PROBLEMS_SHOWN = 10
+
+
+def _answer(
+    request: HttpRequest, ok: bool, message: str, problems: list[Problem] | None = None
+) -> Any:
+    words = [describe(p) for p in problems or []]
     if "application/json" in request.headers.get("Accept", ""):
-        return JsonResponse({"ok": ok, "message": message, "errors": errors or []})
+        return JsonResponse({"ok": ok, "message": message, "errors": words})
     (messages.success if ok else messages.error)(request, message)
+    for text in words[:MAX_PROBLEMS_SHOWN]:
+        messages.error(request, text)
     return None
 
 
@@ -280,7 +428,7 @@ def flow_publish(request: HttpRequest, scope: Scope, flow_id: int, version_id: i
         published = do_publish_flow_version(version=version, actor=request.user)
     except FlowValidationError as exc:
         answer = _answer(
-            request, False, _("This version has errors: it cannot be published."), exc.errors
+            request, False, _("This version has errors: it cannot be published."), exc.problems
         )
     except FlowNotDraft:
         answer = _answer(request, False, _("Only a draft can be published."))
@@ -315,7 +463,7 @@ def flow_rollback(
             published = do_publish_flow_version(version=copy, actor=request.user)
     except FlowValidationError as exc:
         answer = _answer(
-            request, False, _("This version has errors: it cannot be published."), exc.errors
+            request, False, _("This version has errors: it cannot be published."), exc.problems
         )
     else:
         _audit(request, flow, "rollback", published)
@@ -388,9 +536,9 @@ def flow_test(request: HttpRequest, scope: Scope, flow_id: int) -> JsonResponse:
     except ValueError:
         return JsonResponse({"errors": [_("The flow could not be read.")]}, status=400)
     graph = data.get("graph")
-    errors = validation_errors(graph, organisation_id=flow.organisation_id)
-    if errors:
-        return JsonResponse({"errors": errors}, status=400)
+    answer = _problems_answer(graph, flow)
+    if answer["errors"]:
+        return JsonResponse(answer, status=400)
     assert isinstance(graph, dict)
     inputs = [str(x)[:5] for x in (data.get("inputs") or [])][:MAX_TEST_INPUTS]
     try:

@@ -27,6 +27,7 @@ urlpatterns = [
     path("flows/<int:flow_id>/versions/", flow_views.flow_save, name="flow-save"),
     path("flows/<int:flow_id>/validate/", flow_views.flow_validate, name="flow-validate"),
     path("flows/<int:flow_id>/test/", flow_views.flow_test, name="flow-test"),
+    path("flows/<int:flow_id>/bindings/", flow_views.flow_bindings, name="flow-bindings"),
     path(
         "flows/<int:flow_id>/versions/<int:version_id>/publish/",
         flow_views.flow_publish,

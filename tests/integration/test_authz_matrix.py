@@ -374,6 +374,7 @@ MATRIX: dict[str, dict[str, dict[str, Expect]]] = {
     "supervision:flow-test": {"POST": SUP_ROW_POST},
     "supervision:flow-publish": {"POST": SUP_ROW_POST},
     "supervision:flow-rollback": {"POST": SUP_ROW_POST},
+    "supervision:flow-bindings": {"POST": SUP_ROW_POST},
     # ---------------------------------------------------------------- WebSockets
     "ws:ws/console/": {"CONNECT": WS_AGENT},
     "ws:ws/supervision/wallboard/": {"CONNECT": WS_SUPERVISOR},
@@ -1367,6 +1368,10 @@ BODIES: dict[tuple[str, str], Body] = {
     ("supervision:flow-save", "POST"): lambda s, w: Json({"graph": {}, "note": "matrice"}),
     ("supervision:flow-validate", "POST"): lambda s, w: Json({"graph": {}}),
     ("supervision:flow-test", "POST"): lambda s, w: Json({"graph": {}, "inputs": []}),
+    ("supervision:flow-bindings", "POST"): lambda s, w: {
+        "endpoint": s.endpoint.pk,
+        "action": "attach",
+    },
     **{(key, "POST"): lambda s, w: {"post": "yes"} for key in MATRIX if key.endswith("_delete")},
     ("admin:contacts_contact_change", "POST"): lambda s, w: {"display_name": "Corrigé"},
     ("admin:routing_queue_change", "POST"): lambda s, w: {"name": "Renommée"},

@@ -21,14 +21,16 @@
     message: [["label", "text"], ["text", "textarea"], ["audio_url", "text"], ["next", "ref"]],
     menu: [["label", "text"], ["prompt.text", "textarea"], ["options", "options"], ["retries", "number"],
       ["timeout_seconds", "number"], ["invalid.text", "textarea"], ["default", "ref"]],
-    business_hours: [["label", "text"], ["calendar", "json"], ["open", "ref"], ["closed", "ref"], ["holiday", "ref"]],
+    business_hours: [["label", "text"], ["calendar", "calendar"], ["open", "ref"], ["closed", "ref"], ["holiday", "ref"]],
     set: [["label", "text"], ["skills", "skills"], ["priority", "number"], ["language", "text"], ["next", "ref"]],
     queue: [["label", "text"], ["queue", "queue"], ["text", "textarea"], ["announce_position", "bool"],
       ["announce_wait", "bool"], ["hold_music_url", "text"]],
     voicemail: [["label", "text"], ["prompt.text", "textarea"], ["max_seconds", "number"], ["queue", "queue"]],
     callback: [["label", "text"], ["prompt.text", "textarea"], ["queue", "queue"], ["fallback", "ref"]],
     transfer: [["label", "text"], ["number", "text"], ["text", "textarea"]],
-    hangup: [["label", "text"], ["text", "textarea"]]
+    hangup: [["label", "text"], ["text", "textarea"]],
+    survey: [["label", "text"], ["prompt.text", "textarea"], ["thanks.text", "textarea"], ["retries", "number"],
+      ["timeout_seconds", "number"], ["invalid.text", "textarea"], ["default", "ref"], ["next", "ref"]]
   };
   var NEW_NODE = {
     message: function () { return { type: "message", text: "", next: "" }; },
@@ -43,8 +45,12 @@
     voicemail: function () { return { type: "voicemail", prompt: { text: "" } }; },
     callback: function () { return { type: "callback", prompt: { text: "" } }; },
     transfer: function () { return { type: "transfer", number: "" }; },
-    hangup: function () { return { type: "hangup" }; }
+    hangup: function () { return { type: "hangup" }; },
+    survey: function () { return { type: "survey", prompt: { text: L.survey_prompt }, thanks: { text: L.survey_thanks } }; }
   };
+  var WEEKDAYS = ["mon", "tue", "wed", "thu", "fri", "sat", "sun"];
+  var TIME = "([01]?[0-9]|2[0-3])[:hH]([0-5][0-9])";
+  var RANGE = new RegExp("^" + TIME + "\\s*[-–à]\\s*(?:" + TIME + "|(24)[:hH](00))$");
 
   function el(tag, attrs, text) {
     var node = document.createElement(tag);
@@ -54,6 +60,12 @@
     });
     if (text !== undefined && text !== null) node.textContent = String(text);
     return node;
+  }
+
+  function queueName(code) {
+    if (!code) return L.default_queue;
+    var found = data.queues.filter(function (q) { return q.code === code; })[0];
+    return found ? found.name : code;
   }
 
   function fmt(template, values) {
@@ -90,23 +102,14 @@
 
   // ------------------------------------------------------------------ errors
 
-  function mapErrors(errors) {
+  // The server's problems, in words, each shown on its node(s) or with the flow's own errors.
+  function mapErrors(problems) {
     errorsByNode = {};
     generalErrors = [];
-    errors.forEach(function (e) {
-      var match = /^nodes\/([^/:]+)[/:]/.exec(e);
-      if (match && graph.nodes[match[1]]) {
-        (errorsByNode[match[1]] = errorsByNode[match[1]] || []).push(e.slice(match[0].length - 1).replace(/^[/:]\s*/, ""));
-        return;
-      }
-      var loop = /^loop without input: (.*)$/.exec(e);
-      if (loop) {
-        loop[1].split(" -> ").forEach(function (id) {
-          if (graph.nodes[id]) (errorsByNode[id] = errorsByNode[id] || []).push(e);
-        });
-        return;
-      }
-      generalErrors.push(e);
+    problems.forEach(function (p) {
+      var nodes = (p.nodes || []).filter(function (id) { return graph.nodes[id]; });
+      if (!nodes.length) { generalErrors.push(p.text); return; }
+      nodes.forEach(function (id) { (errorsByNode[id] = errorsByNode[id] || []).push(p.text); });
     });
   }
 
@@ -122,7 +125,7 @@
       var ul = el("ul");
       generalErrors.forEach(function (e) { ul.appendChild(el("li", {}, e)); });
       Object.keys(errorsByNode).forEach(function (id) {
-        ul.appendChild(el("li", {}, id + " : " + errorsByNode[id].length));
+        ul.appendChild(el("li", {}, fmt(L.node_error_count, { id: id, n: errorsByNode[id].length, first: errorsByNode[id][0] })));
       });
       content.appendChild(ul);
     }
@@ -133,7 +136,7 @@
     clearTimeout(validateTimer);
     validateTimer = setTimeout(function () {
       post(data.urls.validate, { graph: graph }).then(function (answer) {
-        mapErrors(answer.errors || []);
+        mapErrors(answer.problems || []);
         renderErrors();
         renderList();
         renderNodeErrors();
@@ -160,6 +163,13 @@
       options.push(el("option", { value: id, selected: graph.start === id ? "selected" : null }, id));
     });
     select.replaceChildren.apply(select, options);
+    var post = document.getElementById("flow-post-call");
+    var surveys = [el("option", { value: "" }, L.none)];
+    Object.keys(graph.nodes).forEach(function (id) {
+      if (graph.nodes[id].type !== "survey") return;
+      surveys.push(el("option", { value: id, selected: graph.post_call === id ? "selected" : null }, id));
+    });
+    post.replaceChildren.apply(post, surveys);
     document.getElementById("flow-language").value = graph.language || "";
   }
 
@@ -261,8 +271,8 @@
       } else if (kind === "queue") {
         input = el("select", { id: inputId });
         input.appendChild(el("option", { value: "" }, L.default_queue));
-        data.queues.forEach(function (code) {
-          input.appendChild(el("option", { value: code, selected: code === value ? "selected" : null }, code));
+        data.queues.forEach(function (q) {
+          input.appendChild(el("option", { value: q.code, selected: q.code === value ? "selected" : null }, q.name + " (" + q.code + ")"));
         });
         input.addEventListener("change", function () { setPath(node, path, input.value); changed(); });
       } else if (kind === "skills") {
@@ -295,6 +305,9 @@
         return;
       } else if (kind === "options") {
         box.appendChild(renderOptions(node));
+        return;
+      } else if (kind === "calendar") {
+        box.appendChild(renderCalendar(node));
         return;
       } else {
         input = el("input", { id: inputId, type: "text" });
@@ -372,6 +385,175 @@
     return wrap;
   }
 
+  // ------------------------------------------------------------------ opening hours
+
+  function pad(n) { return (n.length === 1 ? "0" : "") + n; }
+
+  // "08h30-12h30, 13:30 - 17:00" -> [["08:30", "12:30"], ["13:30", "17:00"]]; null if unreadable.
+  function parseRanges(text) {
+    var ranges = [];
+    var parts = text.split(/[,;]/).map(function (p) { return p.trim(); }).filter(Boolean);
+    for (var i = 0; i < parts.length; i++) {
+      var m = RANGE.exec(parts[i]);
+      if (!m) return { error: L.cal_format };
+      var start = pad(m[1]) + ":" + m[2];
+      var end = m[5] ? "24:00" : pad(m[3]) + ":" + m[4];
+      if (start >= end) return { error: fmt(L.cal_order, { start: start, end: end }) };
+      ranges.push([start, end]);
+    }
+    return { ranges: ranges };
+  }
+
+  function formatRanges(ranges) {
+    return (ranges || []).map(function (r) { return r[0] + "-" + r[1]; }).join(", ");
+  }
+
+  function rangesInput(id, label, value, onValid) {
+    var wrap = el("div", { class: "cal-day" });
+    var input = el("input", { id: id, type: "text", "aria-describedby": id + "-err cal-help", autocomplete: "off" });
+    input.value = formatRanges(value);
+    var err = el("p", { id: id + "-err", class: "node-errors field-error" });
+    input.addEventListener("input", function () {
+      var parsed = parseRanges(input.value);
+      if (parsed.error) {
+        err.textContent = label + " : " + parsed.error;
+        input.setAttribute("aria-invalid", "true");
+        return;
+      }
+      err.textContent = "";
+      input.removeAttribute("aria-invalid");
+      onValid(parsed.ranges);
+      changed();
+    });
+    wrap.appendChild(el("label", { for: id }, label));
+    wrap.appendChild(input);
+    wrap.appendChild(err);
+    return wrap;
+  }
+
+  function renderCalendar(node) {
+    node.calendar = node.calendar || { weekly: {} };
+    var cal = node.calendar;
+    cal.weekly = cal.weekly || {};
+    var box = el("fieldset", { class: "calendar-form" });
+    box.appendChild(el("legend", {}, L.fields.calendar));
+    box.appendChild(el("p", { class: "helptext", id: "cal-help" }, L.cal_help));
+    var week = el("div", { class: "cal-week" });
+    WEEKDAYS.forEach(function (day) {
+      week.appendChild(rangesInput("cal-" + day, L.weekdays[day], cal.weekly[day], function (ranges) {
+        if (ranges.length) cal.weekly[day] = ranges; else delete cal.weekly[day];
+      }));
+    });
+    box.appendChild(week);
+
+    // Time zone
+    var zone = el("select", { id: "cal-timezone" });
+    var zones = L.timezones.slice();
+    var current = cal.timezone || "Europe/Paris";
+    if (!zones.some(function (z) { return z[0] === current; })) zones.push([current, current]);
+    zones.forEach(function (z) { zone.appendChild(el("option", { value: z[0], selected: z[0] === current ? "selected" : null }, z[1])); });
+    zone.addEventListener("change", function () { cal.timezone = zone.value; changed(); });
+    box.appendChild(field(L.cal_timezone, zone));
+
+    // Public holidays
+    var hol = el("input", { id: "cal-holidays", type: "checkbox" });
+    hol.checked = !!cal.holidays;
+    var region = el("select", { id: "cal-subdiv" });
+    var subdiv = (cal.holidays && cal.holidays.subdiv) || "";
+    L.subdivisions.forEach(function (r) { region.appendChild(el("option", { value: r[0], selected: r[0] === subdiv ? "selected" : null }, r[1])); });
+    region.disabled = !hol.checked;
+    function setHolidays() {
+      region.disabled = !hol.checked;
+      if (hol.checked) cal.holidays = { country: "FR", subdiv: region.value || null };
+      else delete cal.holidays;
+      changed();
+    }
+    hol.addEventListener("change", setHolidays);
+    region.addEventListener("change", setHolidays);
+    var holRow = el("div");
+    var holLabel = el("label", { for: "cal-holidays" });
+    holLabel.appendChild(hol);
+    holLabel.appendChild(document.createTextNode(" " + L.cal_holidays));
+    holRow.appendChild(holLabel);
+    box.appendChild(holRow);
+    box.appendChild(field(L.cal_subdiv, region));
+
+    // Closed dates
+    box.appendChild(renderDates(L.cal_closed, "cal-closed", cal.closed_dates || [], null, function (dates) {
+      if (dates.length) cal.closed_dates = dates; else delete cal.closed_dates;
+    }));
+    // Exceptional openings: a date and its hours
+    var openDates = cal.open_dates || {};
+    box.appendChild(renderDates(L.cal_open, "cal-open", Object.keys(openDates).sort(), openDates, function (dates, hours) {
+      var out = {};
+      dates.forEach(function (d) { out[d] = hours[d] || []; });
+      if (dates.length) cal.open_dates = out; else delete cal.open_dates;
+    }));
+    return box;
+  }
+
+  // A list of dates (each removable) and a date input to add one; with ``hours``, each date
+  // also has its opening hours.
+  function renderDates(legend, prefix, dates, hours, onChange) {
+    var set = el("fieldset", { class: "cal-dates", id: prefix });
+    set.appendChild(el("legend", {}, legend));
+    var list = el("ul", { class: "cal-date-list" });
+    var hoursOf = {};
+    Object.keys(hours || {}).forEach(function (d) { hoursOf[d] = hours[d]; });
+    function save() { onChange(dates.slice(), hoursOf); changed(); }
+    function draw() {
+      list.replaceChildren();
+      dates.forEach(function (d, i) {
+        var li = el("li");
+        var shown = new Date(d + "T12:00:00").toLocaleDateString(document.documentElement.lang || "fr", { weekday: "long", day: "numeric", month: "long", year: "numeric" });
+        li.appendChild(el("span", { class: "cal-date" }, shown));
+        if (hours) {
+          li.appendChild(rangesInput(prefix + "-h-" + i, fmt(L.cal_open_hours, { date: shown }), hoursOf[d], function (ranges) {
+            hoursOf[d] = ranges;
+            onChange(dates.slice(), hoursOf);
+          }));
+        }
+        var remove = el("button", { type: "button", class: "link-button" }, L.remove);
+        remove.setAttribute("aria-label", L.remove + " " + shown);
+        remove.addEventListener("click", function () {
+          dates.splice(i, 1);
+          delete hoursOf[d];
+          draw();
+          save();
+          add.focus();
+        });
+        li.appendChild(document.createTextNode(" "));
+        li.appendChild(remove);
+        list.appendChild(li);
+      });
+      if (!dates.length) list.appendChild(el("li", { class: "helptext" }, L.cal_no_date));
+    }
+    var row = el("div", { class: "form-row" });
+    var input = el("input", { id: prefix + "-new", type: "date" });
+    var add = el("button", { type: "button", id: prefix + "-add" }, L.cal_add_date);
+    var err = el("p", { id: prefix + "-err", class: "node-errors field-error" });
+    input.setAttribute("aria-describedby", prefix + "-err");
+    add.addEventListener("click", function () {
+      var value = input.value;
+      if (!/^\d{4}-\d{2}-\d{2}$/.test(value)) { err.textContent = L.cal_date_missing; input.focus(); return; }
+      if (dates.indexOf(value) >= 0) { err.textContent = L.cal_date_twice; input.focus(); return; }
+      err.textContent = "";
+      dates.push(value);
+      dates.sort();
+      if (hours) hoursOf[value] = [["09:00", "12:00"]];
+      input.value = "";
+      draw();
+      save();
+    });
+    row.appendChild(field(L.cal_date, input));
+    row.appendChild(el("div", {}, null)).appendChild(add);
+    draw();
+    set.appendChild(list);
+    set.appendChild(row);
+    set.appendChild(err);
+    return set;
+  }
+
   // ------------------------------------------------------------------ diagram
 
   function renderGraph() {
@@ -414,17 +596,19 @@
       return n;
     }
     ids.forEach(function (i) {
-      successors(graph.nodes[i]).forEach(function (edge) {
+      successors(graph.nodes[i]).forEach(function (edge, n) {
         if (!pos[edge[1]]) return;
         var a = pos[i], b = pos[edge[1]];
         make("path", { d: "M" + (a.x + 160) + "," + (a.y + 18) + " L" + b.x + "," + (b.y + 18) });
-        make("text", { x: a.x + 164, y: a.y + 12 }, edge[0]);
+        // the edge's name (a menu key, or "then", "open"...) halfway, one line per edge
+        make("text", { x: (a.x + 160 + b.x) / 2 - 12, y: (a.y + b.y) / 2 + 14 + n * 2, class: "edge" }, L.edges[edge[0]] || edge[0]);
       });
     });
     ids.forEach(function (i) {
       var p = pos[i];
       make("rect", { x: p.x, y: p.y, width: 160, height: 36, rx: 6, class: "node" + (errorsByNode[i] ? " error" : "") });
-      make("text", { x: p.x + 8, y: p.y + 22 }, (graph.start === i ? "▶ " : "") + i + " (" + graph.nodes[i].type + ")");
+      var kind = L.types_short[graph.nodes[i].type] || graph.nodes[i].type;
+      make("text", { x: p.x + 8, y: p.y + 22 }, (graph.start === i ? "▶ " : "") + i + " (" + kind + ")");
     });
   }
 
@@ -432,6 +616,10 @@
 
   document.getElementById("flow-start").addEventListener("change", function (e) {
     graph.start = e.target.value;
+    changed();
+  });
+  document.getElementById("flow-post-call").addEventListener("change", function (e) {
+    if (e.target.value) graph.post_call = e.target.value; else delete graph.post_call;
     changed();
   });
   document.getElementById("flow-language").addEventListener("input", function (e) {
@@ -446,8 +634,16 @@
     var input = document.getElementById("new-node-id");
     var id = input.value.trim();
     var status = document.getElementById("editor-status");
-    if (!NODE_ID.test(id)) { status.textContent = L.id_invalid; input.focus(); return; }
-    if (graph.nodes[id]) { status.textContent = L.id_taken; input.focus(); return; }
+    var problem = !id ? L.id_empty : !NODE_ID.test(id) ? L.id_invalid : graph.nodes[id] ? L.id_taken : "";
+    var feedback = document.getElementById("new-node-feedback");
+    feedback.textContent = problem;
+    if (problem) {
+      input.setAttribute("aria-invalid", "true");
+      status.textContent = problem;
+      input.focus();
+      return;
+    }
+    input.removeAttribute("aria-invalid");
     graph.nodes[id] = NEW_NODE[typeSelect.value]();
     if (!graph.start) graph.start = id;
     input.value = "";
@@ -490,9 +686,9 @@
         if (step.kind === "say") text = L.test_says + " : « " + step.text + " »";
         else if (step.kind === "ask") text = L.test_asks + " : « " + step.text + " » [" + step.options.map(function (o) { return o.key; }).join(", ") + "]";
         else if (step.kind === "input") text = L.test_input + " " + step.text;
-        else if (step.kind === "queue") text = L.test_queue + " " + (step.queue || L.default_queue);
-        else if (step.kind === "voicemail") text = L.test_voicemail + " " + (step.queue || L.default_queue);
-        else if (step.kind === "callback") text = L.test_callback + " " + (step.queue || L.default_queue);
+        else if (step.kind === "queue") text = L.test_queue + " " + queueName(step.queue);
+        else if (step.kind === "voicemail") text = L.test_voicemail + " " + queueName(step.queue);
+        else if (step.kind === "callback") text = L.test_callback + " " + queueName(step.queue);
         else if (step.kind === "transfer") text = L.test_transfer + " " + step.number;
         else text = L.test_hangup;
         ol.appendChild(el("li", { "data-kind": step.kind }, text));

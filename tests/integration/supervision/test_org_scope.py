@@ -34,6 +34,7 @@ from organisations.models import Membership, Organisation, OrganisationMismatch
 from routing.models import Queue, Skill
 from supervision.access import OutOfScope, scope_for
 from supervision.selectors import wallboard_snapshot
+from tests.integration.supervision.conftest import verified_session
 
 GRAPH: dict[str, Any] = {
     "start": "accueil",
@@ -86,16 +87,7 @@ def bodies(roles: None) -> tuple[Body, Body]:
     return _body("caf", "CAF de Nulle-Part"), _body("mairie", "Mairie de Nulle-Part")
 
 
-def _login(user: Any) -> Client:
-    from django_otp.plugins.otp_totp.models import TOTPDevice
-
-    client = Client()
-    device = TOTPDevice.objects.create(user=user, name="test", confirmed=True)
-    client.force_login(user)
-    session = client.session
-    session["otp_device_id"] = device.persistent_id
-    session.save()
-    return client
+_login = verified_session
 
 
 PAGES = [
@@ -266,14 +258,17 @@ def test_a_flow_names_only_its_organisations_queues_and_skills(bodies: tuple[Bod
     client = _login(caf.supervisor)
     url = f"/supervision/flows/{caf.flow.pk}/validate/"
     assert client.post(url, {"graph": GRAPH}, content_type="application/json").json() == {
-        "errors": []
+        "errors": [],
+        "problems": [],
     }
     other_queue = {
         **GRAPH,
         "nodes": {**GRAPH["nodes"], "file": {"type": "queue", "queue": "accueil-mairie"}},
     }
     errors = client.post(url, {"graph": other_queue}, content_type="application/json").json()
-    assert errors["errors"] == ["nodes/file/queue: no queue with code 'accueil-mairie'"]
+    assert [p["raw"] for p in errors["problems"]] == [
+        "nodes/file/queue: no queue with code 'accueil-mairie'"
+    ]
     Skill.objects.create(code="etat-civil", name="État civil", organisation=_mairie.org)
     other_skill = {
         "start": "tri",
@@ -283,9 +278,14 @@ def test_a_flow_names_only_its_organisations_queues_and_skills(bodies: tuple[Bod
         },
     }
     errors = client.post(url, {"graph": other_skill}, content_type="application/json").json()
-    assert errors["errors"] == ["nodes/tri/skills: no skill with code 'etat-civil'"]
+    assert [p["raw"] for p in errors["problems"]] == [
+        "nodes/tri/skills: no skill with code 'etat-civil'"
+    ]
     editor = client.get(f"/supervision/flows/{caf.flow.pk}/").context["editor"]
-    assert editor["queues"] == ["accueil-caf"]
+    assert editor["queues"] == [{"code": "accueil-caf", "name": "File caf"}]
+    # the numbers and widgets offered for attaching: the organisation's own only
+    page = client.get(f"/supervision/flows/{caf.flow.pk}/")
+    assert [e.name for e in page.context["endpoints"]] == []
 
 
 @pytest.mark.django_db
@@ -303,6 +303,43 @@ def test_binding_a_flow_to_another_organisations_endpoint_is_refused(
     assert not EndpointFlow.objects.exists()
     do_bind_flow(flow=mairie.flow, endpoint=endpoint, actor=mairie.admin)
     assert EndpointFlow.objects.get().flow == mairie.flow
+
+
+@pytest.mark.django_db
+def test_the_editor_attaches_a_flow_only_to_its_organisations_numbers(
+    bodies: tuple[Body, Body],
+) -> None:
+    caf, mairie = bodies
+    caf_line = Endpoint.objects.create(
+        channel="voice", address="+33140000002", name="CAF", queue=caf.queue
+    )
+    mairie_line = Endpoint.objects.create(
+        channel="voice", address="+33140000001", name="Mairie", queue=mairie.queue
+    )
+    client = _login(caf.supervisor)
+    url = f"/supervision/flows/{caf.flow.pk}/bindings/"
+    page = client.get(f"/supervision/flows/{caf.flow.pk}/")
+    assert [e.name for e in page.context["endpoints"]] == ["CAF"]
+    # another organisation's number, through one's own flow: refused, nothing bound
+    answer = client.post(url, {"endpoint": mairie_line.pk, "action": "attach"}, follow=True)
+    assert "Choisissez l’un des numéros" in answer.content.decode()
+    assert not EndpointFlow.objects.exists()
+    # another organisation's flow: not found
+    other = f"/supervision/flows/{mairie.flow.pk}/bindings/"
+    assert client.post(other, {"endpoint": mairie_line.pk, "action": "attach"}).status_code == 404
+    # bad input: a clear message, nothing changed
+    answer = client.post(url, {"endpoint": "x", "action": "attach"}, follow=True)
+    assert "Choisissez l’un des numéros" in answer.content.decode()
+    answer = client.post(url, {"endpoint": caf_line.pk, "action": "steal"}, follow=True)
+    assert not EndpointFlow.objects.exists()
+    # its own number: attached, then detached; both audited
+    client.post(url, {"endpoint": caf_line.pk, "action": "attach"})
+    assert EndpointFlow.objects.get().flow == caf.flow
+    client.post(url, {"endpoint": caf_line.pk, "action": "detach"})
+    assert not EndpointFlow.objects.exists()
+    # an agent may not
+    agent = _login(caf.agent.user)
+    assert agent.post(url, {"endpoint": caf_line.pk, "action": "attach"}).status_code == 403
 
 
 # --------------------------------------------------------------------------- wallboard socket

@@ -249,8 +249,11 @@ def test_flow_editor_endpoints(queue: Any, sup_client: Client) -> None:
     assert sup_client.get(f"/supervision/flows/{flow.pk}/").status_code == 200
     post = lambda url, body: sup_client.post(url, json.dumps(body), content_type="application/json")  # noqa: E731
     broken = {**GRAPH, "nodes": {**GRAPH["nodes"], "file": {"type": "queue", "queue": "cpam"}}}
-    errors = post(f"/supervision/flows/{flow.pk}/validate/", {"graph": broken}).json()["errors"]
-    assert errors == ["nodes/file/queue: no queue with code 'cpam'"]
+    found = post(f"/supervision/flows/{flow.pk}/validate/", {"graph": broken}).json()
+    assert [p["raw"] for p in found["problems"]] == ["nodes/file/queue: no queue with code 'cpam'"]
+    assert [p["nodes"] for p in found["problems"]] == [["file"]]
+    errors = found["errors"]  # in words, in the page's language (French by default)
+    assert errors == ["Il n’y a pas de file «\u00a0cpam\u00a0» dans cet organisme."]
     # a test run with chosen keys
     run = post(
         f"/supervision/flows/{flow.pk}/test/",
