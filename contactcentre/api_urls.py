@@ -9,6 +9,7 @@ from apitokens.views import TokenView
 from contacts.api import ContactViewSet
 from interactions.api import InteractionViewSet
 from routing.api import OfferViewSet, QueueViewSet, RoutingDecisionViewSet, SkillViewSet
+from supervision.api import LiveStatsView, ReportStatsView
 
 router = DefaultRouter()
 router.register("contacts", ContactViewSet, basename="contact")
@@ -24,6 +25,8 @@ router.register("presence", PresenceViewSet, basename="presence")
 urlpatterns = [
     path("", include(router.urls)),
     path("auth/token/", TokenView.as_view(), name="api-token"),
+    path("stats/live/", LiveStatsView.as_view(), name="stats-live"),
+    path("stats/reports/", ReportStatsView.as_view(), name="stats-reports"),
     path("schema/", SpectacularAPIView.as_view(), name="api-schema"),
     path("docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
 ]

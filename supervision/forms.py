@@ -16,6 +16,7 @@ from routing.models import Queue, Skill
 
 from .access import Scope
 from .periods import PARIS, Period
+from .reports import ReportFilter
 
 LEVEL_CHOICES = [("", "—"), *[(str(n), str(n)) for n in range(1, 6)]]
 MAX_PERIOD_DAYS = 366
@@ -70,6 +71,18 @@ class ReportForm(PeriodForm):
         self.fields["queue"].queryset = scope.queues().order_by("name")  # type: ignore[attr-defined]
         self.fields["team"].queryset = scope.teams().order_by("name")  # type: ignore[attr-defined]
         self.fields["agent"].queryset = scope.agents().select_related("user")  # type: ignore[attr-defined]
+        self.scope = scope
+
+    def report_filter(self) -> ReportFilter:
+        """What the report covers (a valid form): the chosen channel, queue, team and agent; a
+        supervisor's report without a team covers their teams."""
+        data = self.cleaned_data
+        return ReportFilter(
+            channel=data["channel"] or None,
+            queue_ids=frozenset({data["queue"].pk}) if data["queue"] else None,
+            team_ids=frozenset({data["team"].pk}) if data["team"] else self.scope.team_ids,
+            agent_id=data["agent"].pk if data["agent"] else None,
+        )
 
 
 class TeamSkillForm(forms.Form):

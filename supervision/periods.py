@@ -83,3 +83,37 @@ def hour_buckets(day: date, tz: tzinfo = PARIS) -> list[HourBucket]:
             label = f"{label} (UTC{offset[:3]}:{offset[3:]})"
         buckets.append(HourBucket(start=m, end=m + timedelta(hours=1), label=label))
     return buckets
+
+
+# Periods by name, relative to today (the stats API's ``period``; weeks start on Monday).
+PERIOD_NAMES = (
+    "today",
+    "yesterday",
+    "this_week",
+    "last_week",
+    "this_month",
+    "last_month",
+    "last_7_days",
+    "last_30_days",
+)
+
+
+def named_period(name: str, today: date) -> Period:
+    """The period called ``name`` (one of :data:`PERIOD_NAMES`) as seen on local day ``today``;
+    ``last_7_days`` and ``last_30_days`` end today. Raises ``ValueError`` for another name."""
+    one = timedelta(days=1)
+    first_of_month = today.replace(day=1)
+    monday = today - timedelta(days=today.weekday())
+    periods = {
+        "today": (today, today),
+        "yesterday": (today - one, today - one),
+        "this_week": (monday, today),
+        "last_week": (monday - 7 * one, monday - one),
+        "this_month": (first_of_month, today),
+        "last_month": ((first_of_month - one).replace(day=1), first_of_month - one),
+        "last_7_days": (today - 6 * one, today),
+        "last_30_days": (today - 29 * one, today),
+    }
+    if name not in periods:
+        raise ValueError(f"unknown period {name!r}")
+    return Period(*periods[name])

@@ -26,6 +26,7 @@ from .reports import Figures, InteractionFacts
 DEFAULT_SLA_TARGET_S = 60.0
 WAITING = (Status.QUEUED, Status.OFFERED)
 AGENT_WORK = (Status.OFFERED, Status.ASSIGNED, Status.WRAP_UP)
+LOGGED_IN_STATES = (AgentState.AVAILABLE, AgentState.WRAP_UP, AgentState.PAUSED)
 FACT_CHUNK = 2000
 
 
@@ -236,6 +237,60 @@ def sla_alert(line: QueueLine, now: datetime) -> str | None:
     return None
 
 
+def longest_wait_s(oldest_queued_at: datetime | None, now: datetime) -> int | None:
+    """Whole seconds the oldest waiting contact has waited (None: nobody waits)."""
+    if oldest_queued_at is None:
+        return None
+    return round((now - oldest_queued_at).total_seconds())
+
+
+@dataclass(frozen=True)
+class QueueLive:
+    """One queue's live figures (the stats API): its channels' wallboard lines, those lines
+    added up (``total``, channel ""), and the agents who could answer it by state."""
+
+    queue: Queue
+    total: QueueLine
+    channels: list[QueueLine]
+    agents: dict[str, int]  # logged_in, available, wrap_up, paused, busy
+
+
+def live_queues(scope: Scope, now: datetime, *, queue_id: int | None = None) -> list[QueueLive]:
+    """The wallboard's queue lines grouped by queue (one queue with ``queue_id``), with the
+    agents logged in who could answer each queue (staffing's count) by state; ``busy``: those
+    of them offered or handling at least one contact."""
+    per_queue: dict[int, list[QueueLine]] = {}
+    for line in queue_lines(scope, now):
+        if queue_id is None or line.queue.pk == queue_id:
+            per_queue.setdefault(line.queue.pk, []).append(line)
+    states = {pk: queue_agent_states(lines[0].queue) for pk, lines in per_queue.items()}
+    busy = agents_with_work({agent for by_agent in states.values() for agent in by_agent})
+    out = []
+    for pk, lines in per_queue.items():
+        queue = lines[0].queue
+        figures = Figures()
+        for line in lines:
+            figures += line.figures
+        oldest = [line.oldest_queued_at for line in lines if line.oldest_queued_at is not None]
+        total = QueueLine(
+            queue=queue,
+            channel="",
+            waiting=sum(line.waiting for line in lines),
+            oldest_queued_at=min(oldest, default=None),
+            figures=figures,
+            open_now=lines[0].open_now,
+        )
+        by_state = list(states[pk].values())
+        agents = {
+            "logged_in": len(by_state),
+            **{s.value: by_state.count(s) for s in LOGGED_IN_STATES},
+            "busy": len(busy & set(states[pk])),
+        }
+        channels = [line for line in lines if line.channel]  # "": a queue idle today
+        out.append(QueueLive(queue=queue, total=total, channels=channels, agents=agents))
+    return out
+
+
 def wallboard_snapshot(scope: Scope, now: datetime | None = None) -> dict[str, Any]:
     """Everything the wallboard shows, as JSON (the consumer sends it; the page renders it)."""
     now = now or timezone.now()
@@ -250,11 +305,7 @@ def wallboard_snapshot(scope: Scope, now: datetime | None = None) -> dict[str, A
                 "channel": line.channel,
                 "waiting": line.waiting,
                 "oldest_queued_at": _iso(line.oldest_queued_at),
-                "longest_wait_s": (
-                    round((now - line.oldest_queued_at).total_seconds())
-                    if line.oldest_queued_at
-                    else None
-                ),
+                "longest_wait_s": longest_wait_s(line.oldest_queued_at, now),
                 "arrived": f.arrived,
                 "offered": f.offered,
                 "answered": f.answered,
@@ -387,20 +438,38 @@ def skills_matrix(scope: Scope, *, team_id: int | None = None) -> Matrix:
 
 def logged_in_agents(queue: Queue, now: datetime) -> int:
     """Agents logged in (not offline) who could answer this queue at its base requirements."""
+    return len(queue_agent_states(queue))
+
+
+def queue_agent_states(queue: Queue) -> dict[int, str]:
+    """Agent -> state of the agents logged in (not offline) who could answer this queue at its
+    base requirements (staffing's "logged in", the stats API's per-queue agents)."""
     needs = queue.required_skills()
     candidates = AgentPresence.objects.exclude(state=AgentState.OFFLINE).filter(
         agent__organisation_id=queue.organisation_id  # routing never crosses organisations
     )
-    ids = list(candidates.values_list("agent_id", flat=True))
+    states: dict[int, str] = dict(candidates.values_list("agent_id", "state"))
     if not needs:
-        return len(ids)
+        return states
     held: dict[int, dict[str, int]] = defaultdict(dict)
     for agent_id, code, level in AgentSkill.objects.filter(
-        agent_id__in=ids, skill__code__in=list(needs)
+        agent_id__in=list(states), skill__code__in=list(needs)
     ).values_list("agent_id", "skill__code", "level"):
         held[agent_id][code] = level
-    return sum(
-        1 for agent_id in ids if all(held[agent_id].get(c, 0) >= lv for c, lv in needs.items())
+    return {
+        agent_id: state
+        for agent_id, state in states.items()
+        if all(held[agent_id].get(c, 0) >= lv for c, lv in needs.items())
+    }
+
+
+def agents_with_work(agent_ids: Iterable[int]) -> set[int]:
+    """Those of these agents offered or handling at least one contact (in wrap-up included)."""
+    return set(
+        Interaction.objects.filter(assigned_agent_id__in=list(agent_ids), status__in=AGENT_WORK)
+        .order_by()
+        .values_list("assigned_agent_id", flat=True)
+        .distinct()
     )
 
 

@@ -40,7 +40,7 @@ from .forms import (
 )
 from .models import QueueHours, SkillChange
 from .periods import period_bounds
-from .reports import Figures, ReportFilter, report_csv
+from .reports import Figures, Report, report_csv
 from .rollup import period_report
 from .staffing import staffing_advice
 from .templatetags.supervision_tags import percent
@@ -443,6 +443,15 @@ def _bars(rows: list[tuple[str, float | None]], fmt: Callable[[float], str]) -> 
     ]
 
 
+def report_csv_response(report: Report) -> HttpResponse:
+    """A report as a CSV download (the page's export; the stats API answers the same)."""
+    first = "hour" if report.granularity == "hour" else "day"
+    response = HttpResponse(report_csv(report, first), content_type="text/csv; charset=utf-8")
+    name = f"report_{report.period.first.isoformat()}_{report.period.last.isoformat()}.csv"
+    response["Content-Disposition"] = f'attachment; filename="{name}"'
+    return response
+
+
 @supervisor_required
 def reports(request: HttpRequest, scope: Scope) -> HttpResponse:
     data = request.GET.copy() if request.GET else None
@@ -456,27 +465,9 @@ def reports(request: HttpRequest, scope: Scope) -> HttpResponse:
         context["form"] = form
     if form.is_valid():
         period = form.period()
-        flt = ReportFilter(
-            channel=form.cleaned_data["channel"] or None,
-            queue_ids=frozenset({form.cleaned_data["queue"].pk})
-            if form.cleaned_data["queue"]
-            else None,
-            team_ids=(
-                frozenset({form.cleaned_data["team"].pk})
-                if form.cleaned_data["team"]
-                else scope.team_ids
-            ),
-            agent_id=form.cleaned_data["agent"].pk if form.cleaned_data["agent"] else None,
-        )
-        report = period_report(period, flt, scope=scope)
+        report = period_report(period, form.report_filter(), scope=scope)
         if request.GET.get("format") == "csv":
-            first = "hour" if report.granularity == "hour" else "day"
-            response = HttpResponse(
-                report_csv(report, first), content_type="text/csv; charset=utf-8"
-            )
-            name = f"report_{period.first.isoformat()}_{period.last.isoformat()}.csv"
-            response["Content-Disposition"] = f'attachment; filename="{name}"'
-            return response
+            return report_csv_response(report)
         rows = list(report.rows)
         context.update(
             {

@@ -173,6 +173,10 @@ API_CONFIG_CHANGE = api(
     sread=OO(403, HIDDEN),
     swrite=OO(200, 404),
 )
+# Figures of the supervision (the stats API): supervisors and above, service tokens.
+API_STATS = api(
+    anon=ANON_API, agent=403, sup=200, lone=200, oadm=200, padm=200, sread=200, swrite=200
+)
 # Pages of the supervision and the flow editor without a row in the URL.
 SUP_PAGE = web(anon=LOGIN, agent=403, sup=200, lone=LONE_PAGE, oadm=200, padm=200)
 SUP_POST = web(anon=LOGIN, agent=403, sup=DONE, lone=DONE | {403}, oadm=DONE, padm=DONE)
@@ -687,6 +691,11 @@ MATRIX: dict[str, dict[str, dict[str, Expect]]] = {
             anon=ANON_API, agent=204, sup=403, lone=403, oadm=403, padm=403, sread=403, swrite=403
         )
     },
+    # The stats API (supervision/api.py): the wallboard's and the reports' figures, to those
+    # who see the wallboard (in their scope: a supervisor of no team gets empty lists) and to
+    # the organisation's service tokens; agents and the data-protection officer are refused.
+    "api:stats-live": {"GET": API_STATS},
+    "api:stats-reports": {"GET": API_STATS},
     # ---------------------------------------------------------------- Django admin
     "admin:index": {"GET": web(anon=LOGIN, agent=LOGIN, sup=200, lone=200, oadm=200, padm=200)},
     "admin:login": {  # staff already logged in are sent to the index

@@ -9,6 +9,7 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
+from django.test import Client
 
 from organisations.models import Membership, sole_organisation
 from supervision.access import Scope, scope_for
@@ -41,3 +42,16 @@ def everything(supervisor: Any) -> Scope:
     scope = scope_for(supervisor)
     assert scope is not None
     return scope
+
+
+def verified_session(user: Any) -> Client:
+    """A browser session of ``user`` that passed its second factor (the pages need it)."""
+    from django_otp.plugins.otp_totp.models import TOTPDevice
+
+    client = Client()
+    device = TOTPDevice.objects.create(user=user, name="test", confirmed=True)
+    client.force_login(user)
+    session = client.session
+    session["otp_device_id"] = device.persistent_id
+    session.save()
+    return client
