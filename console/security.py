@@ -61,8 +61,12 @@ def session_passed_second_factor(user: Any, session: Any) -> bool:
 
 
 def session_device_confirmed(user: Any, session: Any) -> bool:
+    """The session passed a second factor: a confirmed device of this user, of any kind (a
+    TOTP code, or the identity provider's MFA accepted at a single sign-on, sso/)."""
+    from django_otp.models import Device
+
     persistent_id = session.get(DEVICE_SESSION_KEY) if session is not None else None
     if not persistent_id:
         return False
-    device_id = str(persistent_id).rsplit("/", 1)[-1]
-    return TOTPDevice.objects.filter(user=user, pk=device_id, confirmed=True).exists()
+    device = Device.from_persistent_id(str(persistent_id))
+    return device is not None and device.user_id == user.pk and bool(device.confirmed)

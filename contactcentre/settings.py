@@ -65,6 +65,7 @@ INSTALLED_APPS = [
     "privacy",
     "publicquality",
     "surveys",
+    "sso",
     "metrics",
     "django_otp",
     "django_otp.plugins.otp_totp",
@@ -262,7 +263,12 @@ AUTH_PASSWORD_VALIDATORS = [
 AUTHENTICATION_BACKENDS = [
     "axes.backends.AxesStandaloneBackend",  # refuses locked-out logins before the password check
     "django.contrib.auth.backends.ModelBackend",
+    # Sessions opened through an organisation's OpenID Connect provider (sso/, docs/operations.md
+    # "Single sign-on"); it authenticates nobody through authenticate() itself.
+    "sso.backends.OrganisationOIDCBackend",
 ]
+# Seconds to wait for an identity provider (discovery, token, userinfo, keys).
+OIDC_TIMEOUT: float = env.float("OIDC_TIMEOUT", default=10)
 LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "home"
 LOGOUT_REDIRECT_URL = "login"

@@ -4,6 +4,7 @@ from django.urls import include, path
 
 from console import auth_views as console_auth
 from metrics import views as metrics_views
+from sso.views import SingleSignOnLogoutView
 
 from . import views
 
@@ -19,7 +20,8 @@ urlpatterns = [
         auth_views.LoginView.as_view(template_name="registration/login.html"),
         name="login",
     ),
-    path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
+    path("accounts/logout/", SingleSignOnLogoutView.as_view(), name="logout"),
+    path("accounts/oidc/", include("sso.urls")),
     path("accounts/otp/", console_auth.otp_verify, name="otp-verify"),
     path("accounts/otp/enrol/", console_auth.otp_enrol, name="otp-enrol"),
     path("console/", include("console.urls")),

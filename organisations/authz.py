@@ -234,6 +234,9 @@ ORGANISATION_PATH: dict[str, str] = {
     "privacy.accesslog": "organisation_id",
     "publicquality.commitment": "organisation_id",
     "publicquality.followlink": "organisation_id",
+    "sso.identityprovider": "organisation_id",
+    "sso.externalidentity": "provider__organisation_id",
+    "sso.providersecondfactor": "provider__organisation_id",
 }
 
 # What a supervisor sees of their organisation: rows tied to their teams. Models not listed
@@ -302,6 +305,9 @@ ADMIN_ONLY = {
     "supervision.supervisoraction",
     "apitokens.servicetoken",
     "apitokens.personaltoken",
+    "sso.identityprovider",
+    "sso.externalidentity",
+    "sso.providersecondfactor",
 }
 
 

@@ -277,6 +277,11 @@ MATRIX: dict[str, dict[str, dict[str, Expect]]] = {
         "POST": web(anon=LOGIN, agent=302, sup=200, lone=200, oadm=200, padm=200),
     },
     "otp-enrol": {"GET": web(anon=LOGIN, agent=200, sup=302, lone=302, oadm=302, padm=302)},
+    # Sign-in through an organisation's OpenID Connect provider (sso/): public like the login
+    # page. Both sides have an enabled provider (its discovery document cached): the browser is
+    # sent to it. A callback without a sign-in started in this session: refused.
+    "sso-login": {"GET": public(302)},
+    "sso-callback": {"GET": public(400)},
     "set_language": {"POST": public(302)},
     # ---------------------------------------------------------------- public: own authentication
     # Provider webhooks: an unsigned callback is refused, whoever is logged in.
@@ -794,6 +799,10 @@ MATRIX: dict[str, dict[str, dict[str, Expect]]] = {
     **admin_model("surveys.surveysettings", view="SAP", add="SAP", change="SAP", delete="AP"),
     # Follow-up links are made by acknowledgements only; listed and revoked by the admins.
     **admin_model("publicquality.followlink", view="AP", add="", change="AP", delete="AP"),
+    # Single sign-on: the organisation's identity provider and the links of its users to their
+    # sub there; its administrators only (client secrets, who may sign in).
+    **admin_model("sso.identityprovider", view="AP", add="AP", change="AP", delete="AP"),
+    **admin_model("sso.externalidentity", view="AP", add="AP", change="AP", delete="AP"),
 }
 
 # --------------------------------------------------------------------------- route discovery
@@ -1151,6 +1160,34 @@ def build_world() -> World:
 
         for side in (own, other):
             side.extra["survey_settings"] = SurveySettings.objects.create(queue=side.queue)
+    if apps.is_installed("sso"):
+        from django.core.cache import cache
+
+        from sso.models import ExternalIdentity, IdentityProvider
+
+        for side in (own, other):
+            low = side.org.slug
+            issuer = f"https://idp.{low}.example.invalid"
+            side.extra["identity_provider"] = idp = IdentityProvider.objects.create(
+                organisation=side.org,
+                name=f"ProConnect {side.org.name}",
+                discovery_url=f"{issuer}/.well-known/openid-configuration",
+                client_id=f"client-{low}",
+                client_secret="matrice",
+            )
+            cache.set(  # no network: the discovery document as if fetched
+                f"sso:discovery:{idp.discovery_url}",
+                {
+                    "issuer": issuer,
+                    "authorization_endpoint": f"{issuer}/authorize",
+                    "token_endpoint": f"{issuer}/token",
+                    "jwks_uri": f"{issuer}/jwks",
+                },
+                3600,
+            )
+            side.extra["external_identity"] = ExternalIdentity.objects.create(
+                provider=idp, user=side.agent.user, sub=f"sub-{low}"
+            )
     devices["supervisor"] = own.device
     devices["org_admin"] = TOTPDevice.objects.get(user=own.org_admin)
     users = {
@@ -1249,6 +1286,8 @@ _ADMIN_ROW: dict[str, Callable[[Side], Any]] = {
     "publicquality.commitment": lambda s: s.extra.get("commitment"),
     "publicquality.followlink": lambda s: s.extra.get("follow_link"),
     "surveys.surveysettings": lambda s: s.extra.get("survey_settings"),
+    "sso.identityprovider": lambda s: s.extra.get("identity_provider"),
+    "sso.externalidentity": lambda s: s.extra.get("external_identity"),
 }
 
 
