@@ -379,3 +379,28 @@ def test_multiprocess_files_are_named_after_the_host_and_the_process(tmp_path: P
     assert f"counter_{identifier}.db" in names
     # the process ended: its per-process gauge went with it, its counter stayed
     assert f"gauge_liveall_{identifier}.db" not in names
+
+
+@pytest.mark.django_db
+def test_the_grafana_dashboard_uses_only_metrics_the_endpoint_serves(
+    client: Client, metrics_on: None
+) -> None:
+    import json
+
+    response = client.get("/metrics", headers={"Authorization": f"Bearer {TOKEN}"})
+    served: set[str] = set()
+    for family in text_string_to_metric_families(response.content.decode()):
+        served |= {family.name + suffix for suffix in ("", "_total", "_bucket", "_count", "_sum")}
+    dashboard = json.loads(
+        (Path(__file__).resolve().parents[2] / "docs/grafana/contactcentre.json").read_text()
+    )
+    expressions = [
+        target["expr"] for panel in dashboard["panels"] for target in panel.get("targets", [])
+    ] + [
+        v["query"]["query"]
+        for v in dashboard["templating"]["list"]
+        if "query" in v and isinstance(v["query"], dict)
+    ]
+    used = {name for expr in expressions for name in re.findall(r"\bcc_[a-z_]+", expr)}
+    assert used
+    assert used <= served, sorted(used - served)
