@@ -1,7 +1,7 @@
 """Pure routing policy: who may take what, who is best, and why.
 
 No Django here (nor anywhere in ``routing.matching``, ``routing.erlang``,
-``routing.simulation``): selectors in the Django layer turn rows into the frozen
+``routing.simulation``, the what-if replay): selectors in the Django layer turn rows into the frozen
 snapshots below, call this module (or :mod:`routing.matching`, which implements the
 same rules with indexes), and write the returned :class:`Decision` to the log.
 

@@ -1,13 +1,21 @@
 """What-if: a recorded period replayed with the current settings and with a proposal, compared
-with what happened (reads the database; the replay itself is ``supervision.replay``).
+with what happened (reads the database; the replay itself is the simulation engine,
+``routing.simulation.replay``).
 
 * Contacts: every interaction that first reached a queue in the period, except those closed
   without an agent (they needed none); arrival, recorded wait, handle time (first answer to
-  closure), accept delay (offer to answer) and, for hang-ups, patience.
+  closure), how long it held the agent's capacity (first answer to wrap-up: a contact in
+  wrap-up no longer counts in the agent's load), a call's after-call work (wrap-up until the
+  agent closed it or the wrap-up timer ended: no new offer meanwhile), accept delay (offer to
+  answer) and, for hang-ups, patience. Each needs its organisation's pseudo-skill, as in
+  production (no replayed contact reaches another organisation's agent).
 * Agents: who was logged in when, from ``AgentStateChange`` (available or in wrap-up counts as
-  logged in); an agent with no recorded state but who answered contacts in the period counts as
-  logged in from their first answer to their last closure. Skills as they were at the start of
-  the period: today's levels with the audited changes made since undone (``SkillChange``).
+  logged in, a pause or offline does not), read beyond the period until its last contact was
+  answered, abandoned or closed (a contact waiting at the end of the period is answered after
+  it, by whoever was there then); an agent with no recorded state but who answered contacts in
+  the period counts as logged in from their first answer to their last closure. Skills as they
+  were at the start of the period: today's levels with the audited changes made since undone
+  (``SkillChange``).
 * Queues: today's escalation steps; each contact keeps the priority and answer target it had,
   unless the proposal changes its queue's.
 
@@ -23,19 +31,31 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
+from django.conf import settings
+
 from agents.models import AgentPresence, AgentProfile, AgentSkill, AgentState
 from interactions.models import Interaction
 from routing import selectors as routing_selectors
-from routing.models import Queue
-from routing.policy import EscalationStep
+from routing.models import Offer, OfferStatus, Queue
+from routing.policy import MAX_LEVEL, EscalationStep
+from routing.selectors import organisation_skill
+from routing.simulation import (
+    ReplayAgent,
+    ReplayContact,
+    ReplayInput,
+    ReplayOutcome,
+    ReplayQueue,
+    replay,
+)
 
 from .access import Scope
 from .models import AgentStateChange, SkillChange
-from .replay import ReplayAgent, ReplayContact, ReplayInput, ReplayOutcome, ReplayQueue, replay
 from .reports import Figures, InteractionFacts, breakdown, summarize
 from .selectors import report_facts
 
 LOGGED_IN = frozenset({AgentState.AVAILABLE, AgentState.WRAP_UP})
+MAX_OVERRUN = timedelta(days=7)
+"""Agents' presence is read at most this long after the period (for contacts still waiting)."""
 
 
 @dataclass(frozen=True)
@@ -117,16 +137,44 @@ def shifts_of(
     return shifts
 
 
+def _latest(*moments: datetime | None) -> datetime | None:
+    known = [m for m in moments if m is not None]
+    return max(known) if known else None
+
+
+def _cut(spans: list[tuple[float, float]], begin: float, end: float) -> list[tuple[float, float]]:
+    """``spans`` without [begin, end)."""
+    out = []
+    for a, b in spans:
+        if b <= begin or a >= end:
+            out.append((a, b))
+            continue
+        if a < begin:
+            out.append((a, begin))
+        if b > end:
+            out.append((end, b))
+    return out
+
+
 def record(start: datetime, end: datetime, *, scope: Scope | None = None) -> Recording:
     """Everything a replay of [start, end) needs, read from the database."""
     actual = report_facts(start, end, scope=scope)
     rows = {
         r["id"]: r
         for r in Interaction.objects.filter(pk__in=[f.interaction_id for f in actual]).values(
-            "id", "required_skills", "language", "priority", "offered_at", "assigned_at"
+            "id",
+            "organisation_id",
+            "required_skills",
+            "language",
+            "priority",
+            "offered_at",
+            "assigned_at",
+            "wrap_up_at",
         )
     }
+    wrap_up_s = float(settings.ROUTING_WRAP_UP_SECONDS)
     contacts = []
+    horizon = end
     for f in actual:
         if f.answered_at is None and f.abandoned_at is None and f.closed_at is not None:
             continue  # closed without needing an agent
@@ -134,13 +182,23 @@ def record(start: datetime, end: datetime, *, scope: Scope | None = None) -> Rec
         accept = None
         if f.answered_at is not None and r["offered_at"] and r["assigned_at"]:
             accept = max(0.0, _secs(r["offered_at"], r["assigned_at"]))
+        hold = after_work = None
+        if f.answered_at is not None and f.closed_at is not None:
+            wrap = r["wrap_up_at"]
+            if wrap is not None and f.answered_at <= wrap <= f.closed_at:
+                hold = _secs(f.answered_at, wrap)
+                if f.channel == "voice":  # the agent's after-call work: no offer meanwhile
+                    after_work = min(_secs(wrap, f.closed_at), wrap_up_s)
+        skills = dict(r["required_skills"] or {})
+        if r["organisation_id"] is not None:
+            skills[organisation_skill(r["organisation_id"])] = 1
         contacts.append(
             ReplayContact(
                 contact_id=f.interaction_id,
                 queue_id=f.queue_id or 0,
                 channel=f.channel,
                 arrival_s=_secs(start, f.queued_at),
-                required_skills=dict(r["required_skills"] or {}),
+                required_skills=skills,
                 language=r["language"] or None,
                 base_priority=r["priority"],
                 sla_target_s=f.sla_target_s,
@@ -152,14 +210,21 @@ def record(start: datetime, end: datetime, *, scope: Scope | None = None) -> Rec
                 ),
                 accept_delay_s=accept,
                 patience_s=_secs(f.queued_at, f.abandoned_at) if f.abandoned_at else None,
+                hold_s=hold,
+                after_work_s=after_work or 0.0,
+                pending=f.answered_at is None and f.abandoned_at is None,
             )
         )
+        resolved = _latest(f.answered_at, f.abandoned_at)
+        if resolved is not None and resolved > horizon:
+            horizon = resolved
+    horizon = min(horizon, end + MAX_OVERRUN)
     worked: dict[int, list[tuple[float, float]]] = defaultdict(list)
     for f in actual:
         if f.agent_id is not None and f.answered_at is not None:
-            done = f.closed_at or end
+            done = f.closed_at or horizon
             worked[f.agent_id].append((_secs(start, f.answered_at), _secs(start, done)))
-    changes = AgentStateChange.objects.filter(at__lt=end)
+    changes = AgentStateChange.objects.filter(at__lt=horizon)
     queue_rows = Queue.objects.all()
     if scope is not None:
         # The organisation's own agents and queues only (routing never crosses organisations).
@@ -171,6 +236,7 @@ def record(start: datetime, end: datetime, *, scope: Scope | None = None) -> Rec
     profiles = AgentProfile.objects.filter(pk__in=agent_ids).values(
         "id",
         "team_id",
+        "organisation_id",
         "languages",
         "capacity_voice",
         "capacity_chat",
@@ -184,7 +250,17 @@ def record(start: datetime, end: datetime, *, scope: Scope | None = None) -> Rec
         )
     )
     levels = skills_at(start, agent_ids)
-    shifts = shifts_of(start, end, agent_ids)
+    shifts = shifts_of(start, horizon, agent_ids)
+    # An offer left to ring out: the agent was already away when it came (they are paused
+    # "missed" only when it expires), so they were not there for anyone from the offer on.
+    for agent_id, offered, expired in Offer.objects.filter(
+        agent_id__in=agent_ids,
+        status=OfferStatus.EXPIRED,
+        created_at__lt=horizon,
+        expires_at__gt=start,
+    ).values_list("agent_id", "created_at", "expires_at"):
+        if agent_id in shifts:
+            shifts[agent_id] = _cut(shifts[agent_id], _secs(start, offered), _secs(start, expired))
     agents = []
     for p in profiles:
         agent_shifts = shifts.get(p["id"])
@@ -193,10 +269,13 @@ def record(start: datetime, end: datetime, *, scope: Scope | None = None) -> Rec
             agent_shifts = [(min(s for s, _ in spans), max(e for _, e in spans))]
         if not agent_shifts:
             continue
+        skills = dict(levels.get(p["id"], {}))
+        if p["organisation_id"] is not None:
+            skills[organisation_skill(p["organisation_id"])] = MAX_LEVEL
         agents.append(
             ReplayAgent(
                 agent_id=p["id"],
-                skills=levels.get(p["id"], {}),
+                skills=skills,
                 languages=frozenset(p["languages"] or ()),
                 team_id=p["team_id"],
                 channels=frozenset(channels.get(p["id"]) or ()),
@@ -209,7 +288,10 @@ def record(start: datetime, end: datetime, *, scope: Scope | None = None) -> Rec
     queues = {
         q.pk: ReplayQueue(
             queue_id=q.pk,
-            required_skills=q.required_skills(),
+            required_skills={
+                **q.required_skills(),
+                organisation_skill(q.organisation_id): 1,
+            },
             team_id=None,
             escalation=tuple(steps.get(q.pk, ())),
         )

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from routing.policy import EscalationStep
-from supervision.replay import (
+from routing.simulation import (
     ReplayAgent,
     ReplayContact,
     ReplayInput,
@@ -27,7 +27,7 @@ def agent(
     )
 
 
-def call(cid: int, at: float, handle: float = 30.0, **kw: object) -> ReplayContact:
+def call(cid: int, at: float, handle: float | None = 30.0, **kw: object) -> ReplayContact:
     fields: dict[str, object] = {"recorded_wait_s": 0.0, **kw}
     return ReplayContact(
         contact_id=cid,
@@ -122,3 +122,42 @@ def test_a_proposed_target_and_priority_apply_to_every_contact_of_the_queue() ->
     )
     (only,) = replay(inp)
     assert only.sla_target_s == 90.0
+
+
+def test_a_contact_in_wrap_up_no_longer_holds_the_agent() -> None:
+    # given one agent and two calls 10 s apart; the first is handled 30 s, then closed 200 s
+    # later (wrap-up): only the 30 s held the agent (a contact in wrap-up is not in the load)
+    first = call(1, 0, handle=230, hold_s=30.0)
+    inp = ReplayInput(
+        contacts=(first, call(2, 10)),
+        agents=(agent(7, {"apl": 3}, ((0.0, 1000.0),)),),
+        queues=QUEUE,
+    )
+    out = replay(inp)
+    # then the second call is answered when the first went to wrap-up, not when it closed
+    assert [(o.answered_s, o.closed_s) for o in out] == [(0.0, 230.0), (30.0, 60.0)]
+
+
+def test_a_calls_after_work_keeps_the_agent_from_new_offers() -> None:
+    # given a call held 30 s, then 20 s of after-call work, and a second call waiting
+    inp = ReplayInput(
+        contacts=(call(1, 0, handle=60, hold_s=30.0, after_work_s=20.0), call(2, 10)),
+        agents=(agent(7, {"apl": 3}, ((0.0, 1000.0),)),),
+        queues=QUEUE,
+    )
+    # then the second call waits for the end of the after-call work (50 s)
+    assert replay(inp)[1].answered_s == 50.0
+    # an agent whose shift ends during the after-call work does not come back
+    short = ReplayInput(
+        contacts=inp.contacts, agents=(agent(7, {"apl": 3}, ((0.0, 40.0),)),), queues=QUEUE
+    )
+    assert replay(short)[1].answered_s is None
+
+
+def test_a_contact_still_waiting_when_recorded_stays_pending() -> None:
+    # given nobody able to answer: a contact that was still waiting when the period was read
+    # stays pending (as in the report), one that was answered or abandoned counts as missed
+    novice = agent(9, {"apl": 1}, ((0.0, 100.0),))
+    waiting = call(1, 0, recorded_wait_s=None, handle=None, pending=True)
+    (out,) = replay(ReplayInput(contacts=(waiting,), agents=(novice,), queues=QUEUE))
+    assert (out.answered_s, out.abandoned_s) == (None, None)

@@ -1,7 +1,7 @@
 """``python manage.py simulate``: discrete-event simulation of the routing policy.
 
 Thin wrapper: options, progress bar and printing only; the simulation itself is
-:mod:`routing.simulation` (no Django there).
+:mod:`routing.simulation` (no Django there: scenario, engine, report and command modules).
 
 Examples::
 
