@@ -22,6 +22,7 @@ class Refusal(enum.StrEnum):
     OTHER_ORGANISATION = "other_organisation"  # the account belongs to another body
     AMBIGUOUS = "ambiguous"  # several accounts share the e-mail address
     LINKED_ELSEWHERE = "linked_elsewhere"  # the account is linked to another sub
+    UNLINKED = "unlinked"  # matching by sub: an unlinked account of this body has the address
     MISSING_CLAIM = "missing_claim"  # no sub, or no e-mail address when matching by it
     NO_ROLE = "no_role"  # roles come from the provider and none of its values maps to one
     PLATFORM_ADMIN = "platform_admin"  # superusers sign in with their password only
@@ -129,8 +130,17 @@ def _create(provider: IdentityProvider, claims: dict[str, Any], roles: set[str] 
 
     User = get_user_model()
     email = (claims.get("email") or "").strip()
-    if email and User.objects.filter(email__iexact=email).exists():
-        # Someone has this address already (here unlinked, or in another body).
+    holder = (
+        User.objects.filter(email__iexact=email).select_related("membership").first()
+        if email
+        else None
+    )
+    if holder is not None:
+        # Never a second account for an address: in this body, an administrator links the
+        # existing one (matching by sub); in another body, it is not this provider's.
+        membership = getattr(holder, "membership", None)
+        if membership is not None and membership.organisation_id == provider.organisation_id:
+            raise SignInRefused(Refusal.UNLINKED)
         raise SignInRefused(Refusal.OTHER_ORGANISATION)
     user = User(
         username=_username(claims),

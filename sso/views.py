@@ -102,6 +102,10 @@ REFUSAL_MESSAGES = {
     Refusal.LINKED_ELSEWHERE: lambda: _(
         "This account is linked to another identity at the provider: ask your administrator."
     ),
+    Refusal.UNLINKED: lambda: _(
+        "An account with your e-mail address exists but is not linked to this identity: ask "
+        "your administrator to link it."
+    ),
     Refusal.MISSING_CLAIM: lambda: _(
         "The identity provider did not give what this site needs to recognise you (a "
         "verified e-mail address or an identifier)."

@@ -320,6 +320,14 @@ def test_matching_by_sub_uses_the_link_only(world: World) -> None:
     refused = sign_in(world, "sub-denis")
     assert refused.response.status_code == 403
     assert signed_in_as(refused.client) is None
+    # nor does account creation make a second account for the address
+    world.idp.create_accounts = True
+    world.idp.new_account_team = world.team
+    world.idp.save()
+    refused = sign_in(world, "sub-denis")
+    assert refused.response.status_code == 403
+    assert "exists but is not linked" in refused.response.content.decode()
+    assert User.objects.filter(email__iexact="denis@example.fr").count() == 1
     ExternalIdentity.objects.create(provider=world.idp, user=agent, sub="sub-denis")
     set_claims(world.url, "sub-denis", email="changed@example.org")
     attempt = sign_in(world, "sub-denis")
