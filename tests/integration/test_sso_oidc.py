@@ -437,6 +437,68 @@ def test_a_platform_administrator_is_refused(world: World) -> None:
     assert signed_in_as(attempt.client) is None
 
 
+def test_an_id_token_from_another_issuer_is_refused(world: World) -> None:
+    """The provider's discovery document (as cached) names another issuer than the one that
+    signs the tokens: the real token fails the issuer check; nobody is signed in."""
+    _member("nina", world.org)
+    set_claims(world.url, "sub-nina", email="nina@example.fr")
+    metadata = requests.get(world.idp.discovery_url, timeout=5).json()
+    metadata["issuer"] = f"{world.url}/another-tenant"
+    cache.set(f"sso:discovery:{world.idp.discovery_url}", metadata, 60)
+    attempt = sign_in(world, "sub-nina")
+    assert attempt.response.status_code == 403
+    assert "did not sign you in" in attempt.response.content.decode()
+    assert signed_in_as(attempt.client) is None
+
+
+def test_the_id_token_checks(world: World) -> None:
+    """Audience, issuer, expiry, algorithm and signature of an ID token, against tokens signed
+    here with a key of our own (the provider on loopback only ever signs valid ones)."""
+    import time
+
+    from cryptography.hazmat.primitives.asymmetric import rsa
+    from django.core.exceptions import SuspiciousOperation
+
+    from sso.backends import OrganisationOIDCBackend
+
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    other_key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    backend = OrganisationOIDCBackend()
+    backend.configure(
+        world.idp, {"issuer": "https://idp.example", "token_endpoint": "x", "jwks_uri": "x"}
+    )
+    now = int(time.time())
+    good = {
+        "iss": "https://idp.example",
+        "aud": CLIENT_ID,
+        "sub": "s",
+        "iat": now,
+        "exp": now + 60,
+        "nonce": "n",
+    }
+
+    def check(claims: dict[str, Any], *, signer: Any = key, alg: str = "RS256") -> Any:
+        token = jwt.encode(claims, signer, algorithm=alg)
+        return backend._verify_jws(token, key.public_key())
+
+    backend._checking_id_token = True
+    assert check(good)["sub"] == "s"
+    for bad in (
+        {**good, "aud": "another-client"},
+        {**good, "iss": "https://evil.example"},
+        {**good, "exp": now - 3600},
+        {**good, "aud": [CLIENT_ID, "another"]},  # several audiences and no azp
+        {**good, "azp": "another"},
+        {k: v for k, v in good.items() if k != "exp"},
+    ):
+        with pytest.raises(SuspiciousOperation):
+            check(bad)
+    with pytest.raises(SuspiciousOperation):
+        check(good, signer=other_key)
+    with pytest.raises(SuspiciousOperation):
+        check(good, signer="a-shared-secret-of-enough-length-32b", alg="HS256")
+
+
 def test_a_provider_that_does_not_answer_is_a_clear_error(world: World) -> None:
     import socket
 
