@@ -31,6 +31,8 @@ from django.db import close_old_connections
 from django.http import QueryDict
 from django.utils.datastructures import CaseInsensitiveMapping
 
+from contactcentre.logs import asgi_request
+
 logger = logging.getLogger("channels_inbound.webhooks")
 
 Scope = MutableMapping[str, Any]
@@ -110,13 +112,20 @@ class FastWebhooks:
         if match is None:
             await self.app(scope, receive, send)
             return
-        from channels_inbound.providers import PROVIDERS, get_provider
-        from channels_inbound.providers.base import WebhookError
+        from channels_inbound.providers import PROVIDERS
 
         provider_name = match.group("provider")
         if provider_name not in PROVIDERS:
             await self.app(scope, receive, send)
             return
+        # The request id in and out, and its one log line, as RequestLogMiddleware does.
+        with asgi_request(scope, send) as (logged_send, _line):
+            await self._sms(scope, receive, logged_send, provider_name)
+
+    async def _sms(self, scope: Scope, receive: Receive, send: Send, provider_name: str) -> None:
+        from channels_inbound.providers import get_provider
+        from channels_inbound.providers.base import WebhookError
+
         if scope["method"] != "POST":
             await _plain(send, 405, "POST only")
             return

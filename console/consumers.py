@@ -23,12 +23,14 @@ Close codes: 4401 not logged in / session over, 4403 not an agent or second fact
 from __future__ import annotations
 
 import logging
+import time
 from typing import Any
 
 from channels.db import database_sync_to_async
 from django.contrib.sessions.backends.base import SessionBase
 
 from agents.models import AgentProfile
+from contactcentre import logs
 from contactcentre.consumers import JsonConsumer
 from contactcentre.events import agent_group
 
@@ -45,16 +47,17 @@ CLOSE_FORBIDDEN = 4403
 
 
 @database_sync_to_async
-def _admit(user: Any, session: SessionBase | None) -> tuple[int | None, int]:
-    """(agent id, close code) for the socket's user: one query, two for second-factor users."""
+def _admit(user: Any, session: SessionBase | None) -> tuple[int | None, int | None, int]:
+    """(agent id, organisation id, close code) for the socket's user: one query, two for
+    second-factor users."""
     if not user or not user.is_authenticated or not user.is_active:
-        return None, CLOSE_UNAUTHENTICATED
+        return None, None, CLOSE_UNAUTHENTICATED
     left = idle_seconds_left(session) if session is not None else None
     if left is not None and left <= 0:
-        return None, CLOSE_UNAUTHENTICATED
+        return None, None, CLOSE_UNAUTHENTICATED
     row = agent_admission(user.pk)
     if row is None:
-        return None, CLOSE_FORBIDDEN
+        return None, None, CLOSE_FORBIDDEN
     expected = (
         user.is_staff
         or user.is_superuser
@@ -63,8 +66,8 @@ def _admit(user: Any, session: SessionBase | None) -> tuple[int | None, int]:
         or row["has_device"]
     )
     if expected and not session_device_confirmed(user, session):
-        return None, CLOSE_FORBIDDEN
-    return row["pk"], 0
+        return None, row["organisation_id"], CLOSE_FORBIDDEN
+    return row["pk"], row["organisation_id"], 0
 
 
 @database_sync_to_async
@@ -83,14 +86,22 @@ class AgentConsoleConsumer(JsonConsumer):
     # resume is answered), and the ids above it sent since (console/live.py catches it up).
     applied_up_to: int | None = None
     sent_ids: set[int]
+    connected_at: float | None = None
 
     async def connect(self) -> None:
         self.groups_joined = []
         self.sent_ids = set()
         user = self.scope.get("user")
         session = self.scope.get("session")
-        agent_id, code = await _admit(user, session)
+        # Every line of this socket carries its id, user, agent and organisation.
+        logs.bind(
+            request_id=logs.scope_request_id(self.scope),
+            user_id=user.pk if user is not None and user.is_authenticated else None,
+        )
+        agent_id, organisation_id, code = await _admit(user, session)
+        logs.bind(agent_id=agent_id, organisation_id=organisation_id)
         if agent_id is None:
+            logs.socket_event("console", "refused", code=code)
             await self.close(code=code)
             return
         self.agent_id = agent_id
@@ -104,9 +115,12 @@ class AgentConsoleConsumer(JsonConsumer):
         self.groups_joined = groups
         await self.accept()
         live.register(self)  # its heartbeats and session checks are batched per process
+        self.connected_at = time.monotonic()
+        logs.socket_event("console", "connect")
         await self.send_json({"type": "hello", "agent_id": agent_id})
 
     async def disconnect(self, code: int) -> None:
+        logs.socket_closed("console", self.connected_at, code)
         live.unregister(self)
         if self.agent_id is not None:  # gone for good? checked after the window plus grace
             from routing.actions import schedule_console_check
@@ -131,7 +145,14 @@ class AgentConsoleConsumer(JsonConsumer):
         elif kind == "resume":
             last = content.get("last_event_id")
             last_id = last if isinstance(last, int) and not isinstance(last, bool) else 0
-            await self._answer_resume(last_id)
+            answer = await self._answer_resume(last_id)
+            logs.socket_event(
+                "console",
+                "resume",
+                last_event_id=last_id,
+                answer=answer["type"],
+                events=len(answer["events"]) if answer["type"] == "replay" else None,
+            )
         elif kind == "typing":
             interaction_id = content.get("interaction_id")
             if isinstance(interaction_id, int):
@@ -144,7 +165,7 @@ class AgentConsoleConsumer(JsonConsumer):
         for group in self.groups_joined:
             await self.channel_layer.group_add(group, self.channel_name)
 
-    async def _answer_resume(self, last_id: int) -> None:
+    async def _answer_resume(self, last_id: int) -> dict[str, Any]:
         assert self.agent_id is not None
         answer = await _resume(self.agent_id, last_id)
         if answer["type"] == "replay":
@@ -154,6 +175,7 @@ class AgentConsoleConsumer(JsonConsumer):
             up_to = answer["state"]["last_event_id"]
         self.applied_up_to = max(self.applied_up_to or 0, up_to)
         await self.send_json(answer)
+        return answer
 
     async def push_missed(self, events: list[dict[str, Any]]) -> None:
         """Events of this agent the console was never sent (``console/live.py``)."""

@@ -48,7 +48,7 @@ def agent_admission(user_id: int) -> dict[str, Any] | None:
                 TOTPDevice.objects.filter(user_id=OuterRef("user_id"), confirmed=True)
             ),
         )
-        .values("pk", "remote", "privileged", "has_device")
+        .values("pk", "organisation_id", "remote", "privileged", "has_device")
         .first()
     )
 

@@ -25,6 +25,7 @@ from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 from channels.security.websocket import AllowedHostsOriginValidator  # noqa: E402
 
 from channels_inbound.asgi import with_fast_webhooks  # noqa: E402
+from contactcentre.logs import RequestIds  # noqa: E402
 from contactcentre.ws_urls import (  # noqa: E402
     CHAT_WS_PREFIX,
     chat_websocket_urlpatterns,
@@ -49,4 +50,6 @@ async def websockets(scope: dict[str, Any], receive: Any, send: Any) -> None:
 # middleware); every other HTTP request goes to Django (channels_inbound/asgi.py).
 http = with_fast_webhooks(django_asgi_app)  # type: ignore[arg-type]  # ASGI3 callable
 
-application = ProtocolTypeRouter({"http": http, "websocket": websockets})
+# Outermost: each request and socket gets its request id (X-Request-ID) before anything logs
+# (contactcentre/logs.py).
+application = ProtocolTypeRouter({"http": RequestIds(http), "websocket": RequestIds(websockets)})

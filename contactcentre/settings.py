@@ -73,6 +73,8 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    # First: the request id in and out, and one log line per request (contactcentre/logs.py).
+    "contactcentre.logs.RequestLogMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "contactcentre.middleware.PermissionsPolicyMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
@@ -484,18 +486,36 @@ METRICS_ALLOWED_NETWORKS: list[str] = env.list(
 PROMETHEUS_MULTIPROC_DIR: str = env.str("PROMETHEUS_MULTIPROC_DIR", default="")
 
 # --- Logging --------------------------------------------------------------------------------
+# Logs (docs/operations.md, "Logs"): one JSON object per line, or readable text (the default
+# with DJANGO_DEBUG, as `python3 dev.py run` sets). Phone numbers and e-mail addresses are
+# masked in every line (contactcentre/logs.py).
+LOG_FORMAT: str = env.str("LOG_FORMAT", default="plain" if DEBUG else "json")
+if LOG_FORMAT not in ("json", "plain"):
+    raise ValueError(f"LOG_FORMAT must be json or plain, not {LOG_FORMAT!r}")
 LOGGING: dict[str, Any] = {
     "version": 1,
     "disable_existing_loggers": False,
-    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "formatters": {
+        "plain": {"()": "contactcentre.logs.plain_formatter"},
+        "json": {"()": "contactcentre.logs.json_formatter"},
+    },
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": LOG_FORMAT}},
     "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO")},
     "loggers": {
         "django.channels.server": {"level": "WARNING"},
         # Eager (embedded) tasks would log every periodic sweep at INFO.
         "celery.app.trace": {"level": "WARNING"},
+        # A worker's "Task ... received": the task's own line (contactcentre.tasks) says it all.
+        "celery.worker.strategy": {"level": "WARNING"},
         # django-axes announces itself at INFO in every process and command.
         "axes": {"level": "WARNING"},
+        # uvicorn's own lines in the same format; its access log is off (it would write the
+        # query string): contactcentre.requests has one line per request instead.
+        "uvicorn": {"handlers": [], "propagate": True},
+        "uvicorn.error": {"handlers": [], "propagate": True},
+        "uvicorn.access": {"handlers": [], "propagate": False, "level": "WARNING"},
+        # the provider's REST client writes ten INFO lines per request (URLs, query strings)
+        "twilio.http_client": {"level": "WARNING"},
     },
 }
 

@@ -17,11 +17,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from typing import Any
 
 from channels.db import database_sync_to_async
 from django.conf import settings
 
+from contactcentre import logs
 from contactcentre.consumers import JsonConsumer
 from contactcentre.events import supervisors_group
 
@@ -82,6 +84,7 @@ def _extra_groups(user_id: int, session_key: str | None) -> list[str]:
 
 class WallboardConsumer(JsonConsumer):
     supervision_scope: Scope | None = None
+    connected_at: float | None = None
 
     async def connect(self) -> None:
         self.groups_joined: list[str] = []
@@ -89,10 +92,17 @@ class WallboardConsumer(JsonConsumer):
         self._ticker: asyncio.Task[None] | None = None
         user = self.scope.get("user")
         session = self.scope.get("session")
+        # Every line of this socket carries its id, user and organisation.
+        logs.bind(
+            request_id=logs.scope_request_id(self.scope),
+            user_id=user.pk if user is not None and user.is_authenticated else None,
+        )
         scope, org_groups, code = await _admit(user, session)
         if scope is None:
+            logs.socket_event("wallboard", "refused", code=code)
             await self.close(code=code)
             return
+        logs.bind(organisation_id=scope.organisation_id, agent_id=scope.principal.agent_id)
         self.supervision_scope = scope
         session_key = getattr(session, "session_key", None)
         groups = [*org_groups, *_extra_groups(user.pk, session_key)]
@@ -100,10 +110,13 @@ class WallboardConsumer(JsonConsumer):
             await self.channel_layer.group_add(group, self.channel_name)
         self.groups_joined = groups
         await self.accept()
+        self.connected_at = time.monotonic()
+        logs.socket_event("wallboard", "connect")
         await self.send_snapshot()
         self._ticker = asyncio.create_task(self._tick())
 
     async def disconnect(self, code: int) -> None:
+        logs.socket_closed("wallboard", self.connected_at, code)
         for task in (self._pending, self._ticker):
             if task is not None:
                 task.cancel()

@@ -54,7 +54,14 @@ def celery_broker(url: str, django_settings: Any) -> Iterator[None]:
         reset_celery_connections()
 
 
-def start_workers(count: int, broker: str, *, extra_env: dict[str, str] | None = None) -> Any:
+def start_workers(
+    count: int,
+    broker: str,
+    *,
+    extra_env: dict[str, str] | None = None,
+    log_file: Path | None = None,
+    loglevel: str = "ERROR",
+) -> Any:
     """Start ``count`` real Celery worker processes on ``broker``, using the test database.
 
     Returns the processes once every worker answers a ping (60 s at most).
@@ -92,7 +99,7 @@ def start_workers(count: int, broker: str, *, extra_env: dict[str, str] | None =
                 "--pool",
                 "solo",
                 "--loglevel",
-                "ERROR",
+                loglevel,
                 "--hostname",
                 f"w{i}-{os.getpid()}-{time.monotonic_ns()}@%h",
                 "--without-gossip",
@@ -100,6 +107,9 @@ def start_workers(count: int, broker: str, *, extra_env: dict[str, str] | None =
             ],
             cwd=ROOT,
             env=env,
+            # the workers' log lines (stdout and stderr) in that file, else the test's output
+            stdout=log_file.open("a") if log_file is not None else None,
+            stderr=subprocess.STDOUT if log_file is not None else None,
         )
         for i in range(count)
     ]

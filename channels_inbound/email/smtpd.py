@@ -124,7 +124,7 @@ class EmailHandler:
         try:
             endpoint = await self._db(endpoint_among, [address])
         except Exception:
-            logger.exception("SMTP: could not check the recipient %s", address)
+            logger.exception("SMTP: could not check a recipient")  # no address in logs
             return TEMPORARY_FAILURE
         if endpoint is None:
             return UNKNOWN_RECIPIENT
@@ -138,7 +138,7 @@ class EmailHandler:
         loop = asyncio.get_running_loop()
         refusal = await loop.run_in_executor(self.executor, content_refusal, bytes(raw))
         if refusal is not None:
-            logger.info("SMTP: refused a message from %s: %s", envelope.mail_from, refusal)
+            logger.info("SMTP: refused a message: %s", refusal)  # no address in logs
             return refusal.smtp_reply()
         try:
             result = await self._db(
@@ -149,12 +149,12 @@ class EmailHandler:
                 via_smtp=True,
             )
         except EmailRefused as refused:
-            logger.info("SMTP: refused a message from %s: %s", envelope.mail_from, refused)
+            logger.info("SMTP: refused a message: %s", refused)
             return refused.smtp_reply()
         except IngestError:
             return UNKNOWN_RECIPIENT
         except Exception:
-            logger.exception("SMTP: could not record a message from %s", envelope.mail_from)
+            logger.exception("SMTP: could not record a message")
             return TEMPORARY_FAILURE
         state = "recorded" if result.created else "already recorded"
         return f"250 2.0.0 OK: {state} (message {result.message_id})"

@@ -276,7 +276,7 @@ def do_start_call(
         if not created:  # the provider retried the first request
             return _resume_instructions(call, provider)
         if endpoint is None:
-            logger.error("call %s to %s: no active voice endpoint", inbound.sid, called)
+            logger.error("call %s: no active voice endpoint for the number called", inbound.sid)
             call.outcome = CallOutcome.FAILED
             call.save(update_fields=["outcome"])
             return [SayText(_("This number is not in service. Goodbye.")), HangUp()]
@@ -641,7 +641,7 @@ def do_dial_ended(
         from surveys.voice import post_call_survey  # "tapez 1 à 5", when the queue asks it
 
         return post_call_survey(call=call, interaction=interaction, provider=provider) or [HangUp()]
-    logger.info("call %s: agent phone %s (%s)", call.call_sid, call.agent_number, result.status)
+    logger.info("call %s: agent phone %s", call.call_sid, result.status)  # not the number
     if agent_id is not None:
         do_agent_unreachable(
             interaction_id=interaction.pk,
