@@ -27,7 +27,7 @@ from agents.models import AgentProfile, Team
 from organisations.models import Membership, Organisation
 from sso.models import ExternalIdentity, IdentityProvider
 
-pytestmark = [pytest.mark.django_db, pytest.mark.postgres]
+pytestmark = pytest.mark.django_db
 
 User = get_user_model()
 CLIENT_ID = "centre-de-contacts-caf"
