@@ -58,6 +58,7 @@ app.conf.task_routes = {
     "channels_chat.send_transcript_confirmation": {"queue": OUTBOUND_QUEUE},
     "channels_media.fetch": {"queue": OUTBOUND_QUEUE},
     "surveys.send": {"queue": OUTBOUND_QUEUE},
+    "webhooks.deliver": {"queue": OUTBOUND_QUEUE},
     "supervision.*": {"queue": REPORTS_QUEUE},
 }
 # CELERY_TIMEZONE is not set: Celery then follows Django's TIME_ZONE.

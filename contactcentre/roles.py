@@ -40,6 +40,7 @@ PROJECT_APPS = (
     "supervision",
     "publicquality",
     "surveys",
+    "webhooks",
     "sso",
 )
 

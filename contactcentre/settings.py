@@ -65,6 +65,7 @@ INSTALLED_APPS = [
     "privacy",
     "publicquality",
     "surveys",
+    "webhooks",
     "sso",
     "metrics",
     "django_otp",
@@ -756,4 +757,28 @@ PRIVACY_PURGE_BATCH: int = env.int("PRIVACY_PURGE_BATCH", default=500)
 CELERY_BEAT_SCHEDULE["privacy-purge"] = {
     "task": "privacy.purge",
     "schedule": crontab(hour=PRIVACY_PURGE_HOUR, minute=30),
+}
+
+# --- Outgoing webhooks (webhooks/, docs/operations.md "Outgoing webhooks") ---
+# Attempts per delivery; the wait after a failed one doubles from WEBHOOK_RETRY_BACKOFF_S up to
+# WEBHOOK_RETRY_MAX_BACKOFF_S (keep it within CELERY_LONGEST_COUNTDOWN_SECONDS), jittered.
+WEBHOOK_MAX_ATTEMPTS: int = env.int("WEBHOOK_MAX_ATTEMPTS", default=8)
+WEBHOOK_RETRY_BACKOFF_S: float = env.float("WEBHOOK_RETRY_BACKOFF_S", default=30.0)
+WEBHOOK_RETRY_MAX_BACKOFF_S: float = env.float("WEBHOOK_RETRY_MAX_BACKOFF_S", default=900.0)
+# A subscription is switched off after this many failed attempts in a row (0: never).
+WEBHOOK_DISABLE_AFTER_FAILURES: int = env.int("WEBHOOK_DISABLE_AFTER_FAILURES", default=20)
+WEBHOOK_CONNECT_TIMEOUT_S: float = env.float("WEBHOOK_CONNECT_TIMEOUT_S", default=3.0)
+WEBHOOK_TIMEOUT_S: float = env.float("WEBHOOK_TIMEOUT_S", default=10.0)  # the whole request
+# Targets: https on public addresses only. Loopback (and plain http to it) in development and
+# tests; private networks listed here (CIDR) for an internal receiver.
+WEBHOOK_ALLOW_LOOPBACK: bool = env.bool("WEBHOOK_ALLOW_LOOPBACK", default=DEBUG)
+WEBHOOK_ALLOWED_NETWORKS: list[str] = env.list("WEBHOOK_ALLOWED_NETWORKS", default=[])
+WEBHOOK_LOG_RETENTION_DAYS: int = env.int("WEBHOOK_LOG_RETENTION_DAYS", default=30)
+WEBHOOK_SUBSCRIPTION_CACHE_SECONDS: float = env.float(
+    "WEBHOOK_SUBSCRIPTION_CACHE_SECONDS", default=5.0
+)
+# Sends the deliveries whose task was lost; on the embedded default, sends every delivery.
+CELERY_BEAT_SCHEDULE["webhooks-sweep"] = {
+    "task": "webhooks.sweep",
+    "schedule": env.float("WEBHOOK_SWEEP_SECONDS", default=10.0),
 }

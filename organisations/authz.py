@@ -234,6 +234,9 @@ ORGANISATION_PATH: dict[str, str] = {
     "privacy.accesslog": "organisation_id",
     "publicquality.commitment": "organisation_id",
     "publicquality.followlink": "organisation_id",
+    "webhooks.subscription": "organisation_id",
+    "webhooks.delivery": "subscription__organisation_id",
+    "webhooks.deliveryattempt": "delivery__subscription__organisation_id",
     "sso.identityprovider": "organisation_id",
     "sso.externalidentity": "provider__organisation_id",
     "sso.providersecondfactor": "provider__organisation_id",
@@ -308,6 +311,9 @@ ADMIN_ONLY = {
     "sso.identityprovider",
     "sso.externalidentity",
     "sso.providersecondfactor",
+    "webhooks.subscription",
+    "webhooks.delivery",
+    "webhooks.deliveryattempt",
 }
 
 

@@ -799,6 +799,16 @@ MATRIX: dict[str, dict[str, dict[str, Expect]]] = {
     **admin_model("surveys.surveysettings", view="SAP", add="SAP", change="SAP", delete="AP"),
     # Follow-up links are made by acknowledgements only; listed and revoked by the admins.
     **admin_model("publicquality.followlink", view="AP", add="", change="AP", delete="AP"),
+    # Outgoing webhooks: the organisation's administrators; the delivery log is read only
+    # (its "send again" is an action of the list), deleted with its subscription.
+    **admin_model("webhooks.subscription", view="AP", add="AP", change="AP", delete="AP"),
+    **admin_model("webhooks.delivery", view="AP", add="", change="", delete="AP"),
+    # A subscription's "send a test delivery" button: a POST, back to its page.
+    "admin:webhooks_subscription_test_delivery": {
+        "POST": web(
+            anon=LOGIN, agent=LOGIN, sup=403, lone=403, oadm=OO(302, ADMIN_HIDDEN), padm=302
+        )
+    },
     # Single sign-on: the organisation's identity provider and the links of its users to their
     # sub there; its administrators only (client secrets, who may sign in).
     **admin_model("sso.identityprovider", view="AP", add="AP", change="AP", delete="AP"),
@@ -1160,6 +1170,25 @@ def build_world() -> World:
 
         for side in (own, other):
             side.extra["survey_settings"] = SurveySettings.objects.create(queue=side.queue)
+    if apps.is_installed("webhooks"):
+        from webhooks.models import Delivery, Subscription
+
+        for side, mark in ((own, MARK_OWN), (other, MARK_OTHER)):
+            # A documentation address (TEST-NET-1): the test button is refused at once.
+            side.extra["webhook"] = Subscription.objects.create(
+                organisation=side.org,
+                name=f"Logiciel métier {mark}",
+                url="https://192.0.2.10/hook",
+                events=["interaction.closed"],
+            )
+            side.extra["webhook_delivery"] = Delivery.objects.create(
+                subscription=side.extra["webhook"],
+                event="interaction.closed",
+                body=f'{{"mark": "{mark}"}}',
+                status="delivered",
+                next_attempt_at=timezone.now(),
+                created_at=timezone.now(),
+            )
     if apps.is_installed("sso"):
         from django.core.cache import cache
 
@@ -1286,6 +1315,8 @@ _ADMIN_ROW: dict[str, Callable[[Side], Any]] = {
     "publicquality.commitment": lambda s: s.extra.get("commitment"),
     "publicquality.followlink": lambda s: s.extra.get("follow_link"),
     "surveys.surveysettings": lambda s: s.extra.get("survey_settings"),
+    "webhooks.subscription": lambda s: s.extra.get("webhook"),
+    "webhooks.delivery": lambda s: s.extra.get("webhook_delivery"),
     "sso.identityprovider": lambda s: s.extra.get("identity_provider"),
     "sso.externalidentity": lambda s: s.extra.get("external_identity"),
 }
