@@ -10,6 +10,8 @@ class ConsoleConfig(AppConfig):
         from contactcentre import events
 
         from . import outbox, receivers
+        from .third_party_labels import translate_security_labels
 
         events.set_agent_outbox(outbox.record_agent_events)
         receivers.connect()
+        translate_security_labels()

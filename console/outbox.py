@@ -20,8 +20,10 @@ from django.utils import timezone
 from psycopg.types.json import Jsonb
 
 from contactcentre.pg import execute_binary
-from contacts.models import ContactIdentity
+from contacts.models import ContactIdentity, IdentityKind
+from interactions.lifecycle import Status
 from interactions.models import Interaction
+from routing.selectors import latest_transfers
 
 from .models import AgentEvent
 
@@ -30,7 +32,8 @@ MESSAGE_EVENTS = frozenset({"message.created"})
 
 
 def interaction_summaries(ids: Iterable[int]) -> dict[int, dict[str, Any]]:
-    """What a console shows of each interaction (one query, plus one for unnamed citizens)."""
+    """What a console shows of each interaction (one query, plus one for unnamed citizens and
+    one for offered ones: ``transfer``, who transferred it and their note, or None)."""
     wanted = sorted(set(ids))
     if not wanted:
         return {}
@@ -48,14 +51,20 @@ def interaction_summaries(ids: Iterable[int]) -> dict[int, dict[str, Any]]:
             "contact__display_name",
             "queue_id",
             "queue__name",
+            "assigned_at",
         )
         .annotate(last_message_id=Max("messages__id"))
+    )
+    # Who transferred an offered interaction, with their note: shown on the offer.
+    transfers = latest_transfers(
+        {r["pk"]: r["assigned_at"] for r in rows if r["status"] == Status.OFFERED}
     )
     unnamed = {r["contact_id"] for r in rows if r["contact_id"] and not r["contact__display_name"]}
     identities: dict[int, str] = {}
     if unnamed:
         for contact_id, value in (
             ContactIdentity.objects.filter(contact_id__in=unnamed)
+            .exclude(kind=IdentityKind.CHAT)  # a chat visitor's id is a token, not a name
             .order_by("-id")
             .values_list("contact_id", "value")
         ):
@@ -73,6 +82,7 @@ def interaction_summaries(ids: Iterable[int]) -> dict[int, dict[str, Any]]:
             "queue_id": r["queue_id"],
             "queue": r["queue__name"] or "",
             "last_message_id": r["last_message_id"] or 0,
+            "transfer": transfers.get(r["pk"]),
         }
         for r in rows
     }

@@ -72,6 +72,7 @@ from routing.actions import (
     do_transfer_to_queue,
 )
 from routing.models import Queue, QueueSkill
+from routing.selectors import transfer_note_ids
 
 from .actions import (
     ConsoleError,
@@ -395,6 +396,11 @@ def _thread_context(interaction: Interaction) -> dict[str, Any]:
     items = []
     messages = list(interaction.messages.select_related("author").order_by("created_at", "id"))
     deliveries = _deliveries(interaction, messages)
+    transfer_notes = (
+        transfer_note_ids(interaction.pk)
+        if any(m.direction == MessageDirection.NOTE for m in messages)
+        else set()
+    )
     for message in messages:
         html = ""
         if interaction.channel == "email" and message.html:
@@ -405,9 +411,34 @@ def _thread_context(interaction: Interaction) -> dict[str, Any]:
                 "html": html,
                 "attachments": _attachment_links(message),
                 "delivery": deliveries.get(message.pk),
+                "transfer_note": message.pk in transfer_notes,
             }
         )
-    return {"interaction": interaction, "items": items, "chat_ended": chat_ended(interaction)}
+    return {
+        "interaction": interaction,
+        "items": items,
+        "chat_ended": chat_ended(interaction),
+        # Inbound messages are labelled with the name the citizen gave (a chat's pre-chat form,
+        # an e-mail's From name), else "Citizen".
+        "citizen_name": _citizen_name(interaction),
+    }
+
+
+def _citizen_name(interaction: Interaction) -> str:
+    """The name the citizen gave: a chat's pre-chat form (this conversation's, even when the
+    visitor gave another name before), else their record's."""
+    if interaction.channel == "chat":
+        from channels_inbound.chat.models import ChatSession
+
+        given = (
+            ChatSession.objects.filter(interaction=interaction)
+            .order_by("-created_at")
+            .values_list("display_name", flat=True)
+            .first()
+        )
+        if given:
+            return given
+    return interaction.contact.display_name if interaction.contact_id else ""  # type: ignore[union-attr]
 
 
 @agent_required
@@ -723,6 +754,7 @@ TRANSFER_ERRORS = {
     "not_available": gettext_noop("This agent is not available right now."),
     "channel_off": gettext_noop("This agent does not take this channel right now."),
     "no_room": gettext_noop("This agent has no free slot on this channel."),
+    "note_too_long": gettext_noop("The transfer note is too long (2,000 characters at most)."),
 }
 
 
@@ -734,20 +766,23 @@ def transfer(request: HttpRequest, interaction_id: int) -> HttpResponse:
     target = request.POST.get("target", "")
     kind, _sep, raw_id = target.partition(":")
     org = agent.organisation_id  # the organisation of every interaction the agent holds
+    note = request.POST.get("note", "")  # for whoever takes it: an internal note, never sent
     try:
         if kind == "queue" and raw_id.isdigit():
             queue = get_object_or_404(_queues(request, org), pk=int(raw_id))
-            do_transfer_to_queue(interaction_id=interaction_id, agent=agent, queue=queue)
+            do_transfer_to_queue(interaction_id=interaction_id, agent=agent, queue=queue, note=note)
             return _done(request, _("Transferred to the queue %(name)s.") % {"name": queue.name})
         if kind == "agent" and raw_id.isdigit():
             colleague = get_object_or_404(_colleagues(request, org), pk=int(raw_id))
-            do_offer_to_agent(interaction_id=interaction_id, agent=agent, target=colleague)
+            do_offer_to_agent(
+                interaction_id=interaction_id, agent=agent, target=colleague, note=note
+            )
             return _done(request, _("Offered to %(name)s.") % {"name": colleague})
     except TransferError as exc:
         return _done(
             request,
             _(TRANSFER_ERRORS.get(exc.code) or gettext_noop("Transfer refused.")),
-            status=409,
+            status=400 if exc.code == "note_too_long" else 409,
         )
     return _done(request, _("Choose a queue or an agent."), status=400)
 

@@ -31,9 +31,9 @@ from django.utils import timezone
 
 from agents.models import AgentPresence, AgentProfile, AgentState, OfflineReason, PauseReason
 from contactcentre.events import SUPERVISORS_GROUP, agent_group, publish, publish_many
-from interactions.actions import do_transition_interaction
+from interactions.actions import do_record_message, do_transition_interaction
 from interactions.lifecycle import Status
-from interactions.models import Interaction, InteractionTransition
+from interactions.models import Interaction, InteractionTransition, MessageDirection
 from metrics.instruments import timed_routing_pass
 
 from . import claim_sql, selectors
@@ -819,21 +819,61 @@ def _transferable(interaction_id: int, agent: AgentProfile) -> Interaction:
     return interaction
 
 
+TRANSFER_NOTE_MAX_CHARS = 2000
+
+
+def _clean_transfer_note(note: str) -> str:
+    note = (note or "").strip()
+    if len(note) > TRANSFER_NOTE_MAX_CHARS:
+        raise TransferError("note_too_long", f"a transfer note has {TRANSFER_NOTE_MAX_CHARS} chars")
+    return note
+
+
+def _record_transfer_note(interaction: Interaction, agent: AgentProfile, note: str) -> int | None:
+    """The transferring agent's note for whoever takes the interaction next: an internal note
+    of the thread (never sent to the citizen), written while the agent still holds it."""
+    if not note:
+        return None
+    recorded = do_record_message(
+        interaction=interaction, direction=MessageDirection.NOTE, text=note, author=agent.user
+    )
+    return recorded.message.pk
+
+
 def do_transfer_to_queue(
-    *, interaction_id: int, agent: AgentProfile, queue: Queue, now: datetime | None = None
+    *,
+    interaction_id: int,
+    agent: AgentProfile,
+    queue: Queue,
+    note: str = "",
+    now: datetime | None = None,
 ) -> Interaction:
     """The agent hands the interaction to another queue: assigned -> transferred -> queued.
 
     It waits in ``queue`` with that queue's requirements, from the first escalation step
     (its wait in the new queue starts now; ``queued_at`` keeps the citizen's whole wait).
-    Locks only the interaction (no offer exists while it is assigned).
+    ``note`` (optional) is kept as an internal note and shown with the next offer. The router
+    does not offer it back to ``agent`` until someone else has taken it, unless nobody else
+    could ever take it (``selectors.transferrer_exclusions``). Locks only the interaction (no
+    offer exists while it is assigned).
     """
     now = now or timezone.now()
+    note = _clean_transfer_note(note)
     if not queue.active:
         raise TransferError("inactive_queue", f"queue {queue.code} is not active")
     with transaction.atomic():
         interaction = _transferable(interaction_id, agent)
         _same_organisation(interaction, queue)
+        required = queue.required_skills()
+        exclude = selectors.others_could_take(
+            organisation_id=interaction.organisation_id,
+            channel=interaction.channel,
+            language=interaction.language or None,
+            required_skills=required,
+            queue=queue,
+            besides=[agent.pk],
+        )
+        note_id = _record_transfer_note(interaction, agent, note)
         _hand_over(
             interaction,
             to=Status.QUEUED,
@@ -842,7 +882,7 @@ def do_transfer_to_queue(
             now=now,
             extra={
                 "queue": queue,
-                "required_skills": queue.required_skills(),
+                "required_skills": required,
                 "routing_step": 0,
                 "assigned_agent": None,
             },
@@ -852,7 +892,12 @@ def do_transfer_to_queue(
             action="transfer",
             rule="transfer_to_queue",
             at=now,
-            details={"from_agent": agent.pk, "queue": queue.pk},
+            details={
+                "from_agent": agent.pk,
+                "queue": queue.pk,
+                "note_id": note_id,
+                "exclude_transferrer": exclude,
+            },
         )
     return interaction
 
@@ -862,17 +907,21 @@ def do_offer_to_agent(
     interaction_id: int,
     agent: AgentProfile,
     target: AgentProfile,
+    note: str = "",
     now: datetime | None = None,
 ) -> Offer:
     """The agent hands the interaction to a named colleague: assigned -> transferred ->
     offered to ``target`` (an ordinary offer: accept, decline or expiry as usual; a decline or
-    an expiry puts it back in its queue).
+    an expiry puts it back in its queue, where, as after a transfer to a queue, the router does
+    not offer it back to ``agent`` unless nobody else could ever take it). ``note`` as for
+    :func:`do_transfer_to_queue`.
 
     Locking (docs/architecture.md, rule 1): the interaction, then the target's presence row,
     both waited for; the target's capacity is counted under that lock (rule 3), so a router
     claim cannot take the same last slot.
     """
     now = now or timezone.now()
+    note = _clean_transfer_note(note)
     if target.pk == agent.pk:
         raise TransferError("same_agent", "an interaction cannot be transferred to oneself")
     with transaction.atomic():
@@ -891,6 +940,15 @@ def do_offer_to_agent(
         load = selectors.agent_loads([target.pk]).get(target.pk, {})
         if not has_room_for(target, load, channel):
             raise TransferError("no_room", f"agent #{target.pk} has no free {channel} slot")
+        exclude = selectors.others_could_take(
+            organisation_id=interaction.organisation_id,
+            channel=channel,
+            language=interaction.language or None,
+            required_skills=interaction.required_skills or {},
+            queue=interaction.queue,
+            besides=[agent.pk, target.pk],
+        )
+        note_id = _record_transfer_note(interaction, agent, note)
         _hand_over(
             interaction,
             to=Status.OFFERED,
@@ -914,7 +972,12 @@ def do_offer_to_agent(
             action="offer",
             rule="transfer_to_agent",
             at=now,
-            details={"from_agent": agent.pk, "to_agent": target.pk},
+            details={
+                "from_agent": agent.pk,
+                "to_agent": target.pk,
+                "note_id": note_id,
+                "exclude_transferrer": exclude,
+            },
         )
         schedule_offer_expiry([offer.pk], offer.expires_at)
         publish(

@@ -21,15 +21,26 @@ from django.db.models.functions import RowNumber
 
 from agents.models import AgentPresence, AgentProfile, AgentSkill, AgentState
 from interactions.lifecycle import Status
-from interactions.models import Interaction
+from interactions.models import Interaction, Message
 
 from .models import EscalationStep as EscalationStepRow
-from .models import Offer, OfferStatus, Queue, Skill
-from .policy import MAX_LEVEL, AgentSnapshot, EscalationStep, InteractionSnapshot, PolicyConfig
+from .models import Offer, OfferStatus, Queue, RoutingDecision, Skill
+from .policy import (
+    MAX_LEVEL,
+    AgentSnapshot,
+    EscalationStep,
+    InteractionSnapshot,
+    PolicyConfig,
+    requirements_at_step,
+)
 
 # Statuses that hold an agent's capacity on a channel.
 LOAD_STATUSES = (Status.OFFERED, Status.ASSIGNED)
 EXCLUDING_OFFER_STATUSES = (OfferStatus.DECLINED, OfferStatus.EXPIRED, OfferStatus.FAILED)
+# The decisions an agent hands an interaction away by (routing.actions: to a queue, to a named
+# colleague); their ``details`` name the transferrer, the note and whether the router leaves
+# the transferrer out ("from_agent", "note_id", "exclude_transferrer").
+TRANSFER_RULES = ("transfer_to_queue", "transfer_to_agent")
 
 
 def policy_config() -> PolicyConfig:
@@ -238,6 +249,7 @@ def waiting_interactions(
             *(f"interaction__{field}" for field in GROUP_FIELDS),
         )
     )
+    exclusion_rows += transferrer_exclusions()
     excluded: dict[int, set[int]] = defaultdict(set)
     per_agent_in_group: dict[tuple[Any, ...], dict[int, int]] = defaultdict(
         lambda: defaultdict(int)
@@ -302,6 +314,141 @@ def waiting_interactions(
         )
         for v in values
     ]
+
+
+def transferrer_exclusions() -> list[dict[str, Any]]:
+    """(interaction, agent) pairs, like the declines, for the agents who transferred a waiting
+    interaction away: the router does not offer it back to them until someone else has taken
+    it (a transfer decided after the interaction's last assignment). Only the transfers that
+    found another agent who could ever take it exclude (``exclude_transferrer``, decided by
+    :func:`others_could_take` when transferring): otherwise the contact would wait forever."""
+    rows = RoutingDecision.objects.filter(
+        interaction__status=Status.QUEUED,
+        rule__in=TRANSFER_RULES,
+        details__exclude_transferrer=True,
+    ).values(
+        "interaction_id",
+        "at",
+        "details",
+        "interaction__assigned_at",
+        *(f"interaction__{field}" for field in GROUP_FIELDS),
+    )
+    found = []
+    for row in rows:
+        agent_id = (row.pop("details") or {}).get("from_agent")
+        assigned_at = row.pop("interaction__assigned_at")
+        if not isinstance(agent_id, int) or (assigned_at is not None and row["at"] < assigned_at):
+            continue  # someone took it since: that round is over
+        row["agent_id"] = agent_id
+        found.append(row)
+    return found
+
+
+def others_could_take(
+    *,
+    organisation_id: int,
+    channel: str,
+    language: str | None,
+    required_skills: Mapping[str, int],
+    queue: Queue | None,
+    besides: Iterable[int],
+) -> bool:
+    """Whether an agent other than ``besides`` could ever take an interaction of ``channel``
+    waiting in ``queue``: an active account of the organisation with a capacity on that
+    channel, meeting the requirements as loosely as the queue's escalation steps ever make them
+    (skills at the lowest level, or the queue's team), speaking its language. Presence is not
+    looked at: someone who logs in later counts."""
+    steps: list[EscalationStep] = []
+    if queue is not None:
+        steps = escalation_steps().get(queue.pk, [])
+    req = requirements_at_step(channel, required_skills, language, None, steps, len(steps) - 1)
+    candidates = list(
+        AgentProfile.objects.filter(
+            organisation_id=organisation_id,
+            user__is_active=True,
+            **{f"capacity_{channel}__gt": 0},
+        )
+        .exclude(pk__in=list(besides))
+        .values("id", "team_id", "languages")
+    )
+    if not candidates:
+        return False
+    levels: dict[int, dict[str, int]] = defaultdict(dict)
+    if req.skills:
+        for agent_id, code, level in AgentSkill.objects.filter(
+            agent_id__in=[c["id"] for c in candidates],
+            skill__organisation_id=organisation_id,
+            skill__code__in=list(req.skills),
+        ).values_list("agent_id", "skill__code", "level"):
+            levels[agent_id][code] = level
+    for c in candidates:
+        if req.team_id is not None and c["team_id"] != req.team_id:
+            continue
+        if any(levels[c["id"]].get(code, 0) < max(1, lvl) for code, lvl in req.skills.items()):
+            continue
+        if req.language and req.language not in (c["languages"] or []):
+            continue
+        return True
+    return False
+
+
+def latest_transfers(assigned_at: Mapping[int, datetime | None]) -> dict[int, dict[str, Any]]:
+    """For each interaction (id -> its last ``assigned_at``), the transfer that put it where it
+    is, if no one has taken it since: who transferred it, their note (an internal note of the
+    thread), the queue it was sent to (empty for a named colleague). What the console shows on
+    the offer of a transferred interaction."""
+    if not assigned_at:
+        return {}
+    latest: dict[int, dict[str, Any]] = {}
+    for row in (
+        RoutingDecision.objects.filter(
+            interaction_id__in=list(assigned_at), rule__in=TRANSFER_RULES
+        )
+        .order_by("at", "id")
+        .values("interaction_id", "at", "rule", "details")
+    ):
+        since = assigned_at.get(row["interaction_id"])
+        if since is None or row["at"] >= since:
+            latest[row["interaction_id"]] = dict(row)
+    if not latest:
+        return {}
+    details = {i: row["details"] or {} for i, row in latest.items()}
+    notes = dict(
+        Message.objects.filter(
+            pk__in=[d["note_id"] for d in details.values() if isinstance(d.get("note_id"), int)]
+        ).values_list("pk", "text")
+    )
+    names = {
+        a.pk: str(a)
+        for a in AgentProfile.objects.filter(
+            pk__in=[d.get("from_agent") for d in details.values()]
+        ).select_related("user")
+    }
+    queues = dict(
+        Queue.objects.filter(
+            pk__in=[d["queue"] for d in details.values() if isinstance(d.get("queue"), int)]
+        ).values_list("pk", "name")
+    )
+    found = {}
+    for i, d in details.items():
+        to_queue = latest[i]["rule"] == "transfer_to_queue"
+        found[i] = {
+            "by": names.get(d.get("from_agent") or 0, ""),
+            "note": notes.get(d.get("note_id") or 0, ""),
+            "queue": queues.get(d.get("queue") or 0, "") if to_queue else "",
+        }
+    return found
+
+
+def transfer_note_ids(interaction_id: int) -> set[int]:
+    """The messages of an interaction that are transfer notes (internal, never sent)."""
+    return {
+        d["note_id"]
+        for d in RoutingDecision.objects.filter(
+            interaction_id=interaction_id, rule__in=TRANSFER_RULES
+        ).values_list("details", flat=True)
+        if isinstance(d, dict) and isinstance(d.get("note_id"), int)
+    }
 
 
 def preferred_agents(contact_ids: set[int], now: datetime) -> dict[int, int]:

@@ -103,8 +103,13 @@
       var li = el("li", { id: "offer-" + o.offer_id, "class": "offer-card channel-" + o.channel, "aria-labelledby": "offer-title-" + o.offer_id });
       li.appendChild(el("h3", { id: "offer-title-" + o.offer_id }, (config.channelLabels[o.channel] || o.channel) + " – " + citizenOf(s)));
       var dl = el("dl");
-      [[t.queue, s.queue || "—"], [t.subject, s.subject || "—"]].forEach(function (row) {
-        dl.appendChild(el("dt", {}, row[0])); dl.appendChild(el("dd", {}, row[1]));
+      var rows = [[t.queue, s.queue || "—"], [t.subject, s.subject || "—"]];
+      if (s.transfer) {  // transferred by a colleague: who, and the note they left for us
+        rows.push([t.transferred_by, s.transfer.by || "—"]);
+        if (s.transfer.note) { rows.push([t.transfer_note, s.transfer.note]); }
+      }
+      rows.forEach(function (row) {
+        dl.appendChild(el("dt", {}, row[0])); dl.appendChild(el("dd", row[0] === t.transfer_note ? { "class": "transfer-note" } : {}, row[1]));
       });
       li.appendChild(dl);
       li.appendChild(el("p", { "class": "countdown", "data-countdown": o.offer_id }, ""));
@@ -116,7 +121,8 @@
       list.appendChild(li);
       if (!knownOffers.has(String(o.offer_id))) {
         knownOffers.add(String(o.offer_id));
-        announce(t.new_offer + " : " + (config.channelLabels[o.channel] || o.channel) + ", " + citizenOf(s) + ", " + (s.queue || ""), true);
+        announce(t.new_offer + " : " + (config.channelLabels[o.channel] || o.channel) + ", " + citizenOf(s) + ", " + (s.queue || "") +
+          (s.transfer ? ". " + t.transferred_by + " " + (s.transfer.by || "") + (s.transfer.note ? ". " + t.transfer_note + " : " + s.transfer.note : "") : ""), true);
         cue();
         notifyDesktop(t.new_offer, (config.channelLabels[o.channel] || o.channel) + " – " + citizenOf(s), "offer-" + o.offer_id);
       }
