@@ -43,8 +43,13 @@ def widget_strings(language: str) -> dict[str, str]:
             "wait_less_minute": _("Estimated wait: less than a minute."),
             "wait_one_minute": _("Estimated wait: about 1 minute."),
             "wait_minutes": _("Estimated wait: about {n} minutes."),
-            "agent_joined": _("{name} joined the conversation."),
+            # The citizen reads "adviser" (« conseiller »), never an internal word like "agent".
+            "agent_joined": _("An adviser is answering you: {name}."),
+            "agent_joined_anonymous": _("An adviser is answering you."),
             "agent_typing": _("{name} is typing…"),
+            "agent_typing_anonymous": _("An adviser is typing…"),
+            # Before each message's time: "sent at 14:05" for screen readers.
+            "sent_at": _("sent at"),
             "ended": _("The conversation is over."),
             "end": _("End the conversation"),
             "new": _("Start a new conversation"),

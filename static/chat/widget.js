@@ -209,12 +209,26 @@
     if (next === "prechat") { ui.log.textContent = ""; seen = {}; }
   }
 
+  // The time a message was written, in the visitor's language (<time datetime> for machines).
+  function timeOf(at) {
+    var when = at ? new Date(at) : new Date();
+    if (isNaN(when.getTime())) { when = new Date(); }
+    var shown;
+    try { shown = when.toLocaleTimeString(config.language, { hour: "2-digit", minute: "2-digit" }); } catch (e) { shown = String(when.getHours()).padStart(2, "0") + ":" + String(when.getMinutes()).padStart(2, "0"); }
+    return el("time", { class: "ccw-time", datetime: when.toISOString(), text: shown });
+  }
+
   function addEntry(entry) {
     if (seen[entry.id]) { return; }
     seen[entry.id] = true;
     var who = entry.kind === "citizen" ? S.you : entry.kind === "bot" ? S.bot : entry.kind === "system" ? "" : (entry.author || S.agent);
+    var meta = el("p", { class: "ccw-meta" }, [
+      who ? el("span", { class: "ccw-who", text: who }) : null,
+      el("span", { class: "ccw-visually-hidden", text: (who ? ", " : "") + S.sent_at + " " }),
+      timeOf(entry.at)
+    ]);
     var item = el("div", { class: "ccw-msg ccw-msg--" + entry.kind }, [
-      who ? el("p", { class: "ccw-who", text: who }) : null,
+      meta,
       el("p", { class: "ccw-text", text: entry.text })
     ]);
     ui.log.appendChild(item);
@@ -259,7 +273,8 @@
   }
 
   function showAgentTyping(name) {
-    ui.typing.textContent = fill(S.agent_typing, { name: name || agent || S.agent });
+    var who = name || agent;
+    ui.typing.textContent = who ? fill(S.agent_typing, { name: who }) : S.agent_typing_anonymous;
     ui.typing.hidden = false;
     window.clearTimeout(agentTypingTimer);
     agentTypingTimer = window.setTimeout(hideAgentTyping, AGENT_TYPING_MS);
@@ -429,7 +444,7 @@
       case "state":
         if (frame.state === "chatting" && state !== "chatting") {
           agent = frame.agent || "";
-          systemLine(fill(S.agent_joined, { name: agent || S.agent }));
+          systemLine(agent ? fill(S.agent_joined, { name: agent }) : S.agent_joined_anonymous);
         }
         if (frame.state !== state) {
           var hadFocus = keepFocus || focusInPanel();

@@ -7,8 +7,10 @@ from __future__ import annotations
 
 import functools
 import http.server
+import re
 import threading
 from collections.abc import Callable, Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -147,10 +149,12 @@ def test_a_citizen_passes_the_bot_chats_with_an_agent_and_keeps_it_across_a_relo
     assert interaction.required_skills == {"etat-civil": 3}
     card = agent_page.wait_for_selector(".offer-card")
     assert "État civil" in card.inner_text()
+    assert "Awa Diallo" in card.inner_text()  # the name the visitor gave, never their token
     agent_page.click("[data-accept]")
     composer = f"#panel-{interaction.pk} [data-composer]"
     agent_page.wait_for_selector(composer)
-    log.get_by_text("Claire a rejoint la conversation.").wait_for()
+    # The citizen reads "conseiller", never an internal word.
+    log.get_by_text("Un conseiller vous répond\u00a0: Claire.").wait_for()
 
     # Agent -> citizen, with "Claire est en train d'écrire…" while she types.
     agent_page.type(composer, "Bonjour Madame Diallo, ")
@@ -170,7 +174,29 @@ def test_a_citizen_passes_the_bot_chats_with_an_agent_and_keeps_it_across_a_relo
     box.press("Enter")
     log.get_by_text("C'est pour un acte de naissance de mon fils, né en 2015.").wait_for()
     agent_page.locator(f"#thread-{interaction.pk} .msg-inbound", has_text="de mon fils").wait_for()
+    # In the console, the citizen's messages carry the name given in the pre-chat form.
+    assert (
+        agent_page.locator(f"#thread-{interaction.pk} .msg-inbound strong").first.inner_text()
+        == "Awa Diallo"
+    )
     assert _axe_serious(citizen) == []
+
+    # Every message of the widget shows when it was written: a <time datetime> (ISO 8601) with
+    # the hour and minute in French; the citizen's own message is stamped with the time it was
+    # sent.
+    stamps = log.locator(".ccw-msg time.ccw-time").evaluate_all(
+        "els => els.map(e => [e.getAttribute('datetime'), e.textContent,"
+        " e.closest('.ccw-msg').className])"
+    )
+    assert len(stamps) >= 5, stamps
+    for iso, shown, _kind in stamps:
+        assert datetime.fromisoformat(iso.replace("Z", "+00:00")).tzinfo is not None
+        assert re.fullmatch(r"\d{2}:\d{2}", shown), shown
+    sent = [iso for iso, _shown, kind in stamps if "ccw-msg--citizen" in kind]
+    assert sent, stamps
+    written = datetime.fromisoformat(sent[-1].replace("Z", "+00:00"))
+    assert abs((datetime.now(UTC) - written).total_seconds()) < 120
+    assert not re.search(r"\bagents?\b", log.inner_text(), re.IGNORECASE), log.inner_text()
 
     # The citizen reloads the page: the window reopens with the whole conversation.
     citizen.reload()
