@@ -114,9 +114,15 @@ def celery_queue_metrics() -> list[Metric]:
     """Messages waiting in each Celery queue on the Redis broker (not those a worker holds)."""
     from contactcentre.celery import QUEUES, app
 
+    family = GaugeMetricFamily(
+        "cc_celery_queue_length",
+        "Tasks waiting in a Celery queue on the broker (ingest, route, outbound, reports, "
+        "celery). No sample on the embedded default (tasks run in the calling process).",
+        labels=["queue"],
+    )
     broker = settings.CELERY_BROKER_URL
     if not broker.startswith(("redis://", "rediss://", "unix://")):
-        return []  # embedded: tasks run in the calling process, nothing ever waits
+        return [family]  # embedded: nothing ever waits on a broker
     import redis
     from kombu.transport.redis import PRIORITY_STEPS, Channel
 
@@ -130,11 +136,6 @@ def celery_queue_metrics() -> list[Metric]:
             sizes = pipe.execute()
     finally:
         client.close()
-    family = GaugeMetricFamily(
-        "cc_celery_queue_length",
-        "Tasks waiting in a Celery queue on the broker (ingest, route, outbound, reports, celery).",
-        labels=["queue"],
-    )
     per_queue = len(steps)
     for i, name in enumerate(QUEUES):
         family.add_metric([name], sum(sizes[i * per_queue : (i + 1) * per_queue]))

@@ -404,3 +404,14 @@ def test_the_grafana_dashboard_uses_only_metrics_the_endpoint_serves(
     used = {name for expr in expressions for name in re.findall(r"\bcc_[a-z_]+", expr)}
     assert used
     assert used <= served, sorted(used - served)
+
+
+def test_a_short_token_is_warned_about_and_a_malformed_network_is_an_error(settings: Any) -> None:
+    from metrics.checks import check_metrics_settings
+
+    settings.METRICS_TOKEN = "short"
+    settings.METRICS_ALLOWED_NETWORKS = ["10.0.0.0/8", "not-a-network"]
+    assert sorted(m.id for m in check_metrics_settings()) == ["metrics.E001", "metrics.W001"]
+    settings.METRICS_TOKEN = TOKEN
+    settings.METRICS_ALLOWED_NETWORKS = ["10.0.0.0/8"]
+    assert check_metrics_settings() == []
