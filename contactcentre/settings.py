@@ -503,6 +503,8 @@ LOGGING: dict[str, Any] = {
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": LOG_FORMAT}},
     "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO")},
     "loggers": {
+        # Django's own console handler (DEBUG only) would write its lines twice, unformatted.
+        "django": {"handlers": [], "propagate": True},
         "django.channels.server": {"level": "WARNING"},
         # Eager (embedded) tasks would log every periodic sweep at INFO.
         "celery.app.trace": {"level": "WARNING"},
