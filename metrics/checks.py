@@ -30,4 +30,18 @@ def check_metrics_settings(app_configs: Any = None, **kwargs: Any) -> list[Check
                 id="metrics.W001",
             )
         )
+    from .instruments import MULTIPROC_DIR
+
+    if settings.PROMETHEUS_MULTIPROC_DIR != MULTIPROC_DIR:
+        problems.append(
+            Warning(
+                "PROMETHEUS_MULTIPROC_DIR differs between the settings "
+                f"({settings.PROMETHEUS_MULTIPROC_DIR!r}) and this process's environment when "
+                f"prometheus-client started ({MULTIPROC_DIR!r}): this process's own counters "
+                "are not in the directory /metrics reads.",
+                hint="Set PROMETHEUS_MULTIPROC_DIR in the environment of every process, not in "
+                "a settings override.",
+                id="metrics.W002",
+            )
+        )
     return problems

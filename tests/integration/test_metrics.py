@@ -414,4 +414,8 @@ def test_a_short_token_is_warned_about_and_a_malformed_network_is_an_error(setti
     assert sorted(m.id for m in check_metrics_settings()) == ["metrics.E001", "metrics.W001"]
     settings.METRICS_TOKEN = TOKEN
     settings.METRICS_ALLOWED_NETWORKS = ["10.0.0.0/8"]
+    settings.PROMETHEUS_MULTIPROC_DIR = ""
     assert check_metrics_settings() == []
+    # the directory named in the settings only, not in the process's environment
+    settings.PROMETHEUS_MULTIPROC_DIR = "/run/metrics"
+    assert [m.id for m in check_metrics_settings()] == ["metrics.W002"]
