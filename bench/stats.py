@@ -13,7 +13,10 @@ busiest organisation (and as the platform administrator, every organisation):
    waiting lines, agents and their work), ``--repeat`` times; target ≤ 20 ms;
 2. ``report_month_ms``: the report of the last 30 days (today included), the reports page's
    ``supervision.rollup.period_report``, median of 5; target ≤ 500 ms;
-3. ``report_year_ms``: the same over the last 365 days; target ≤ 3 s.
+3. ``report_year_ms``: the same over the last 365 days; target ≤ 3 s;
+4. ``api_live_p95_ms``, ``api_report_month_ms``: the same live figures and month report through
+   the stats API (``GET /api/v1/stats/live/`` and ``/api/v1/stats/reports/?period=
+   last_30_days``, the whole Django and DRF stack in process, JSON included; no target).
 
 ``--reuse`` keeps an existing generated database (no drop, no generation). The last line is one
 JSON object.
@@ -72,6 +75,39 @@ def timed(fn: Callable[[], Any], n: int) -> list[float]:
         fn()
         out.append((time.perf_counter() - t0) * 1000)
     return out
+
+
+def measure_api(users: tuple[tuple[str, Any], ...], repeat: int) -> dict[str, float]:
+    """The stats API's live figures (p50/p95 over ``repeat``) and month report (median of 5)
+    per user, through the whole request stack."""
+    from rest_framework.test import APIClient
+
+    results = {}
+    for name, user in users:
+        client = APIClient()
+        client.force_authenticate(user)
+
+        def get(url: str, client: Any = client, **params: str) -> Any:
+            response = client.get(url, params, secure=True)
+            assert response.status_code == 200, response.content[:300]
+            return response
+
+        live = partial(get, "/api/v1/stats/live/")
+        month = partial(get, "/api/v1/stats/reports/", period="last_30_days")
+        live()
+        lat = timed(live, repeat)
+        p50, p95 = percentile(lat, 50), percentile(lat, 95)
+        body = live().json()
+        runs = timed(month, 5)
+        print(
+            f"stats API live ({name}): p50 {p50:.1f} ms, p95 {p95:.1f} ms over {repeat} "
+            f"({len(body['queues'])} queues, {len(body['agents'])} agents); month report "
+            f"median {statistics.median(runs):.0f} ms",
+            flush=True,
+        )
+        results[f"api_live_{name}_p95_ms"] = round(p95, 1)
+        results[f"api_report_month_{name}_ms"] = round(statistics.median(runs), 1)
+    return results
 
 
 def main() -> None:
@@ -186,6 +222,8 @@ def main() -> None:
             )
             results[f"report_{label}_{name}_ms"] = round(statistics.median(runs), 1)
 
+    results.update(measure_api((("team", supervisor), ("org", admin), ("all", root)), args.repeat))
+
     with connection.cursor() as cursor:
         cursor.execute("SELECT pg_database_size(current_database())")
         size = cursor.fetchone()[0]
@@ -194,6 +232,8 @@ def main() -> None:
         "wallboard_p95_ms": max(results[f"wallboard_{s}_p95_ms"] for s in scopes),
         "report_month_ms": max(results[f"report_month_{s}_ms"] for s in scopes),
         "report_year_ms": max(results[f"report_year_{s}_ms"] for s in scopes),
+        "api_live_p95_ms": max(results[f"api_live_{s}_p95_ms"] for s in scopes),
+        "api_report_month_ms": max(results[f"api_report_month_{s}_ms"] for s in scopes),
         **results,
         "generate_s": round(generate_s, 1) if generate_s is not None else None,
         "database_mb": round(size / 1e6),

@@ -410,6 +410,12 @@ def test_report_figures_of_the_traffic(world: World) -> None:
     assert (by_queue["total"]["answered"], by_queue["filters"]["queue"]) == (1, world.q2.pk)
     by_agent = client.get(REPORTS, {**week, "agent": world.alice.pk}).json()
     assert (by_agent["total"]["answered"], by_agent["total"]["abandoned"]) == (3, 0)
+    # with filters, the CSV is still the page's
+    last = local_day(timezone.now())
+    dates = {"date_from": (last - timedelta(days=6)).isoformat(), "date_to": last.isoformat()}
+    filters = {"queue": str(world.q1.pk), "channel": CHANNEL}
+    api_csv = client.get(REPORTS, {**week, **filters, "format": "csv"}).content
+    assert api_csv == _page_csv(world.admin_a, **dates, **filters)
     email = client.get(REPORTS, {**week, "channel": "email"}).json()
     assert (email["total"]["arrived"], email["total"]["offered"]) == (1, 0)
     # a day's rows carry their bounds
