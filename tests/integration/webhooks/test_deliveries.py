@@ -423,3 +423,32 @@ def test_the_embedded_scheduler_runs_the_sweep_that_sends_them(
     assert scheduler.run_task("webhooks.sweep") is None
     [request] = receiver.received
     assert request.json["data"]["interaction_id"] == created.pk
+
+
+def test_an_interaction_the_router_assigns_at_once_is_reported_once(
+    hook_settings: Any, bodies: tuple[Body, Body], receiver: Receiver
+) -> None:
+    """Auto-accepted channels are assigned by the routing pass in bulk (claims_written, not the
+    status-change signal): still one ``interaction.assigned``, with the agent."""
+    from agents.models import AgentPresence, AgentState
+    from routing.actions import do_route_pending
+
+    hook_settings.ROUTING_AUTO_ACCEPT_CHANNELS = ["email"]
+    caf, _ = bodies
+    now = timezone.now()
+    AgentPresence.objects.filter(agent=caf.agent).update(
+        state=AgentState.AVAILABLE, last_heartbeat_at=now, state_since=now, idle_since=now
+    )
+    subscribe(caf, receiver.url)
+    mail = do_create_interaction(channel="email", contact=None, queue=caf.queue, subject="Objet")
+    assert do_route_pending().assigned == 1
+    mail.refresh_from_db()
+    assert mail.status == Status.ASSIGNED
+    assert sweep_until(lambda: len(receiver.received) >= 2)
+    time.sleep(0.2)
+    do_sweep()
+    assert receiver.events() == ["interaction.created", "interaction.assigned"]
+    assigned = receiver.received[1].json["data"]
+    assert assigned["interaction_id"] == mail.pk
+    assert assigned["agent_id"] == caf.agent.pk
+    assert assigned["status"] == "assigned"
