@@ -411,7 +411,7 @@ def test_a_short_token_is_warned_about_and_a_malformed_network_is_an_error(setti
 
     settings.METRICS_TOKEN = "short"
     settings.METRICS_ALLOWED_NETWORKS = ["10.0.0.0/8", "not-a-network"]
-    assert sorted(m.id for m in check_metrics_settings()) == ["metrics.E001", "metrics.W001"]
+    assert sorted(str(m.id) for m in check_metrics_settings()) == ["metrics.E001", "metrics.W001"]
     settings.METRICS_TOKEN = TOKEN
     settings.METRICS_ALLOWED_NETWORKS = ["10.0.0.0/8"]
     settings.PROMETHEUS_MULTIPROC_DIR = ""
