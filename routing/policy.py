@@ -79,7 +79,7 @@ class Reason:
     call). Skill reasons carry the skill code: ``missing_skill:rsa``.
     """
 
-    EXCLUDED: Final = "excluded"  # declined or missed this interaction already
+    EXCLUDED: Final = "excluded"  # declined, missed or transferred this interaction away
     ABSENT: Final = "absent"  # not logged in / console heartbeat lost
     UNAVAILABLE: Final = "unavailable_on_channel"  # not in an available state on the channel
     NOT_IN_TEAM: Final = "not_in_team"
@@ -181,7 +181,8 @@ class InteractionSnapshot:
     sla_due_at: float | None = None
     """When the answer target is missed (enqueued_at + queue target)."""
     excluded_agent_ids: frozenset[int] = frozenset()
-    """Agents who declined or missed it: never offered again."""
+    """Agents who declined or missed it (never offered again), or transferred it away (until
+    someone else has taken it: selectors.transferrer_exclusions)."""
     preferred_agent_id: int | None = None
     """E.g. the last agent who served this citizen recently (computed by the selector)."""
     team_id: int | None = None
