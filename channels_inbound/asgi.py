@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import logging
 import re
+import time
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
@@ -32,6 +33,7 @@ from django.http import QueryDict
 from django.utils.datastructures import CaseInsensitiveMapping
 
 from contactcentre.logs import asgi_request
+from metrics import instruments
 
 logger = logging.getLogger("channels_inbound.webhooks")
 
@@ -120,7 +122,31 @@ class FastWebhooks:
             return
         # The request id in and out, and its one log line, as RequestLogMiddleware does.
         with asgi_request(scope, send) as (logged_send, _line):
-            await self._sms(scope, receive, logged_send, provider_name)
+            await self._timed_sms(scope, receive, logged_send, provider_name)
+
+    async def _timed_sms(
+        self, scope: Scope, receive: Receive, send: Send, provider_name: str
+    ) -> None:
+        """Timed and counted as the Django view's webhooks are (``cc_webhook_*``, one series:
+        webhook ``sms_inbound``)."""
+        started = time.perf_counter()
+        status = 500  # an exception before the answer
+
+        async def noted_send(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        try:
+            await self._sms(scope, receive, noted_send, provider_name)
+        finally:
+            instruments.webhook_answered(
+                provider=provider_name,
+                webhook="sms_inbound",
+                status=status,
+                seconds=time.perf_counter() - started,
+            )
 
     async def _sms(self, scope: Scope, receive: Receive, send: Send, provider_name: str) -> None:
         from channels_inbound.providers import get_provider

@@ -175,3 +175,30 @@ def test_an_email_relay_refusing_connections_counts_retries_then_a_failure(
     failed = {"channel": "email", "reason": "exhausted"}
     assert _moved(before, after, "cc_outbound_failures_total", **failed) == 1
     assert _moved(before, after, "cc_outbound_sent_total", channel="email") == 0
+
+
+@pytest.mark.django_db(transaction=True)
+async def test_the_lean_asgi_path_of_the_sms_webhook_is_timed_and_counted_like_the_view(
+    endpoint: Endpoint,  # noqa: F811
+    telephony: None,
+    metrics_on: None,
+) -> None:
+    """Production serves the inbound SMS webhook on channels_inbound.asgi, before Django."""
+    from asgiref.sync import sync_to_async
+
+    from .test_sms import _asgi_post, _signed
+
+    def scraped() -> Samples:
+        return scrape(Client())
+
+    before = await sync_to_async(scraped)()
+    body, headers = _signed(payload("sms_inbound", MessageSid=sid(60)))
+    assert (await _asgi_post(body, headers))[0] == 200
+    forged = [*headers[:2], (b"x-twilio-signature", b"Zm9yZ2Vk")]
+    assert (await _asgi_post(body, forged))[0] == 403
+    assert (await _asgi_post(b"", [], method="GET"))[0] == 405
+    after = await sync_to_async(scraped)()
+    sms = {"provider": "twilio", "webhook": "sms_inbound"}
+    assert _moved(before, after, "cc_webhook_duration_seconds_count", **sms) == 3
+    assert _moved(before, after, "cc_webhook_errors_total", **sms, reason="signature") == 1
+    assert _moved(before, after, "cc_webhook_errors_total", **sms, reason="method") == 1
