@@ -1,6 +1,6 @@
 from django.urls import path
 
-from . import auth_views, views
+from . import activity, auth_views, views
 
 app_name = "console"
 
@@ -34,5 +34,11 @@ urlpatterns = [
     ),
     path("citizens/<int:contact_id>/merge/", views.citizen_merge, name="citizen-merge"),
     path("settings/", views.settings_view, name="settings"),
+    path("activity/", activity.activity, name="activity"),
+    path(
+        "activity/conversations/<int:interaction_id>/",
+        activity.past_conversation,
+        name="past-conversation",
+    ),
     path("session/ping/", auth_views.session_ping, name="session-ping"),
 ]

@@ -358,6 +358,8 @@ MATRIX: dict[str, dict[str, dict[str, Expect]]] = {
     "console:identity-remove": {"POST": CONSOLE_ROW_POST},
     "console:citizen-merge": {"POST": CONSOLE_ROW_POST},
     "console:settings": {"GET": CONSOLE_PAGE},
+    "console:activity": {"GET": CONSOLE_PAGE},
+    "console:past-conversation": {"GET": CONSOLE_ROW_PAGE},
     "console:session-ping": {
         "POST": web(anon=401, agent=200, sup=200, lone=200, oadm=200, padm=200)
     },

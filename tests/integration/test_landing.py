@@ -33,6 +33,27 @@ def test_each_role_lands_on_its_own_home(caf: Body) -> None:
     assert _landing(officer) == "/privacy/"
 
 
+def test_the_menu_leads_each_role_to_its_pages(caf: Body) -> None:
+    officer = User.objects.create_user("dpo-caf", "dpo@caf.example.fr", "pw-Test-2026!")
+    officer.groups.add(Group.objects.get(name="data_protection_officer"))
+    Membership.objects.create(user=officer, organisation=caf.org)
+
+    def menu(user: User, path: str) -> str:
+        client = Client(HTTP_ACCEPT_LANGUAGE="fr")
+        client.force_login(user)
+        verified(client, user)
+        page = client.get(path)
+        assert page.status_code == 200, path
+        text = page.content.decode()
+        return text[text.index("<nav") : text.index("</nav>")]
+
+    assert 'href="/privacy/">Protection des données' in menu(officer, "/privacy/")
+    agent_menu = menu(caf.agent, "/console/activity/")
+    assert 'href="/console/activity/">Mon activité' in agent_menu
+    assert "/privacy/" not in agent_menu
+    assert "/privacy/" not in menu(caf.supervisor, "/supervision/")
+
+
 def test_someone_with_no_role_sees_only_their_organisations_waiting_count(
     caf: Body, mairie: Body
 ) -> None:
