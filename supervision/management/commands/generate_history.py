@@ -233,7 +233,11 @@ def ensure_bodies(rng: random.Random) -> list[QueueInfo]:
                     last_name=rng.choice(["Martin", "Bernard", "Moreau", "Diallo", "Nguyen"]),
                     password="!",  # noqa: S106 - unusable: these agents never log in
                 )
-                profile = AgentProfile.objects.create(user=user, team=team, organisation=org)
+                # They speak the contacts' language: without it no contact of theirs could be
+                # routed to them (a what-if replay of the history answered none).
+                profile = AgentProfile.objects.create(
+                    user=user, team=team, organisation=org, languages=["fr"]
+                )
                 AgentPresence.objects.get_or_create(
                     agent=profile, defaults={"state": AgentState.OFFLINE}
                 )

@@ -169,11 +169,13 @@ class RecordedDay:
         contact = Interaction.objects.get(pk=interaction_id)
         do_transition_interaction(interaction=contact, to=Status.WRAP_UP, now=now)
         spec = self.handled[interaction_id]
+        self.at(now + timedelta(seconds=self.rng.uniform(*spec.after_work_s)), "close", contact.pk)
         if contact.channel == "voice":
+            # After-call work: the agent takes nothing until the timer or the closure.
             timer = now + timedelta(seconds=settings.ROUTING_WRAP_UP_SECONDS)
             self.at(timer, "wrap_up_timer", contact.assigned_agent_id)
-        self.at(now + timedelta(seconds=self.rng.uniform(*spec.after_work_s)), "close", contact.pk)
-        self.route(now)
+        else:
+            self.route(now)  # the contact left the agent's load
 
     def on_wrap_up_timer(self, now: datetime, agent_id: int) -> None:
         if do_end_wrap_ups(now=now, agent_ids=[agent_id]):
@@ -181,8 +183,15 @@ class RecordedDay:
 
     def on_close(self, now: datetime, interaction_id: int) -> None:
         contact = Interaction.objects.get(pk=interaction_id)
+        in_after_work = (
+            contact.channel == "voice"
+            and AgentPresence.objects.filter(
+                agent_id=contact.assigned_agent_id, state=AgentState.WRAP_UP
+            ).exists()
+        )
         do_transition_interaction(interaction=contact, to=Status.CLOSED, now=now)
-        self.route(now)
+        if in_after_work:
+            self.route(now)  # closing the call ended the agent's wrap-up
 
     def on_hang_up(self, now: datetime, interaction_id: int) -> None:
         contact = Interaction.objects.get(pk=interaction_id)

@@ -22,7 +22,8 @@ from supervision.whatif import compare, record
 
 from .recorded_traffic import ChannelTraffic, RecordedDay, TrafficPlan, poisson_breaks
 
-pytestmark = [pytest.mark.django_db, pytest.mark.slow]
+# About 2,000 routing passes against PostgreSQL: a few minutes on a busy machine.
+pytestmark = [pytest.mark.django_db, pytest.mark.slow, pytest.mark.timeout(900)]
 
 DAY = date(2026, 6, 2)
 
@@ -85,7 +86,7 @@ def test_an_unchanged_replay_of_a_recorded_multichannel_morning_gives_its_servic
     assert actual.service_level is not None
     assert replayed.service_level is not None
     assert abs(actual.service_level - replayed.service_level) <= 0.02, (actual, replayed)
-    assert abs(actual.abandoned - replayed.abandoned) <= 0.02 * actual.offered + 2
+    assert abs(actual.abandoned - replayed.abandoned / result.runs) <= 0.02 * actual.offered + 2
     assert actual.asa_s is not None
     assert replayed.asa_s is not None
     assert abs(actual.asa_s - replayed.asa_s) <= max(10.0, 0.2 * actual.asa_s)
