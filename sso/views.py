@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import logging
 import secrets
+import time
 from typing import Any
 from urllib.parse import urlencode
 
@@ -43,6 +44,7 @@ logger = logging.getLogger(__name__)
 BACKEND = "sso.backends.OrganisationOIDCBackend"
 STATES_KEY = "oidc_states"  # mozilla-django-oidc's: state -> nonce, PKCE verifier
 STATE_PROVIDER_KEY = "cc_sso_states"  # state -> (provider id, next URL)
+STATE_MAX_AGE_SECONDS = 600  # a sign-in not finished within ten minutes starts again
 SESSION_PROVIDER_KEY = "cc_sso_provider"  # the provider this session signed in through
 SESSION_ID_TOKEN_KEY = "oidc_id_token"  # noqa: S105 (a session key) its ID token, the logout hint
 
@@ -184,9 +186,14 @@ def sso_callback(request: HttpRequest, org_slug: str) -> HttpResponse:
     owners = request.session.get(STATE_PROVIDER_KEY) or {}
     entry, owner = states.pop(state, None), owners.pop(state, None)
     request.session[STATES_KEY], request.session[STATE_PROVIDER_KEY] = states, owners
-    if entry is None or owner is None or owner[0] != provider.pk:
-        # No such sign-in started in this browser (or for another organisation): replayed,
-        # forged, or the session ended meanwhile.
+    if (
+        entry is None
+        or owner is None
+        or owner[0] != provider.pk
+        or time.time() - float(entry.get("added_on", 0)) > STATE_MAX_AGE_SECONDS
+    ):
+        # No such sign-in started in this browser (or for another organisation, or too long
+        # ago): replayed, forged, or the session ended meanwhile.
         return _failure(
             request,
             provider,

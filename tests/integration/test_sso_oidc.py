@@ -289,6 +289,27 @@ def test_the_provider_refuses_a_code_without_its_verifier(world: World) -> None:
     assert signed_in_as(client) is None
 
 
+def test_a_sign_in_left_too_long_is_refused(world: World) -> None:
+    _member("olga", world.org)
+    set_claims(world.url, "sub-olga", email="olga@example.fr")
+    client = Client(HTTP_ACCEPT_LANGUAGE="en")
+    start = client.get(f"/accounts/oidc/{world.org.slug}/login/")
+    session = client.session
+    states = session["oidc_states"]
+    for entry in states.values():
+        entry["added_on"] -= 601
+    session["oidc_states"] = states
+    session.save()
+    answer = requests.post(
+        start["Location"], data={"sub": "sub-olga"}, allow_redirects=False, timeout=5
+    )
+    parts = urlsplit(answer.headers["Location"])
+    response = client.get(f"{parts.path}?{parts.query}")
+    assert response.status_code == 400
+    assert "expired" in response.content.decode()
+    assert signed_in_as(client) is None
+
+
 def test_a_state_from_another_organisations_sign_in_is_refused(world: World) -> None:
     """A state issued for organisation A cannot finish at organisation B's callback."""
     IdentityProvider.objects.create(
