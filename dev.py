@@ -5,6 +5,7 @@
                           # (options go to `manage.py serve`: --port, --host, --no-demo,
                           # --smtp to receive e-mail over SMTP on 127.0.0.1:2525 too)
     python3 dev.py test   # the test suite (extra arguments go to pytest)
+    python3 dev.py test --fast   # the developer loop: no slow and no browser tests
 
 Both create ``.venv`` and install the project into it on first use (and again when
 pyproject.toml changes). ``test`` uses the PostgreSQL and Redis on 127.0.0.1 when they answer,
@@ -129,7 +130,10 @@ def main(argv: list[str]) -> int:
         args = [str(PYTHON), "manage.py", "serve", *rest]
         return run_server(args, run_environment())
     embedded = "--embedded" in rest
-    rest = [a for a in rest if a != "--embedded"]
+    fast = "--fast" in rest
+    rest = [a for a in rest if a not in ("--embedded", "--fast")]
+    if fast:  # deselected, so a slow test still runs when asked for by name with -m
+        rest = ["-m", "not slow and not browser", *rest]
     env = test_environment(embedded)
     return subprocess.call([str(PYTHON), "-m", "pytest", *rest], env=env)
 
