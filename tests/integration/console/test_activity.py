@@ -104,6 +104,7 @@ def test_the_search_finds_only_the_agents_own_conversations(world: dict[str, Any
     mine = _handled(alice, caf, minutes=3, phone="+33611111111", text="Attestation de paiement")
     _handled(alice, caf, minutes=3, phone="+33622222222", text="Changement d'adresse")
     theirs = _handled(bob, caf, minutes=3, phone="+33611111111", text="Attestation de paiement")
+    assert mine.contact is not None
     case = Case.objects.create(contact=mine.contact, reference="DOS-2026-0042", subject="APL")
     Interaction.objects.filter(pk=mine.pk).update(case=case)
     client = _client(alice.user)
