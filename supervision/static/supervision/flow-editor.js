@@ -581,9 +581,9 @@
     order.forEach(function (i) {
       var l = level[i];
       rows[l] = (rows[l] || 0) + 1;
-      pos[i] = { x: 10 + l * 190, y: 10 + (rows[l] - 1) * 56 };
+      pos[i] = { x: 10 + l * 240, y: 10 + (rows[l] - 1) * 56 };
     });
-    var width = 10 + (Object.keys(rows).length || 1) * 190;
+    var width = 10 + (Object.keys(rows).length || 1) * 240;
     var height = 20 + Math.max(1, Math.max.apply(null, Object.values(rows).concat([1]))) * 56;
     svg.setAttribute("viewBox", "0 0 " + width + " " + height);
     svg.setAttribute("width", width);
@@ -600,8 +600,8 @@
         if (!pos[edge[1]]) return;
         var a = pos[i], b = pos[edge[1]];
         make("path", { d: "M" + (a.x + 160) + "," + (a.y + 18) + " L" + b.x + "," + (b.y + 18) });
-        // the edge's name (a menu key, or "then", "open"...) halfway, one line per edge
-        make("text", { x: (a.x + 160 + b.x) / 2 - 12, y: (a.y + b.y) / 2 + 14 + n * 2, class: "edge" }, L.edges[edge[0]] || edge[0]);
+        // the edge's name (a menu key, or "then", "open"...) just after its start, apart per edge
+        make("text", { x: a.x + 166, y: a.y + 12 + (b.y - a.y) * 0.25 + n * 2, class: "edge" }, L.edges[edge[0]] || edge[0]);
       });
     });
     ids.forEach(function (i) {
