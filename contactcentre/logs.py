@@ -215,7 +215,9 @@ def _formatter(renderer: Processor, timestamper: Processor) -> ProcessorFormatte
 
 def json_formatter() -> logging.Formatter:
     """One JSON object per line: ``timestamp`` (UTC, ISO 8601), ``level``, ``logger``,
-    ``event`` (the message), then the fields."""
+    ``event`` (the message), then the fields. Python's warnings become lines too (logger
+    ``py.warnings``) instead of raw text among them."""
+    logging.captureWarnings(True)
     return _formatter(
         structlog.processors.JSONRenderer(ensure_ascii=False),
         structlog.processors.TimeStamper(fmt="iso", utc=True),
