@@ -226,6 +226,13 @@ class DeliveryAdmin(ScopedModelAdmin):
     def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False
 
+    def response_delete(self, request: HttpRequest, obj_display: str, obj_id: Any) -> HttpResponse:
+        """Back to the log (Django sends users without the change right to the admin's index)."""
+        response = super().response_delete(request, obj_display, obj_id)
+        if isinstance(response, HttpResponseRedirect):
+            return HttpResponseRedirect(reverse("admin:webhooks_delivery_changelist"))
+        return response
+
     def has_resend_permission(self, request: HttpRequest) -> bool:
         return self.has_view_permission(request) and authz.principal_for(request.user).can_write
 
