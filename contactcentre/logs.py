@@ -109,6 +109,13 @@ _PHONE = re.compile(
 _EMAIL = re.compile(r"[\w.+\-]+(?:@|%40)[\w\-]+(?:\.[\w\-]+)*\.[A-Za-z]{2,}\b")
 PHONE_MASK = "[phone]"
 EMAIL_MASK = "[email]"
+# PostgreSQL's details of a refused row quote its values (a message's text among them):
+# "Failing row contains (...)" and "Key (column)=(value)". The values are dropped.
+_FAILING_ROW = re.compile(r"Failing row contains \(.*?(?=\n\n|\Z)", re.DOTALL)
+_KEY_VALUES = re.compile(
+    r"(Key \([^)]*\))=\(.*?\)(?= already exists| is not present| conflicts|\.?(?:\n\n|\Z))",
+    re.DOTALL,
+)
 # Fields that are ours and never personal data: not scanned.
 _SAFE_KEYS = frozenset(
     {
@@ -130,7 +137,11 @@ _SAFE_KEYS = frozenset(
 
 
 def redact(text: str) -> str:
-    """``text`` with phone numbers and e-mail addresses masked."""
+    """``text`` with phone numbers, e-mail addresses and the values PostgreSQL quotes in an
+    error's detail masked."""
+    if "DETAIL" in text:
+        text = _FAILING_ROW.sub("Failing row contains (…).", text)
+        text = _KEY_VALUES.sub(r"\1=(…)", text)
     if "@" in text or "%40" in text:
         text = _EMAIL.sub(EMAIL_MASK, text)
     return _PHONE.sub(PHONE_MASK, text)

@@ -288,6 +288,34 @@ def test_phone_numbers_and_addresses_that_slip_into_a_line_are_masked(log_lines:
     )
 
 
+@pytest.mark.django_db
+def test_a_database_error_quoting_a_row_leaves_its_values_out(log_lines: Any) -> None:
+    """PostgreSQL quotes a refused row's values in its error (a message's text, a number)."""
+    from django.db import IntegrityError, connection, transaction
+
+    if connection.vendor != "postgresql":
+        pytest.skip("needs PostgreSQL (its error details)")
+    log = logging.getLogger("channels_inbound.sms")
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "CREATE TEMPORARY TABLE test_logs_row (body text UNIQUE, queue integer NOT NULL)"
+        )
+        cursor.execute("INSERT INTO test_logs_row VALUES (%s, 1)", [f"{TEXT}\n{CITIZEN}"])
+    for statement in (
+        "INSERT INTO test_logs_row VALUES (%s, NULL)",  # Failing row contains (...)
+        "INSERT INTO test_logs_row VALUES (%s, 2)",  # Key (body)=(...) already exists
+    ):
+        try:
+            with transaction.atomic(), connection.cursor() as cursor:
+                cursor.execute(statement, [f"{TEXT}\n{CITIZEN}"])
+        except IntegrityError:
+            log.exception("SMS batch of 1 failed; recording them one by one")
+    first, second = log_lines()
+    assert "Failing row contains (…)." in first["exception"]
+    assert "Key (body)=(…) already exists" in second["exception"]
+    _assert_no_personal_data(log_lines.raw())
+
+
 def test_the_plain_format_is_readable_text() -> None:
     record = logging.LogRecord("contactcentre.requests", logging.INFO, "", 0, "hello", (), None)
     with logs.bound(request_id=GIVEN_ID, agent_id=7):
