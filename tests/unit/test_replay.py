@@ -161,3 +161,21 @@ def test_a_contact_still_waiting_when_recorded_stays_pending() -> None:
     waiting = call(1, 0, recorded_wait_s=None, handle=None, pending=True)
     (out,) = replay(ReplayInput(contacts=(waiting,), agents=(novice,), queues=QUEUE))
     assert (out.answered_s, out.abandoned_s) == (None, None)
+
+
+def test_an_overflow_moves_the_contact_and_an_unknown_target_is_ignored() -> None:
+    # given a call nobody of queue 1 can take, and a step sending it to queue 2 after 30 s,
+    # whose agent logs in at once
+    helper = agent(8, {"rsa": 3}, ((0.0, 1000.0),))
+    queues = {
+        1: ReplayQueue(queue_id=1, escalation=(EscalationStep(30.0, overflow_queue_id=2),)),
+        2: ReplayQueue(queue_id=2, required_skills={"rsa": 1}),
+    }
+    (moved,) = replay(ReplayInput(contacts=(call(1, 0),), agents=(helper,), queues=queues))
+    # then queue 2's agent answers it at 30 s; its wait counts from its arrival in queue 1
+    assert (moved.answered_s, moved.agent_id, moved.queue_id) == (30.0, 8, 1)
+    # a step sending it to a queue that no longer exists leaves it waiting: missed at the end
+    gone = {1: queues[1]}
+    (missed,) = replay(ReplayInput(contacts=(call(1, 0),), agents=(helper,), queues=gone))
+    assert missed.answered_s is None
+    assert missed.abandoned_s is not None
