@@ -313,13 +313,18 @@ def _request_ids(request: Any, line: dict[str, Any]) -> None:
     match = getattr(request, "resolver_match", None)
     if match is not None:
         line.setdefault("view", match.view_name)
-        kwargs = match.kwargs
+        kwargs = {k: _as_id(v) for k, v in match.kwargs.items()}
         if "interaction_id" in kwargs:
             line.setdefault("interaction_id", kwargs["interaction_id"])
         elif "pk" in kwargs and (match.url_name or "").startswith("interaction-"):
             line.setdefault("interaction_id", kwargs["pk"])
         if "agent_id" in kwargs:
             line.setdefault("agent_id", kwargs["agent_id"])
+
+
+def _as_id(value: Any) -> Any:
+    """A URL's ``"42"`` as ``42`` (the REST API's ``pk``), like the other ids."""
+    return int(value) if isinstance(value, str) and value.isdigit() else value
 
 
 def _status_level(status: int, path: str) -> int:

@@ -120,6 +120,22 @@ def test_a_request_has_one_json_line_with_its_ids(agent_client: Any, log_lines: 
 
 
 @pytest.mark.django_db
+def test_an_api_request_line_names_the_interaction_and_organisation(
+    agent_client: Any, api_client_for: Callable[[Any], Any], log_lines: Any
+) -> None:
+    user, _ = agent_client
+    interaction = _assigned(user.agent_profile, "email")
+    response = api_client_for(user).get(f"/api/v1/interactions/{interaction.pk}/")
+    assert response.status_code == 200, response.content
+    [line] = _of(log_lines(), "contactcentre.requests")
+    assert line["view"].endswith("interaction-detail"), line
+    assert line["interaction_id"] == interaction.pk
+    assert line["organisation_id"] == sole_organisation()
+    assert line["user_id"] == user.pk
+    assert line["agent_id"] == user.agent_profile.pk
+
+
+@pytest.mark.django_db
 @pytest.mark.parametrize(
     "given",
     [None, "", "short", "x" * 200, "id with spaces 12345", "abc\r\nX-Evil: 1", "é" * 10],
