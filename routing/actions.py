@@ -47,6 +47,10 @@ logger = logging.getLogger(__name__)
 # auto-accepted)] and ``now``. Claims write their status changes in bulk, without
 # ``interaction_status_changed``; supervision counts auto-accepted answers from this signal.
 claims_written = Signal()
+# A waiting interaction moved to another queue without a status change (an overflow): sent with
+# interaction_id, from_queue_id, to_queue_id and now, inside the transaction of the move (the
+# wallboard's counters move what the interaction counted so far to its new queue).
+interaction_requeued = Signal()
 
 
 class RoutingError(Exception):
@@ -344,22 +348,31 @@ def do_overflow(*, decision: Decision, now: datetime) -> bool:
         logger.warning("overflow queue %s is missing or inactive", target_id)
         return False
     with transaction.atomic():
-        updated = Interaction.objects.filter(
+        waiting = Interaction.objects.select_for_update().filter(
             pk=decision.interaction_id, status=Status.QUEUED
-        ).update(
+        )
+        row = waiting.values("queue_id").first()
+        if row is None:
+            return False
+        waiting.update(
             queue=target,
             queue_entered_at=now,
             routing_step=0,
             required_skills=target.required_skills(),
         )
-        if not updated:
-            return False
         RoutingDecision.objects.create(
             interaction_id=decision.interaction_id,
             action=OVERFLOW,
             rule=decision.rule,
             at=now,
             details=decision.to_log_dict(),
+        )
+        interaction_requeued.send(
+            sender=Interaction,
+            interaction_id=decision.interaction_id,
+            from_queue_id=row["queue_id"],
+            to_queue_id=target.pk,
+            now=now,
         )
     request_routing()
     return True

@@ -11,7 +11,7 @@ class SupervisionConfig(AppConfig):
 
         from agents.models import AgentPresence
         from interactions.signals import interaction_status_changed
-        from routing.actions import claims_written
+        from routing.actions import claims_written, interaction_requeued
 
         from . import receivers, stats
 
@@ -19,6 +19,7 @@ class SupervisionConfig(AppConfig):
             stats.on_status_changed, dispatch_uid="supervision.stats"
         )
         claims_written.connect(stats.on_claims, dispatch_uid="supervision.claims")
+        interaction_requeued.connect(stats.on_requeued, dispatch_uid="supervision.requeued")
         claims_written.connect(
             receivers.on_claims_published, dispatch_uid="supervision.claims_published"
         )

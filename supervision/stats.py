@@ -156,6 +156,27 @@ def _move_if_requeued(interaction: Interaction) -> None:
     setattr(interaction, COUNTED_QUEUE, key[1])
 
 
+def on_requeued(
+    *, interaction_id: int, from_queue_id: int | None, to_queue_id: int, **_: Any
+) -> None:
+    """An overflow moved a waiting interaction to another queue: what it counted so far (its
+    arrival) moves with it, as a report counts an interaction in its current queue."""
+    if (from_queue_id or 0) == to_queue_id:
+        return
+    interaction = Interaction.objects.filter(pk=interaction_id).first()
+    if interaction is None:
+        return
+    key = _key(interaction)
+    facts = interaction_facts(interaction_id) if key is not None else None
+    if key is None or facts is None:
+        return
+    so_far = figures_of(facts)
+    day, _queue, channel = key
+    _after_commit((day, from_queue_id or 0, channel), negated(so_far))
+    _after_commit(key, so_far)
+    invalidate_after_commit(interaction.queued_at)
+
+
 def negated(figures: Figures) -> Figures:
     return Figures(**{name: -value for name, value in figures.as_dict().items()})
 

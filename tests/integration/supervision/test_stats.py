@@ -119,3 +119,33 @@ def test_a_transferred_interaction_is_answered_once(
     rebuild_day(day)
     rebuilt = counters(day)
     assert sum(f.answered for f in rebuilt.values()) == 1
+
+
+def test_an_overflowed_interaction_is_counted_in_its_new_queue(
+    queue: Any, agent: Any, arrive: Any, django_capture_on_commit_callbacks: Any
+) -> None:
+    from routing.models import EscalationStep
+
+    accueil = queue("accueil", {"accueil": 1}, sla_target_seconds=60)
+    logement = queue("logement", {"apl": 3}, sla_target_seconds=60)
+    EscalationStep.objects.create(queue=logement, after_seconds=60, overflow_to=accueil)
+    t0 = timezone.now() - timedelta(minutes=5)
+    day = local_day(t0)
+    generalist = agent("generalist", {"accueil": 3}, now=t0 + timedelta(seconds=61))
+    with django_capture_on_commit_callbacks(execute=True):
+        chat = arrive(logement, "chat", now=t0)
+    assert counters(day)[(logement.pk, "chat")].arrived == 1
+    with django_capture_on_commit_callbacks(execute=True):
+        assert do_route_pending(now=t0 + timedelta(seconds=61)).overflowed == 1
+        do_route_pending(now=t0 + timedelta(seconds=62))
+        offer = Offer.objects.get(interaction=chat, status=OfferStatus.PENDING)
+        do_accept_offer(offer_id=offer.pk, agent=generalist, now=t0 + timedelta(seconds=70))
+    live = counters(day)
+    # its arrival left the queue it overflowed from, with it: one contact, arrived and answered
+    # in the queue that took it, as the report and a rebuild count it
+    assert live[(logement.pk, "chat")].arrived == 0
+    assert (live[(accueil.pk, "chat")].arrived, live[(accueil.pk, "chat")].answered) == (1, 1)
+    rebuild_day(day)
+    rebuilt = counters(day)
+    for key in set(live) | set(rebuilt):
+        assert live.get(key, Figures()) == rebuilt.get(key, Figures()), key
