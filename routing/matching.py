@@ -6,7 +6,7 @@
   agent's load, presence or availability changes.
 * :class:`WaitingIndex` answers "best waiting interaction for this agent" in
   O(number of requirement groups), independent of the backlog size.
-* :func:`match_batch` / :func:`plan_batch` greedily pair many interactions with agents
+* :func:`plan_batch` greedily pairs many interactions with agents
   in one go (what the DB layer claims in one transaction).
 
 Both indexes return exactly what the reference functions
@@ -56,7 +56,6 @@ __all__ = [
     "BatchPlan",
     "Match",
     "WaitingIndex",
-    "match_batch",
     "plan_batch",
 ]
 
@@ -124,7 +123,7 @@ class AgentIndex:
 
     Static sets (change only on :meth:`upsert`): per skill and level ``L`` the agents
     with level >= L, per language, per team. Dynamic sets (updated by :meth:`assign`,
-    :meth:`release`, :meth:`set_present`, :meth:`set_available_channels`): per channel,
+    :meth:`release`, :meth:`set_present`): per channel,
     agents available / under capacity / not blocked by exclusivity, and their
     intersection with presence, "ready". A decision intersects the ready set of the
     channel with the requirement sets, smallest first, then ranks the survivors
@@ -165,15 +164,9 @@ class AgentIndex:
     def __contains__(self, agent_id: object) -> bool:
         return agent_id in self._agents
 
-    def agent_ids(self) -> Iterator[int]:
-        return iter(self._agents)
-
     def snapshot(self, agent_id: int) -> AgentSnapshot:
         """Current state of one agent (loads and idle_since included)."""
         return self._agents[agent_id].snapshot()
-
-    def snapshots(self) -> list[AgentSnapshot]:
-        return [a.snapshot() for a in self._agents.values()]
 
     def upsert(self, agent: AgentSnapshot) -> None:
         """Add an agent or replace everything known about it."""
@@ -325,32 +318,12 @@ class AgentIndex:
             a.idle_since = now
         self._refresh(a)
 
-    def set_available_channels(
-        self, agent_id: int, channels: Iterable[str], now: float | None = None
-    ) -> None:
-        a = self._agents[agent_id]
-        self._static_cache.clear()
-        a.available = frozenset(channels)
-        for ch in a.available - self._channels:
-            self._add_channel(ch)
-        if now is not None:
-            a.idle_since = now
-        self._refresh(a)
-
-    def can_take(self, agent_id: int, channel: str) -> bool:
-        """Present, available on ``channel``, with capacity, not blocked by exclusivity."""
-        r = self._ready.get(channel)
-        return r is not None and agent_id in r
-
     def total_load(self, agent_id: int) -> int:
         return self._agents[agent_id].total_load
 
     def ready_channels(self, agent_id: int) -> list[str]:
         """Channels on which the agent can take one more interaction now."""
         return [ch for ch, ids in self._ready.items() if agent_id in ids]
-
-    def ready_count(self, channel: str) -> int:
-        return len(self._ready.get(channel, ()))
 
     # ---------------------------------------------------------------- decisions
 
@@ -561,13 +534,12 @@ class _Entry:
 class _Group:
     """Waiting interactions sharing channel, queue, skills, language and team."""
 
-    __slots__ = ("channel", "count", "key", "queue_id", "reqs", "steps", "subs")
+    __slots__ = ("channel", "count", "key", "reqs", "steps", "subs")
 
     def __init__(self, key: _GroupKey, steps: tuple[EscalationStep, ...]) -> None:
-        channel, queue_id, skills, language, team_id = key
+        channel, _queue_id, skills, language, team_id = key
         self.key = key
         self.channel = channel
-        self.queue_id = queue_id
         self.steps = steps
         # reqs[b]: requirements of bucket b = step index b - 1 (bucket 0: no step yet)
         self.reqs = tuple(
@@ -630,7 +602,6 @@ class WaitingIndex:
         self._by_channel: dict[str, dict[_GroupKey, _Group]] = {}
         self._timers: list[tuple[float, int, int]] = []
         self._token = 0
-        self._overflow_due: dict[int, int] = {}
 
     def __len__(self) -> int:
         return len(self._items)
@@ -647,9 +618,6 @@ class WaitingIndex:
 
     def steps_for(self, queue_id: int) -> tuple[EscalationStep, ...]:
         return self._escalations.get(queue_id, ())
-
-    def group_count(self) -> int:
-        return len(self._groups)
 
     def add(self, interaction: InteractionSnapshot) -> None:
         """Start tracking a waiting interaction (ValueError if already there)."""
@@ -696,7 +664,6 @@ class WaitingIndex:
         e = self._items.pop(interaction_id, None)
         if e is None:
             return None
-        self._overflow_due.pop(interaction_id, None)
         sub = e.sub
         g = sub.group
         sub.live[e.bucket] -= 1
@@ -749,32 +716,10 @@ class WaitingIndex:
             sub.live[new_b] += 1
             e.bucket = new_b
             heapq.heappush(sub.heaps[new_b], (ix.enqueued_at, ix.interaction_id, e.token))
-            target = g.reqs[new_b].overflow_queue_id
-            if (
-                target is not None
-                and target != g.queue_id
-                and any(s.overflow_queue_id is not None for s in g.steps[old_b:new_b])
-            ):
-                self._overflow_due[ix.interaction_id] = target
             if new_b < len(g.steps):
                 self._schedule(e, new_b)
         for timer in retry:
             heapq.heappush(timers, timer)
-
-    def pop_overflow_due(self, now: float) -> list[tuple[InteractionSnapshot, int]]:
-        """Interactions that reached an overflow step since the last call, with the
-        target queue. They stay in the index until the caller moves them."""
-        self._promote(now)
-        out = [
-            (self._items[iid].ix, q) for iid, q in self._overflow_due.items() if iid in self._items
-        ]
-        self._overflow_due.clear()
-        return out
-
-    def requirements_of(self, interaction_id: int, now: float) -> Requirements:
-        """Effective requirements of a waiting interaction at ``now``."""
-        ix = self._items[interaction_id].ix
-        return effective_requirements(ix, self.steps_for(ix.queue_id), now)
 
     def _head(self, sub: _Sub, bucket: int, agent_id: int) -> _Entry | None:
         """Oldest live entry of a bucket that ``agent_id`` has not declined."""
@@ -911,16 +856,3 @@ def plan_batch(
         else:
             unmatched.append(ix.interaction_id)
     return BatchPlan(tuple(matches), tuple(overflows), tuple(unmatched))
-
-
-def match_batch(
-    interactions: Iterable[InteractionSnapshot],
-    agents: Iterable[AgentSnapshot] | AgentIndex,
-    now: float,
-    config: PolicyConfig = DEFAULT_CONFIG,
-    escalations: Mapping[int, Sequence[EscalationStep]] | None = None,
-    *,
-    explain: bool = True,
-) -> list[Match]:
-    """The matches of :func:`plan_batch` (see there)."""
-    return list(plan_batch(interactions, agents, now, config, escalations, explain=explain).matches)

@@ -9,7 +9,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from routing.matching import AgentIndex, WaitingIndex, match_batch, plan_batch
+from routing.matching import AgentIndex, WaitingIndex, plan_batch
 from routing.policy import (
     DEFAULT_CAPACITY,
     AgentSnapshot,
@@ -164,9 +164,9 @@ def test_agent_index_tracks_capacity_presence_and_availability() -> None:
     index = AgentIndex([agent(1, {"x": 5}), agent(2, {"x": 2})])
     chat = contact(1, {"x": 1}, channel="chat")
     for _ in range(DEFAULT_CAPACITY["chat"]):
-        assert index.best_agent(chat, 0.0).agent_id == 1 or index.can_take(1, "chat")
+        assert index.best_agent(chat, 0.0).agent_id == 1 or "chat" in index.ready_channels(1)
         index.assign(1, "chat", 0.0)
-    assert not index.can_take(1, "chat")
+    assert "chat" not in index.ready_channels(1)
     d = index.best_agent(chat, 1.0)
     assert d.agent_id == 2
     assert d.ineligible_counts == {"no_capacity": 1}
@@ -176,7 +176,7 @@ def test_agent_index_tracks_capacity_presence_and_availability() -> None:
     index.set_present(1, False)
     assert index.best_agent(chat, 3.0).ineligible_counts == {"absent": 1}
     index.set_present(1, True)
-    index.set_available_channels(1, {"email"})
+    index.upsert(replace(index.snapshot(1), available_channels=frozenset({"email"})))
     assert index.best_agent(chat, 3.0).ineligible_counts == {"unavailable_on_channel": 1}
     index.upsert(agent(1, {"x": 1}, channels={"chat"}))
     assert index.snapshot(1).skills == {"x": 1}
@@ -250,11 +250,12 @@ def test_waiting_index_escalates_lazily() -> None:
     choice = index.best_for_agent(level2, 30.0)
     assert choice is not None
     assert choice.requirements.skills == {"rsa": 2}
-    assert index.pop_overflow_due(100.0) == []
-    due = index.pop_overflow_due(120.0)
-    assert [(ix.interaction_id, q) for ix, q in due] == [(1, 2)]
-    assert index.pop_overflow_due(121.0) == []  # reported once
-    assert 1 in index  # the caller moves it
+    # At 90 s any agent of team 1 may take it, whatever their skills.
+    assert index.best_for_agent(agent(8, {"apl": 1}, team_id=1), 89.0) is None
+    choice = index.best_for_agent(agent(8, {"apl": 1}, team_id=1), 90.0)
+    assert choice is not None
+    assert choice.requirements.team_id == 1
+    assert 1 in index  # offering it does not take it out: the caller removes it
 
 
 def test_waiting_index_never_offers_a_declined_contact_again() -> None:
@@ -285,10 +286,10 @@ def test_waiting_index_bookkeeping() -> None:
     assert {ix.interaction_id for ix in index} == {1, 499}
     index.update(replace(index.get(499) or contact(0), excluded_agent_ids=frozenset({3})))
     assert index.get(499) is not None
-    assert index.group_count() == 2
     index.remove(1)
     index.remove(499)
-    assert index.group_count() == 0
+    assert len(index) == 0
+    assert index.best_for_agent(agent(3, {"x": 5}), 1000.0) is None
 
 
 # --------------------------------------------------------------------------- batch
@@ -380,7 +381,7 @@ def test_batch_respects_voice_exclusivity_and_capacity() -> None:
     agents = [agent(1, {"x": 5}, capacity={"voice": 1, "chat": 2}), agent(2, {"x": 1})]
     backlog = [contact(i, {"x": 1}, channel="chat", enqueued_at=float(i)) for i in range(1, 4)]
     backlog += [contact(10, {"x": 1}, channel="voice", enqueued_at=5.0)]
-    matches = match_batch(backlog, agents, 100.0)
+    matches = plan_batch(backlog, agents, 100.0).matches
     got = [(m.interaction_id, m.agent_id) for m in matches]
     # oldest first; chats 1 and 2 go to the expert (chat capacity 2), chat 3 to agent 2;
     # then the call finds nobody free of work (voice is exclusive) and waits.
@@ -389,6 +390,6 @@ def test_batch_respects_voice_exclusivity_and_capacity() -> None:
 
 def test_batch_accepts_an_index_and_updates_it() -> None:
     index = AgentIndex([agent(1, {"x": 3})])
-    matches = match_batch([contact(1, {"x": 1}), contact(2, {"x": 1})], index, 10.0)
+    matches = plan_batch([contact(1, {"x": 1}), contact(2, {"x": 1})], index, 10.0).matches
     assert [m.interaction_id for m in matches] == [1]
     assert index.snapshot(1).load == {"voice": 1}
