@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -65,15 +64,6 @@ def agent_loads(agent_ids: Iterable[int] | None = None) -> dict[int, dict[str, i
     ):
         loads[agent_id][channel] = count
     return loads
-
-
-@dataclass(frozen=True)
-class AgentRow:
-    """What the claim needs to re-check an agent under its lock."""
-
-    agent_id: int
-    capacity: dict[str, int]
-    exclusive: frozenset[str]
 
 
 def organisation_skill(organisation_id: int) -> str:
