@@ -72,3 +72,52 @@ def test_a_worker_delivers_after_the_commit_and_retries_after_a_500(
     gap = (delivery.log.get(number=2).at - delivery.log.get(number=1).at).total_seconds()
     assert 0.2 <= gap < 10, gap  # the back-off (0.25 to 0.5 s), not at once
     print(f"created -> delivered through a worker, one retry: {took:.2f} s")
+
+
+def _closed_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@pytest.mark.django_db(transaction=True)
+def test_an_event_accepted_while_the_broker_is_down_is_sent_by_the_sweep(
+    settings: Any, bodies: tuple[Body, Body], make_receiver: Any
+) -> None:
+    """Redis down when the change commits: the change is kept, its delivery row too (the task
+    could not be queued); once a broker and a worker are back, the sweep sends it."""
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from webhooks.actions import SWEEP_GRACE_SECONDS, do_sweep
+
+    caf, _ = bodies
+    broker = django_settings.REDIS_URL  # (celery_broker below changes the setting)
+    receiver = make_receiver((200,))
+    Subscription.objects.create(
+        organisation=caf.org,
+        name="Logiciel métier",
+        url=receiver.url,
+        events=[str(Event.INTERACTION_CREATED)],
+    )
+    with celery_broker(f"redis://127.0.0.1:{_closed_port()}/0", settings):
+        interaction = do_create_interaction(channel="sms", contact=None, queue=caf.queue)
+    delivery = Delivery.objects.get()
+    assert delivery.status == "pending"
+    assert delivery.attempts == 0
+    assert receiver.received == []
+
+    redis.Redis.from_url(broker).flushdb()
+    with celery_broker(broker, settings):
+        [worker] = start_workers(1, broker, extra_env={"WEBHOOK_ALLOW_LOOPBACK": "true"})
+        try:
+            # the sweep queues what is due for longer than its grace (a lost task)
+            later = timezone.now() + timedelta(seconds=SWEEP_GRACE_SECONDS + 1)
+            assert do_sweep(now=later) == 1
+            assert receiver.wait_for(1, seconds=30)
+        finally:
+            stop_workers([worker])
+    assert receiver.received[0].json["data"]["interaction_id"] == interaction.pk
