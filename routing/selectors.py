@@ -239,29 +239,41 @@ def waiting_interactions(
             *(f"interaction__{field}" for field in GROUP_FIELDS),
         )
     )
-    exclusion_rows += transferrer_exclusions()
     excluded: dict[int, set[int]] = defaultdict(set)
     per_agent_in_group: dict[tuple[Any, ...], dict[int, int]] = defaultdict(
         lambda: defaultdict(int)
     )
+
+    def exclude(interaction_id: int, agent_id: int, group: tuple[Any, ...]) -> None:
+        if agent_id not in excluded[interaction_id]:
+            excluded[interaction_id].add(agent_id)
+            per_agent_in_group[group][agent_id] += 1
+
     for row in exclusion_rows:
-        if row["agent_id"] in excluded[row["interaction_id"]]:
-            continue
-        excluded[row["interaction_id"]].add(row["agent_id"])
-        per_agent_in_group[_group_key(row, "interaction__")][row["agent_id"]] += 1
-    # Group -> the most contacts of that group one agent may not take.
-    extra = {group: max(counts.values()) for group, counts in per_agent_in_group.items()}
-    rows = Interaction.objects.filter(status=Status.QUEUED)
+        exclude(row["interaction_id"], row["agent_id"], _group_key(row, "interaction__"))
     limit = max(1, per_group or 0)
-    if per_group is not None:
-        rows = rows.annotate(
-            group_rank=Window(
-                RowNumber(),
-                partition_by=[F(field) for field in GROUP_FIELDS],
-                order_by=[F("priority").desc(), F("queued_at").asc(), F("id").asc()],
-            )
-        ).filter(group_rank__lte=limit + max(extra.values(), default=0))
-    rows = rows.order_by("-priority", "queued_at", "id")
+
+    def most_excluded() -> dict[tuple[Any, ...], int]:
+        """Group -> the most contacts of that group one agent may not take."""
+        return {group: max(counts.values()) for group, counts in per_agent_in_group.items()}
+
+    def read(extra: dict[tuple[Any, ...], int]) -> list[dict[str, Any]]:
+        rows = Interaction.objects.filter(status=Status.QUEUED)
+        if per_group is not None:
+            rows = rows.annotate(
+                group_rank=Window(
+                    RowNumber(),
+                    partition_by=[F(field) for field in GROUP_FIELDS],
+                    order_by=[F("priority").desc(), F("queued_at").asc(), F("id").asc()],
+                )
+            ).filter(group_rank__lte=limit + max(extra.values(), default=0))
+        rows = rows.order_by("-priority", "queued_at", "id")
+        values = list(rows.values(*fields, *(["group_rank"] if per_group is not None else [])))
+        if per_group is not None and extra:
+            # The SQL read the most any group needs; each group keeps only its own share.
+            values = [v for v in values if v["group_rank"] <= limit + extra.get(_group_key(v), 0)]
+        return values
+
     fields = [
         "id",
         "channel",
@@ -276,10 +288,22 @@ def waiting_interactions(
         "contact_id",
         "organisation_id",
     ]
-    values = list(rows.values(*fields, *(["group_rank"] if per_group is not None else [])))
-    if per_group is not None and extra:
-        # The SQL read the most any group needs; each group keeps only its own share.
-        values = [v for v in values if v["group_rank"] <= limit + extra.get(_group_key(v), 0)]
+    extra = most_excluded()
+    values = read(extra)
+    # Transferrers left out (one indexed read of the contacts just read, not of every transfer
+    # ever made). They count in the groups' shares like declines: when they widen a share, the
+    # groups are read again, and the contacts that brings in are checked too.
+    checked: set[int] = set()
+    for attempt in range(3):  # every contact returned is checked: the loop ends on a check
+        unchecked = {v["id"]: v for v in values if v["id"] not in checked}
+        checked.update(unchecked)
+        for interaction_id, agent_id in transferrer_exclusions(unchecked):
+            exclude(interaction_id, agent_id, _group_key(unchecked[interaction_id]))
+        widened = most_excluded()
+        if per_group is None or widened == extra or attempt == 2:
+            break
+        extra = widened
+        values = read(extra)
     if not values:
         return []
     preferred = preferred_agents(
@@ -306,31 +330,26 @@ def waiting_interactions(
     ]
 
 
-def transferrer_exclusions() -> list[dict[str, Any]]:
-    """(interaction, agent) pairs, like the declines, for the agents who transferred a waiting
-    interaction away: the router does not offer it back to them until someone else has taken
-    it (a transfer decided after the interaction's last assignment). Only the transfers that
-    found another agent who could ever take it exclude (``exclude_transferrer``, decided by
-    :func:`others_could_take` when transferring): otherwise the contact would wait forever."""
+def transferrer_exclusions(interactions: Mapping[int, Any]) -> list[tuple[int, int]]:
+    """(interaction, agent) pairs, like the declines, for the agents who transferred one of
+    these waiting ``interactions`` (ids) away: the router does not offer it back to them until
+    someone else has taken it (a transfer decided after the interaction's last assignment).
+    Only the transfers that found another agent who could ever take it exclude
+    (``exclude_transferrer``, decided by :func:`others_could_take` when transferring): otherwise
+    the contact would wait for ever. One read on the decisions' interaction index."""
+    if not interactions:
+        return []
     rows = RoutingDecision.objects.filter(
-        interaction__status=Status.QUEUED,
+        interaction_id__in=list(interactions),
         rule__in=TRANSFER_RULES,
         details__exclude_transferrer=True,
-    ).values(
-        "interaction_id",
-        "at",
-        "details",
-        "interaction__assigned_at",
-        *(f"interaction__{field}" for field in GROUP_FIELDS),
-    )
+    ).values_list("interaction_id", "at", "details", "interaction__assigned_at")
     found = []
-    for row in rows:
-        agent_id = (row.pop("details") or {}).get("from_agent")
-        assigned_at = row.pop("interaction__assigned_at")
-        if not isinstance(agent_id, int) or (assigned_at is not None and row["at"] < assigned_at):
+    for interaction_id, at, details, assigned_at in rows:
+        agent_id = (details or {}).get("from_agent")
+        if not isinstance(agent_id, int) or (assigned_at is not None and at < assigned_at):
             continue  # someone took it since: that round is over
-        row["agent_id"] = agent_id
-        found.append(row)
+        found.append((interaction_id, agent_id))
     return found
 
 

@@ -281,3 +281,24 @@ async def test_the_receiving_console_gets_the_note_live(make_user: Callable[...,
     assert frame["payload"]["interaction"]["transfer"]["note"] == NOTE
     assert frame["payload"]["interaction"]["transfer"]["by"] == "Alice"
     await socket.disconnect()
+
+
+def test_the_contacts_a_transferrer_may_not_take_never_hide_newer_ones(
+    agent: Callable[..., AgentProfile],
+    queue: Callable[..., Any],
+    arrive: Callable[..., Interaction],
+) -> None:
+    # given Alice, with one e-mail slot, the only one available, who transferred the mairie
+    # queue's oldest contact there (Bob, offline, could take it)
+    caf, mairie = queue("caf"), queue("mairie")
+    alice = agent("alice", capacity_email=1, capacity_voice=0, capacity_chat=0, capacity_sms=0)
+    agent("bob", available=False)
+    transferred = _holding(alice, arrive(caf, "email"))
+    do_transfer_to_queue(interaction_id=transferred.pk, agent=alice, queue=mairie)
+    newer = arrive(mairie, "email")
+    # when the router runs (one free slot: it reads one contact per group, then widens the
+    # group by what the transferrer may not take)
+    do_route_pending()
+    # then Alice gets the newer one, and the one she transferred still waits for someone else
+    assert Offer.objects.get(status="pending").interaction_id == newer.pk
+    assert Interaction.objects.get(pk=transferred.pk).status == Status.QUEUED
