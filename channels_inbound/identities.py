@@ -19,13 +19,16 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Iterable
 
-from django.apps import apps
-
 from contacts.actions import ContactError, normalize_identity
 from contacts.identity import InvalidIdentity
 from contacts.models import ContactIdentity, IdentityKind
 from interactions.lifecycle import OPEN_STATUSES
 from interactions.models import Interaction
+
+from .chat.models import ChatSession
+from .email.models import EmailThreadEntry
+from .sms.models import InboundSms, OutboundSms
+from .voice.models import Call
 
 
 def _normalised(kind: str, raws: Iterable[str | None]) -> set[tuple[str, str]]:
@@ -48,9 +51,7 @@ def identities_in_use(contact_id: int) -> set[tuple[str, str]]:
     ).values_list("pk", "channel"):
         by_channel[channel].append(pk)
     used: set[tuple[str, str]] = set()
-    if by_channel.get("sms") and apps.is_installed("channels_inbound.sms"):
-        from .sms.models import InboundSms, OutboundSms
-
+    if by_channel.get("sms"):
         ids = by_channel["sms"]
         inbound = InboundSms.objects.filter(message__interaction_id__in=ids)
         used |= _normalised(IdentityKind.PHONE, inbound.values_list("sender", flat=True))
@@ -68,19 +69,13 @@ def identities_in_use(contact_id: int) -> set[tuple[str, str]]:
             )
             if first_phone is not None:
                 used.add((IdentityKind.PHONE, first_phone))
-    if by_channel.get("voice") and apps.is_installed("channels_inbound.voice"):
-        from .voice.models import Call
-
+    if by_channel.get("voice"):
         calls = Call.objects.filter(interaction_id__in=by_channel["voice"])
         used |= _normalised(IdentityKind.PHONE, calls.values_list("caller_e164", flat=True))
-    if by_channel.get("email") and apps.is_installed("channels_inbound.email"):
-        from .email.models import EmailThreadEntry
-
+    if by_channel.get("email"):
         entries = EmailThreadEntry.objects.filter(interaction_id__in=by_channel["email"])
         used |= _normalised(IdentityKind.EMAIL, entries.values_list("citizen_address", flat=True))
-    if by_channel.get("chat") and apps.is_installed("channels_inbound.chat"):
-        from .chat.models import ChatSession
-
+    if by_channel.get("chat"):
         sessions = ChatSession.objects.filter(interaction_id__in=by_channel["chat"])
         used |= _normalised(IdentityKind.CHAT, sessions.values_list("visitor_id", flat=True))
     return used

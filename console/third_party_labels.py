@@ -116,10 +116,8 @@ TOTP_FIELDSETS = {
 
 def translate_security_labels() -> None:
     """Give django-otp's and django-axes' admin their translated labels (idempotent)."""
-    if apps.is_installed("django_otp.plugins.otp_totp"):
-        _totp()
-    if apps.is_installed("axes"):
-        _axes()
+    _totp()
+    _axes()
 
 
 def _totp() -> None:

@@ -388,20 +388,16 @@ admin.site.register(Group, ScopedGroupAdmin)
 
 
 def _rescope_third_party() -> None:
-    """Devices and lockouts (their apps come after this one: import their admin first)."""
-    from django.apps import apps
+    """Devices and lockouts (their apps come after this one: import their admin first).
+    Both apps are required (the second factor and the lockout are not optional)."""
+    import axes.admin  # noqa: F401
+    import django_otp.plugins.otp_totp.admin  # noqa: F401
+    from axes.models import AccessAttempt, AccessFailureLog, AccessLog
+    from django_otp.plugins.otp_totp.models import TOTPDevice
 
-    if apps.is_installed("django_otp.plugins.otp_totp"):
-        import django_otp.plugins.otp_totp.admin  # noqa: F401
-        from django_otp.plugins.otp_totp.models import TOTPDevice
-
-        _rescope(TOTPDevice, (ByUserAdminMixin,))
-    if apps.is_installed("axes"):
-        import axes.admin  # noqa: F401
-        from axes.models import AccessAttempt, AccessFailureLog, AccessLog
-
-        for model in (AccessAttempt, AccessLog, AccessFailureLog):
-            _rescope(model, (ByUsernameAdminMixin,))
+    _rescope(TOTPDevice, (ByUserAdminMixin,))
+    for model in (AccessAttempt, AccessLog, AccessFailureLog):
+        _rescope(model, (ByUsernameAdminMixin,))
 
 
 _rescope_third_party()

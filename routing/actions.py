@@ -425,10 +425,8 @@ def _bridge_call(interaction_id: int, agent_id: int) -> None:
     on the ``outbound`` queue (inline on the embedded default). When the task cannot be queued
     (broker down), it runs here rather than leave the caller on hold. Any failure puts the call
     back in the queue (:func:`do_requeue_unreachable`)."""
-    try:
-        from channels_inbound.voice.tasks import bridge_call
-    except ImportError:  # pragma: no cover - voice channel not installed
-        return
+    from channels_inbound.voice.tasks import bridge_call  # imports this module
+
     if settings.CELERY_TASK_ALWAYS_EAGER:
         try:
             bridge_call.apply(args=(interaction_id, agent_id), throw=True)

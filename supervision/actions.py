@@ -22,6 +22,7 @@ from django.utils import timezone
 
 from agents.models import AgentPresence, AgentProfile, AgentSkill, AgentState, PauseReason, Team
 from agents.presence import do_set_agent_state
+from console.groups import close_sockets, user_group
 from contactcentre.events import publish_many, supervisors_group
 from interactions.models import Interaction
 from routing.actions import do_cancel_agent_offers, do_reassign_interaction, request_routing
@@ -226,11 +227,7 @@ def do_log_agent_out(
 
 
 def _close_consoles(user_id: int) -> None:
-    """Close the user's console sockets (the console app's helper, when installed)."""
-    try:
-        from console.groups import close_sockets, user_group
-    except ImportError:  # pragma: no cover - console app not installed
-        return
+    """Close the user's console sockets."""
     close_sockets(user_group(user_id), reason="logged_out_by_supervisor")
 
 

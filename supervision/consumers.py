@@ -23,6 +23,8 @@ from typing import Any
 from channels.db import database_sync_to_async
 from django.conf import settings
 
+from console.groups import session_group, user_group
+from console.security import session_passed_second_factor
 from contactcentre import logs
 from contactcentre.consumers import JsonConsumer
 from contactcentre.events import supervisors_group
@@ -52,13 +54,8 @@ def _admit(user: Any, session: Any) -> tuple[Scope | None, list[str], int]:
     scope = scope_for(user)
     if scope is None:
         return None, [], CLOSE_FORBIDDEN
-    try:
-        from console.security import session_passed_second_factor
-    except ImportError:  # pragma: no cover - console app not installed
-        pass
-    else:
-        if not session_passed_second_factor(user, session):
-            return None, [], CLOSE_FORBIDDEN
+    if not session_passed_second_factor(user, session):
+        return None, [], CLOSE_FORBIDDEN
     # A supervisor of no team sees nothing: they listen to no organisation either.
     orgs = [] if scope.sees_nothing else scope.organisation_ids
     return scope, [supervisors_group(org) for org in orgs], 0
@@ -72,10 +69,6 @@ def _snapshot(scope: Scope) -> dict[str, Any]:
 def _extra_groups(user_id: int, session_key: str | None) -> list[str]:
     """The console's per-user and per-session groups: logging out (or being disabled)
     closes the wallboard too."""
-    try:
-        from console.groups import session_group, user_group
-    except ImportError:  # pragma: no cover - console app not installed
-        return []
     groups = [user_group(user_id)]
     if session_key:
         groups.append(session_group(session_key))
