@@ -12,7 +12,6 @@ import pytest
 from django.utils import timezone
 
 from channels_inbound.models import Endpoint
-from channels_inbound.providers.fake import FakeTwilioHttpClient
 from channels_inbound.sms.models import InboundSms, OutboundSms, SmsOptOut
 from interactions.lifecycle import Status
 from interactions.models import Interaction, Message
@@ -21,6 +20,7 @@ from supervision.models import SatisfactionResponse
 from supervision.reports import summarize
 from supervision.selectors import report_facts
 from surveys.models import SurveyInvitation, SurveySettings
+from tests.fake_twilio import FakeTwilioHttpClient
 from tests.integration.channels import conftest as channel_fixtures
 from tests.integration.channels.conftest import FakeTwilio, payload
 

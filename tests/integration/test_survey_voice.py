@@ -11,7 +11,6 @@ from typing import Any
 import pytest
 
 from agents.models import AgentProfile
-from channels_inbound.providers.fake import FakeTwilioHttpClient
 from channels_inbound.voice.actions import do_bridge_call
 from flows.models import Flow
 from flows.schema import validate_graph
@@ -21,6 +20,7 @@ from interactions.models import Interaction
 from routing.models import Queue
 from supervision.models import SatisfactionResponse
 from surveys.models import SurveyInvitation, SurveySettings
+from tests.fake_twilio import FakeTwilioHttpClient
 from tests.integration.channels import conftest as channel_fixtures
 from tests.integration.channels import test_voice as voice
 from tests.integration.channels.conftest import (

@@ -20,8 +20,8 @@ from django.db import connection
 from django.test import Client
 from twilio.request_validator import RequestValidator
 
-from channels_inbound.providers.fake import FakeTwilioHttpClient
 from interactions.models import Message
+from tests.fake_twilio import FakeTwilioHttpClient
 
 FIXTURES = Path(__file__).resolve().parents[2] / "fixtures" / "twilio"
 PUBLIC = "https://contact.example.gouv.fr"
@@ -98,7 +98,7 @@ def telephony(settings: Any) -> Iterator[None]:
     settings.TWILIO_AUTH_TOKEN = AUTH_TOKEN
     settings.TWILIO_AUTH_TOKEN_PREVIOUS = ""
     settings.TELEPHONY_BACKEND = "channels_inbound.providers.twilio.TwilioBackend"
-    settings.TWILIO_HTTP_CLIENT = "channels_inbound.providers.fake.FakeTwilioHttpClient"
+    settings.TWILIO_HTTP_CLIENT = "tests.fake_twilio.FakeTwilioHttpClient"
     settings.VOICE_HOLD_MUSIC_URL = ""
     # Media are never fetched from the real provider (test_media.py serves its own on loopback).
     settings.PROVIDER_MEDIA_ORIGINS = []

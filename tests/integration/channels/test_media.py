@@ -27,7 +27,6 @@ from django.utils import timezone
 from agents.models import AgentProfile
 from channels_inbound import media
 from channels_inbound.models import Endpoint
-from channels_inbound.providers.fake import FakeMediaServer
 from channels_inbound.sms import actions as sms_actions
 from channels_inbound.tasks import fetch_provider_media
 from contactcentre.celery import OUTBOUND_QUEUE, app
@@ -36,6 +35,7 @@ from flows.models import EndpointFlow, Flow
 from interactions.models import Interaction, Message
 from organisations.models import Membership, Organisation
 from routing.models import Queue
+from tests.fake_twilio import FakeMediaServer
 from tests.support import celery_broker, start_workers, stop_workers
 
 from .conftest import ACCOUNT_SID, AUTH_TOKEN, FakeTwilio, payload

@@ -12,9 +12,9 @@ import pytest
 from django.test import Client
 
 from channels_inbound.models import Endpoint
-from channels_inbound.providers.fake import FakeTwilioHttpClient
 from channels_inbound.sms.actions import do_send_sms
 from interactions.models import Interaction
+from tests.fake_twilio import FakeTwilioHttpClient
 from tests.integration.test_metrics import TOKEN, Samples, scrape, value
 
 from .conftest import FakeTwilio, payload

@@ -13,12 +13,12 @@ from typing import Any
 import pytest
 
 from channels_inbound.models import Endpoint
-from channels_inbound.providers.fake import FakeTwilioHttpClient
 from channels_inbound.sms import actions
 from channels_inbound.sms.actions import do_send_sms
 from channels_inbound.sms.models import OutboundSms
 from channels_inbound.sms.tasks import send_outbound_sms
 from interactions.models import Interaction, Message
+from tests.fake_twilio import FakeTwilioHttpClient
 
 from .conftest import FakeTwilio
 from .test_sms import _status, deliver, endpoint, sid  # noqa: F401  (fixtures)

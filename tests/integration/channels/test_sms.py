@@ -13,12 +13,12 @@ from django.db import close_old_connections, connection
 from django.test import Client
 
 from channels_inbound.models import Endpoint
-from channels_inbound.providers.fake import FakeTwilioHttpClient
 from channels_inbound.sms.actions import SmsOptedOut, do_send_sms
 from channels_inbound.sms.models import InboundSms, OutboundSms, SmsOptOut, SmsStatusEvent
 from interactions.lifecycle import Status
 from interactions.models import Interaction, Message
 from routing.models import Queue
+from tests.fake_twilio import FakeTwilioHttpClient
 
 from .conftest import ACCOUNT_SID, PUBLIC, FakeTwilio, payload, sign
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 import pytest
 
 from channels_inbound.providers import get_backend
-from channels_inbound.providers.fake import FakeTwilioHttpClient
+from tests.fake_twilio import FakeTwilioHttpClient
 
 pytestmark = pytest.mark.django_db
 

@@ -13,7 +13,6 @@ from django.utils import timezone
 
 from agents.models import AgentProfile
 from channels_inbound.models import Endpoint
-from channels_inbound.providers.fake import FakeTwilioHttpClient
 from channels_inbound.voice.actions import CallEnded, NoAgentNumber, do_bridge_call
 from channels_inbound.voice.models import Call, CallOutcome
 from contacts.models import Contact
@@ -23,6 +22,7 @@ from interactions.actions import do_transition_interaction
 from interactions.lifecycle import Status
 from interactions.models import Interaction
 from routing.models import Queue, Skill
+from tests.fake_twilio import FakeTwilioHttpClient
 
 from .conftest import ACCOUNT_SID, PUBLIC, FakeTwilio, Reply, parse_twiml, payload, say_texts
 

@@ -19,7 +19,6 @@ from django.utils import timezone
 
 from agents.models import AgentPresence, AgentProfile, AgentState, PauseReason
 from channels_inbound.models import Endpoint
-from channels_inbound.providers.fake import FakeTwilioHttpClient
 from channels_inbound.voice.models import Call, CallOutcome
 from channels_inbound.voice.selectors import queue_position
 from console.models import AgentEvent
@@ -28,6 +27,7 @@ from interactions.lifecycle import Status
 from interactions.models import Interaction
 from routing.actions import do_accept_offer, do_decline_offer, do_route_pending
 from routing.models import Offer, OfferStatus, Queue
+from tests.fake_twilio import FakeTwilioHttpClient
 
 from . import test_voice
 from .conftest import PUBLIC, FakeTwilio, parse_twiml, payload, say_texts

@@ -1,7 +1,7 @@
 """A fake Twilio REST API for tests, faithful to Twilio's documented formats.
 
 It plugs into the *official* ``twilio.rest.Client`` as its HTTP client
-(``TWILIO_HTTP_CLIENT = "channels_inbound.providers.fake.FakeTwilioHttpClient"``), so the real
+(``TWILIO_HTTP_CLIENT = "tests.fake_twilio.FakeTwilioHttpClient"``), so the real
 library builds the requests (form fields ``To``, ``From``, ``Body``, ``StatusCallback``,
 ``Twiml``) and parses the answers; only the network is replaced. Answers follow the API
 reference for Messages and Calls (JSON resources, error bodies with ``code``, ``message``,
