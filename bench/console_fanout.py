@@ -50,7 +50,10 @@ ROOT = Path(__file__).resolve().parent.parent
 PYTHON = sys.executable
 DB_NAME = "cc_bench_console"
 PG = os.environ.get("BENCH_PG", "postgres://postgres@127.0.0.1:5432")
-REDIS_URL = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/4")
+# BENCH_REDIS_URL, else the configured REDIS_URL; a fixed database only when neither is set
+REDIS_URL = (
+    os.environ.get("BENCH_REDIS_URL") or os.environ.get("REDIS_URL") or "redis://127.0.0.1:6379/4"
+)
 PREFIX = "benchconsole"
 DEADLINE_SECONDS = 280  # the whole run stays under five minutes
 

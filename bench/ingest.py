@@ -49,7 +49,10 @@ ROOT = Path(__file__).resolve().parent.parent
 PYTHON = sys.executable
 DB_NAME = "cc_bench_ingest"
 PG = os.environ.get("BENCH_PG", "postgres://postgres@127.0.0.1:5432")
-REDIS_URL = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/3")
+# BENCH_REDIS_URL, else the configured REDIS_URL; a fixed database only when neither is set
+REDIS_URL = (
+    os.environ.get("BENCH_REDIS_URL") or os.environ.get("REDIS_URL") or "redis://127.0.0.1:6379/3"
+)
 TOKEN = "b" * 32
 ACCOUNT = "AC" + "0" * 31 + "1"
 OUR_NUMBER = "+33900000001"

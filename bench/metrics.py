@@ -2,7 +2,7 @@
 
     python bench/metrics.py [--organisations 3] [--queues 20] [--waiting 20000] [--repeat 50]
                             [--database-url postgres://postgres@127.0.0.1:5432/cc_metrics_bench]
-                            [--broker redis://127.0.0.1:6379/11]
+                            [--broker $REDIS_URL, else redis://127.0.0.1:6379/11]
 
 1. ``*_ns``: one call of each instrument the hot paths make (a routing pass's wrapper around a
    function doing nothing, a webhook's timing and error count, an outbound retry, a console
@@ -197,7 +197,9 @@ def main() -> None:
     parser.add_argument("--waiting", type=int, default=20_000)
     parser.add_argument("--repeat", type=int, default=50)
     parser.add_argument("--database-url", default=DEFAULT_URL)
-    parser.add_argument("--broker", default="redis://127.0.0.1:6379/11")
+    parser.add_argument(  # default: the configured REDIS_URL, else a database of its own
+        "--broker", default=os.environ.get("REDIS_URL") or "redis://127.0.0.1:6379/11"
+    )
     parser.add_argument("--instruments-only", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.instruments_only:  # the child process of the multi-process measure

@@ -10,6 +10,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 import pytest
 from django.conf import settings
@@ -17,9 +18,79 @@ from django.conf import settings
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def broker_url(db: int) -> str:
-    """A Redis database of its own for a test's broker (flushed by the caller)."""
-    return settings.REDIS_URL.rsplit("/", 1)[0] + f"/{db}"
+def redis_db_url(offset: int = 0) -> str:
+    """A Redis database for a test, picked from configuration, never a fixed number.
+
+    ``offset=0`` is this run's own database (``REDIS_URL``'s). A test whose broker must hold
+    nothing of another test's (a worker of an earlier test still draining, messages read back
+    from the broker) takes the database ``offset`` after it, wrapping around the server's
+    databases (16 unless the server says otherwise): a run's extra databases move with its
+    ``REDIS_URL`` (the offsets in use are 1 to 7: runs 8 databases apart never meet). Nothing is
+    flushed: see :func:`clear_broker`.
+    """
+    parts = urlsplit(settings.REDIS_URL)
+    if not offset:
+        return settings.REDIS_URL
+    base = int(parts.path.strip("/") or 0)
+    number = (base + offset) % _database_count(settings.REDIS_URL)
+    return urlunsplit(parts._replace(path=f"/{number}"))
+
+
+def _database_count(url: str) -> int:
+    import redis
+
+    client = redis.Redis.from_url(url, socket_connect_timeout=2)
+    try:
+        answer: dict[str, Any] = client.config_get("databases")  # type: ignore[assignment]
+        return int(answer.get("databases") or 16)
+    except redis.RedisError:  # CONFIG refused (managed Redis): the server default
+        return 16
+    finally:
+        client.close()
+
+
+def broker_keys() -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """(key names, key patterns) that a test's Celery broker, its workers and the tasks'
+    coalescing flags create in Redis: the queues (and their priority lists), kombu's exchange
+    bindings, the unacknowledged messages, task results, the routing pass and SMS ingestion
+    flags."""
+    from channels_inbound.sms.actions import INGEST_QUEUED_KEY
+    from contactcentre.celery import QUEUES
+    from routing.actions import PASS_AGAIN_KEY, PASS_QUEUED_KEY, PASS_RUNNING_KEY
+
+    names = (
+        *QUEUES,
+        "unacked",
+        "unacked_index",
+        "unacked_mutex",
+        PASS_QUEUED_KEY,
+        PASS_RUNNING_KEY,
+        PASS_AGAIN_KEY,
+        INGEST_QUEUED_KEY,
+    )
+    patterns = (
+        "_kombu.*",  # exchange bindings (kombu 5.5: also _kombu.binding_permanent.*, ...deadlines)
+        "*.reply.celery.pidbox",  # replies to a ping
+        "celery-task-meta-*",
+        *(f"{q}\x06\x16*" for q in QUEUES),  # a queue's priority lists
+    )
+    return names, patterns
+
+
+def clear_broker(url: str) -> int:
+    """Delete the keys of :func:`broker_keys` in the database at ``url``, and nothing else
+    (never FLUSHDB: the database may hold a developer's data). Returns how many went."""
+    import redis
+
+    names, patterns = broker_keys()
+    client = redis.Redis.from_url(url, socket_connect_timeout=2)
+    try:
+        keys: set[str | bytes] = set(names)
+        for pattern in patterns:
+            keys.update(client.scan_iter(match=pattern, count=1000))
+        return int(client.delete(*keys))
+    finally:
+        client.close()
 
 
 def reset_celery_connections() -> None:

@@ -464,14 +464,12 @@ def test_the_request_id_travels_with_the_message_of_a_task() -> None:
 def test_a_worker_logs_json_task_lines_with_the_request_id(
     make_user: Callable[..., Any], settings: Any, tmp_path: Any
 ) -> None:
-    import redis
-
     from routing.tasks import end_wrap_up
-    from tests.support import broker_url, celery_broker, start_workers, stop_workers
+    from tests.support import celery_broker, clear_broker, redis_db_url, start_workers, stop_workers
 
     agent = make_user("alice").agent_profile
-    url = broker_url(14)
-    redis.Redis.from_url(url).flushdb()
+    url = redis_db_url(4)
+    clear_broker(url)
     log_file = tmp_path / "worker.log"
     with celery_broker(url, settings):
         workers = start_workers(

@@ -31,10 +31,10 @@ from interactions.models import Interaction
 from organisations.models import Organisation
 from routing.actions import do_accept_offer, do_route_pending
 from routing.models import Offer, OfferStatus, Queue, QueueSkill, Skill
-from tests.support import broker_url, celery_broker, start_workers, stop_workers
+from tests.support import celery_broker, clear_broker, redis_db_url, start_workers, stop_workers
 
 TOKEN = "metrics-test-token-0123456789abcdef"
-REDIS_DB = 11  # this test's broker database (flushed)
+REDIS_DB = 5  # this test's broker database: REDIS_URL's + 5 (tests/support.py)
 
 Samples = dict[tuple[str, frozenset[tuple[str, str]]], float]
 
@@ -247,13 +247,11 @@ def test_only_get(client: Client, metrics_on: None) -> None:
 
 @pytest.fixture
 def broker(settings: Any) -> Iterator[str]:
-    import redis
-
-    url = broker_url(REDIS_DB)
-    redis.Redis.from_url(url).flushdb()
+    url = redis_db_url(REDIS_DB)
+    clear_broker(url)
     with celery_broker(url, settings):
         yield url
-    redis.Redis.from_url(url).flushdb()
+    clear_broker(url)
 
 
 @pytest.mark.postgres
@@ -307,14 +305,12 @@ def test_a_broker_that_does_not_answer_leaves_the_rest_of_the_scrape(
 def test_a_worker_process_routes_and_the_web_endpoint_adds_up_its_counters(
     client: Client, metrics_on: None, settings: Any, tmp_path: Path
 ) -> None:
-    import redis
-
     from contactcentre.celery import app
 
     # given: a real Celery worker writing its metrics to the shared directory
     shared = tmp_path / "metrics"
-    url = broker_url(REDIS_DB)
-    redis.Redis.from_url(url).flushdb()
+    url = redis_db_url(REDIS_DB)
+    clear_broker(url)
     caf = _organisation("caf")
     queue = _queue(caf, "caf-accueil")
     _agent(caf, "camille")
@@ -331,7 +327,7 @@ def test_a_worker_process_routes_and_the_web_endpoint_adds_up_its_counters(
                 time.sleep(0.2)
         finally:
             stop_workers(workers)
-    redis.Redis.from_url(url).flushdb()
+    clear_broker(url)
     assert Offer.objects.filter(interaction__queue=queue).exists()
     # then: the web endpoint, in multi-process mode, reads the worker's files
     settings.PROMETHEUS_MULTIPROC_DIR = str(shared)

@@ -12,7 +12,7 @@ from django.conf import settings
 from django.core.management import call_command
 from django.test import Client
 
-from tests.support import broker_url, celery_broker, start_workers, stop_workers
+from tests.support import celery_broker, clear_broker, redis_db_url, start_workers, stop_workers
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -85,10 +85,8 @@ def test_healthz_is_503_when_redis_is_unreachable(settings: Any) -> None:
 @pytest.mark.redis
 @pytest.mark.django_db
 def test_healthz_sees_a_real_celery_worker_and_its_absence(settings: Any) -> None:
-    import redis
-
-    broker = broker_url(13)
-    redis.Redis.from_url(broker).flushdb()
+    broker = redis_db_url(1)
+    clear_broker(broker)
     with celery_broker(broker, settings):
         # No worker on this broker yet: the health check says so.
         response = Client().get("/healthz")

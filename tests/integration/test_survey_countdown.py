@@ -14,7 +14,7 @@ from channels_inbound.email.models import EmailThreadEntry
 from interactions.actions import do_create_interaction
 from routing.models import Queue
 from surveys.models import SurveyInvitation, SurveySettings
-from tests.support import celery_broker, start_workers, stop_workers
+from tests.support import celery_broker, clear_broker, start_workers, stop_workers
 
 from .survey_helpers import serve_and_close
 
@@ -24,10 +24,9 @@ pytestmark = [pytest.mark.postgres, pytest.mark.redis, pytest.mark.slow]
 @pytest.fixture
 def worker(settings: Any) -> Iterator[None]:
     """One real Celery worker on this test's Redis db, and no beat."""
-    import redis
 
     broker = settings.REDIS_URL
-    redis.Redis.from_url(broker).flushdb()
+    clear_broker(broker)
     with celery_broker(broker, settings):
         processes = start_workers(
             1,

@@ -30,7 +30,7 @@ from routing import selectors
 from routing.actions import OfferNotPending, do_accept_offer
 from routing.matching import plan_batch
 from routing.models import Offer, OfferStatus, Queue, QueueSkill, Skill
-from tests.support import broker_url, celery_broker, start_workers, stop_workers
+from tests.support import celery_broker, clear_broker, redis_db_url, start_workers, stop_workers
 
 pytestmark = [
     pytest.mark.postgres,
@@ -44,15 +44,13 @@ N_AGENTS = 120
 N_INTERACTIONS = 1200
 N_WORKERS = 4
 SKILLS = ["allocations", "logement", "rsa", "etat-civil", "sejour"]
-BROKER_DB = 11  # a Redis database of its own, flushed before the run
+BROKER_DB = 2  # a Redis database of its own: REDIS_URL's + 2 (tests/support.py)
 
 
 @pytest.fixture
 def workers(settings: Any) -> Iterator[list[subprocess.Popen[bytes]]]:
-    import redis
-
-    broker = broker_url(BROKER_DB)
-    redis.Redis.from_url(broker).flushdb()
+    broker = redis_db_url(BROKER_DB)
+    clear_broker(broker)
     settings.ROUTING_AUTO_ACCEPT_CHANNELS = ["email"]
     settings.ROUTING_HEARTBEAT_WINDOW_SECONDS = 3600
     settings.ROUTING_OFFER_TIMEOUTS = {**settings.ROUTING_OFFER_TIMEOUTS, "chat": 300}

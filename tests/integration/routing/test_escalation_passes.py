@@ -10,19 +10,19 @@ import pytest
 
 from contactcentre.celery import ROUTE_QUEUE
 from routing.models import EscalationStep
-from tests.support import broker_url, celery_broker
+from tests.support import celery_broker, clear_broker, redis_db_url
 
 pytestmark = [pytest.mark.redis, pytest.mark.django_db(transaction=True)]
 
-BROKER_DB = 12
+BROKER_DB = 3  # REDIS_URL's database + 3 (tests/support.py)
 
 
 def test_a_pass_is_scheduled_at_each_step(settings: Any, queue: Any, arrive: Any) -> None:
     import redis
 
-    broker = broker_url(BROKER_DB)
+    broker = redis_db_url(BROKER_DB)
     client = redis.Redis.from_url(broker)
-    client.flushdb()
+    clear_broker(broker)
     with celery_broker(broker, settings):
         # given a queue that relaxes its requirements after 30 s and 90 s
         q = queue("sejour", {"sejour": 4})

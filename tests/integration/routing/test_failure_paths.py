@@ -30,7 +30,7 @@ from interactions.models import Interaction
 from routing.actions import do_accept_offer, do_decline_offer, do_route_pending
 from routing.models import Offer, OfferStatus
 from routing.tasks import sweep
-from tests.support import celery_broker, start_workers, stop_workers
+from tests.support import celery_broker, clear_broker, redis_db_url, start_workers, stop_workers
 
 ROOT = Path(__file__).resolve().parents[3]
 CONNECTION_LOST = "connection_lost"  # agents.models.OfflineReason.CONNECTION_LOST
@@ -103,10 +103,9 @@ def test_declines_by_several_agents_never_leave_a_free_agent_idle(
 @pytest.fixture
 def worker_no_beat(settings: Any) -> Iterator[None]:
     """One real Celery worker on this test's Redis db (REDIS_URL), and no beat at all."""
-    import redis
 
     broker = settings.REDIS_URL
-    redis.Redis.from_url(broker).flushdb()
+    clear_broker(broker)
     settings.ROUTING_OFFER_TIMEOUTS = {**settings.ROUTING_OFFER_TIMEOUTS, "chat": 2}
     settings.ROUTING_WRAP_UP_SECONDS = 2
     with celery_broker(broker, settings):
@@ -376,10 +375,9 @@ def test_timers_are_sent_to_the_broker_at_their_deadline(
     # A database of its own beside the configured one: no worker of another test (still
     # draining) listens there, so the scheduled messages stay to be read. Only its queue key
     # is cleared, nothing else of a developer's Redis.
-    base, _, db = settings.REDIS_URL.rpartition("/")
-    broker = f"{base}/{(int(db or 0) + 7) % 16}"
+    broker = redis_db_url(7)
     client = redis.Redis.from_url(broker)
-    client.delete(ROUTE_QUEUE)
+    clear_broker(broker)
     with celery_broker(broker, settings):
         # given an agent offered a chat by a pass (no worker: the messages stay in the broker)
         q = queue("chat", {"x": 1})

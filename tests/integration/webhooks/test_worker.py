@@ -8,12 +8,11 @@ import time
 from typing import Any
 
 import pytest
-import redis
 from django.conf import settings as django_settings
 
 from contactcentre.celery import OUTBOUND_QUEUE, app
 from interactions.actions import do_create_interaction
-from tests.support import celery_broker, start_workers, stop_workers
+from tests.support import celery_broker, clear_broker, start_workers, stop_workers
 from webhooks.models import Delivery, Event, Subscription
 
 from .conftest import Body
@@ -39,7 +38,7 @@ def test_a_worker_delivers_after_the_commit_and_retries_after_a_500(
         events=[str(Event.INTERACTION_CREATED)],
     )
     broker = django_settings.REDIS_URL
-    redis.Redis.from_url(broker).flushdb()  # this run's own Redis database
+    clear_broker(broker)  # this run's own Redis database: only the broker's keys
     with celery_broker(broker, settings):
         [worker] = start_workers(
             1,
@@ -113,7 +112,7 @@ def test_an_event_accepted_while_the_broker_is_down_is_sent_by_the_sweep(
     assert delivery.attempts == 0
     assert receiver.received == []
 
-    redis.Redis.from_url(broker).flushdb()
+    clear_broker(broker)
     with celery_broker(broker, settings):
         [worker] = start_workers(1, broker, extra_env={"WEBHOOK_ALLOW_LOOPBACK": "true"})
         try:
