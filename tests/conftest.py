@@ -3,6 +3,18 @@
 Which services the tests use comes from the environment (``dev.py test`` fills it in). Under
 ``CI=true`` the real PostgreSQL and Redis are required: a missing service stops the run with an
 error instead of skipping tests.
+
+Redis: a test uses this run's database (``REDIS_URL``) or one at a fixed offset from it
+(:func:`tests.support.redis_db_url`), never a fixed database number, and deletes only the keys
+it creates (:func:`tests.support.clear_broker`), never FLUSHDB: ``REDIS_URL`` may point at a
+developer's Redis.
+
+Timeouts: the global ``timeout = 300`` (pyproject.toml, pytest-timeout) is the ceiling for a
+test that sets no deadline of its own. A test that waits longer on purpose (a subprocess
+timeout, a polling deadline, a run sized for a benchmark) declares
+``@pytest.mark.timeout(N)`` with ``N`` above its longest wait plus its set-up (Celery workers:
+up to 120 s to answer, 20 s each to stop), so its own deadline and message come before
+pytest-timeout's kill. Inside an unmarked test, the waits added up stay under 300 s.
 """
 
 from __future__ import annotations

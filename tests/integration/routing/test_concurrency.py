@@ -37,6 +37,9 @@ pytestmark = [
     pytest.mark.redis,
     pytest.mark.slow,
     pytest.mark.django_db(transaction=True),
+    # Its own deadline (480 s of driving, in _drive) plus 4 workers to start (up to 120 s) and
+    # stop: above the global 300 s (the rule: tests/conftest.py).
+    pytest.mark.timeout(720),
 ]
 
 ROOT = Path(__file__).resolve().parents[3]

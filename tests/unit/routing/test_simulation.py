@@ -363,6 +363,7 @@ def test_single_skill_runs_are_a_textbook_mmn_queue(erlangs: int, agents: int) -
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(900)  # CPU-bound replications: over 300 s on the shared 2-core machine
 def test_single_skill_runs_agree_with_erlang_c() -> None:
     jobs = [
         (erlangs, agents, calls // reps, 1000 * (rep + 1) + erlangs)
