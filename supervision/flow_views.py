@@ -387,6 +387,8 @@ def flow_save(request: HttpRequest, scope: Scope, flow_id: int) -> JsonResponse:
         # One draft at a time: the previous draft is replaced by this one.
         flow.versions.filter(status=FlowVersion.Status.DRAFT).delete()
         version = do_create_flow_version(flow=flow, graph=graph, note=note, actor=request.user)
+    # The editor reloads the page once saved: the message is shown (and focused) there.
+    messages.success(request, _("Draft saved as version %(n)s.") % {"n": version.number})
     return JsonResponse(
         {
             "version": _version_dict(version),

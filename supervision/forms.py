@@ -136,12 +136,13 @@ def parse_intervals(text: str) -> list[list[str]]:
             raise forms.ValidationError(_("Write opening hours as 08:30-12:30, 13:30-17:00."))
         start, end = start.strip(), end.strip()
         try:
-            parse_hhmm(start)
-            parse_hhmm(end)
+            ends_first = parse_hhmm(start) >= parse_hhmm(end)
         except ValueError as exc:
             raise forms.ValidationError(
                 _("Write opening hours as 08:30-12:30, 13:30-17:00.")
             ) from exc
+        if ends_first:  # on its field, rather than as an error of the whole form
+            raise forms.ValidationError(_("The period ends before it starts."))
         spans.append([start.zfill(5), end.zfill(5)])
     return spans
 

@@ -160,7 +160,9 @@ def test_queue_settings_page(queue: Any, sup_client: Client) -> None:
     bad = {**form, "hours_tue": "18:00-09:00"}
     page = sup_client.post(f"/supervision/queues/{q.pk}/", bad)
     assert page.status_code == 200
-    assert "ends before it starts" in page.content.decode()
+    html = page.content.decode()
+    errors = html[html.index('id="id_hours_tue_errors"') :]
+    assert "La période se termine avant de commencer." in errors[: errors.index("</ul>")]
 
 
 def test_reports_page_and_csv(queue: Any, agent: Any, arrive: Any, sup_client: Client) -> None:
