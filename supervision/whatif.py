@@ -173,6 +173,11 @@ def record(start: datetime, end: datetime, *, scope: Scope | None = None) -> Rec
         )
     }
     wrap_up_s = float(settings.ROUTING_WRAP_UP_SECONDS)
+    excluded: dict[int, set[int]] = defaultdict(set)
+    for interaction_id, agent_id in Offer.objects.filter(
+        interaction_id__in=list(rows), status__in=routing_selectors.EXCLUDING_OFFER_STATUSES
+    ).values_list("interaction_id", "agent_id"):
+        excluded[interaction_id].add(agent_id)
     contacts = []
     horizon = end
     for f in actual:
@@ -213,6 +218,7 @@ def record(start: datetime, end: datetime, *, scope: Scope | None = None) -> Rec
                 hold_s=hold,
                 after_work_s=after_work or 0.0,
                 pending=f.answered_at is None and f.abandoned_at is None,
+                excluded_agent_ids=frozenset(excluded.get(f.interaction_id, ())),
             )
         )
         resolved = _latest(f.answered_at, f.abandoned_at)

@@ -755,6 +755,7 @@ class Replay(Engine):
             language=c.language or None,
             base_priority=c.base_priority if q.base_priority is None else q.base_priority,
             sla_due_at=now + target,
+            excluded_agent_ids=c.excluded_agent_ids,
         )
         patience = self._patience(c)
         if patience is not None:

@@ -292,6 +292,9 @@ class ReplayContact:
     pending: bool = False
     """Still waiting when the period was read: neither answered nor abandoned (reports leave
     it out; so does the replay if it is still waiting at the end)."""
+    excluded_agent_ids: frozenset[int] = frozenset()
+    """Agents who declined it or let its offer ring out: never offered it again (as in
+    production), whenever that happened in the replay."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -179,3 +179,15 @@ def test_an_overflow_moves_the_contact_and_an_unknown_target_is_ignored() -> Non
     (missed,) = replay(ReplayInput(contacts=(call(1, 0),), agents=(helper,), queues=gone))
     assert missed.answered_s is None
     assert missed.abandoned_s is not None
+
+
+def test_an_agent_who_declined_a_contact_is_never_offered_it_again() -> None:
+    # given the only free agent declined this call when it was recorded
+    inp = ReplayInput(
+        contacts=(call(1, 0, excluded_agent_ids=frozenset({7})),),
+        agents=(agent(7, {"apl": 3}, ((0.0, 100.0),)), agent(8, {"apl": 2}, ((20.0, 100.0),))),
+        queues=QUEUE,
+    )
+    # then it waits for the other agent, who logs in at 20 s
+    (out,) = replay(inp)
+    assert (out.answered_s, out.agent_id) == (20.0, 8)
