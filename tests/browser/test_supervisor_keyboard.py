@@ -207,11 +207,14 @@ def test_a_supervisor_goes_through_the_day_with_the_keyboard_only(
     _type_over(page, "18:00-09:00")
     _tab_to(page, "main form button.primary")
     page.keyboard.press("Enter")
-    page.wait_for_selector("#id_hours_mon_errors")
-    # the focus is on the field refused, its error next to it
+    page.wait_for_selector("#id_hours_mon_error")
+    # the focus is on the field refused, its error next to it and read with it
     page.wait_for_selector("#id_hours_mon:focus")
     _focus_shown(page)
     assert page.get_attribute("#id_hours_mon", "aria-invalid") == "true"
+    described = page.get_attribute("#id_hours_mon", "aria-describedby") or ""
+    assert {"id_hours_mon_helptext", "id_hours_mon_error"} <= set(described.split())
+    assert "La période se termine avant de commencer." in page.inner_text("#id_hours_mon_error")
     _clean(page, "queue settings with an error")
     _type_over(page, "08:30-12:00, 13:30-17:00")
     _tab_to(page, "main form button.primary")

@@ -161,7 +161,7 @@ def test_queue_settings_page(queue: Any, sup_client: Client) -> None:
     page = sup_client.post(f"/supervision/queues/{q.pk}/", bad)
     assert page.status_code == 200
     html = page.content.decode()
-    errors = html[html.index('id="id_hours_tue_errors"') :]
+    errors = html[html.index('id="id_hours_tue_error"') :]
     assert "La période se termine avant de commencer." in errors[: errors.index("</ul>")]
 
 
