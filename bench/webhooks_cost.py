@@ -1,4 +1,10 @@
-"""What webhooks cost (printed with ``-s``; the bounds are loose, the machine is shared):
+"""What webhooks cost, a benchmark (not in the test suite: a timed check has no place there).
+
+    .venv/bin/python -m pytest bench/webhooks_cost.py -s -p no:cacheprovider \
+        -p tests.conftest -p tests.integration.webhooks.conftest
+
+(run like a test for its fixtures: PostgreSQL from DATABASE_URL, a receiver on loopback). It
+prints:
 
 - on the write path: an interaction's life (created, offered, assigned, wrap-up, closed) with no
   subscription in its organisation, and with one subscribed to every event (three delivery rows
@@ -15,10 +21,9 @@ import pytest
 
 from interactions.actions import do_create_interaction, do_transition_interaction
 from interactions.lifecycle import Status
+from tests.integration.webhooks.conftest import Body, Receiver
 from webhooks.actions import do_sweep
 from webhooks.models import Delivery, Event, Subscription
-
-from .conftest import Body, Receiver
 
 pytestmark = [pytest.mark.postgres, pytest.mark.django_db, pytest.mark.slow]
 
