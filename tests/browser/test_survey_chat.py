@@ -77,7 +77,7 @@ def test_a_citizen_finishes_a_chat_and_rates_it_with_the_keyboard(
         interaction = do_transition_interaction(
             interaction=interaction, to=status, extra={"assigned_agent": claire}
         )
-    page.get_by_text("Claire a rejoint la conversation.").wait_for()
+    page.get_by_text("Un conseiller vous répond\u00a0: Claire.").wait_for()
     page.get_by_label("Votre message").focus()
     do_transition_interaction(interaction=interaction, to=Status.WRAP_UP, reason="agent_ended")
     # then the window shows the survey, the first score has the focus
