@@ -358,6 +358,7 @@ class Stack:
             **keep,
             "DJANGO_SETTINGS_MODULE": "contactcentre.settings",
             "DATABASE_URL": self.database_url,
+            "DATABASE_POOL": "true",  # the production default (the test settings turn it off)
             "REDIS_URL": f"redis://127.0.0.1:{self.redis_port}/0",
             "CHANNEL_LAYER_PREFIX": "chaos",
             "DJANGO_SECRET_KEY": "chaos-" + "k" * 50,

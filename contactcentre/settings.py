@@ -122,7 +122,8 @@ TEMPLATES = [
 if env.str("DATABASE_URL", default=""):
     DATABASES = {"default": env.db_url("DATABASE_URL")}
     if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
-        # 0 by default: under ASGI Django advises against persistent connections.
+        # 0 by default: under ASGI Django advises against persistent connections, and the
+        # connection pool (DATABASE_POOL, on by default below) reuses connections instead.
         DATABASES["default"].setdefault("CONN_MAX_AGE", env.int("DATABASE_CONN_MAX_AGE", 0))
         DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
 else:
@@ -305,7 +306,9 @@ CONSOLE_HEARTBEAT_FLUSH_SECONDS: float = env.float("CONSOLE_HEARTBEAT_FLUSH_SECO
 CONSOLE_SESSION_CHECK_SECONDS: float = env.float("CONSOLE_SESSION_CHECK_SECONDS", default=60.0)
 # Servers holding thousands of consoles: freeze what survives a full garbage collection so the
 # next ones stay short (console/live.py, docs/benchmarks.md "Console fan-out").
-CONSOLE_GC_FREEZE: bool = env.bool("CONSOLE_GC_FREEZE", default=False)
+# On by default: it only acts in processes that hold consoles (console/live.py), where it was
+# measured to shorten collection pauses (docs/benchmarks.md "Console fan-out").
+CONSOLE_GC_FREEZE: bool = env.bool("CONSOLE_GC_FREEZE", default=True)
 CONSOLE_GC_UNFREEZE_SECONDS: float = env.float("CONSOLE_GC_UNFREEZE_SECONDS", default=6 * 3600.0)
 # Agent events are kept this long for consoles that reconnect (older: a fresh snapshot).
 CONSOLE_EVENT_RETENTION_SECONDS: int = env.int(
@@ -672,9 +675,12 @@ VOICE_BRIDGE_CALLER_ID: str = env.str("VOICE_BRIDGE_CALLER_ID", default="service
 VOICE_RECORD_CALLS: bool = env.bool("VOICE_RECORD_CALLS", default=False)
 VOICE_VOICEMAIL_MAX_SECONDS: int = env.int("VOICE_VOICEMAIL_MAX_SECONDS", default=120)
 # Provider webhooks come in bursts; under ASGI each request runs in its own thread, so
-# persistent connections (CONN_MAX_AGE) pile up. DATABASE_POOL=true uses psycopg's pool
-# instead: at most DATABASE_POOL_MAX_SIZE connections per server process, reused.
-if IS_POSTGRES and env.bool("DATABASE_POOL", default=False):
+# persistent connections (CONN_MAX_AGE) pile up. psycopg's pool is used instead (the default on
+# PostgreSQL, as measured in docs/benchmarks.md "Ingest"): at most DATABASE_POOL_MAX_SIZE
+# connections per process, reused, each checked before use (CONN_HEALTH_CHECKS). Celery's
+# prefork workers close the parent's pool at fork (celery's Django fixup). DATABASE_POOL=false
+# falls back to one connection per request (or per CONN_MAX_AGE).
+if IS_POSTGRES and env.bool("DATABASE_POOL", default=True):
     DATABASES["default"]["CONN_MAX_AGE"] = 0
     DATABASES["default"].setdefault("OPTIONS", {})["pool"] = {
         "min_size": env.int("DATABASE_POOL_MIN_SIZE", default=2),

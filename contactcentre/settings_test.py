@@ -8,6 +8,9 @@ import os
 
 os.environ.setdefault("DJANGO_SECURE", "false")
 os.environ.setdefault("STATIC_MANIFEST", "false")  # no collectstatic needed for tests
+# One connection per test database connection: pytest-django creates and drops test databases,
+# which a pool holding connections open would block. The pool is exercised by bench/chaos.py.
+os.environ.setdefault("DATABASE_POOL", "false")
 
 from .settings import *  # noqa: F403
 from .settings import DATA_DIR, DATABASES
