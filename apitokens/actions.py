@@ -18,6 +18,7 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 from django.utils.crypto import constant_time_compare
 from django.utils.translation import gettext as _
+from django.utils.translation import pgettext
 
 from organisations import authz
 
@@ -52,7 +53,7 @@ def parse(raw: str) -> tuple[str, str]:
     """(kind, prefix) of a presented token; InvalidToken when it has not the right shape."""
     parts = raw.split("_", 2)
     if len(parts) != 3 or parts[0] not in (PERSONAL, SERVICE) or not parts[1] or not parts[2]:
-        raise InvalidToken(_("Invalid token."))
+        raise InvalidToken(pgettext("API token", "Invalid token."))
     return parts[0], parts[1]
 
 
@@ -192,7 +193,7 @@ def check_token(raw: str) -> PersonalToken | ServiceToken:
     else:
         token = ServiceToken.objects.select_related("organisation").filter(prefix=prefix).first()
     if token is None or not constant_time_compare(token.key_hash, token_hash(raw)):
-        raise InvalidToken(_("Invalid token."))
+        raise InvalidToken(pgettext("API token", "Invalid token."))
     now = timezone.now()
     if token.revoked_at is not None:
         raise InvalidToken(_("This token has been revoked."))

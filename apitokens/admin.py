@@ -17,7 +17,7 @@ from django.http import HttpRequest, HttpResponse
 from django.template.response import TemplateResponse
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
-from django.utils.translation import ngettext
+from django.utils.translation import ngettext, pgettext
 
 from organisations import authz
 from organisations.models import Organisation
@@ -113,10 +113,10 @@ class ServiceTokenAdmin(admin.ModelAdmin):
     @admin.display(description=_("state"))
     def state(self, obj: ServiceToken) -> str:
         if obj.revoked_at is not None:
-            return str(_("revoked"))
+            return str(pgettext("API token status", "revoked"))
         if obj.expires_at is not None and obj.expires_at <= timezone.now():
             return str(_("expired"))
-        return str(_("active"))
+        return str(pgettext("API token status", "active"))
 
     # --- writes go through the actions -----------------------------------------------------
 

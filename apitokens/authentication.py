@@ -7,6 +7,7 @@ from typing import Any
 
 from django.contrib.auth.models import AnonymousUser
 from django.utils.translation import gettext as _
+from django.utils.translation import pgettext
 from rest_framework.authentication import BaseAuthentication, get_authorization_header
 from rest_framework.exceptions import AuthenticationFailed
 from rest_framework.request import Request
@@ -97,7 +98,7 @@ class APITokenAuthentication(BaseAuthentication):
         try:
             raw = header[1].decode("ascii")
         except UnicodeError:
-            raise AuthenticationFailed(_("Invalid token.")) from None
+            raise AuthenticationFailed(pgettext("API token", "Invalid token.")) from None
         try:
             token = check_token(raw)
         except InvalidToken as exc:

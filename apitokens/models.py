@@ -11,12 +11,13 @@ from django.conf import settings
 from django.db import models
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
+from django.utils.translation import pgettext_lazy
 
 from organisations.models import Organisation
 
 
 class RevokeReason(models.TextChoices):
-    LOGOUT = "logout", _("logged out")
+    LOGOUT = "logout", pgettext_lazy("API token revoked on", "logged out")
     IDLE = "idle", _("session ended for inactivity")
     PASSWORD = "password", _("password changed")
     API = "api", _("revoked by its holder")
@@ -86,7 +87,7 @@ class ServiceToken(models.Model):
     key_hash = models.CharField(_("hash of the token"), max_length=64, editable=False)
     created_by = models.ForeignKey(
         settings.AUTH_USER_MODEL,
-        verbose_name=_("created by"),
+        verbose_name=pgettext_lazy("API token", "created by"),
         on_delete=models.SET_NULL,
         null=True,
         blank=True,
@@ -101,7 +102,7 @@ class ServiceToken(models.Model):
     revoked_at = models.DateTimeField(_("revoked at"), null=True, blank=True, editable=False)
     revoked_by = models.ForeignKey(
         settings.AUTH_USER_MODEL,
-        verbose_name=_("revoked by"),
+        verbose_name=pgettext_lazy("API token", "revoked by"),
         on_delete=models.SET_NULL,
         null=True,
         blank=True,

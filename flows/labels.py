@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from django.utils.functional import Promise
 from django.utils.translation import gettext_lazy as _
+from django.utils.translation import pgettext_lazy
 
 NODE_TYPE_LABELS: dict[str, Promise] = {
     "message": _("Message"),
@@ -12,7 +13,7 @@ NODE_TYPE_LABELS: dict[str, Promise] = {
     "business_hours": _("Opening hours"),
     "set": _("Set skills, priority or language"),
     "queue": _("Queue (to an agent)"),
-    "voicemail": _("Voicemail"),
+    "voicemail": pgettext_lazy("flow node type", "Voicemail"),
     "callback": _("Callback request"),
     "transfer": _("Transfer to a number"),
     "hangup": _("Hang up"),
@@ -54,7 +55,7 @@ FIELD_LABELS: dict[str, Promise] = {
     "max_seconds": _("Longest message (s)"),
     "fallback": _("Without a caller number, go to"),
     "number": _("Number (E.164, e.g. +33123456789)"),
-    "key": _("Key"),
+    "key": pgettext_lazy("telephone keypad", "Key"),
     "option_label": _("Choice label"),
     "option_next": _("Go to"),
     "start": _("Start node"),

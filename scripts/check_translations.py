@@ -1,5 +1,6 @@
 #!/usr/bin/env python3
-"""Fail when the French catalogue has untranslated or fuzzy entries, or breaks French typography.
+"""Fail when the French catalogue has untranslated or fuzzy entries, breaks French typography,
+or says something Django will not show.
 
     python scripts/check_translations.py [--fix] [path/to/django.po ...]
 
@@ -15,11 +16,25 @@ before « : ; ? ! » and inside « », never an ordinary space or none at all ("
 not "Heure: 10 h" nor "Heure : 10 h" with a breakable space that can leave the colon alone at
 the start of a line). ``--fix`` replaces the ordinary spaces by U+00A0 in the French
 msgstr lines (then run ``manage.py compilemessages``); a missing space is left to a human.
+
+Collisions (only when no path is given: they need the whole lookup order): Django merges every
+catalogue of a language into one, so for a msgid (with its context) found in several catalogues
+only one translation is ever shown: LOCALE_PATHS first, then the apps in INSTALLED_APPS order
+(Django's contrib apps and third-party apps included), then Django's own ``conf/locale``
+(``DjangoTranslation._add_installed_apps_translations`` merges the apps in reverse and
+``_add_local_translations`` merges LOCALE_PATHS last, the last merged winning). An entry of one
+of our catalogues (French and English) whose translation differs from the one Django will show
+is a collision: give our meaning a context (``pgettext``) or use the same text. A compiled
+``django.mo`` that does not say what its ``django.po`` says (not recompiled) is reported too,
+since Django reads the ``.mo``. This part reads INSTALLED_APPS and LOCALE_PATHS from
+``contactcentre.settings``.
 """
 
 from __future__ import annotations
 
 import ast
+import gettext
+import os
 import re
 import sys
 from dataclasses import dataclass, field
@@ -144,6 +159,146 @@ def problems(path: Path) -> list[str]:
     return found
 
 
+# A key of gettext's catalogue: "msgid", "context\x04msgid", or (msgid, plural form index).
+Key = str | tuple[str, int]
+
+
+@dataclass
+class Catalogue:
+    """One catalogue of one language in Django's lookup order: its translations by gettext key,
+    and for ours (read from the .po) the line of each entry."""
+
+    name: str
+    texts: dict[Key, str]
+    lines: dict[Key, int] = field(default_factory=dict)
+
+
+def _shown(path: Path) -> str:
+    """``path`` relative to the project when it is in it (third-party paths stay absolute)."""
+    return str(path.relative_to(ROOT) if path.is_relative_to(ROOT) else path)
+
+
+def _key(entry: Entry, index: int | None) -> Key:
+    msgid = entry.fields["msgid"]
+    if "msgctxt" in entry.fields:
+        msgid = f"{entry.fields['msgctxt']}\x04{msgid}"
+    return msgid if index is None else (msgid, index)
+
+
+def read_po(path: Path) -> Catalogue:
+    """Our catalogue as Django will read it once compiled: msgfmt leaves out fuzzy entries and
+    empty translations (gettext then falls through to the next catalogue)."""
+    catalogue = Catalogue(name=_shown(path), texts={})
+    for entry in parse(path):
+        if not entry.fields["msgid"] or "fuzzy" in entry.flags:
+            continue
+        for name, text in entry.fields.items():
+            if not name.startswith("msgstr") or not text:
+                continue
+            index = int(name[7:-1]) if name.startswith("msgstr[") else None
+            key = _key(entry, index)
+            catalogue.texts[key] = text
+            catalogue.lines[key] = entry.line
+    return catalogue
+
+
+def read_mo(localedir: Path, language: str) -> Catalogue:
+    """A compiled catalogue found the way Django finds it (``gettext.translation``)."""
+    translation = gettext.translation(
+        "django", localedir=str(localedir), languages=[language], fallback=True
+    )
+    texts: dict[Key, str] = dict(getattr(translation, "_catalog", {}))
+    texts.pop("", None)  # the header
+    return Catalogue(name=_shown(localedir), texts=texts)
+
+
+def lookup_order() -> list[Path]:
+    """The locale directories of the 'django' domain in the order Django looks a msgid up
+    (the first that has it wins).
+
+    Reads INSTALLED_APPS and LOCALE_PATHS from the settings and finds each app's directory as
+    ``apps.populate`` does (``AppConfig.create``), without running the apps' ``ready()``.
+    """
+    sys.path.insert(0, str(ROOT))
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "contactcentre.settings")
+    import django
+    from django.apps.config import AppConfig
+    from django.conf import settings
+
+    dirs = [Path(p) for p in settings.LOCALE_PATHS]
+    dirs += [Path(AppConfig.create(entry).path) / "locale" for entry in settings.INSTALLED_APPS]
+    dirs.append(Path(django.__file__).parent / "conf" / "locale")
+    return [d.resolve() for d in dirs if d.is_dir()]
+
+
+def _ours(localedir: Path) -> bool:
+    relative = localedir.relative_to(ROOT) if localedir.is_relative_to(ROOT) else None
+    return relative is not None and not any(part.startswith(".") for part in relative.parts)
+
+
+def catalogues_in_order(language: str, localedirs: list[Path]) -> list[Catalogue]:
+    """Each directory's catalogue of ``language``: ours from the .po, the others' from the .mo."""
+    found = []
+    for localedir in localedirs:
+        po = localedir / language / "LC_MESSAGES" / "django.po"
+        found.append(
+            read_po(po) if _ours(localedir) and po.is_file() else read_mo(localedir, language)
+        )
+    return [c for c in found if c.texts]
+
+
+def _label(key: Key) -> str:
+    msgid = key[0] if isinstance(key, tuple) else key
+    context, _, msgid = msgid.rpartition("\x04")
+    label = repr(msgid) + (f" [context {context!r}]" if context else "")
+    return label + (f" [plural form {key[1]}]" if isinstance(key, tuple) else "")
+
+
+def collisions(catalogues: list[Catalogue]) -> list[str]:
+    """The entries of our catalogues (those read with their lines) whose translation is not
+    the one Django shows: another catalogue earlier in ``catalogues`` has the same key."""
+    found = []
+    for position, catalogue in enumerate(catalogues):
+        for key, line in catalogue.lines.items():
+            winner = next(c for c in catalogues[: position + 1] if key in c.texts)
+            if winner.texts[key] != catalogue.texts[key]:
+                found.append(
+                    f"{catalogue.name}:{line}: collision: {_label(key)} reads "
+                    f"{catalogue.texts[key]!r} here but Django shows {winner.texts[key]!r} "
+                    f"from {winner.name}, which comes first: give ours a context (pgettext) "
+                    "or the same text"
+                )
+    return found
+
+
+def stale_mo(po: Path) -> str | None:
+    """Why ``po``'s compiled django.mo does not say what it says (None: it does)."""
+    mo = po.with_suffix(".mo")
+    if not mo.is_file():
+        return f"{_shown(mo)}: missing (run msgfmt -o django.mo django.po)"
+    with mo.open("rb") as handle:
+        compiled = dict(gettext.GNUTranslations(handle)._catalog)  # type: ignore[attr-defined]
+    compiled.pop("", None)
+    if compiled != read_po(po).texts:
+        return f"{_shown(mo)}: not compiled from its django.po (run msgfmt -o django.mo django.po)"
+    return None
+
+
+def lookup_problems() -> list[str]:
+    """Collisions in French and English, and our stale compiled catalogues."""
+    localedirs = lookup_order()
+    found = []
+    for language in ("fr", "en"):
+        found.extend(collisions(catalogues_in_order(language, localedirs)))
+        for localedir in localedirs:
+            po = localedir / language / "LC_MESSAGES" / "django.po"
+            if _ours(localedir) and po.is_file():
+                stale = stale_mo(po)
+                if stale:
+                    found.append(stale)
+    return found
+
+
 def main(argv: list[str]) -> int:
     fix = "--fix" in argv
     argv = [a for a in argv if a != "--fix"]
@@ -159,11 +314,16 @@ def main(argv: list[str]) -> int:
             print(f"{path}: not found", file=sys.stderr)
             return 1
         found.extend(problems(path))
+    if not argv:  # the whole project: what Django shows
+        found.extend(lookup_problems())
     if found:
         print("\n".join(found))
         print(f"{len(found)} translation problem(s).", file=sys.stderr)
         return 1
-    print("French catalogue complete: no empty or fuzzy entries, typography right.")
+    print(
+        "French catalogue complete: no empty or fuzzy entries, typography right, "
+        "no collision between catalogues."
+    )
     return 0
 
 

@@ -8,6 +8,7 @@ from typing import Any
 from django import forms
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
+from django.utils.translation import pgettext_lazy
 
 from agents.models import AgentProfile, AgentState, PauseReason, Team
 from flows.calendar import WEEKDAYS, parse_hhmm
@@ -51,19 +52,27 @@ class PeriodForm(forms.Form):
 
 class ReportForm(PeriodForm):
     channel = forms.ChoiceField(
-        label=_("Channel"), required=False, choices=[("", _("All")), *Channel.choices]
+        label=_("Channel"),
+        required=False,
+        choices=[("", pgettext_lazy("every channel", "All")), *Channel.choices],
     )
     queue = forms.ModelChoiceField(
-        label=_("Queue"), required=False, queryset=Queue.objects.none(), empty_label=_("All")
+        label=_("Queue"),
+        required=False,
+        queryset=Queue.objects.none(),
+        empty_label=pgettext_lazy("every queue", "All"),
     )
     team = forms.ModelChoiceField(
-        label=_("Team"), required=False, queryset=Team.objects.none(), empty_label=_("All")
+        label=_("Team"),
+        required=False,
+        queryset=Team.objects.none(),
+        empty_label=pgettext_lazy("every team", "All"),
     )
     agent = forms.ModelChoiceField(
         label=_("Agent"),
         required=False,
         queryset=AgentProfile.objects.none(),
-        empty_label=_("All"),
+        empty_label=pgettext_lazy("every agent", "All"),
     )
 
     def __init__(self, *args: Any, scope: Scope, **kwargs: Any) -> None:
@@ -176,7 +185,7 @@ class QueueSettingsForm(forms.Form):
         label=_("Overflow queue"),
         required=False,
         queryset=Queue.objects.none(),
-        empty_label=_("None"),
+        empty_label=pgettext_lazy("no queue", "None"),
     )
     holidays = forms.BooleanField(
         label=_("Closed on French public holidays"), required=False, initial=True

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from django.db import models
 from django.utils.translation import gettext_lazy as _
+from django.utils.translation import pgettext_lazy
 
 
 class SurveySettings(models.Model):
@@ -61,8 +62,8 @@ class SurveyInvitation(models.Model):
 
     class Status(models.TextChoices):
         SCHEDULED = "scheduled", _("scheduled")
-        SENT = "sent", _("sent")
-        ANSWERED = "answered", _("answered")
+        SENT = "sent", pgettext_lazy("survey status", "sent")
+        ANSWERED = "answered", pgettext_lazy("survey status", "answered")
         SKIPPED = "skipped", _("not sent")
 
     interaction = models.OneToOneField(
@@ -84,7 +85,9 @@ class SurveyInvitation(models.Model):
     our_address = models.CharField(_("sent from"), max_length=254, blank=True)
     due_at = models.DateTimeField(_("due at"))
     sent_at = models.DateTimeField(_("sent at"), null=True, blank=True)
-    answered_at = models.DateTimeField(_("answered at"), null=True, blank=True)
+    answered_at = models.DateTimeField(
+        pgettext_lazy("survey", "answered at"), null=True, blank=True
+    )
     created_at = models.DateTimeField(_("created at"), auto_now_add=True)
 
     class Meta:

@@ -13,6 +13,7 @@ import uuid
 
 from django.db import models
 from django.utils.translation import gettext_lazy as _
+from django.utils.translation import pgettext_lazy
 
 from organisations.models import OrganisationOwned
 
@@ -53,7 +54,7 @@ class Subscription(OrganisationOwned):
     )
     events = models.JSONField(_("events"), default=list, blank=True)
     active = models.BooleanField(
-        _("active"),
+        pgettext_lazy("webhook subscription", "active"),
         default=True,
         help_text=_("Switched off automatically after too many failed attempts in a row."),
     )
