@@ -1,7 +1,17 @@
 from django.apps import AppConfig
+from django.db.backends.signals import connection_created
+from django.db.models.signals import post_migrate
 from django.utils.translation import gettext_lazy as _
 
 
 class PrivacyConfig(AppConfig):
     name = "privacy"
     verbose_name = _("Personal data")
+
+    def ready(self) -> None:
+        from .triggers import install_after_migrate, on_connection_created
+
+        # The embedded SQLite default: the audit triggers' functions on every connection, the
+        # triggers themselves after every migrate (docs/quality-and-privacy.md, "Audit log").
+        connection_created.connect(on_connection_created, dispatch_uid="privacy.sqlite_functions")
+        post_migrate.connect(install_after_migrate, sender=self, dispatch_uid="privacy.triggers")

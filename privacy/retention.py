@@ -317,7 +317,13 @@ def purge_transaction() -> Iterator[None]:
         if connection.vendor == "postgresql":
             with connection.cursor() as cursor:
                 cursor.execute("SELECT set_config('cc.retention_purge', 'on', true)")
-        yield
+            yield
+            return
+        connection.cc_retention_purge = True  # type: ignore[attr-defined]
+        try:  # SQLite: read by the connection's cc_retention_purge() (privacy.triggers)
+            yield
+        finally:
+            connection.cc_retention_purge = False  # type: ignore[attr-defined]
 
 
 def _run_step(step: Step, qs: QuerySet[Any], batch: int) -> int:

@@ -139,3 +139,93 @@ def test_the_officer_searches_the_log_of_their_organisation_only(caf: Body, mair
     assert client.get("/privacy/audit/", {"action": "nope"}).status_code == 400
     config = client.get("/privacy/audit/", {"action": "config"}).content.decode()
     assert "routing_queue" in config
+
+
+def _config_since(before: int) -> list[AccessLog]:
+    return list(AccessLog.objects.filter(action="config", pk__gt=before).order_by("id"))
+
+
+def _last_id() -> int:
+    return AccessLog.objects.order_by("-id").values_list("id", flat=True).first() or 0
+
+
+def test_changes_through_the_supervision_pages_and_the_admin_name_their_user(caf: Body) -> None:
+    from tests.integration.test_api_scope import _person
+
+    sup = verified(Client(), caf.supervisor)
+    before = _last_id()
+    profile = caf.agent.agent_profile
+    response = sup.post("/supervision/skills/", {f"level_{profile.pk}_{caf.skill.pk}": "4"})
+    assert response.status_code == 302
+    flow = Flow.objects.create(name="SVI", organisation=caf.org)
+    saved = sup.post(
+        f"/supervision/flows/{flow.pk}/versions/",
+        {"graph": {"start": "a", "nodes": {"a": {"type": "queue"}}}, "note": "v1"},
+        "application/json",
+    )
+    assert saved.status_code == 200
+    seen = {(r.object_type, r.details["op"], r.actor_name) for r in _config_since(before)}
+    assert ("agents_agentskill", "insert", "caf-sup") in seen  # the skills matrix
+    assert ("flows_flowversion", "insert", "caf-sup") in seen  # the flow editor
+
+    administrator = _person("caf-admin", "administrator", caf.org, None, profile=False)
+    type(administrator).objects.filter(pk=administrator.pk).update(is_staff=True)
+    administrator.refresh_from_db()
+    admin = verified(Client(), administrator)
+    before = _last_id()
+    added = admin.post("/admin/routing/skill/add/", {"code": "rsa", "name": "RSA"})
+    assert added.status_code == 302
+    assert Skill.objects.filter(code="rsa", organisation=caf.org).exists()
+    user = caf.agent
+    changed = admin.post(
+        f"/admin/auth/user/{user.pk}/change/",
+        {
+            "username": user.username,
+            "is_active": "on",
+            "is_staff": "on",
+            "groups": [Group.objects.get(name="supervisor").pk],
+            "date_joined_0": "2026-01-01",
+            "date_joined_1": "10:00:00",
+        },
+    )
+    assert changed.status_code == 302
+    assert list(user.groups.values_list("name", flat=True)) == ["supervisor"]
+    lines = _config_since(before)
+    seen = {(r.object_type, r.details["op"], r.actor_name) for r in lines}
+    assert ("routing_skill", "insert", "caf-admin") in seen
+    assert ("auth_user_groups", "insert", "caf-admin") in seen  # a role given
+    assert ("auth_user_groups", "delete", "caf-admin") in seen  # a role taken away
+    staff = next(r for r in lines if r.object_type == "auth_user")
+    assert (staff.details["old"]["is_staff"], staff.details["new"]["is_staff"]) == (False, True)
+    assert {r.organisation_id for r in lines} == {caf.org.pk}
+
+
+def test_queue_hours_survey_settings_and_access_rights_are_audited_without_secrets(
+    caf: Body,
+) -> None:
+    from django.utils import timezone
+
+    from supervision.models import QueueHours
+    from surveys.models import SurveySettings
+    from webhooks.models import Subscription
+
+    before = _last_id()
+    QueueHours.objects.create(queue=caf.queue, calendar={"mon": [["08:30", "17:00"]]})
+    SurveySettings.objects.create(queue=caf.queue, enabled=True)
+    Subscription.objects.create(
+        organisation=caf.org, name="GRC", url="https://grc.example.fr/hook", secret="s3cr3t-x"
+    )
+    type(caf.agent).objects.filter(pk=caf.agent.pk).update(is_superuser=True)
+    type(caf.agent).objects.filter(pk=caf.agent.pk).update(last_login=timezone.now())
+    Subscription.objects.filter(organisation=caf.org).update(consecutive_failures=3)
+    lines = _config_since(before)
+    assert [(r.object_type, r.details["op"]) for r in lines] == [
+        ("supervision_queuehours", "insert"),
+        ("surveys_surveysettings", "insert"),
+        ("webhooks_subscription", "insert"),
+        ("auth_user", "update"),  # a superuser made; a login or a failure count is no change
+    ]
+    assert {r.organisation_id for r in lines} == {caf.org.pk}
+    text = str([r.details for r in lines])
+    assert "s3cr3t-x" not in text
+    assert "pbkdf2" not in text  # no password hash
