@@ -15,6 +15,8 @@ from django.core.management import call_command
 from django.test import Client
 from django.utils import timezone
 
+from channels_inbound.chat.models import ChatSession, ChatWidget
+from channels_inbound.models import Endpoint
 from channels_inbound.sms.models import InboundSms
 from console.models import AgentEvent
 from contactcentre.celery import app
@@ -80,6 +82,7 @@ def history(roles: None, settings: Any, tmp_path: Any) -> dict[str, Any]:
         (DataClass.MESSAGES, 30),
         (DataClass.ATTACHMENTS, 60),
         (DataClass.RECORDINGS, 20),
+        (DataClass.CHAT_TRANSCRIPTS, 30),
     ):
         RetentionPolicy.objects.create(organisation=caf.org, data_class=data_class, days=days)
     old = [_conversation(caf, ended_days_ago=d, number=i) for i, d in enumerate((100, 45, 25))]
@@ -87,6 +90,17 @@ def history(roles: None, settings: Any, tmp_path: Any) -> dict[str, Any]:
     still_open = _conversation(caf, ended_days_ago=None, number=11)
     # The mairie keeps the defaults (3 years of messages): nothing of theirs is due.
     theirs = _conversation(mairie, ended_days_ago=100, number=20)
+    # Chat transcripts (30 days): the bot part of the conversation ended 100 days ago goes, the
+    # open one's stays.
+    endpoint = Endpoint.objects.create(
+        channel="chat", address="caf-chat", name="Chat", queue=caf.queue, organisation=caf.org
+    )
+    widget = ChatWidget.objects.create(endpoint=endpoint, organisation=caf.org)
+    for number, interaction in ((0, old[0]), (11, still_open)):
+        ChatSession.objects.create(
+            widget=widget, visitor_id=f"v-{number}", display_name=f"Nom {number}",
+            interaction=interaction, bot_log=[{"from": "citizen", "text": f"bot {number}"}],
+        )  # fmt: skip
     agent = caf.colleague.agent_profile.pk
     AgentEvent.objects.create(agent_id=agent, event="x", payload={}, created_at=NOW - timedelta(2))
     AgentEvent.objects.create(agent_id=agent, event="x", payload={}, created_at=NOW)
@@ -124,6 +138,7 @@ def test_purge_removes_exactly_what_is_due_once(history: dict[str, Any]) -> None
         ("recordings", "interactions.message(recordings)"): 3,
         # provider payloads (90 days, both): SMS received more than 90 days ago, of ended
         # conversations (the CAF's and the mairie's; not the open one's, 401 days old)
+        ("chat_transcripts", "channels_chat.chatsession"): 1,
         ("provider_payloads", "channels_sms.inboundsms"): 2,
         ("console_events", "console.agentevent"): 1,
         ("access_logs", "privacy.accesslog"): 1,
@@ -132,7 +147,7 @@ def test_purge_removes_exactly_what_is_due_once(history: dict[str, Any]) -> None
     assert _summary(dry) == expected
     out = StringIO()
     call_command("purge", "--dry-run", stdout=out)
-    assert "total: 10 would go (dry run)" in out.getvalue()
+    assert "total: 11 would go (dry run)" in out.getvalue()
     assert _texts(old[0]) == ["texte 0"]  # a dry run changes nothing
     assert _summary(purge(now=NOW)) == expected
     # what was due went...
@@ -152,6 +167,9 @@ def test_purge_removes_exactly_what_is_due_once(history: dict[str, Any]) -> None
         assert kept.messages.get().text.startswith("texte")
         assert _attachment_names(kept) == ["p.jpg", "v.mp3"]
     assert InboundSms.objects.filter(message__interaction=still_open).exists()
+    emptied = ChatSession.objects.get(interaction=old[0])
+    assert (emptied.bot_log, emptied.display_name) == ([], "")
+    assert ChatSession.objects.get(interaction=still_open).bot_log != []
     # the interactions themselves stay (statistics)
     assert Interaction.objects.filter(pk__in=[i.pk for i in old]).count() == 3
     # a second run finds nothing: idempotent
@@ -169,7 +187,7 @@ def test_the_beat_schedule_and_the_embedded_scheduler_run_the_purge(
     task, first_wait = scheduler.entries["privacy-purge"]
     assert task == "privacy.purge"
     assert 0 < first_wait <= 24 * 3600  # the next night, not an interval from now
-    assert app.tasks[task].apply().get(disable_sync_subtasks=False) == 10
+    assert app.tasks[task].apply().get(disable_sync_subtasks=False) == 11
     assert _texts(history["old"][0]) == [""]
 
 
