@@ -123,6 +123,32 @@ def test_the_survey_goes_after_the_delay_and_4_is_recorded(
     assert interaction.status == Status.CLOSED  # not reopened by the answer
 
 
+def test_the_queues_question_is_asked_in_the_conversations_language(
+    queue: Queue, sms: Any, django_capture_on_commit_callbacks: Any
+) -> None:
+    SurveySettings.objects.filter(queue=queue).update(question_en="Were you happy with our answer?")
+    sms("Hello, where is my file?")
+    interaction = Interaction.objects.get()
+    Interaction.objects.filter(pk=interaction.pk).update(language="en")
+    with django_capture_on_commit_callbacks(execute=True):
+        serve_and_close(interaction)
+    sweep_after_delay(django_capture_on_commit_callbacks)
+    assert sent_sms() == ["Were you happy with our answer? Reply with a number from 1 to 5."]
+    # a queue without its own question asks the standard one, in English too
+    SurveySettings.objects.filter(queue=queue).update(question_en="")
+    sms("Another question")
+    second = Interaction.objects.latest("id")
+    assert second.pk != interaction.pk
+    Interaction.objects.filter(pk=second.pk).update(language="en")
+    with django_capture_on_commit_callbacks(execute=True):
+        serve_and_close(second)
+    sweep_after_delay(django_capture_on_commit_callbacks)
+    assert sent_sms()[-1] == (
+        "How satisfied are you with the answer you received? Rate it from 1 to 5."
+        " Reply with a number from 1 to 5."
+    )
+
+
 def test_5_merci_counts_as_5_with_its_comment(
     queue: Queue, sms: Any, django_capture_on_commit_callbacks: Any
 ) -> None:
