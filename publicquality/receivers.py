@@ -35,22 +35,26 @@ def offer_follow_link_at_chat_end(
     ):
         return
     sessions = list(
-        ChatSession.objects.filter(interaction_id=interaction.pk).values_list("pk", flat=True)
+        ChatSession.objects.filter(interaction_id=interaction.pk).values_list("pk", "language")
     )
     if not sessions:
         return
     token = issue_follow_token(interaction)
-    language = interaction.language if interaction.language in ("fr", "en") else "fr"
-    with translation.override(language):
-        text = _("Follow your request online")
-    publish(
-        "chat.follow",
-        {
-            "path": reverse("publicquality:follow", kwargs={"token": token}) + f"?lang={language}",
-            "text": text,
-        },
-        groups=[chat_group(s) for s in sessions],
-    )
+    # In the language of the citizen's window (the interaction's is the routing language a flow
+    # may set: an English window of a French-speaking service still reads English).
+    for session_id, window_language in sessions:
+        language = window_language if window_language in ("fr", "en") else "fr"
+        with translation.override(language):
+            text = _("Follow your request online")
+        publish(
+            "chat.follow",
+            {
+                "path": reverse("publicquality:follow", kwargs={"token": token})
+                + f"?lang={language}",
+                "text": text,
+            },
+            groups=[chat_group(session_id)],
+        )
 
 
 def connect() -> None:

@@ -234,9 +234,9 @@ def test_a_citizen_passes_the_bot_chats_with_an_agent_and_keeps_it_across_a_relo
     context.close()
 
 
-def test_the_widget_in_english_and_its_ended_state_pass_axe(
-    chat_widget: ChatWidget, partner_site: str, browser: Any
-) -> None:
+def wait_in_english(browser: Any, partner_site: str) -> tuple[Any, Any]:
+    """A visitor of the English page opens the widget, fills the pre-chat form and waits in the
+    queue: (their browser context, the page)."""
     context = browser.new_context(locale="en-GB")
     page = context.new_page()
     page.set_default_timeout(15_000)
@@ -247,6 +247,13 @@ def test_the_widget_in_english_and_its_ended_state_pass_axe(
     page.get_by_role("button", name="Start the conversation").click()
     page.get_by_role("button", name="Autre chose").click()  # the flow's own (French) text
     page.get_by_role("status").filter(has_text="queue").wait_for()
+    return context, page
+
+
+def test_the_widget_in_english_and_its_ended_state_pass_axe(
+    chat_widget: ChatWidget, partner_site: str, browser: Any
+) -> None:
+    context, page = wait_in_english(browser, partner_site)
     page.get_by_role("button", name="End the conversation").click()
     page.get_by_text("The conversation is over.").wait_for()
     assert page.get_by_role("button", name="Start a new conversation").evaluate(

@@ -13,7 +13,7 @@ from django.test import AsyncClient
 from channels_inbound.chat.models import ChatWidget
 from publicquality.models import FollowLink
 
-from .channels.chat_helpers import connect, fresh_rate_limits, make_widget
+from .channels.chat_helpers import connect, fresh_rate_limits, make_widget, topic_id
 from .channels.test_chat_socket import _walk_bot_to_queue
 
 __all__ = ["fresh_rate_limits"]  # autouse fixture
@@ -47,3 +47,20 @@ async def test_a_chat_that_never_reached_a_queue_gives_no_link(widget: ChatWidge
     await citizen.until("welcome")
     await citizen.close()
     assert await sync_to_async(FollowLink.objects.count)() == 0
+
+
+async def test_an_english_window_gets_the_link_in_english(widget: ChatWidget) -> None:
+    """The window's language, not the routing language the bot's flow sets (French here)."""
+    citizen = await connect()
+    await citizen.send(type="hello", token=None, lang="en")
+    await citizen.until("welcome")
+    tid = await sync_to_async(topic_id)(widget, "État civil")
+    await citizen.send(type="start", name="Sam Taylor", topic=tid)
+    welcome = await citizen.until("welcome")
+    await citizen.send(type="choose", key="2", node=welcome["ask"]["node"])  # "Autre chose"
+    await citizen.until("state", state="waiting")
+    await citizen.send(type="end")
+    frame = await citizen.until("follow")
+    assert frame["text"] == "Follow your request online"
+    assert re.fullmatch(r"/suivi/[^/]+/\?lang=en", frame["path"])
+    await citizen.close()
