@@ -8,14 +8,17 @@ from datetime import datetime
 from django.db import connection, transaction
 from django.utils import timezone
 
+from contactcentre.errors import SingleCodeError
 from contactcentre.events import SUPERVISORS_GROUP, agent_group, publish, publish_many
 from contactcentre.pg import execute_binary
 
 from .models import ALL_CHANNELS, AgentPresence, AgentProfile, AgentState, PauseReason
 
 
-class PresenceError(ValueError):
-    """A presence change that makes no sense (the message says why)."""
+class PresenceError(SingleCodeError, ValueError):
+    """A presence change that makes no sense (the message says why; 400)."""
+
+    default_code = "invalid_presence"
 
 
 def _locked(agent: AgentProfile) -> AgentPresence:

@@ -9,6 +9,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from agents.models import AgentProfile
+from contactcentre.errors import ErrorKind, SingleCodeError
 from interactions.actions import do_record_message, do_transition_interaction
 from interactions.lifecycle import Status
 from interactions.models import Interaction, Message, MessageDirection
@@ -18,8 +19,11 @@ from .models import InteractionWrapUp, WrapUpCode
 MAX_NOTE_CHARS = 10_000
 
 
-class ConsoleError(ValueError):
-    """The agent asked for something the interaction's state does not allow."""
+class ConsoleError(SingleCodeError, ValueError):
+    """The agent asked for something the interaction's state does not allow (409)."""
+
+    kind = ErrorKind.CONFLICT
+    default_code = "not_allowed_now"
 
 
 def handled_interaction(

@@ -21,14 +21,17 @@ from typing import Any
 
 from django.contrib.auth import get_user_model
 
+from contactcentre.errors import SingleCodeError
 from interactions.actions import do_record_message
 from interactions.models import Interaction, Message
 
 logger = logging.getLogger(__name__)
 
 
-class ReplyError(ValueError):
-    """The reply cannot be sent (the message says why, in the agent's language)."""
+class ReplyError(SingleCodeError, ValueError):
+    """The reply cannot be sent (the message says why, in the agent's language; 400)."""
+
+    default_code = "reply_refused"
 
 
 def _optional(module: str, name: str) -> Any:

@@ -48,10 +48,10 @@ from channels_inbound.email.actions import (
     render_email_html,
 )
 from channels_inbound.identities import identities_in_use
+from contactcentre.errors import ApplicationError
 from contactcentre.redirects import safe_next_url
 from contacts.actions import (
     ContactError,
-    IdentityRemovalRefused,
     do_add_identity,
     do_merge_contacts,
     do_remove_identity,
@@ -64,13 +64,12 @@ from organisations import authz
 from privacy.audit import log_access
 from privacy.models import AccessAction
 from routing.actions import (
-    RoutingError,
-    TransferError,
     do_accept_offer,
     do_decline_offer,
     do_offer_to_agent,
     do_transfer_to_queue,
 )
+from routing.errors import RoutingError, TransferError
 from routing.models import Queue, QueueSkill
 from routing.selectors import transfer_note_ids
 
@@ -121,7 +120,13 @@ def agent_required(view: View) -> View:
             return render(request, "console/not_an_agent.html", status=403)
         request.agent = agent  # type: ignore[attr-defined]
         _session_save_never_fails(request)
-        return view(request, *args, **kwargs)
+        try:
+            return view(request, *args, **kwargs)
+        except ApplicationError as exc:
+            # The console's one mapping of business errors: the error's message, the status of
+            # its kind (contactcentre.errors.HTTP_STATUS) and its code, as JSON to the script
+            # ({"ok": false, "message", "code"}) or as a message on the page it came from.
+            return _done(request, str(exc), status=exc.http_status, code=exc.code)
 
     return wrapper
 
@@ -232,6 +237,8 @@ def accept_offer(request: HttpRequest, offer_id: int) -> HttpResponse:
     try:
         offer = do_accept_offer(offer_id=offer_id, agent=_agent(request))
     except RoutingError:
+        # not the generic mapping: an offer made to someone else (or unknown) answers exactly
+        # like one that is gone, so its id tells nothing
         return _done(request, _("This offer is no longer available."), status=409)
     return _done(request, _("Offer accepted."), interaction_id=offer.interaction_id)
 
@@ -557,16 +564,14 @@ def reply(request: HttpRequest, interaction_id: int) -> HttpResponse:
         )
     # An e-mail reply carries the subject the agent may have edited (absent: the proposed one).
     subject = request.POST.get("subject") if interaction.channel == "email" else None
-    try:
-        message = send_reply(
-            interaction=interaction,
-            author_id=_agent(request).user_id,
-            text=request.POST.get("text", ""),
-            subject=subject,
-        )
-    except ReplyError as exc:
-        # Nothing was sent; the console keeps what the agent typed (the form is not reset).
-        return _done(request, str(exc), status=400)
+    # A ReplyError (400, its message) means nothing was sent; the console keeps what the agent
+    # typed (the form is not reset).
+    message = send_reply(
+        interaction=interaction,
+        author_id=_agent(request).user_id,
+        text=request.POST.get("text", ""),
+        subject=subject,
+    )
     return _done(request, _("Reply sent."), message_id=message.pk)
 
 
@@ -595,17 +600,12 @@ def retry_message(request: HttpRequest, message_id: int) -> HttpResponse:
         return _done(request, _("This conversation is in wrap-up: no more replies."), status=409)
     channel = request.POST.get("channel") or message.channel
     author_id = _agent(request).user_id
-    try:
-        if channel == message.channel and message.delivery_status in RETRYABLE:
-            sent = _send_again(interaction, message, author_id)
-        elif channel == SWITCHABLE.get(message.channel) and channel in _switch_channels(
-            interaction
-        ):
-            sent = _send_elsewhere(interaction, channel, message.text, author_id)
-        else:
-            return _done(request, _("This message cannot be sent on this channel."), status=400)
-    except ReplyError as exc:
-        return _done(request, str(exc), status=400)
+    if channel == message.channel and message.delivery_status in RETRYABLE:
+        sent = _send_again(interaction, message, author_id)
+    elif channel == SWITCHABLE.get(message.channel) and channel in _switch_channels(interaction):
+        sent = _send_elsewhere(interaction, channel, message.text, author_id)
+    else:
+        return _done(request, _("This message cannot be sent on this channel."), status=400)
     return _done(request, _("Sent again as a new message."), message_id=sent.pk)
 
 
@@ -779,10 +779,12 @@ def transfer(request: HttpRequest, interaction_id: int) -> HttpResponse:
             )
             return _done(request, _("Offered to %(name)s.") % {"name": colleague})
     except TransferError as exc:
+        # worded for the agent here (a supervisor's reassignment reads them otherwise)
         return _done(
             request,
             _(TRANSFER_ERRORS.get(exc.code) or gettext_noop("Transfer refused.")),
-            status=400 if exc.code == "note_too_long" else 409,
+            status=exc.http_status,
+            code=exc.code,
         )
     return _done(request, _("Choose a queue or an agent."), status=400)
 
@@ -917,35 +919,15 @@ def identity_add(request: HttpRequest, contact_id: int) -> HttpResponse:
     return _done(request, _("Identity added."))
 
 
-IDENTITY_REMOVAL_ERRORS = {
-    "not_found": (gettext_noop("This identity is no longer on this record."), 404),
-    "other_citizen": (
-        gettext_noop("This identity belongs to another citizen: it cannot be removed here."),
-        400,
-    ),
-    "merged": (gettext_noop("This record was merged into another: correct the kept one."), 409),
-    "in_use": (
-        gettext_noop(
-            "An open conversation of this citizen came in on this identity and replies go to "
-            "it: it can be removed once that conversation is closed."
-        ),
-        409,
-    ),
-}
-
-
 @agent_required
 @require_POST
 def identity_remove(request: HttpRequest, contact_id: int, identity_id: int) -> HttpResponse:
-    """Remove a wrong number or address from the record (rule: contacts.actions)."""
+    """Remove a wrong number or address from the record (rule and refusals: contacts.actions,
+    IdentityRemovalRefused)."""
     contact = _citizen_for(request, contact_id)
-    try:
-        removal = do_remove_identity(
-            contact_id=contact.pk, identity_id=identity_id, actor_id=request.user.pk
-        )
-    except IdentityRemovalRefused as exc:
-        message, status = IDENTITY_REMOVAL_ERRORS[exc.code]
-        return _done(request, _(message), status=status)
+    removal = do_remove_identity(
+        contact_id=contact.pk, identity_id=identity_id, actor_id=request.user.pk
+    )
     return _done(
         request,
         _("Identity removed: %(value)s. Add it again if this was a mistake.")

@@ -1,44 +1,26 @@
-"""One mapping from business errors to HTTP, shared by every API view."""
+"""The REST API's one mapping from business errors to HTTP (DRF's ``EXCEPTION_HANDLER``).
+
+Every :class:`~contactcentre.errors.ApplicationError` an action raises answers
+``{"code": ..., "detail": ...}`` (plus the error's own ``extra()`` fields) with the status of its
+kind (``contactcentre.errors.HTTP_STATUS``: invalid 400, forbidden 403, not found 404, conflict
+409). ``error`` repeats ``code``: the name API v1 clients read before it was called ``code``.
+Anything else is DRF's own answer.
+"""
 
 from __future__ import annotations
 
 from typing import Any
 
-from rest_framework import status
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
 
-from contacts.actions import ContactError
-from contacts.identity import InvalidIdentity
-from interactions.lifecycle import IllegalTransition
-from organisations.models import OrganisationMismatch, OrganisationRequired
+from .errors import ApplicationError
 
 
 def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | None:
-    if isinstance(exc, IllegalTransition):
+    if isinstance(exc, ApplicationError):
         return Response(
-            {"error": "illegal_transition", "detail": str(exc), "status": exc.current},
-            status=status.HTTP_409_CONFLICT,
-        )
-    if isinstance(exc, InvalidIdentity):
-        return Response(
-            {"error": "invalid_identity", "detail": str(exc)}, status=status.HTTP_400_BAD_REQUEST
-        )
-    if isinstance(exc, ContactError):
-        return Response(
-            {"error": "contact_rule", "detail": str(exc)}, status=status.HTTP_409_CONFLICT
-        )
-    if isinstance(exc, OrganisationRequired):
-        return Response(
-            {
-                "error": "organisation_required",
-                "detail": "Several organisations exist: name one with ?organisation=<id>.",
-            },
-            status=status.HTTP_400_BAD_REQUEST,
-        )
-    if isinstance(exc, OrganisationMismatch):
-        return Response(
-            {"error": "other_organisation", "detail": str(exc)},
-            status=status.HTTP_400_BAD_REQUEST,
+            {"code": exc.code, "detail": str(exc), "error": exc.code, **exc.extra()},
+            status=exc.http_status,
         )
     return drf_exception_handler(exc, context)

@@ -10,7 +10,9 @@ from typing import Any
 from django.conf import settings
 from django.contrib.auth.models import User
 from django.db import IntegrityError, transaction
+from django.utils.translation import gettext_lazy as _
 
+from contactcentre.errors import ApplicationError, ErrorKind, SingleCodeError
 from organisations import authz
 from organisations.models import sole_organisation
 
@@ -20,18 +22,33 @@ from .models import Case, Contact, ContactIdentity, ContactMerge, IdentityKind, 
 logger = logging.getLogger(__name__)
 
 
-class ContactError(Exception):
-    """A business rule on contacts was broken (the message says which)."""
+class ContactError(SingleCodeError):
+    """A business rule on contacts was broken (the message says which; 409)."""
+
+    kind = ErrorKind.CONFLICT
+    default_code = "contact_rule"
 
 
 class IdentityRemovalRefused(ContactError):
     """:func:`do_remove_identity` refused; ``code`` says why: ``not_found`` (not on any record,
     e.g. already removed), ``other_citizen``, ``merged`` (the record is a merge tombstone) or
-    ``in_use`` (an open interaction of the citizen came in on it, replies go to it)."""
+    ``in_use`` (an open interaction of the citizen came in on it, replies go to it). The
+    ``messages`` are what a person reads; the raise's own message is for the logs."""
 
-    def __init__(self, code: str, message: str) -> None:
-        super().__init__(message)
-        self.code = code
+    kinds = {"not_found": ErrorKind.NOT_FOUND, "other_citizen": ErrorKind.INVALID}
+    messages = {
+        "not_found": _("This identity is no longer on this record."),
+        "other_citizen": _("This identity belongs to another citizen: it cannot be removed here."),
+        "merged": _("This record was merged into another: correct the kept one."),
+        "in_use": _(
+            "An open conversation of this citizen came in on this identity and replies go to "
+            "it: it can be removed once that conversation is closed."
+        ),
+    }
+
+    def __init__(self, code: str, detail: str) -> None:
+        ApplicationError.__init__(self, code, self.messages[code])
+        self.detail = detail
 
 
 def normalize_identity(kind: str, raw: str | None) -> str | None:

@@ -18,6 +18,8 @@ from email.headerregistry import Address
 
 import phonenumbers
 
+from contactcentre.errors import SingleCodeError
+
 # Caller ids that carriers and CPaaS send when the number is withheld or unknown.
 WITHHELD_CALLER_IDS = frozenset(
     {
@@ -40,8 +42,10 @@ WITHHELD_CALLER_IDS = frozenset(
 _CHAT_ID_RE = re.compile(r"^[A-Za-z0-9_-]{8,64}$")
 
 
-class InvalidIdentity(ValueError):
-    """The value cannot be an identity of this kind (a clear message says why)."""
+class InvalidIdentity(SingleCodeError, ValueError):
+    """The value cannot be an identity of this kind (a clear message says why; 400)."""
+
+    default_code = "invalid_identity"
 
 
 def is_withheld(raw: str | None) -> bool:

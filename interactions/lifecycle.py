@@ -9,8 +9,12 @@ its thread (e-mail reply, SMS within the window).
 
 from __future__ import annotations
 
+from typing import Any
+
 from django.db import models
 from django.utils.translation import gettext_lazy as _
+
+from contactcentre.errors import ApplicationError, ErrorKind
 
 
 class Status(models.TextChoices):
@@ -50,13 +54,21 @@ WAITING_STATUSES = frozenset({Status.NEW, Status.QUEUED, Status.OFFERED, Status.
 OPEN_STATUSES = WAITING_STATUSES | {Status.ASSIGNED, Status.WRAP_UP}
 
 
-class IllegalTransition(Exception):
-    """Raised when a status change is not part of the life cycle."""
+class IllegalTransition(ApplicationError):
+    """Raised when a status change is not part of the life cycle (409; the answer carries the
+    interaction's current ``status``)."""
+
+    kind = ErrorKind.CONFLICT
 
     def __init__(self, current: str, target: str) -> None:
         self.current = current
         self.target = target
-        super().__init__(f"an interaction cannot go from {current!r} to {target!r}")
+        super().__init__(
+            "illegal_transition", f"an interaction cannot go from {current!r} to {target!r}"
+        )
+
+    def extra(self) -> dict[str, Any]:
+        return {"status": self.current}
 
 
 def check_transition(current: str, target: str) -> None:

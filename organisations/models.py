@@ -17,6 +17,8 @@ from django.core.validators import RegexValidator
 from django.db import models, transaction
 from django.utils.translation import gettext_lazy as _
 
+from contactcentre.errors import SingleCodeError
+
 SIRET_VALIDATOR = RegexValidator(r"^\d{14}$", _("A SIRET number has 14 digits."))
 
 
@@ -58,8 +60,10 @@ class Organisation(models.Model):
         return self.name
 
 
-class OrganisationRequired(ValueError):
+class OrganisationRequired(SingleCodeError, ValueError):
     """A record was created without its organisation on an installation that has several."""
+
+    default_code = "organisation_required"
 
 
 def sole_organisation() -> int:
@@ -74,7 +78,8 @@ def sole_organisation() -> int:
         return ids[0]
     if ids:
         raise OrganisationRequired(
-            "several organisations exist: the organisation of a new record must be given"
+            "Several organisations exist: name the organisation of a new record "
+            "(?organisation=<id> in the API)."
         )
     with transaction.atomic():
         org, _created = Organisation.objects.get_or_create(
@@ -176,9 +181,11 @@ class SharingAgreement(models.Model):
         return self.revoked_at is None
 
 
-class OrganisationMismatch(ValueError):
+class OrganisationMismatch(SingleCodeError, ValueError):
     """A record would link two organisations' data (e.g. an interaction of one body in another
     body's queue): refused, whatever interface asked."""
+
+    default_code = "other_organisation"
 
 
 class OrganisationOwned(models.Model):

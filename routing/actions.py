@@ -37,6 +37,7 @@ from interactions.models import Interaction, InteractionTransition, MessageDirec
 from metrics.instruments import timed_routing_pass
 
 from . import claim_sql, selectors
+from .errors import OfferNotFound, OfferNotPending, OfferNotYours, TransferError
 from .matching import Match, plan_batch
 from .models import Offer, OfferStatus, Queue, RoutingDecision
 from .policy import OVERFLOW, Decision
@@ -51,14 +52,6 @@ claims_written = Signal()
 # interaction_id, from_queue_id, to_queue_id and now, inside the transaction of the move (the
 # wallboard's counters move what the interaction counted so far to its new queue).
 interaction_requeued = Signal()
-
-
-class RoutingError(Exception):
-    """An offer cannot be answered as asked (the message says why)."""
-
-
-class OfferNotPending(RoutingError):
-    pass
 
 
 @dataclass
@@ -384,7 +377,7 @@ def do_overflow(*, decision: Decision, now: datetime) -> bool:
 def _locked_offer(offer_id: int) -> Offer:
     offer = Offer.objects.select_for_update().filter(pk=offer_id).first()
     if offer is None:
-        raise RoutingError(f"offer #{offer_id} does not exist")
+        raise OfferNotFound(f"offer #{offer_id} does not exist")
     return offer
 
 
@@ -394,7 +387,7 @@ def do_accept_offer(*, offer_id: int, agent: AgentProfile, now: datetime | None 
     with transaction.atomic():
         offer = _locked_offer(offer_id)
         if offer.agent_id != agent.pk:
-            raise RoutingError("this offer was made to another agent")
+            raise OfferNotYours("this offer was made to another agent")
         if offer.status != OfferStatus.PENDING:
             raise OfferNotPending(f"this offer is already {offer.status}")
         if offer.expires_at <= now:
@@ -537,7 +530,7 @@ def do_decline_offer(*, offer_id: int, agent: AgentProfile, now: datetime | None
     with transaction.atomic():
         offer = _locked_offer(offer_id)
         if offer.agent_id != agent.pk:
-            raise RoutingError("this offer was made to another agent")
+            raise OfferNotYours("this offer was made to another agent")
         if offer.status != OfferStatus.PENDING:
             raise OfferNotPending(f"this offer is already {offer.status}")
         _requeue(offer, OfferStatus.DECLINED, now, actor_user=agent.user)
@@ -802,14 +795,6 @@ def do_release_lost_consoles(
 
 
 # --------------------------------------------------------------------------- transfers
-
-
-class TransferError(RoutingError):
-    """A transfer cannot be made; ``code`` says why (the console words it for the agent)."""
-
-    def __init__(self, code: str, message: str) -> None:
-        self.code = code
-        super().__init__(message)
 
 
 def _same_organisation(interaction: Interaction, other: Queue | AgentProfile) -> None:

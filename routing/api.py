@@ -6,9 +6,9 @@ from typing import Any
 
 from django.db.models import QuerySet
 from drf_spectacular.utils import extend_schema
-from rest_framework import serializers, status, viewsets
+from rest_framework import serializers, viewsets
 from rest_framework.decorators import action
-from rest_framework.exceptions import PermissionDenied, ValidationError
+from rest_framework.exceptions import PermissionDenied
 from rest_framework.permissions import IsAuthenticated
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -17,11 +17,10 @@ from agents.models import AgentProfile, Team
 from contactcentre.api_scope import ScopedViewSetMixin, int_param, own_rows, request_user
 from organisations import authz
 
-from .actions import OfferNotPending, RoutingError, do_accept_offer, do_decline_offer
+from .actions import do_accept_offer, do_decline_offer
 from .config_actions import (
     QUEUE_FIELDS,
     SKILL_FIELDS,
-    ConfigError,
     do_create_queue,
     do_create_skill,
     do_update_queue,
@@ -121,25 +120,17 @@ class SkillViewSet(ScopedViewSetMixin, viewsets.ModelViewSet):
 
     def perform_create(self, serializer: Any) -> None:
         data = {k: v for k, v in serializer.validated_data.items() if k in SKILL_FIELDS}
-        try:
-            serializer.instance = do_create_skill(
-                actor=self.request.user,
-                organisation_id=int_param(self.request, "organisation"),  # platform admins
-                **data,
-            )
-        except ConfigError as exc:
-            raise ValidationError({"detail": str(exc)}) from exc
+        serializer.instance = do_create_skill(
+            actor=self.request.user,
+            organisation_id=int_param(self.request, "organisation"),  # platform admins
+            **data,
+        )
 
     def perform_update(self, serializer: Any) -> None:
         skill = serializer.instance
         self.check_change(skill)
         data = {k: v for k, v in serializer.validated_data.items() if k in SKILL_FIELDS}
-        try:
-            serializer.instance = do_update_skill(
-                actor=self.request.user, skill=skill, changes=data
-            )
-        except ConfigError as exc:
-            raise ValidationError({"detail": str(exc)}) from exc
+        serializer.instance = do_update_skill(actor=self.request.user, skill=skill, changes=data)
 
 
 class QueueViewSet(ScopedViewSetMixin, viewsets.ModelViewSet):
@@ -160,23 +151,17 @@ class QueueViewSet(ScopedViewSetMixin, viewsets.ModelViewSet):
 
     def perform_create(self, serializer: Any) -> None:
         fields, skills, steps = self._split(serializer.validated_data)
-        try:
-            serializer.instance = do_create_queue(
-                actor=self.request.user, fields=fields, skills=skills, steps=steps
-            )
-        except ConfigError as exc:
-            raise ValidationError({"detail": str(exc)}) from exc
+        serializer.instance = do_create_queue(
+            actor=self.request.user, fields=fields, skills=skills, steps=steps
+        )
 
     def perform_update(self, serializer: Any) -> None:
         queue = serializer.instance
         self.check_change(queue)
         fields, skills, steps = self._split(serializer.validated_data)
-        try:
-            serializer.instance = do_update_queue(
-                actor=self.request.user, queue=queue, changes=fields, skills=skills, steps=steps
-            )
-        except ConfigError as exc:
-            raise ValidationError({"detail": str(exc)}) from exc
+        serializer.instance = do_update_queue(
+            actor=self.request.user, queue=queue, changes=fields, skills=skills, steps=steps
+        )
 
 
 # --------------------------------------------------------------------------- offers and decisions
@@ -219,17 +204,12 @@ class OfferViewSet(viewsets.ReadOnlyModelViewSet):
         agent = AgentProfile.objects.filter(user_id=request.user.pk or 0).first()
         if agent is None:
             raise PermissionDenied("Only agents answer offers.")
-        try:
-            if accept:
-                do_accept_offer(offer_id=offer.pk, agent=agent)
-            else:
-                do_decline_offer(offer_id=offer.pk, agent=agent)
-        except OfferNotPending as exc:
-            return Response(
-                {"error": "offer_not_pending", "detail": str(exc)}, status=status.HTTP_409_CONFLICT
-            )
-        except RoutingError as exc:
-            raise PermissionDenied(str(exc)) from exc
+        # refusals answer through contactcentre.api_errors: another agent's offer 403, an
+        # offer already answered or expired 409
+        if accept:
+            do_accept_offer(offer_id=offer.pk, agent=agent)
+        else:
+            do_decline_offer(offer_id=offer.pk, agent=agent)
         offer.refresh_from_db()
         return Response(OfferSerializer(offer).data)
 

@@ -13,6 +13,7 @@ from typing import Any
 
 from django.db import transaction
 
+from contactcentre.errors import SingleCodeError
 from organisations import authz
 from organisations.authz import OutOfScope
 
@@ -34,8 +35,10 @@ QUEUE_FIELDS = frozenset(
 )
 
 
-class ConfigError(ValueError):
-    """A configuration change breaks a rule (the message says which)."""
+class ConfigError(SingleCodeError, ValueError):
+    """A configuration change breaks a rule (the message says which; 400)."""
+
+    default_code = "invalid_configuration"
 
 
 def _only(fields: dict[str, Any], allowed: frozenset[str]) -> None:

@@ -22,7 +22,7 @@ from agents.models import AgentProfile, AgentState
 from contactcentre.redirects import safe_next_url
 from flows.calendar import WEEKDAYS
 from interactions.models import Channel
-from routing.actions import RoutingError
+from routing.errors import RoutingError
 from routing.models import EscalationStep, Queue
 
 from . import actions, selectors

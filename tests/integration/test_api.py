@@ -205,7 +205,12 @@ def test_illegal_transition_through_the_api_is_a_409(make_user: Any, api_client_
         f"/api/v1/interactions/{interaction['id']}/transition/", {"to": "assigned"}, format="json"
     )
     assert response.status_code == 409
-    assert response.json()["error"] == "illegal_transition"
+    # every business error of the API: its code, its message, and this one the current status
+    # ("error" repeats the code for API v1 clients)
+    body = response.json()
+    assert body["code"] == body["error"] == "illegal_transition"
+    assert body["status"] == "closed"
+    assert "'closed' to 'assigned'" in body["detail"]
 
 
 def test_interaction_with_unknown_skill_is_refused(make_user: Any, api_client_for: Any) -> None:

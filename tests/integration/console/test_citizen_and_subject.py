@@ -244,6 +244,7 @@ def test_a_wrong_number_is_removed_from_the_panel_and_no_longer_finds_the_citize
     # Removed twice (another tab, a colleague): refused, said plainly.
     again = _remove(alice_client, marie.pk, wrong.pk)
     assert again.status_code == 404
+    assert again.json()["code"] == "not_found"
     assert "n’est plus sur cette fiche" in again.json()["message"]
 
 
@@ -256,6 +257,7 @@ def test_the_address_an_open_conversation_came_in_on_cannot_be_removed(
     address = marie.identities.get(kind="email")
     response = _remove(alice_client, marie.pk, address.pk)
     assert response.status_code == 409
+    assert (response.json()["ok"], response.json()["code"]) == (False, "in_use")
     assert "conversation en cours" in response.json()["message"]
     assert ContactIdentity.objects.filter(pk=address.pk, contact=marie).exists()
     assert not IdentityRemoval.objects.exists()

@@ -58,7 +58,7 @@ def test_agent_accepts_own_offer_and_cannot_touch_others(
     assert response.json()["status"] == OfferStatus.ACCEPTED
     again = client.post(f"/api/v1/offers/{offer.pk}/decline/")
     assert again.status_code == 409
-    assert again.json()["error"] == "offer_not_pending"
+    assert again.json()["code"] == "offer_not_pending"
 
 
 def test_supervisor_reads_why_an_interaction_went_to_an_agent(
@@ -89,6 +89,8 @@ def test_agent_sets_presence_with_reason_and_heartbeat(
     client = api_client_for(a.user)
     bad = client.patch("/api/v1/presence/me/", {"state": "paused"}, format="json")
     assert bad.status_code == 400
+    assert bad.json()["code"] == "invalid_presence"
+    assert "a pause needs a reason" in bad.json()["detail"]
     assert "reason" in bad.content.decode()
     ok = client.patch(
         "/api/v1/presence/me/", {"state": "paused", "pause_reason": "lunch"}, format="json"
