@@ -6,10 +6,11 @@ from typing import Any
 
 from django.contrib.auth import get_user_model
 from django.db.models import QuerySet
+from django.utils.translation import gettext as _
 from drf_spectacular.utils import extend_schema
 from rest_framework import mixins, serializers, viewsets
 from rest_framework.decorators import action
-from rest_framework.exceptions import PermissionDenied
+from rest_framework.exceptions import PermissionDenied, ValidationError
 from rest_framework.permissions import IsAuthenticated
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -19,8 +20,16 @@ from organisations import authz
 from routing.models import Skill
 
 from .actions import PROFILE_FIELDS, do_set_agent_skills, do_update_agent_profile, do_update_team
-from .models import AgentPresence, AgentProfile, AgentSkill, AgentState, PauseReason, Team
-from .presence import do_heartbeat, do_set_agent_state, do_set_channels
+from .models import (
+    AGENT_PAUSE_REASONS,
+    AgentPresence,
+    AgentProfile,
+    AgentSkill,
+    AgentState,
+    PauseReason,
+    Team,
+)
+from .presence import PresenceError, do_heartbeat, do_set_agent_state, do_set_channels
 
 
 class AgentSkillSerializer(serializers.ModelSerializer):
@@ -204,6 +213,15 @@ class PresenceSerializer(serializers.ModelSerializer):
         ]
         read_only_fields = ["agent", "state_since", "wrap_up_until", "last_heartbeat_at"]
 
+    def validate_pause_reason(self, value: str) -> str:
+        # "missed" and "supervisor" are set by the system or a supervisor, never chosen (as on
+        # the console's status control); they are still read back as they are.
+        if value and value not in AGENT_PAUSE_REASONS:
+            raise serializers.ValidationError(
+                _("This pause reason cannot be chosen: the system or a supervisor sets it.")
+            )
+        return value
+
 
 class PresenceViewSet(viewsets.GenericViewSet):
     """The caller's own presence (``me``), and everyone's for supervisors."""
@@ -235,12 +253,15 @@ class PresenceViewSet(viewsets.GenericViewSet):
             serializer = PresenceSerializer(data=request.data, partial=True)
             serializer.is_valid(raise_exception=True)
             data = serializer.validated_data
-            if "channels_enabled" in data:
-                do_set_channels(agent=agent, channels=data["channels_enabled"] or [])
-            if "state" in data:
-                do_set_agent_state(
-                    agent=agent, state=data["state"], reason=data.get("pause_reason", "")
-                )
+            try:
+                if "channels_enabled" in data:
+                    do_set_channels(agent=agent, channels=data["channels_enabled"] or [])
+                if "state" in data:
+                    do_set_agent_state(
+                        agent=agent, state=data["state"], reason=data.get("pause_reason", "")
+                    )
+            except PresenceError as exc:
+                raise ValidationError({"detail": str(exc)}) from exc
         return Response(PresenceSerializer(AgentPresence.objects.get(agent=agent)).data)
 
     @extend_schema(request=None, responses={204: None})
