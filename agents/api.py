@@ -10,7 +10,7 @@ from django.utils.translation import gettext as _
 from drf_spectacular.utils import extend_schema
 from rest_framework import mixins, serializers, viewsets
 from rest_framework.decorators import action
-from rest_framework.exceptions import PermissionDenied, ValidationError
+from rest_framework.exceptions import PermissionDenied
 from rest_framework.permissions import IsAuthenticated
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -29,7 +29,7 @@ from .models import (
     PauseReason,
     Team,
 )
-from .presence import PresenceError, do_heartbeat, do_set_agent_state, do_set_channels
+from .presence import do_heartbeat, do_set_agent_state, do_set_channels
 
 
 class AgentSkillSerializer(serializers.ModelSerializer):
@@ -253,15 +253,12 @@ class PresenceViewSet(viewsets.GenericViewSet):
             serializer = PresenceSerializer(data=request.data, partial=True)
             serializer.is_valid(raise_exception=True)
             data = serializer.validated_data
-            try:
-                if "channels_enabled" in data:
-                    do_set_channels(agent=agent, channels=data["channels_enabled"] or [])
-                if "state" in data:
-                    do_set_agent_state(
-                        agent=agent, state=data["state"], reason=data.get("pause_reason", "")
-                    )
-            except PresenceError as exc:
-                raise ValidationError({"detail": str(exc)}) from exc
+            if "channels_enabled" in data:
+                do_set_channels(agent=agent, channels=data["channels_enabled"] or [])
+            if "state" in data:
+                do_set_agent_state(
+                    agent=agent, state=data["state"], reason=data.get("pause_reason", "")
+                )
         return Response(PresenceSerializer(AgentPresence.objects.get(agent=agent)).data)
 
     @extend_schema(request=None, responses={204: None})
