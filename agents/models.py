@@ -10,15 +10,11 @@ from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
 from contacts.identity import InvalidIdentity, is_valid_phone, normalize_phone
+from interactions.channels import Channel
 from organisations.models import Membership, OrganisationMismatch, OrganisationOwned
 from routing.models import LEVEL_VALIDATORS, Skill
 
-CHANNEL_CAPACITY_FIELDS = {
-    "voice": "capacity_voice",
-    "chat": "capacity_chat",
-    "email": "capacity_email",
-    "sms": "capacity_sms",
-}
+CHANNEL_CAPACITY_FIELDS = {channel.value: f"capacity_{channel}" for channel in Channel}
 
 
 def validate_telework_phone(value: str) -> None:
@@ -207,7 +203,8 @@ class OfflineReason(models.TextChoices):
     CONNECTION_LOST = "connection_lost", _("connection lost")
 
 
-ALL_CHANNELS = ["voice", "chat", "email", "sms"]
+# Every channel, in the order the console lists them.
+ALL_CHANNELS = [Channel.VOICE.value, Channel.CHAT.value, Channel.EMAIL.value, Channel.SMS.value]
 
 
 def default_channels() -> list[str]:

@@ -31,13 +31,14 @@ from contactcentre.events import SUPERVISORS_GROUP, Event, agent_group, publish_
 from contactcentre.pg import execute_binary
 from contacts.actions import ContactError, normalize_identity, resolve_contact, resolve_contacts
 from contacts.identity import InvalidIdentity
-from contacts.models import Contact
+from contacts.models import Contact, IdentityKind
 from interactions.actions import (
     MAX_TEXT_CHARS,
     do_create_interaction,
     do_record_message,
     do_transition_interaction,
 )
+from interactions.channels import Channel
 from interactions.lifecycle import OPEN_STATUSES, Status
 from interactions.models import Interaction, InteractionTransition, Message
 from interactions.signals import interaction_status_changed
@@ -47,7 +48,15 @@ from .models import Endpoint
 
 logger = logging.getLogger(__name__)
 
-IDENTITY_KIND = {"sms": "phone", "voice": "phone", "email": "email", "chat": "chat"}
+IDENTITY_KIND: dict[str, str] = {
+    Channel.SMS: IdentityKind.PHONE,
+    Channel.VOICE: IdentityKind.PHONE,
+    Channel.EMAIL: IdentityKind.EMAIL,
+    Channel.CHAT: IdentityKind.CHAT,
+}
+# A new call is a new interaction and an e-mail continues only by its thread: neither joins the
+# citizen's open conversation on the channel.
+CONTINUED_BY_THREAD_ONLY = frozenset({Channel.VOICE, Channel.EMAIL})
 
 
 class IngestError(ValueError):
@@ -102,8 +111,7 @@ def _open_interaction(
         found = candidates.filter(external_ref=msg.thread_ref).order_by("-id").first()
         if found is not None:
             return found
-    if contact_id is None or msg.channel in ("voice", "email"):
-        # A new call is a new interaction; e-mail continues only by thread.
+    if contact_id is None or msg.channel in CONTINUED_BY_THREAD_ONLY:
         return None
     return (
         candidates.filter(contact_id=contact_id, status__in=OPEN_STATUSES).order_by("-id").first()
@@ -361,7 +369,7 @@ def _join_open_interactions(plans: list[_Planned]) -> None:
         )
     refs = {p.msg.thread_ref for p in plans if p.msg.thread_ref}
     joinable = [
-        p for p in plans if p.contact is not None and p.msg.channel not in ("voice", "email")
+        p for p in plans if p.contact is not None and p.msg.channel not in CONTINUED_BY_THREAD_ONLY
     ]
     joins = {id(p) for p in joinable}
     if not refs and not joinable:
@@ -420,7 +428,7 @@ def _create_interactions(plans: list[_Planned], now: datetime) -> None:
         key: tuple[int, str, object] | None = None
         if msg.thread_ref:
             key = (queue.organisation_id, msg.channel, ("ref", msg.thread_ref))
-        elif plan.contact is not None and msg.channel not in ("voice", "email"):
+        elif plan.contact is not None and msg.channel not in CONTINUED_BY_THREAD_ONLY:
             key = (queue.organisation_id, msg.channel, plan.contact.pk)
         if key is not None and key in opened:
             plan.interaction = opened[key]

@@ -51,6 +51,7 @@ from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 
 from channels_inbound.providers import outbound_retry_countdown as retry_countdown
+from interactions.channels import PHONE_CHANNELS
 from interactions.models import Message
 
 logger = logging.getLogger(__name__)
@@ -440,7 +441,7 @@ def do_sweep_media(*, now: datetime | None = None) -> int:
     now = now or timezone.now()
     rows = (
         Message.objects.filter(
-            channel__in=("sms", "voice"), direction="inbound", created_at__gte=now - SWEEP_WINDOW
+            channel__in=PHONE_CHANNELS, direction="inbound", created_at__gte=now - SWEEP_WINDOW
         )
         .exclude(attachments=[])
         .values_list("pk", "attachments", "created_at")

@@ -58,7 +58,9 @@ from contacts.actions import (
     find_contact,
 )
 from contacts.models import Case, Contact, ContactIdentity, IdentityKind
+from interactions.channels import Channel
 from interactions.lifecycle import IllegalTransition, Status
+from interactions.models import Channel as ChannelChoices
 from interactions.models import Interaction, MessageDirection
 from organisations import authz
 from privacy.audit import log_access
@@ -195,9 +197,7 @@ def snapshot(request: HttpRequest) -> HttpResponse:
 
 
 def _channel_label(channel: str) -> str:
-    from interactions.models import Channel
-
-    return str(Channel(channel).label)
+    return str(ChannelChoices(channel).label)
 
 
 @agent_required
@@ -313,7 +313,8 @@ def _attachment_links(message: Any) -> list[dict[str, Any]]:
 DELIVERY_PENDING = frozenset({"pending", "accepted", "scheduled", "queued", "sending"})
 DELIVERY_FAILED = frozenset({"failed", "undelivered", "refused"})
 RETRYABLE = frozenset({"failed", "undelivered"})  # "refused": the citizen opted out (STOP)
-SWITCHABLE = {"sms": "email", "email": "sms"}  # a failed message's other channel
+# a failed message's other channel
+SWITCHABLE = {Channel.SMS.value: Channel.EMAIL.value, Channel.EMAIL.value: Channel.SMS.value}
 
 
 def delivery_state(status: str, reason: str = "") -> dict[str, str]:

@@ -9,14 +9,18 @@ from django.utils.translation import gettext_lazy as _
 
 from organisations.models import OrganisationOwned
 
+from .channels import Channel as ChannelName
 from .lifecycle import Status
 
 
 class Channel(models.TextChoices):
-    VOICE = "voice", _("phone")
-    SMS = "sms", _("SMS")
-    EMAIL = "email", _("e-mail")
-    CHAT = "chat", _("web chat")
+    """The model fields' choices: the names of ``interactions.channels.Channel`` (the one list,
+    importable by pure modules) with their labels."""
+
+    VOICE = ChannelName.VOICE.value, _("phone")
+    SMS = ChannelName.SMS.value, _("SMS")
+    EMAIL = ChannelName.EMAIL.value, _("e-mail")
+    CHAT = ChannelName.CHAT.value, _("web chat")
 
 
 class Direction(models.TextChoices):

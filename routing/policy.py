@@ -23,6 +23,8 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Final
 
+from interactions.channels import Channel
+
 __all__ = [
     "DEFAULT_CAPACITY",
     "DEFAULT_EXCLUSIVE_CHANNELS",
@@ -61,10 +63,15 @@ __all__ = [
 MAX_LEVEL: Final = 5
 """Skill levels go from 1 (beginner) to 5 (expert)."""
 
-DEFAULT_EXCLUSIVE_CHANNELS: Final = frozenset({"voice"})
+DEFAULT_EXCLUSIVE_CHANNELS: Final = frozenset({Channel.VOICE.value})
 """An agent on a call takes nothing else, and is offered no call while busy elsewhere."""
 
-DEFAULT_CAPACITY: Final[Mapping[str, int]] = {"voice": 1, "chat": 3, "email": 5, "sms": 5}
+DEFAULT_CAPACITY: Final[Mapping[str, int]] = {
+    Channel.VOICE.value: 1,
+    Channel.CHAT.value: 3,
+    Channel.EMAIL.value: 5,
+    Channel.SMS.value: 5,
+}
 """Default maximum concurrent interactions per channel."""
 
 ESCALATION_EPSILON_S: Final = 1e-3

@@ -36,6 +36,7 @@ from flows.labels import FIELD_LABELS, NODE_TYPE_LABELS, WEEKDAY_LABELS
 from flows.models import Flow, FlowVersion
 from flows.problems import as_json, describe
 from flows.schema import NODE_SCHEMAS, Problem
+from interactions.channels import Channel
 from organisations import authz
 from organisations.models import OrganisationRequired
 from routing.models import Queue
@@ -156,7 +157,7 @@ def flow_editor(request: HttpRequest, scope: Scope, flow_id: int) -> HttpRespons
 
 
 # The channels whose contacts a flow talks to first (an SVI for calls, a bot for chats).
-FLOW_CHANNELS = ("voice", "chat")
+FLOW_CHANNELS = (Channel.VOICE.value, Channel.CHAT.value)
 
 
 def _flow_endpoints(flow: Flow) -> list[Endpoint]:

@@ -28,6 +28,7 @@ from django.urls import reverse
 from django.utils import timezone, translation
 from django.utils.translation import gettext as _
 
+from interactions.channels import Channel
 from interactions.lifecycle import Status
 from interactions.models import Interaction
 from supervision.actions import do_record_satisfaction
@@ -39,7 +40,7 @@ from .tokens import make_token
 logger = logging.getLogger(__name__)
 
 # Channels asked after the interaction ends (the phone asks during the call: surveys.voice).
-FOLLOW_UP_CHANNELS = ("chat", "sms", "email")
+FOLLOW_UP_CHANNELS = (Channel.CHAT.value, Channel.SMS.value, Channel.EMAIL.value)
 MAX_COMMENT_CHARS = 2000
 
 

@@ -39,6 +39,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Final, NamedTuple
 
+from interactions.channels import Channel
 from routing.matching import AgentIndex, WaitingIndex
 from routing.policy import (
     OVERFLOW,
@@ -683,7 +684,7 @@ class Replay(Engine):
             },
             {q.queue_id: q.escalation for q in self.queues.values()},
             inp.policy,
-            [c.channel for c in inp.contacts] + ["voice"],
+            [c.channel for c in inp.contacts] + [Channel.VOICE.value],
             cache_requirements=False,
         )
         self.contacts = {c.contact_id: c for c in inp.contacts}

@@ -18,7 +18,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Final
 
-from routing.policy import DEFAULT_CAPACITY, EscalationStep, PolicyConfig, validate_steps
+from interactions.channels import Channel
+from routing.policy import (
+    DEFAULT_CAPACITY,
+    DEFAULT_EXCLUSIVE_CHANNELS,
+    EscalationStep,
+    PolicyConfig,
+    validate_steps,
+)
 
 __all__ = [
     "HANDLE_DISTS",
@@ -46,7 +53,7 @@ class QueueSpec:
     name: str
     arrivals_per_hour: float
     aht_s: float
-    channel: str = "voice"
+    channel: str = Channel.VOICE.value
     required_skills: Mapping[str, int] = field(default_factory=dict)
     language_mix: Mapping[str, float] = field(default_factory=dict)
     """Language -> share of contacts; empty = no language requirement."""
@@ -80,7 +87,7 @@ class AgentGroupSpec:
     skills: Mapping[str, int | tuple[int, int]] = field(default_factory=dict)
     """Skill -> level, or (low, high) to draw each agent's level uniformly."""
     languages: frozenset[str] = frozenset({"fr"})
-    channels: frozenset[str] = frozenset({"voice"})
+    channels: frozenset[str] = frozenset({Channel.VOICE.value})
     capacity: Mapping[str, int] = field(default_factory=dict)
     """Channel -> max concurrent; missing channels use DEFAULT_CAPACITY."""
     team_id: int | None = None
@@ -194,7 +201,7 @@ def _queue_from_dict(d: Mapping[str, Any]) -> QueueSpec:
         name=str(d.get("name", d["id"])),
         arrivals_per_hour=float(d["arrivals_per_hour"]),
         aht_s=float(d["aht_s"]),
-        channel=str(d.get("channel", "voice")),
+        channel=str(d.get("channel", Channel.VOICE.value)),
         required_skills={str(k): int(v) for k, v in d.get("required_skills", {}).items()},
         language_mix={str(k): float(v) for k, v in d.get("language_mix", {}).items()},
         base_priority=int(d.get("base_priority", 0)),
@@ -216,7 +223,7 @@ def _group_from_dict(d: Mapping[str, Any]) -> AgentGroupSpec:
         count=int(d["count"]),
         skills=skills,
         languages=frozenset(d.get("languages", ["fr"])),
-        channels=frozenset(d.get("channels", ["voice"])),
+        channels=frozenset(d.get("channels", [Channel.VOICE.value])),
         capacity={str(k): int(v) for k, v in d.get("capacity", {}).items()},
         team_id=d.get("team_id"),
     )
@@ -305,7 +312,7 @@ class ReplayAgent:
     team_id: int | None
     channels: frozenset[str]
     capacity: Mapping[str, int]
-    exclusive_channels: frozenset[str] = frozenset({"voice"})
+    exclusive_channels: frozenset[str] = DEFAULT_EXCLUSIVE_CHANNELS
     shifts: tuple[tuple[float, float], ...] = ()  # [login, logout) intervals, in seconds
 
 

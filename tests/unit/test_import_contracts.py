@@ -41,11 +41,15 @@ def test_a_django_import_in_a_pure_module_breaks_the_contract(tmp_path: Path) ->
     (package / "policy.py").write_text("from django.utils import timezone\n" + policy)
     for name in ("matching.py", "erlang.py"):
         shutil.copy(ROOT / "routing" / name, package / name)
+    names = tmp_path / "interactions"  # the channel names the policy imports
+    names.mkdir()
+    (names / "__init__.py").write_text("")
+    shutil.copy(ROOT / "interactions" / "channels.py", names / "channels.py")
     config = tmp_path / ".importlinter"
     contract = (ROOT / ".importlinter").read_text().split("[importlinter:contract:pure-flows]")[0]
     config.write_text(
         contract.split("root_packages =")[0]
-        + "root_package = routing\ninclude_external_packages = True\n"
+        + "root_packages =\n    routing\n    interactions\ninclude_external_packages = True\n"
         + "[importlinter:contract:pure-routing]"
         + contract.split("[importlinter:contract:pure-routing]")[1]
     )
