@@ -6,6 +6,7 @@ from typing import Any
 
 from django.contrib.auth import get_user_model
 from django.db.models import QuerySet
+from django.utils.translation import gettext as _
 from drf_spectacular.utils import extend_schema
 from rest_framework import mixins, serializers, viewsets
 from rest_framework.decorators import action
@@ -19,7 +20,15 @@ from organisations import authz
 from routing.models import Skill
 
 from .actions import PROFILE_FIELDS, do_set_agent_skills, do_update_agent_profile, do_update_team
-from .models import AgentPresence, AgentProfile, AgentSkill, AgentState, PauseReason, Team
+from .models import (
+    AGENT_PAUSE_REASONS,
+    AgentPresence,
+    AgentProfile,
+    AgentSkill,
+    AgentState,
+    PauseReason,
+    Team,
+)
 from .presence import do_heartbeat, do_set_agent_state, do_set_channels
 
 
@@ -203,6 +212,15 @@ class PresenceSerializer(serializers.ModelSerializer):
             "last_heartbeat_at",
         ]
         read_only_fields = ["agent", "state_since", "wrap_up_until", "last_heartbeat_at"]
+
+    def validate_pause_reason(self, value: str) -> str:
+        # "missed" and "supervisor" are set by the system or a supervisor, never chosen (as on
+        # the console's status control); they are still read back as they are.
+        if value and value not in AGENT_PAUSE_REASONS:
+            raise serializers.ValidationError(
+                _("This pause reason cannot be chosen: the system or a supervisor sets it.")
+            )
+        return value
 
 
 class PresenceViewSet(viewsets.GenericViewSet):

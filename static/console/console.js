@@ -41,6 +41,13 @@
       .then(function (r) { if (!r.ok) { throw new Error(r.status); } return r.text(); });
   }
 
+  // The channel's pictogram (decorative: the channel is always written beside it).
+  function channelIcon(channel) {
+    var icons = document.getElementById("channel-icons");
+    var icon = icons && icons.content.querySelector('[data-channel-icon="' + channel + '"]');
+    return icon ? icon.cloneNode(true) : el("span", { "class": "channel-icon", "aria-hidden": "true" });
+  }
+
   /* ---------------------------------------------------------------- presence */
   function renderAgent() {
     var a = state.agent;
@@ -101,7 +108,10 @@
       if (document.getElementById("offer-" + o.offer_id)) { return; }
       var s = o.interaction;
       var li = el("li", { id: "offer-" + o.offer_id, "class": "offer-card channel-" + o.channel, "aria-labelledby": "offer-title-" + o.offer_id });
-      li.appendChild(el("h3", { id: "offer-title-" + o.offer_id }, (config.channelLabels[o.channel] || o.channel) + " – " + citizenOf(s)));
+      var h3 = el("h3", { id: "offer-title-" + o.offer_id });
+      h3.appendChild(channelIcon(o.channel));
+      h3.appendChild(document.createTextNode((config.channelLabels[o.channel] || o.channel) + " – " + citizenOf(s)));
+      li.appendChild(h3);
       var dl = el("dl");
       var rows = [[t.queue, s.queue || "—"], [t.subject, s.subject || "—"]];
       if (s.transfer) {  // transferred by a colleague: who, and the note they left for us
@@ -258,14 +268,21 @@
     if (n > 0) {
       var badge = el("span", { class: "unread" }, String(n));
       badge.appendChild(el("span", { class: "visually-hidden" }, " " + (n === 1 ? t.unread_one : t.unread_many)));
-      tab.appendChild(badge);
+      (tab.querySelector(".conv-line") || tab).appendChild(badge);
     }
   }
   function renderUnread() {
     document.querySelectorAll("#tabs [role=tab]").forEach(function (tab) { decorateTab(tab, tab.getAttribute("data-id")); });
     updateTitle();
   }
+  // The "My work" button of the narrow layout counts what waits there: offers and unread messages.
+  function renderWorkCount() {
+    var n = sortedOffers().length + unreadTotal();
+    var count = document.getElementById("view-work-count");
+    if (count) { count.textContent = n ? "(" + n + ")" : ""; }
+  }
   function updateTitle() {
+    renderWorkCount();
     var n = sortedOffers().length + unreadTotal();
     document.title = (n ? "(" + n + ") " : "") + document.title.replace(/^\(\d+\) /, "");
   }
@@ -306,6 +323,61 @@
     return (config.channelLabels[s.channel] || s.channel) + " – " + citizenOf(s) +
       (s.status === "wrap_up" ? " (" + t.in_wrap_up + ")" : "");
   }
+  // One conversation in the list: the channel (pictogram, and its name for screen readers), the
+  // citizen, how long they have waited for an answer (live), and the unread count.
+  function fillTab(tab, s) {
+    var key = s.channel + "|" + citizenOf(s) + "|" + s.status + "|" + (s.subject || "");
+    if (tab.getAttribute("data-key") === key) { return; }
+    tab.setAttribute("data-key", key);
+    tab.textContent = "";
+    var line = el("span", { "class": "conv-line" });
+    line.appendChild(channelIcon(s.channel));
+    line.appendChild(el("span", { "class": "visually-hidden" }, (config.channelLabels[s.channel] || s.channel) + " – "));
+    line.appendChild(el("span", { "class": "conv-citizen" }, citizenOf(s)));
+    tab.appendChild(line);
+    var meta = el("span", { "class": "conv-meta" });
+    if (s.subject) { meta.appendChild(el("span", { "class": "conv-subject" }, s.subject)); }
+    if (s.status === "wrap_up") { meta.appendChild(el("span", { "class": "conv-state" }, " (" + t.in_wrap_up + ")")); }
+    meta.appendChild(el("span", { "class": "conv-wait", "data-wait": String(s.id) }));
+    tab.appendChild(meta);
+    tickWaiting();
+  }
+  // Since when the citizen waits: their oldest message after the last answer a person gave
+  // (automatic acknowledgements do not count), read from the thread the console holds.
+  var waitSince = {};
+  function readWaiting(id) {
+    var box = document.getElementById("thread-" + id);
+    if (!box) { return; }
+    var since = null;
+    box.querySelectorAll(".msg-inbound, .msg-outbound:not(.msg-auto)").forEach(function (li) {
+      if (li.classList.contains("msg-outbound")) { since = null; return; }
+      var time = li.querySelector("time[datetime]");
+      if (since === null && time) { since = Date.parse(time.getAttribute("datetime")); }
+    });
+    waitSince[id] = since;
+    tickWaiting();
+  }
+  function duration(seconds) {
+    if (seconds < 60) { return seconds + " " + t.seconds_short; }
+    var m = Math.floor(seconds / 60);
+    if (m < 60) { return m + " " + t.minutes_short; }
+    var h = Math.floor(m / 60);
+    if (h < 24) { return h + " " + t.hours_short + " " + String(m % 60).padStart(2, "0"); }
+    return Math.floor(h / 24) + " " + t.days_short;
+  }
+  function tickWaiting() {
+    document.querySelectorAll("[data-wait]").forEach(function (span) {
+      var id = span.getAttribute("data-wait"), since = waitSince[id];
+      var text = "";
+      if (typeof since === "number") {
+        text = " · " + t.waiting + " " + duration(Math.max(0, Math.floor((Date.now() - since) / 1000)));
+      } else if (since === null) {
+        text = " · " + t.answered;
+      }
+      span.classList.toggle("waiting", typeof since === "number");
+      if (span.textContent !== text) { span.textContent = text; }
+    });
+  }
   var focusAfterClose = false;  // the tab that had the focus closed: the next one gets it
   function renderWork() {
     var tabs = document.getElementById("tabs"), panels = document.getElementById("panels");
@@ -314,11 +386,15 @@
     Array.prototype.slice.call(tabs.children).forEach(function (tab) {
       var id = tab.getAttribute("data-id");
       if (!ids.has(id)) {
-        var hadFocus = tab === document.activeElement || (document.getElementById("panel-" + id) || tab).contains(document.activeElement);
+        // (a button disabled while its form posts drops the focus to the page: that counts too)
+        var lost = document.activeElement === document.body || document.activeElement === null;
+        var hadFocus = tab === document.activeElement || (lost && selectedTab === id) ||
+          (document.getElementById("panel-" + id) || tab).contains(document.activeElement);
         tab.remove();
         var panel = document.getElementById("panel-" + id); if (panel) { panel.remove(); }
         delete panelVersions[id];
         delete unread[id];
+        delete waitSince[id];
         if (selectedTab === id) { selectedTab = null; }
         if (hadFocus) { focusAfterClose = true; }
       }
@@ -327,12 +403,12 @@
       var id = String(s.id);
       var tab = tabs.querySelector('[data-id="' + id + '"]');
       if (!tab) {
-        tab = el("button", { type: "button", role: "tab", id: "tab-" + id, "data-id": id, "aria-controls": "panel-" + id, "aria-selected": "false", tabindex: "-1" });
+        tab = el("button", { type: "button", role: "tab", id: "tab-" + id, "data-id": id, "aria-controls": "panel-" + id, "aria-selected": "false", tabindex: "-1", "class": "conv-item" });
         tabs.appendChild(tab);
         var panel = el("div", { role: "tabpanel", id: "panel-" + id, "aria-labelledby": "tab-" + id, tabindex: "0", hidden: "" });
         panels.appendChild(panel);
       }
-      tab.textContent = tabLabel(s);
+      fillTab(tab, s);
       decorateTab(tab, id);
       var version = s.status + ":" + s.last_message_id;
       var previous = panelVersions[id];
@@ -345,7 +421,9 @@
       }
       panelVersions[id] = version;
     });
-    if (pendingFocus && ids.has(String(pendingFocus))) { selectTab(String(pendingFocus), true); pendingFocus = null; }
+    if (pendingFocus && ids.has(String(pendingFocus))) {
+      selectTab(String(pendingFocus), true); openConversation(String(pendingFocus)); pendingFocus = null;
+    }
     else if (!selectedTab && work.length) { selectTab(String(work[0].id), focusAfterClose); }
     else if (focusAfterClose) {  // nothing left to work on: the heading of the (empty) list
       document.getElementById("work-title").setAttribute("tabindex", "-1");
@@ -354,9 +432,12 @@
     focusAfterClose = false;
     document.getElementById("work-count").textContent = "(" + work.length + ")";
     document.getElementById("no-work").hidden = work.length > 0;
+    document.getElementById("no-panel").hidden = !!selectedTab;
   }
   function selectTab(id, focus) {
     selectedTab = id;
+    // In the narrow layout the list is shown to move the focus onto it.
+    if (focus && isNarrow() && root.getAttribute("data-view") !== "work") { setView("work"); }
     if (!document.hidden && unread[id]) { delete unread[id]; renderUnread(); }
     document.querySelectorAll("#tabs [role=tab]").forEach(function (tab) {
       var on = tab.getAttribute("data-id") === id;
@@ -366,16 +447,44 @@
       if (panel) { panel.hidden = !on; }
       if (on && focus) { tab.focus(); }
     });
+    document.getElementById("no-panel").hidden = !!selectedTab;
+  }
+  /* ---------------------------------------------------------------- narrow layout */
+  // Under 64rem (a small window, or 200 % zoom) one column shows at a time; the view-switch
+  // buttons choose it, and opening a conversation from the list shows it.
+  var narrow = window.matchMedia("(max-width: 63.99rem)");
+  function isNarrow() { return narrow.matches; }
+  function setView(view) {
+    root.setAttribute("data-view", view);
+    document.querySelectorAll(".view-switch [data-view]").forEach(function (b) {
+      b.setAttribute("aria-pressed", b.getAttribute("data-view") === view ? "true" : "false");
+    });
+  }
+  function openConversation(id) {
+    if (!isNarrow()) { return; }
+    setView("conversation");
+    var panel = document.getElementById("panel-" + id);
+    if (!panel) { return; }
+    var composer = panel.querySelector("[data-composer]:not(:disabled)");
+    (composer || panel).focus();
   }
   function loadPanel(id) {
     var panel = document.getElementById("panel-" + id);
     if (!panel) { return; }
     getHtml("/console/interactions/" + id + "/").then(function (html) {
-      var hadFocus = panel.contains(document.activeElement);
+      var lost = document.activeElement === document.body || document.activeElement === null;
+      var hadFocus = panel.contains(document.activeElement) || (lost && refocus === id);
+      if (refocus === id) { refocus = null; }
       panel.innerHTML = html;
       showLiveDelivery(panel);
       wirePanel(panel);
-      if (hadFocus) { panel.focus(); }
+      readWaiting(id);
+      if (lastFeedback[id]) { actionFeedback(id, lastFeedback[id][0], lastFeedback[id][1]); }
+      if (hadFocus) {  // re-rendered (its state changed): the focus goes to the next step
+        var next = panel.querySelector("[data-composer]:not(:disabled)") ||
+          panel.querySelector('[data-open-dialog^="wrap-dialog"]') || panel;
+        next.focus();
+      }
     }).catch(function () { /* not ours any more: the next event removes the tab */ });
   }
   function refreshCitizen(id) {
@@ -402,6 +511,7 @@
       var before = box.querySelectorAll(".msg-inbound").length;
       box.innerHTML = html;
       showLiveDelivery(box);
+      readWaiting(String(id));
       box.scrollTop = box.scrollHeight;
       if (focus === true) { box.focus(); }  // the button pressed was re-rendered
       var after = box.querySelectorAll(".msg-inbound").length;
@@ -493,16 +603,31 @@
     // re-sent) before the answer comes, and a detached form has no panel any more.
     var panel = form.closest("[role=tabpanel]");
     var inCitizen = !!form.closest(".citizen");
+    var dialog = form.closest("dialog");
+    // A dialog's action (note, transfer, close) and the toolbar's answer next to the toolbar
+    // once done; a failure stays in the dialog, where the agent can correct it.
+    var toToolbar = panel && (form.hasAttribute("data-dialog-form") || form.hasAttribute("data-action-form"));
     feedback(form, "", true);
+    if (panel && form.hasAttribute("data-action-form")) { refocus = panel.id.replace("panel-", ""); }
     post(form.action, new FormData(form)).then(function (res) {
-      announce(res.message || (res.ok ? "" : t.error), !res.ok);
-      feedback(form, res.message || (res.ok ? "" : t.error), res.ok);
+      var text = res.message || (res.ok ? "" : t.error);
+      announce(text, !res.ok);
+      if (toToolbar && (res.ok || !dialog)) {
+        feedback(form, "", true);
+        actionFeedback(panel.id.replace("panel-", ""), text, res.ok);
+        if (res.ok && /\/(close|transfer)\/$/.test(form.getAttribute("action"))) { workFeedback(text); }
+      } else {
+        feedback(form, text, res.ok);
+      }
       if (res.ok && (form.hasAttribute("data-reply") || form.hasAttribute("data-reset"))) {
         form.reset();
         form.querySelectorAll("[data-composer]").forEach(updateCounter);
         // the agent goes on typing where they were
         var composer = form.querySelector("[data-composer]");
         if (composer && form.isConnected) { composer.focus(); }
+      }
+      if (res.ok && dialog && dialog.open) {
+        dialog.close();  // its "close" handler puts the focus back in the reply box
       }
       if (!res.ok) { resync(); }
       if (res.ok && panel) {
@@ -513,6 +638,24 @@
     }).catch(function () { announce(t.error, true); feedback(form, t.error, false); resync(); })
       .finally(function () { if (button) { button.disabled = false; } });
   });
+  // What a toolbar or dialog action did, next to the toolbar (kept over a re-render of the
+  // panel: ending a conversation re-renders it).
+  var lastFeedback = {};
+  var refocus = null;  // the panel whose toolbar action re-renders it: it keeps the focus
+  function actionFeedback(id, text, ok) {
+    lastFeedback[id] = [text, ok];
+    var line = document.getElementById("action-feedback-" + id);
+    if (!line) { return; }
+    line.textContent = text;
+    line.className = "action-feedback form-feedback " + (ok ? "ok" : "error");
+    line.hidden = !text;
+  }
+  // A conversation closed or transferred leaves the list: what happened is written above it.
+  function workFeedback(text) {
+    var line = document.getElementById("work-feedback");
+    line.textContent = text;
+    line.hidden = !text;
+  }
   // What an action did, written next to the form it was done in (screen readers hear it from
   // the announcer): "Réponse envoyée", or why it failed.
   function feedback(form, text, ok) {
@@ -544,17 +687,44 @@
     var target = event.target.closest ? event.target.closest("button") : null;
     if (!target) { return; }
     if (target.hasAttribute("data-dismiss-alert")) { target.parentNode.remove(); }
+    else if (target.hasAttribute("data-open-dialog")) { openDialog(target); }
+    else if (target.hasAttribute("data-close-dialog")) { target.closest("dialog").close(); }
+    else if (target.closest(".view-switch") && target.hasAttribute("data-view")) { setView(target.getAttribute("data-view")); }
     else if (target.hasAttribute("data-accept")) { answerOffer(target.getAttribute("data-accept"), "accept"); }
     else if (target.hasAttribute("data-decline")) { answerOffer(target.getAttribute("data-decline"), "decline"); }
-    else if (target.getAttribute("role") === "tab") { selectTab(target.getAttribute("data-id"), true); }
+    else if (target.getAttribute("role") === "tab") {
+      selectTab(target.getAttribute("data-id"), true);
+      openConversation(target.getAttribute("data-id"));
+    }
   });
+  /* ---------------------------------------------------------------- action dialogs */
+  // Native modal dialogs: the browser keeps the focus inside and closes them on Escape. When
+  // one closes, the focus goes back to the reply box (where the agent works), or else to the
+  // button that opened it.
+  function openDialog(button) {
+    var dialog = document.getElementById(button.getAttribute("data-open-dialog"));
+    if (!dialog || dialog.open) { return; }
+    dialog.opener = button;
+    dialog.querySelectorAll(".form-feedback").forEach(function (line) { line.hidden = true; });
+    dialog.showModal();
+    var first = dialog.querySelector("select, textarea, input:not([type=hidden])");
+    if (first) { first.focus(); }
+  }
+  document.addEventListener("close", function (event) {
+    var dialog = event.target;
+    if (!dialog || dialog.tagName !== "DIALOG" || !dialog.isConnected) { return; }
+    var panel = dialog.closest("[role=tabpanel]");
+    var composer = panel && panel.querySelector("[data-composer]:not(:disabled)");
+    var back = composer || (dialog.opener && dialog.opener.isConnected ? dialog.opener : panel);
+    if (back) { back.focus(); }
+  }, true);
   document.getElementById("tabs").addEventListener("keydown", function (event) {
     var tabs = Array.prototype.slice.call(document.querySelectorAll("#tabs [role=tab]"));
     var index = tabs.indexOf(document.activeElement);
     if (index < 0) { return; }
-    var next = null;
-    if (event.key === "ArrowRight") { next = tabs[(index + 1) % tabs.length]; }
-    else if (event.key === "ArrowLeft") { next = tabs[(index - 1 + tabs.length) % tabs.length]; }
+    var next = null;  // a vertical list: up and down (left and right still work)
+    if (event.key === "ArrowDown" || event.key === "ArrowRight") { next = tabs[(index + 1) % tabs.length]; }
+    else if (event.key === "ArrowUp" || event.key === "ArrowLeft") { next = tabs[(index - 1 + tabs.length) % tabs.length]; }
     else if (event.key === "Home") { next = tabs[0]; }
     else if (event.key === "End") { next = tabs[tabs.length - 1]; }
     if (next) { event.preventDefault(); selectTab(next.getAttribute("data-id"), true); }
@@ -623,7 +793,8 @@
       var data = JSON.parse(event.data);
       if (data.type === "snapshot") {
         state = data.state; seen.clear(); panelVersions = {};
-        document.getElementById("tabs").innerHTML = ""; document.getElementById("panels").innerHTML = "";
+        document.getElementById("tabs").innerHTML = "";
+        document.querySelectorAll("#panels [role=tabpanel]").forEach(function (p) { p.remove(); });
         selectedTab = null;
         renderAll(); setConnection(t.connected, true);
       } else if (data.type === "replay") {
@@ -719,6 +890,10 @@
   document.getElementById("pref-notify").checked = notifyOn() && "Notification" in window && Notification.permission === "granted";
   document.getElementById("shortcut-help").hidden = !pref("shortcuts");
   renderAll();
-  window.setInterval(function () { tickTimer(); tickOffers(); idleTick(); }, 1000);
+  window.setInterval(function () { tickTimer(); tickOffers(); tickWaiting(); idleTick(); }, 1000);
+  narrow.addEventListener("change", function () {
+    if (!isNarrow()) { return; }
+    setView(selectedTab ? "conversation" : "work");
+  });
   connect();
 })();

@@ -169,8 +169,11 @@ def _orm_beside_playwright() -> Iterator[None]:
 def console_page(browser: Any, live_server_asgi: LiveServer) -> Iterator[Callable[..., Any]]:
     contexts: list[Any] = []
 
-    def open_console(username: str, *, available: bool = True) -> Any:
-        context = browser.new_context(locale="fr-FR", viewport={"width": 1400, "height": 1000})
+    def open_console(username: str, *, available: bool = True, **options: Any) -> Any:
+        """The console of ``username``, in a new browser context (``options``: Playwright's
+        context options, e.g. another ``viewport``)."""
+        options = {"viewport": {"width": 1400, "height": 1000}, **options}
+        context = browser.new_context(locale="fr-FR", **options)
         contexts.append(context)
         page = context.new_page()
         page.set_default_timeout(15_000)
@@ -190,12 +193,21 @@ def console_page(browser: Any, live_server_asgi: LiveServer) -> Iterator[Callabl
         context.close()
 
 
-def tab_to(page: Any, selector: str, *, limit: int = 120) -> None:
-    """Press Tab until the focused element matches ``selector`` (keyboard only)."""
+def tab_to(page: Any, selector: str, *, limit: int = 120, backwards: bool = False) -> None:
+    """Press Tab (Shift+Tab if ``backwards``) until the focused element matches ``selector``
+    (keyboard only)."""
     for _ in range(limit):
         if page.evaluate(
             "(s) => document.activeElement && document.activeElement.matches(s)", selector
         ):
             return
-        page.keyboard.press("Tab")
+        page.keyboard.press("Shift+Tab" if backwards else "Tab")
     raise AssertionError(f"{selector} is not reachable with the Tab key")
+
+
+def open_action(page: Any, interaction_id: int, action: str) -> None:
+    """Open a conversation's note, transfer or wrap-up dialog ("note", "transfer", "wrap")
+    from its toolbar, as the agent does, and wait for it to show."""
+    dialog = f"{action}-dialog-{interaction_id}"
+    page.click(f"#panel-{interaction_id} [data-open-dialog='{dialog}']")
+    page.wait_for_selector(f"#{dialog}[open]")

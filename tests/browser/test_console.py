@@ -22,7 +22,7 @@ from interactions.models import Interaction
 from routing.models import Offer, Queue, QueueSkill, Skill
 from tests.integration.channels.email_helpers import OUR_ADDRESS, make_mail
 
-from .conftest import LiveServer, tab_to
+from .conftest import LiveServer, open_action, tab_to
 
 pytestmark = [
     pytest.mark.browser,
@@ -140,7 +140,8 @@ def test_two_agents_offer_accept_reply_decline_reconnect_wrap_up(
     assert "Attestation de paiement" in bob_card.inner_text()
     alice_page.wait_for_selector(".offer-card", state="detached")
 
-    # Alice wraps up the first one with a code and notes: its tab closes.
+    # Alice wraps up the first one with a code and notes (in the wrap-up dialog): its tab closes.
+    open_action(alice_page, first.pk, "wrap")
     alice_page.select_option(f"#code-{first.pk}", label="Réponse apportée")
     alice_page.fill(f"#wrap-notes-{first.pk}", "Dossier complet")
     alice_page.click(f"#panel-{first.pk} form[action$='/close/'] button[type=submit]")
@@ -201,13 +202,41 @@ def test_keyboard_only_whole_flow(
         tab_to(page, f"#panel-{interaction.pk} form[data-reply] button[type=submit]")
         page.keyboard.press("Enter")
         page.locator(f"#thread-{interaction.pk} .msg-outbound", has_text="Cordialement").wait_for()
-        # an internal note
-        tab_to(page, f"#note-text-{interaction.pk}")
+        # after sending, the focus is back in the reply box
+        page.wait_for_function(
+            "(id) => document.activeElement && document.activeElement.id === 'reply-text-' + id",
+            arg=interaction.pk,
+        )
+        # an internal note: its button opens a dialog with the focus in the note
+        tab_to(page, f"[data-open-dialog='note-dialog-{interaction.pk}']")
+        page.keyboard.press("Enter")
+        page.wait_for_function(
+            "(id) => document.activeElement && document.activeElement.id === 'note-text-' + id",
+            arg=interaction.pk,
+        )
         page.keyboard.type("Appeler la mairie")
         page.keyboard.press("Tab")
         page.keyboard.press("Enter")
         page.wait_for_selector(f"#thread-{interaction.pk} .msg-note")
+        # the dialog closed, its answer is written next to the toolbar, the focus is back in
+        # the reply box
+        page.wait_for_selector(f"#note-dialog-{interaction.pk}:not([open])", state="attached")
+        assert page.inner_text(f"#action-feedback-{interaction.pk}")
+        page.wait_for_function(
+            "(id) => document.activeElement && document.activeElement.id === 'reply-text-' + id",
+            arg=interaction.pk,
+        )
+        # the transfer dialog opens and Escape closes it without transferring
+        tab_to(page, f"[data-open-dialog='transfer-dialog-{interaction.pk}']", backwards=True)
+        page.keyboard.press("Enter")
+        page.wait_for_selector(f"#transfer-dialog-{interaction.pk}[open]")
+        assert page.evaluate("() => document.activeElement.id") == f"transfer-{interaction.pk}"
+        page.keyboard.press("Escape")
+        page.wait_for_selector(f"#transfer-dialog-{interaction.pk}:not([open])", state="attached")
         # wrap-up code with the keyboard, notes, close
+        tab_to(page, f"[data-open-dialog='wrap-dialog-{interaction.pk}']", backwards=True)
+        page.keyboard.press("Enter")
+        page.wait_for_selector(f"#wrap-dialog-{interaction.pk}[open]")
         tab_to(page, f"#code-{interaction.pk}")
         page.keyboard.press("End")
         tab_to(page, f"#wrap-notes-{interaction.pk}")
@@ -223,6 +252,8 @@ def test_keyboard_only_whole_flow(
         page.wait_for_selector(".offer-card")
         page.keyboard.press("Alt+Shift+A")
         page.wait_for_selector(f"#panel-{second.pk}")
+        tab_to(page, "#prefs-menu summary")
+        page.keyboard.press("Enter")
         tab_to(page, "#pref-shortcuts")
         page.keyboard.press("Space")
         assert page.evaluate("localStorage.getItem('cc.shortcuts')") == "off"
@@ -569,6 +600,7 @@ def test_desktop_notifications_are_off_until_the_agent_turns_them_on(
     centre: dict[str, Any], console_page: Callable[..., Any]
 ) -> None:
     page = console_page("alice")
+    page.click("#prefs-menu summary")  # the preferences menu
     assert not page.is_checked("#pref-notify")  # off by default: the browser is not asked
     page.context.grant_permissions(["notifications"])
     page.check("#pref-notify")
@@ -576,6 +608,7 @@ def test_desktop_notifications_are_off_until_the_agent_turns_them_on(
     assert page.is_checked("#pref-notify")
     page.reload()
     page.wait_for_selector("#console[data-connected=true]")
+    page.click("#prefs-menu summary")
     assert page.is_checked("#pref-notify")  # remembered in this browser
     page.uncheck("#pref-notify")
     assert page.evaluate("() => window.localStorage.getItem('cc.notify')") == "off"

@@ -154,6 +154,8 @@ def test_no_answer_ends_the_session(idle_page: Any, idle_server: LiveServer) -> 
     page = idle_page
     _open_warning(page)
     page.wait_for_url(re.compile(r"/accounts/login/\?idle=1$"), timeout=(WARNING + 5) * 1000)
+    # the login page says why, where a screen reader reads it
+    page.get_by_role("status").filter(has_text="après une période d’inactivité").wait_for()
     # the server ended the session too: the console sends back to the login page
     page.goto(f"{idle_server.url}/console/")
     assert re.search(r"/accounts/login/\?next=(/|%2F)console(/|%2F)$", page.url), page.url

@@ -12,6 +12,7 @@ import pytest
 from interactions.models import Message
 from routing.models import Offer
 
+from .conftest import open_action
 from .test_console import _axe_serious, _email, centre
 
 __all__ = ["centre"]
@@ -36,6 +37,7 @@ def test_the_transfer_note_reaches_the_colleague_and_a_queue_transfer_goes_to_so
     alice_page.wait_for_selector(".offer-card")
     alice_page.click("[data-accept]")
     alice_page.wait_for_selector(f"#panel-{mail.pk} [data-composer]")
+    open_action(alice_page, mail.pk, "transfer")
     alice_page.select_option(f"#transfer-{mail.pk}", f"agent:{centre['bob'].pk}")
     alice_page.fill(f"#transfer-note-{mail.pk}", "Pièce manquante : l’avis d’imposition.")
     alice_page.click(f"#panel-{mail.pk} form[action$='/transfer/'] button[type=submit]")
@@ -63,6 +65,7 @@ def test_the_transfer_note_reaches_the_colleague_and_a_queue_transfer_goes_to_so
 
     # Bob transfers it to the CAF queue: both are available with room, but it goes to Alice,
     # never back to Bob, with his note and the queue he chose.
+    open_action(bob_page, mail.pk, "transfer")
     bob_page.select_option(f"#transfer-{mail.pk}", f"queue:{centre['caf'].pk}")
     bob_page.fill(f"#transfer-note-{mail.pk}", "Pour la cellule RSA")
     bob_page.click(f"#panel-{mail.pk} form[action$='/transfer/'] button[type=submit]")

@@ -38,3 +38,36 @@ def test_the_500_page_renders_without_any_request_context() -> None:
         html = render_to_string("500.html")  # as Django's handler does: no request, no user
     assert "Une erreur est survenue" in html
     assert "Rien de ce que vous aviez déjà envoyé n’est perdu" in html
+
+
+def test_a_refused_page_in_english(make_user: Any) -> None:
+    client = Client(HTTP_ACCEPT_LANGUAGE="en")
+    client.force_login(make_user("camille", "agent"))
+    page = client.get("/privacy/")
+    assert page.status_code == 403
+    text = page.content.decode()
+    assert "Access refused" in text
+    assert "Back to my home page" in text
+    assert 'lang="en"' in text
+
+
+@pytest.mark.parametrize(
+    ("language", "title", "back"),
+    [
+        ("fr", "Une erreur est survenue", "Revenir à ma page d’accueil"),
+        ("en", "Something went wrong", "Back to my home page"),
+    ],
+)
+def test_djangos_500_handler_serves_the_sites_page_in_both_languages(
+    language: str, title: str, back: str
+) -> None:
+    from django.test import RequestFactory
+    from django.views.defaults import server_error
+
+    with translation.override(language):
+        response = server_error(RequestFactory().get("/"))
+    html = response.content.decode()
+    assert response.status_code == 500
+    assert title in html
+    assert back in html
+    assert f'lang="{language}"' in html

@@ -93,3 +93,36 @@ def test_the_login_page_says_why_a_session_ended(query: str, expected: str) -> N
 def test_the_login_page_is_quiet_when_nothing_ended() -> None:
     page = Client(HTTP_ACCEPT_LANGUAGE="fr").get("/accounts/login/")
     assert 'id="login-ended"' not in page.content.decode()
+
+
+def _login_through_the_form(user: User) -> str:
+    """The login form with the password, then the second factor when the role asks for one
+    (a confirmed TOTP device, its current code): the path the browser ends on."""
+    from django_otp.oath import totp
+    from django_otp.plugins.otp_totp.models import TOTPDevice
+
+    device = TOTPDevice.objects.create(user=user, name="phone", confirmed=True)
+    client = Client(HTTP_ACCEPT_LANGUAGE="fr")
+    page = client.post(
+        "/accounts/login/",
+        {"username": user.get_username(), "password": "pw-Test-2026!"},
+        follow=True,
+    )
+    if page.request["PATH_INFO"] == "/accounts/otp/":
+        code = totp(device.bin_key, step=device.step, t0=device.t0, digits=device.digits)
+        page = client.post(
+            "/accounts/otp/",
+            {"token": f"{code:06d}", "next": page.context["next"]},
+            follow=True,
+        )
+    assert page.status_code == 200
+    return str(page.request["PATH_INFO"])
+
+
+def test_after_the_login_form_each_role_lands_on_its_own_home(caf: Body) -> None:
+    officer = User.objects.create_user("dpo-caf", "dpo@caf.example.fr", "pw-Test-2026!")
+    officer.groups.add(Group.objects.get(name="data_protection_officer"))
+    Membership.objects.create(user=officer, organisation=caf.org)
+    assert _login_through_the_form(caf.agent) == "/console/"
+    assert _login_through_the_form(caf.supervisor) == "/supervision/"
+    assert _login_through_the_form(officer) == "/privacy/"
