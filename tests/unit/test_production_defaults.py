@@ -42,7 +42,8 @@ def _read(**extra: str) -> dict[str, object]:
         timeout=60,
         check=True,
     )
-    return json.loads(out.stdout.strip().splitlines()[-1])  # type: ignore[no-any-return]
+    found: dict[str, object] = json.loads(out.stdout.strip().splitlines()[-1])
+    return found
 
 
 def test_production_defaults_pool_pubsub_and_gc_freeze() -> None:
