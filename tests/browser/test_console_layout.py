@@ -66,7 +66,7 @@ def _no_sideways_scroll(page: Any) -> bool:
 def _box(page: Any, selector: str) -> dict[str, float]:
     box = page.locator(selector).bounding_box()
     assert box is not None, f"{selector} is not shown"
-    return box  # type: ignore[no-any-return]
+    return box
 
 
 def test_at_1280x720_three_columns_the_reply_box_in_sight_and_the_list_says_who_waits(
