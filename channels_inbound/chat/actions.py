@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import logging
 import re
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 from uuid import UUID
@@ -317,16 +318,29 @@ def _clean_text(text: Any) -> str:
     return text
 
 
+@dataclass(frozen=True)
+class CitizenMessage:
+    """What became of a citizen's message: ``message`` is None during the bot step (the text
+    answered the bot); ``entry`` is the message as the widget shows it, with its client id;
+    ``created`` is false when that client id was already stored (a re-sent frame)."""
+
+    message: Message | None
+    entry: dict[str, Any] | None = None
+    created: bool = False
+
+
 def do_receive_citizen_message(
     *,
     session_id: UUID | str,
     text: str,
     client_id: str | None = None,
     now: datetime | None = None,
-) -> Message | None:
+) -> CitizenMessage:
     """The citizen wrote. During the bot step the text answers the bot's question; after the
-    hand-over it is ingested as an inbound message of the interaction (once per ``client_id``:
-    a frame re-sent after a reconnection is not stored twice). Returns the stored message."""
+    hand-over it is ingested as an inbound message of the interaction, once per ``client_id``:
+    a frame the widget sends again (after a reconnection, or when no echo came) is not stored
+    twice, and is answered with the stored message even after the conversation ended, so the
+    widget can mark it sent."""
     now = now or timezone.now()
     text = _clean_text(text)
     with transaction.atomic():
@@ -338,14 +352,18 @@ def do_receive_citizen_message(
                 raise ChatError("not_now")
             _answer(session, key=_typed_answer_key(ask, text), shown=text, node=None, now=now)
             session.save()
-            return None
+            return CitizenMessage(None)
         interaction = session.interaction
+        if not (client_id and CLIENT_ID_RE.match(client_id)):
+            client_id = None
+        provider_id = f"{session.thread_ref}:{client_id}" if client_id else None
+        if provider_id:
+            stored = Message.objects.filter(channel="chat", provider_id=provider_id).first()
+            if stored is not None:
+                return CitizenMessage(stored, message_entry(stored, client_id=client_id or ""))
         status = interaction.status if interaction else None
         if display_state(session.state, status) == "ended" or interaction is None:
             raise ChatError("ended")
-        provider_id = None
-        if client_id and CLIENT_ID_RE.match(client_id):
-            provider_id = f"{session.thread_ref}:{client_id}"
         result = do_ingest_message(
             InboundMessage(
                 channel="chat",
@@ -359,11 +377,11 @@ def do_receive_citizen_message(
         )
         session.save(update_fields=["last_seen_at"])
         message = result.message
+        entry = message_entry(message, client_id=client_id or "")
         if result.created:
             # (the assigned agent's consoles get "message.created" from do_record_message)
-            entry = message_entry(message, client_id=client_id or "")
             publish("chat.entry", {"entry": entry}, groups=[chat_group(session.pk)])
-    return message
+    return CitizenMessage(message, entry, result.created)
 
 
 def do_send_chat_message(*, interaction_id: int, author_id: int, text: str) -> Message:

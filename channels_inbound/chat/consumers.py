@@ -30,7 +30,9 @@ from urllib.parse import urlsplit
 from channels.db import database_sync_to_async
 from django.conf import settings
 from django.core.exceptions import ValidationError
+from django.db import DatabaseError
 from django.http.request import split_domain_port, validate_host
+from uvicorn.protocols.utils import ClientDisconnected
 
 from contactcentre.clientip import client_ip_for_scope
 from contactcentre.consumers import JsonConsumer
@@ -163,7 +165,12 @@ class ChatVisitorConsumer(JsonConsumer):
             await self.close(code=4429)
             return
         key = str(self.scope["url_route"]["kwargs"]["widget_key"])
-        widget = await _widget_info(key)
+        try:
+            widget = await _widget_info(key)
+        except DatabaseError as exc:  # PostgreSQL unreachable: the widget reconnects later
+            logger.warning("chat widget %s: socket refused, database unavailable: %s", key, exc)
+            await self.close(code=1013)
+            return
         if widget is None:
             await self.close(code=4404)
             return
@@ -207,7 +214,7 @@ class ChatVisitorConsumer(JsonConsumer):
         if kind not in LIMITED:
             await self._error("bad_frame")
             return
-        if not await self._within_limits():
+        if not await self._within_limits(self._message_ref(kind, content)):
             return
         if kind != "hello" and self.visitor_id is None and kind != "start":
             await self._error("not_now")
@@ -215,9 +222,23 @@ class ChatVisitorConsumer(JsonConsumer):
         try:
             await getattr(self, f"_on_{kind}")(content)
         except actions.ChatError as exc:
-            await self._error(exc.code)
+            await self._error(exc.code, self._message_ref(kind, content))
+        except DatabaseError as exc:
+            # PostgreSQL stopped, restarting, or our connection terminated: nothing was stored.
+            # A message is answered "not sent" (the widget keeps it and sends it again); any
+            # other frame closes with 1013 "try again later" and the widget reconnects.
+            logger.warning(
+                "chat %s: %s frame not handled, database unavailable: %s",
+                self.session_id or "-",
+                kind,
+                str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__,
+            )
+            if kind == "message":
+                await self._error("not_sent", self._message_ref(kind, content))
+            else:
+                await self.close(code=1013)
 
-    async def _within_limits(self) -> bool:
+    async def _within_limits(self, ref: str | None = None) -> bool:
         ident = self.visitor_id or self.channel_name
         checks = [
             ("visitor", ident, "CHAT_RATE_LIMIT_VISITOR"),
@@ -230,19 +251,29 @@ class ChatVisitorConsumer(JsonConsumer):
                 if self.refused_in_a_row > MAX_REFUSED_IN_A_ROW:
                     await self.close(code=4429)
                 else:
-                    await self.send_json(
-                        {
-                            "type": "error",
-                            "code": "rate_limited",
-                            "retry_after": round(verdict.retry_after, 1),
-                        }
-                    )
+                    frame: dict[str, Any] = {
+                        "type": "error",
+                        "code": "rate_limited",
+                        "retry_after": round(verdict.retry_after, 1),
+                    }
+                    if ref:
+                        frame["id"] = ref
+                    await self.send_json(frame)
                 return False
         self.refused_in_a_row = 0
         return True
 
-    async def _error(self, code: str) -> None:
-        await self.send_json({"type": "error", "code": code})
+    async def _error(self, code: str, ref: str | None = None) -> None:
+        """``ref``: the client id of the message the error is about (the widget marks it)."""
+        frame: dict[str, Any] = {"type": "error", "code": code}
+        if ref:
+            frame["id"] = ref
+        await self.send_json(frame)
+
+    @staticmethod
+    def _message_ref(kind: Any, content: dict[str, Any]) -> str | None:
+        ref = content.get("id") if kind == "message" else None
+        return ref if isinstance(ref, str) and actions.CLIENT_ID_RE.match(ref) else None
 
     # --- Frames ---------------------------------------------------------------------------
     async def _on_hello(self, content: dict[str, Any]) -> None:
@@ -291,11 +322,16 @@ class ChatVisitorConsumer(JsonConsumer):
     async def _on_message(self, content: dict[str, Any]) -> None:
         session_id = self._require_session()
         client_id = content.get("id")
-        await database_sync_to_async(actions.do_receive_citizen_message)(
+        received = await database_sync_to_async(actions.do_receive_citizen_message)(
             session_id=session_id,
             text=content.get("text", ""),
             client_id=str(client_id) if client_id is not None else None,
         )
+        if received.entry is not None and not received.created:
+            # Sent again (its echo was lost, or the socket dropped before it came): stored
+            # once, acknowledged to this socket so the widget stops re-sending it.
+            await self.send_json({"type": "entry", "entry": received.entry})
+            return
         await self._typing(False)
 
     async def _on_transcript(self, content: dict[str, Any]) -> None:
@@ -393,7 +429,9 @@ class ChatVisitorConsumer(JsonConsumer):
     async def _queue_loop(self) -> None:
         """While the citizen waits: position and estimated wait, pushed when they change, at
         least every ``CHAT_QUEUE_REFRESH_SECONDS``; it also notices a move the router made
-        without an event (auto-accept)."""
+        without an event (auto-accept). The database unreachable for a while skips those
+        refreshes (logged as a warning) and the loop goes on once it is back; the citizen's
+        socket closing ends it quietly (closing the widget is not an error)."""
         assert self.poke is not None
         last: dict[str, Any] | None = None
         last_touch = 0.0
@@ -401,20 +439,24 @@ class ChatVisitorConsumer(JsonConsumer):
         try:
             while session_id == self.session_id and session_id is not None:
                 touch = time.monotonic() - last_touch > settings.CHAT_TOUCH_SECONDS
-                status = await _live_status(session_id, touch)
-                if touch:
-                    last_touch = time.monotonic()
-                if status is None:
-                    return
-                if status.state != "waiting":
-                    await self.send_json(
-                        {"type": "state", "state": status.state, "agent": status.agent}
-                    )
-                    return
-                frame = {"type": "queue", **(status.queue or {})}
-                if frame != last:
-                    await self.send_json(frame)
-                    last = frame
+                try:
+                    status = await _live_status(session_id, touch)
+                except DatabaseError as exc:
+                    logger.warning("chat %s: queue status not read: %s", session_id, exc)
+                else:
+                    if status is None:
+                        return
+                    if touch:
+                        last_touch = time.monotonic()
+                    if status.state != "waiting":
+                        await self.send_json(
+                            {"type": "state", "state": status.state, "agent": status.agent}
+                        )
+                        return
+                    frame = {"type": "queue", **(status.queue or {})}
+                    if frame != last:
+                        await self.send_json(frame)
+                        last = frame
                 self.poke.clear()
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(
@@ -422,6 +464,8 @@ class ChatVisitorConsumer(JsonConsumer):
                     )
         except asyncio.CancelledError:
             raise
+        except ClientDisconnected:  # the citizen closed the widget or the tab: nothing to tell
+            logger.debug("chat %s: queue updates ended, the citizen's socket closed", session_id)
         except Exception:
             logger.exception("chat %s: queue updates stopped", session_id)
 

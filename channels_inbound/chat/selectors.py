@@ -110,9 +110,18 @@ def entries(session: ChatSession) -> list[dict[str, Any]]:
         .select_related("author")
         .order_by("created_at", "id")
     )
+    mine = f"{session.thread_ref}:"
     for message in messages:
         author = message.author.first_name if message.author else ""
-        found.append(message_entry(message, author=author))
+        # A citizen's message carries the widget's client id (its provider id after the
+        # thread's), so a widget that re-sends a message it never saw acknowledged knows it is in.
+        provider_id = message.provider_id or ""
+        client_id = (
+            provider_id.removeprefix(mine)
+            if message.direction == MessageDirection.INBOUND and provider_id.startswith(mine)
+            else ""
+        )
+        found.append(message_entry(message, author=author, client_id=client_id))
     return found
 
 

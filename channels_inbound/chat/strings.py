@@ -7,7 +7,7 @@ in the visitor's language. ``{n}``, ``{name}`` and ``{email}`` are filled in by 
 from __future__ import annotations
 
 from django.utils.translation import gettext as _
-from django.utils.translation import override
+from django.utils.translation import override, pgettext
 
 LANGUAGES = ("fr", "en")
 
@@ -73,5 +73,11 @@ def widget_strings(language: str) -> dict[str, str]:
             "error_unavailable": _("The chat is unavailable at the moment. Please try later."),
             "error_generic": _("Something went wrong. Please try again."),
             "reconnecting": _("Connection lost. Reconnecting…"),
+            # Under a message of the citizen's until the server has it (never lost meanwhile).
+            "sending": pgettext("chat widget", "Sending…"),
+            "not_sent_yet": pgettext(
+                "chat widget", "Not sent yet: it will be sent automatically as soon as possible."
+            ),
+            "not_sent": pgettext("chat widget", "Not sent: {reason}"),
             "new_message": _("New message"),
         }

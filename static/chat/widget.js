@@ -8,6 +8,12 @@
  * /ws/chat/KEY/ over a WebSocket, and keeps its signed visitor token in sessionStorage
  * (data-storage="local" for localStorage) so a reload continues the conversation.
  * Every text comes from the server, translated (config.strings).
+ *
+ * A message the citizen sends is never lost with the connection: it is shown at once, marked
+ * "sending", kept (with its client id, also in storage) until the server's echo names that id,
+ * and sent again with the same id after a reconnection, a "not sent" answer (database
+ * unavailable), or 10 s without an echo. The server stores one message per client id and
+ * answers a repeat with the stored one, so nothing is written twice.
  */
 (function () {
   "use strict";
@@ -21,7 +27,9 @@
   var LANG = (script.dataset.lang || document.documentElement.lang || "fr").slice(0, 2).toLowerCase();
   var STORE_TOKEN = "ccw:" + KEY + ":token";
   var STORE_OPEN = "ccw:" + KEY + ":open";
+  var STORE_OUTBOX = "ccw:" + KEY + ":outbox";
   var AGENT_TYPING_MS = 6000;
+  var ACK_TIMEOUT_MS = 10000;  // no echo after this long on an open socket: sent again
 
   function storage() {
     try {
@@ -70,6 +78,10 @@
   var unavailable = false;
   var userOpened = false;
   var keepFocus = false;  // the citizen acted in the window: the next rendering puts focus back
+  var welcomed = false;   // the current socket got its welcome: the conversation is bound
+  var outbox = [];        // the citizen's messages not acknowledged yet: {id, text, at, sentAt, retryAt, tries}
+  var unsent = {};        // client id -> its element in the log, until acknowledged
+  var outboxTimer = null;
 
   function active() { return ui.root.activeElement; }
   function focusInPanel() { var a = active(); return !!a && ui.panel.contains(a); }
@@ -150,7 +162,7 @@
       if (e.key === "Enter" && !e.shiftKey && !e.isComposing) { e.preventDefault(); sendMessage(); }
     });
     ui.input.addEventListener("input", citizenTyping);
-    ui.newChat.addEventListener("click", function () { ui.log.textContent = ""; ui.surveyBox.textContent = ""; ui.followBox.textContent = ""; ui.followBox.hidden = true; setState("prechat"); focusFirst(); });
+    ui.newChat.addEventListener("click", function () { forgetOutbox(); ui.log.textContent = ""; ui.surveyBox.textContent = ""; ui.followBox.textContent = ""; ui.followBox.hidden = true; setState("prechat"); focusFirst(); });
     ui.end.addEventListener("click", function () { send({ type: "end" }); });
     ui.transcriptToggle.addEventListener("click", function () {
       var show = ui.transcriptForm.hidden;
@@ -206,7 +218,7 @@
     if (next !== "waiting") { ui.status.textContent = ""; }
     if (next !== "chatting") { hideAgentTyping(); }
     if (next === "waiting" && before !== "waiting") { ui.status.textContent = S.waiting; }
-    if (next === "prechat") { ui.log.textContent = ""; seen = {}; }
+    if (next === "prechat") { ui.log.textContent = ""; seen = {}; unsent = {}; }
   }
 
   // The time a message was written, in the visitor's language (<time datetime> for machines).
@@ -218,19 +230,24 @@
     return el("time", { class: "ccw-time", datetime: when.toISOString(), text: shown });
   }
 
-  function addEntry(entry) {
-    if (seen[entry.id]) { return; }
-    seen[entry.id] = true;
+  function entryElement(entry) {
     var who = entry.kind === "citizen" ? S.you : entry.kind === "bot" ? S.bot : entry.kind === "system" ? "" : (entry.author || S.agent);
     var meta = el("p", { class: "ccw-meta" }, [
       who ? el("span", { class: "ccw-who", text: who }) : null,
       el("span", { class: "ccw-visually-hidden", text: (who ? ", " : "") + S.sent_at + " " }),
       timeOf(entry.at)
     ]);
-    var item = el("div", { class: "ccw-msg ccw-msg--" + entry.kind }, [
+    return el("div", { class: "ccw-msg ccw-msg--" + entry.kind }, [
       meta,
       el("p", { class: "ccw-text", text: entry.text })
     ]);
+  }
+
+  function addEntry(entry) {
+    if (entry.client_id && acknowledged(entry)) { return; }
+    if (seen[entry.id]) { return; }
+    seen[entry.id] = true;
+    var item = entryElement(entry);
     ui.log.appendChild(item);
     ui.log.scrollTop = ui.log.scrollHeight;
     if (entry.kind === "agent") {
@@ -368,7 +385,10 @@
   function sendMessage() {
     var text = ui.input.value.trim();
     if (!text) { return; }
-    send({ type: "message", text: text, id: newId() });
+    var message = { id: newId(), text: text, at: new Date().toISOString(), sentAt: 0, retryAt: 0, tries: 0 };
+    outbox.push(message);
+    saveOutbox();
+    transmit(message);
     ui.input.value = "";
     typingSentAt = 0;
     window.clearTimeout(typingStopTimer);
@@ -380,6 +400,101 @@
     if (now - typingSentAt > 2000) { send({ type: "typing", typing: true }); typingSentAt = now; }
     window.clearTimeout(typingStopTimer);
     typingStopTimer = window.setTimeout(function () { send({ type: "typing", typing: false }); typingSentAt = 0; }, 3000);
+  }
+
+  // --- The citizen's unacknowledged messages ------------------------------------------------
+  function saveOutbox() {
+    save(STORE_OUTBOX, outbox.length ? JSON.stringify(outbox.map(function (m) { return { id: m.id, text: m.text, at: m.at }; })) : null);
+  }
+  function loadOutbox() {
+    var kept;
+    try { kept = JSON.parse(load(STORE_OUTBOX) || "[]"); } catch (e) { kept = []; }
+    if (!Array.isArray(kept)) { return []; }
+    return kept.filter(function (m) { return m && typeof m.id === "string" && typeof m.text === "string"; })
+      .map(function (m) { return { id: m.id, text: m.text, at: m.at, sentAt: 0, retryAt: 0, tries: 0 }; });
+  }
+  function forgetOutbox() { outbox = []; unsent = {}; saveOutbox(); }
+  function outboxItem(id) {
+    for (var i = 0; i < outbox.length; i++) { if (outbox[i].id === id) { return outbox[i]; } }
+    return null;
+  }
+
+  // The message in the log, with a line saying where it is (in words: "sending", "not sent
+  // yet", "not sent: why"), until the server acknowledges it.
+  function showUnsent(message, line, failed) {
+    var item = unsent[message.id];
+    if (!item) {
+      item = entryElement({ kind: "citizen", text: message.text, at: message.at });
+      item.appendChild(el("p", { class: "ccw-delivery" }));
+      ui.log.appendChild(item);
+      ui.log.scrollTop = ui.log.scrollHeight;
+      unsent[message.id] = item;
+    }
+    item.className = "ccw-msg ccw-msg--citizen " + (failed ? "ccw-msg--failed" : "ccw-msg--unsent");
+    item.querySelector(".ccw-delivery").textContent = line;
+  }
+
+  // The server's entry for one of our messages: it is stored. Returns true when the message
+  // was already in the log (then marked sent in place, where the citizen wrote it).
+  function acknowledged(entry) {
+    var before = outbox.length;
+    outbox = outbox.filter(function (m) { return m.id !== entry.client_id; });
+    if (outbox.length !== before) { saveOutbox(); }
+    var item = unsent[entry.client_id];
+    if (!item) { return false; }
+    delete unsent[entry.client_id];
+    if (item.classList.contains("ccw-msg--failed")) { return false; }
+    seen[entry.id] = true;
+    item.className = "ccw-msg ccw-msg--citizen";
+    var line = item.querySelector(".ccw-delivery");
+    if (line) { line.parentNode.removeChild(line); }
+    var stamp = item.querySelector("time.ccw-time");
+    if (stamp) { stamp.parentNode.replaceChild(timeOf(entry.at), stamp); }
+    return true;
+  }
+
+  function transmit(message) {
+    if (ws && ws.readyState === 1 && welcomed) {
+      ws.send(JSON.stringify({ type: "message", text: message.text, id: message.id }));
+      message.sentAt = Date.now();
+      message.retryAt = 0;
+      showUnsent(message, S.sending);
+    } else {
+      message.sentAt = 0;
+      showUnsent(message, S.not_sent_yet);
+      if (!ws && !unavailable) { connect(); }
+    }
+    if (!outboxTimer) { outboxTimer = window.setInterval(outboxTick, 1000); }
+  }
+  function outboxTick() {
+    if (!outbox.length) { window.clearInterval(outboxTimer); outboxTimer = null; return; }
+    if (!(ws && ws.readyState === 1 && welcomed)) { return; }
+    var now = Date.now();
+    outbox.forEach(function (m) {
+      if ((m.retryAt && now >= m.retryAt) || (m.sentAt && now - m.sentAt > ACK_TIMEOUT_MS)) { transmit(m); }
+    });
+  }
+  // After a welcome: every message still unacknowledged goes again, in the order written.
+  function flushOutbox() { outbox.forEach(transmit); }
+  function notSentYet() { outbox.forEach(function (m) { m.sentAt = 0; showUnsent(m, S.not_sent_yet); }); }
+
+  // The server answered about one of our messages.
+  function messageRefused(message, frame) {
+    if (frame.code === "not_sent" || frame.code === "rate_limited") {  // not stored: later
+      message.tries += 1;
+      message.sentAt = 0;
+      message.retryAt = Date.now() + (frame.retry_after ? frame.retry_after * 1000 : Math.min(10000, 2000 * Math.pow(2, message.tries - 1)));
+      showUnsent(message, S.not_sent_yet);
+      if (frame.code === "rate_limited") { showAlert(S.error_rate_limited); }
+      return;
+    }
+    // Refused for good (too long, the conversation is over): said under it, never retried;
+    // the text goes back into the box when the citizen can still write.
+    outbox = outbox.filter(function (m) { return m.id !== message.id; });
+    saveOutbox();
+    showUnsent(message, fill(S.not_sent, { reason: S["error_" + frame.code] || S.error_generic }), true);
+    if (!ui.composer.hidden && !ui.input.value) { ui.input.value = message.text; }
+    showAlert(S["error_" + frame.code] || S.error_generic);
   }
 
   // --- The socket ------------------------------------------------------------------------
@@ -396,8 +511,8 @@
     window.clearTimeout(reconnectTimer);
     var url = BASE.replace(/^http/, "ws") + config.socket_path;
     ws = new WebSocket(url);
+    welcomed = false;
     ws.onopen = function () {
-      retry = 0;
       send({ type: "hello", token: load(STORE_TOKEN), lang: config.language });
       pending.splice(0).forEach(send);
     };
@@ -408,10 +523,13 @@
     };
     ws.onclose = function (e) {
       ws = null;
-      if (e.code === 4401) { pending = []; save(STORE_TOKEN, null); setState("prechat"); connect(); return; }
+      welcomed = false;
+      if (e.code === 4401) { pending = []; forgetOutbox(); save(STORE_TOKEN, null); setState("prechat"); connect(); return; }
+      notSentYet();
       if (e.code === 4403 || e.code === 4404) { unavailable = true; showAlert(S.error_unavailable); return; }
       ui.status.textContent = S.reconnecting;
-      var delay = e.code === 4429 ? 30000 : Math.min(30000, 1000 * Math.pow(2, retry++));
+      // 1013: the server could not read the conversation (database restarting): soon again.
+      var delay = e.code === 4429 ? 30000 : Math.min(e.code === 1013 ? 5000 : 30000, 1000 * Math.pow(2, retry++));
       reconnectTimer = window.setTimeout(connect, delay);
     };
   }
@@ -419,11 +537,14 @@
   function handle(frame) {
     switch (frame.type) {
       case "welcome":
+        retry = 0;
         if (frame.token) { save(STORE_TOKEN, frame.token); }
         if (frame.state === "prechat") {
+          forgetOutbox();
           if (state !== "prechat") { setState("prechat"); if (focusInPanel()) { focusFirst(); } }
           return;
         }
+        welcomed = true;
         var first = state === "prechat" || state === "closed-socket";
         if (ui.status.textContent === S.reconnecting) { ui.status.textContent = ""; }
         ui.transcriptsAllowed = frame.transcripts;
@@ -434,6 +555,7 @@
         if (frame.survey && !ui.surveyBox.firstChild) { renderSurvey(frame.survey); }
         if (frame.queue) { renderQueue(frame.queue); }
         if (first && userOpened) { focusFirst(); }
+        flushOutbox();  // after its entries: those they acknowledge are not sent again
         return;
       case "entry":
         addEntry(frame.entry);
@@ -473,6 +595,8 @@
         ui.transcriptToggle.focus();
         return;
       case "error":
+        var refused = frame.id ? outboxItem(frame.id) : null;
+        if (refused) { messageRefused(refused, frame); return; }
         showAlert(S["error_" + frame.code] || S.error_generic);
         Array.prototype.forEach.call(ui.choices.querySelectorAll("button"), function (b) { b.disabled = false; });
         return;
@@ -491,6 +615,8 @@
         S = data.strings;
         build();
         setState("prechat");
+        // What a reload interrupted is sent once the conversation is back (none without one).
+        if (load(STORE_TOKEN)) { outbox = loadOutbox(); } else { forgetOutbox(); }
         // Continuity: a conversation in progress reconnects at once, its window as it was.
         if (load(STORE_TOKEN)) {
           if (load(STORE_OPEN)) { open(false); } else { connect(); }

@@ -401,9 +401,10 @@ async def test_agent_and_citizen_exchange_messages_and_typing_and_a_reload_keeps
     stored = await database_sync_to_async(Message.objects.get)(pk=created["message_id"])
     assert stored.text == "Je voudrais un acte de naissance."
     assert echo["id"] == f"m{stored.pk}"
-    # the same frame sent again after a reconnection is not stored twice
+    # the same frame sent again after a reconnection is not stored twice: it is answered with
+    # the stored message (test_chat_resend.py)
     await citizen.send(type="message", text="Je voudrais un acte de naissance.", id="abc-1")
-    await citizen.nothing(0.5)
+    assert (await citizen.until("entry"))["entry"] == echo
     inbound = await database_sync_to_async(
         lambda: Message.objects.filter(interaction_id=interaction_id, direction="inbound").count()
     )()
