@@ -167,11 +167,12 @@
     var offer = state.offers[String(id)];
     return post("/console/offers/" + id + "/" + verb + "/", new FormData()).then(function (res) {
       announce(res.message || (res.ok ? "" : t.error), !res.ok);
+      showFeedback("offers-feedback", res.message || (res.ok ? "" : t.error), res.ok);
       if (!res.ok) { resync(); return; }  // the offer may still be pending: ask, never assume
       if (verb === "accept") { pendingFocus = res.interaction_id; }
       if (verb === "decline") { delete state.offers[String(id)]; renderOffers(); }
       if (offer && verb === "accept") { renderWork(); }
-    }).catch(function () { announce(t.error, true); resync(); });
+    }).catch(function () { announce(t.error, true); showFeedback("offers-feedback", t.error, false); resync(); });
   }
 
   /* ---------------------------------------------------------------- re-reading the truth */
@@ -650,12 +651,16 @@
     line.className = "action-feedback form-feedback " + (ok ? "ok" : "error");
     line.hidden = !text;
   }
-  // A conversation closed or transferred leaves the list: what happened is written above it.
-  function workFeedback(text) {
-    var line = document.getElementById("work-feedback");
+  // The answer to an action that has no form of its own (an offer, the channels), beside it.
+  function showFeedback(lineId, text, ok) {
+    var line = document.getElementById(lineId);
+    if (!line) { return; }
     line.textContent = text;
+    line.className = "form-feedback " + (ok ? "ok" : "error");
     line.hidden = !text;
   }
+  // A conversation closed or transferred leaves the list: what happened is written above it.
+  function workFeedback(text) { showFeedback("work-feedback", text, true); }
   // What an action did, written next to the form it was done in (screen readers hear it from
   // the announcer): "Réponse envoyée", or why it failed.
   function feedback(form, text, ok) {
@@ -675,7 +680,10 @@
     if (box.hasAttribute && box.hasAttribute("data-channel-toggle")) {
       var data = new FormData();
       document.querySelectorAll("[data-channel-toggle]").forEach(function (b) { if (b.checked) { data.append("channels", b.value); } });
-      post("/console/channels/", data).then(function (res) { announce(res.message || "", false); });
+      post("/console/channels/", data).then(function (res) {
+        announce(res.message || (res.ok ? "" : t.error), !res.ok);
+        showFeedback("channels-feedback", res.message || (res.ok ? "" : t.error), res.ok);
+      }).catch(function () { announce(t.error, true); showFeedback("channels-feedback", t.error, false); });
     }
     if (box.id === "pref-notify") { setNotify(box.checked); }
     if (box.id === "pref-shortcuts" || box.id === "pref-sound") {

@@ -275,3 +275,22 @@ def test_closing_a_conversation_with_the_keyboard_moves_to_the_next_one(
     assert page.is_visible("#work-feedback")
     marie.refresh_from_db()
     assert marie.status == "closed"
+
+
+def test_declining_an_offer_and_changing_channels_answer_beside_them(
+    centre: dict[str, Any], console_page: Callable[..., Any]
+) -> None:
+    page = console_page("alice", viewport={"width": 1280, "height": 720})
+    _mail("RSA de mars", "Marie Dupont <marie.dupont@gmail.example>")
+    page.wait_for_selector(".offer-card")
+    page.click("[data-decline]")
+    page.wait_for_selector(".offer-card", state="detached")
+    answer = page.locator("#offers-feedback")
+    answer.wait_for()  # shown in the offers column, not only to screen readers
+    assert answer.inner_text() == "Proposition refusée."
+    page.uncheck("#channels-form [value=sms]")
+    channels = page.locator("#channels-feedback")
+    channels.wait_for()
+    assert channels.inner_text() == "Canaux mis à jour."
+    # the server took it: its event reaches the console's state
+    page.wait_for_function("() => !ConsoleDebug.state().agent.channels.includes('sms')")
