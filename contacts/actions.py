@@ -16,7 +16,7 @@ from contactcentre.errors import ApplicationError, ErrorKind, SingleCodeError
 from organisations import authz
 from organisations.models import sole_organisation
 
-from .identity import normalize_chat_id, normalize_email, normalize_phone
+from .identity import InvalidIdentity, normalize_chat_id, normalize_email, normalize_phone
 from .models import Case, Contact, ContactIdentity, ContactMerge, IdentityKind, IdentityRemoval
 
 logger = logging.getLogger(__name__)
@@ -49,6 +49,16 @@ class IdentityRemovalRefused(ContactError):
     def __init__(self, code: str, detail: str) -> None:
         ApplicationError.__init__(self, code, self.messages[code])
         self.detail = detail
+
+
+def phone_or_none(raw: str | None) -> str | None:
+    """``raw`` in E.164 (numbers without a country code read in ``PHONE_DEFAULT_REGION``), or
+    None when it is withheld or not a phone number: how every channel reads a caller, a sender
+    or one of our numbers."""
+    try:
+        return normalize_phone(raw, settings.PHONE_DEFAULT_REGION)
+    except InvalidIdentity:
+        return None
 
 
 def normalize_identity(kind: str, raw: str | None) -> str | None:

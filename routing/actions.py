@@ -31,6 +31,8 @@ from django.utils import timezone
 
 from agents.models import AgentPresence, AgentProfile, AgentState, OfflineReason, PauseReason
 from contactcentre.events import SUPERVISORS_GROUP, agent_group, publish, publish_many
+from contactcentre.triggers import CoalescedTrigger, coalescing
+from contactcentre.triggers import redis_client as _redis
 from interactions.actions import do_record_message, do_transition_interaction
 from interactions.lifecycle import Status
 from interactions.models import Interaction, InteractionTransition, MessageDirection
@@ -1189,26 +1191,32 @@ return again
 """
 
 
-def _redis() -> Any:
-    import redis
-
-    global _redis_client
-    if _redis_client is None:
-        _redis_client = redis.Redis.from_url(settings.REDIS_URL, socket_timeout=2)
-    return _redis_client
-
-
-_redis_client: Any = None
-
-
-def _coalescing() -> bool:
-    return bool(not settings.CELERY_TASK_ALWAYS_EAGER and settings.REDIS_URL)
-
-
 def _queue_pass() -> None:
     from .tasks import route_pending
 
     route_pending.delay()
+
+
+def _claim_pass() -> object:
+    # queued now (1), or asked of the running pass, or already queued (0): one atomic script
+    return _redis().eval(
+        _REQUEST_LUA,
+        3,
+        PASS_QUEUED_KEY,
+        PASS_RUNNING_KEY,
+        PASS_AGAIN_KEY,
+        PASS_QUEUED_MS,
+        PASS_LOCK_MS,
+    )
+
+
+PASS_TRIGGER = CoalescedTrigger(
+    key=PASS_QUEUED_KEY,
+    queued_ms=PASS_QUEUED_MS,
+    enqueue=_queue_pass,
+    what="a routing pass",
+    claim=_claim_pass,
+)
 
 
 def request_routing() -> None:
@@ -1220,26 +1228,9 @@ def request_routing() -> None:
     exactly one more pass, which the running task starts as soon as it ends (no broker hop,
     passes never overlap). The flags expire (a second for a queued pass, ten for a running
     one), so a lost task or a killed worker delays routing by that at most, and the periodic
-    sweep covers everything else.
+    sweep covers everything else (contactcentre.triggers).
     """
-
-    def send() -> None:
-        try:
-            if _coalescing() and not _redis().eval(
-                _REQUEST_LUA,
-                3,
-                PASS_QUEUED_KEY,
-                PASS_RUNNING_KEY,
-                PASS_AGAIN_KEY,
-                PASS_QUEUED_MS,
-                PASS_LOCK_MS,
-            ):
-                return
-            _queue_pass()
-        except Exception:  # the broker is down: the periodic sweep will route it
-            logger.warning("could not enqueue a routing pass; the sweep will catch up")
-
-    transaction.on_commit(send)
+    PASS_TRIGGER.request()
 
 
 def do_route_passes(*, max_passes: int = MAX_PASSES_PER_TASK) -> list[PassResult]:
@@ -1249,7 +1240,7 @@ def do_route_passes(*, max_passes: int = MAX_PASSES_PER_TASK) -> list[PassResult
     Only one task runs passes at a time: a task that finds a pass running asks it for one more
     and returns. A pass whose claims lost matches to a concurrent transaction (``skipped``) is
     followed by one more pass, once per task. Without a broker (eager tasks): one pass."""
-    if not _coalescing():
+    if not coalescing():
         return [do_route_pending()]
     token = uuid.uuid4().hex
     try:

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING
 from django.conf import settings
 from django.utils import timezone
 
-from contacts.identity import InvalidIdentity, normalize_phone
+from contacts.actions import phone_or_none
 
 from .actions import AlreadyAnswered, SurveyError, address_key, do_answer_survey
 from .answers import parse_answer
@@ -31,10 +31,7 @@ SURVEY_ANSWER = "survey_answer"
 
 
 def _phone(raw: str) -> str:
-    try:
-        return normalize_phone(raw, settings.PHONE_DEFAULT_REGION) or raw
-    except InvalidIdentity:
-        return raw
+    return phone_or_none(raw) or raw
 
 
 def _open_invitation(inbound: InboundSms) -> SurveyInvitation | None:

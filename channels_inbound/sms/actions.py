@@ -35,7 +35,8 @@ from channels_inbound.providers import outbound_retry_countdown as retry_countdo
 from channels_inbound.providers.webhooks import absolute
 from contactcentre.events import SUPERVISORS_GROUP, agent_group, publish
 from contactcentre.pg import execute_binary
-from contacts.identity import InvalidIdentity, normalize_phone
+from contactcentre.triggers import CoalescedTrigger
+from contacts.actions import phone_or_none
 from contacts.models import ContactIdentity
 from interactions.actions import do_record_message
 from interactions.models import Interaction, Message
@@ -86,13 +87,6 @@ def opt_keyword(body: str) -> str | None:
     return None
 
 
-def _phone(raw: str) -> str | None:
-    try:
-        return normalize_phone(raw, settings.PHONE_DEFAULT_REGION)
-    except InvalidIdentity:
-        return None
-
-
 def is_opted_out(phone: str) -> bool:
     return SmsOptOut.objects.filter(phone=phone, active=True).exists()
 
@@ -117,7 +111,7 @@ def do_receive_sms(*, sms: base.InboundSms, provider: str) -> ReceivedSms:
     (provider, MessageSid) unique constraint: a replay or a concurrent duplicate inserts nothing
     and still gets its 200. The ingestion itself runs in a task (:func:`request_ingest`)."""
     keyword = opt_keyword(sms.body)
-    phone = _phone(sms.sender) if keyword else None
+    phone = phone_or_none(sms.sender) if keyword else None
     if keyword and phone:
         return _receive_opt_keyword(sms, provider, keyword, phone)
     with connection.cursor() as cursor:
@@ -177,47 +171,31 @@ def _receive_opt_keyword(
     return ReceivedSms(True, reply)
 
 
-_redis_client: Any = None
 INGEST_QUEUED_KEY = "channels_sms:ingest-queued"
 
 
-def _redis() -> Any:
-    global _redis_client
-    if _redis_client is None:
-        import redis
+def _queue_ingestion() -> None:
+    from .tasks import ingest_pending_sms
 
-        _redis_client = redis.Redis.from_url(settings.REDIS_URL, socket_timeout=2)
-    return _redis_client
+    ingest_pending_sms.delay()
+
+
+# While an ingestion task is queued and not yet started, more requests add nothing (it will see
+# their rows). The flag expires after 2 s: a lost task delays ingestion by 2 s at most, and the
+# periodic sweep covers the rest (contactcentre.triggers).
+INGEST_TRIGGER = CoalescedTrigger(
+    key=INGEST_QUEUED_KEY, queued_ms=2000, enqueue=_queue_ingestion, what="SMS ingestion"
+)
 
 
 def request_ingest() -> None:
-    """Wake the ingestion task once the current transaction commits.
-
-    Coalesced like routing passes: while a task is queued and not yet started, more requests
-    add nothing (it will see their rows). The flag expires after 2 s, so a lost task delays
-    ingestion by 2 s at most, and the periodic sweep covers the rest."""
-
-    def send() -> None:
-        from .tasks import ingest_pending_sms
-
-        try:
-            coalesce = not settings.CELERY_TASK_ALWAYS_EAGER and settings.REDIS_URL
-            if coalesce and not _redis().set(INGEST_QUEUED_KEY, 1, nx=True, px=2000):
-                return
-            ingest_pending_sms.delay()
-        except Exception:  # the broker is down: the sweep will pick the rows up
-            logger.warning("could not queue SMS ingestion; the sweep will catch up")
-
-    transaction.on_commit(send)
+    """Wake the ingestion task once the current transaction commits (coalesced)."""
+    INGEST_TRIGGER.request()
 
 
 def ingest_started() -> None:
     """Called by the task as it starts: SMS stored from now on queue a new task."""
-    if not settings.CELERY_TASK_ALWAYS_EAGER and settings.REDIS_URL:
-        try:
-            _redis().delete(INGEST_QUEUED_KEY)
-        except Exception:
-            logger.warning("could not clear the SMS ingestion flag")
+    INGEST_TRIGGER.started()
 
 
 INGEST_BATCH = 200  # received SMS written per transaction (set-based: a few statements each)
@@ -342,7 +320,7 @@ def _inbound_message(inbound: InboundSms) -> InboundMessage:
     return InboundMessage(
         channel="sms",
         sender=inbound.sender,
-        recipient=_phone(inbound.recipient) or inbound.recipient,
+        recipient=phone_or_none(inbound.recipient) or inbound.recipient,
         text=inbound.body,
         provider_id=inbound.message_sid,
         attachments=attachments,
@@ -515,7 +493,7 @@ def _addresses(interaction: Interaction) -> tuple[str | None, str | None]:
         .first()
     )
     if last:
-        return _phone(last["sender"]), _phone(last["recipient"])
+        return phone_or_none(last["sender"]), phone_or_none(last["recipient"])
     citizen = None
     if interaction.contact_id:
         citizen = (
@@ -550,7 +528,7 @@ def do_send_sms(
         raise SmsTooLong(sms_length(text), settings.SMS_MAX_OUTBOUND_CHARS)
     citizen, ours = _addresses(interaction)
     if to:
-        citizen = _phone(to)
+        citizen = phone_or_none(to)
     if not citizen:
         raise SmsError("no phone number to send this SMS to")
     if not ours:

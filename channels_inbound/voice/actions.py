@@ -39,7 +39,7 @@ from channels_inbound.providers.base import (
     VoiceInstruction,
 )
 from channels_inbound.providers.webhooks import absolute
-from contacts.identity import InvalidIdentity, normalize_phone
+from contacts.actions import phone_or_none
 from flows import engine
 from flows.selectors import published_version_for_endpoint
 from interactions.actions import StaleTransition, do_transition_interaction
@@ -80,13 +80,6 @@ AGENT_UNREACHABLE_STATUSES = frozenset({"busy", "no-answer", "failed"})
 
 def tts_locale(language: str) -> str:
     return language if "-" in language else TTS_LOCALES.get(language, "fr-FR")
-
-
-def _phone(raw: str) -> str | None:
-    try:
-        return normalize_phone(raw, settings.PHONE_DEFAULT_REGION)
-    except InvalidIdentity:
-        return None
 
 
 def webhook_url(provider: str, name: str, **query: object) -> str:
@@ -254,8 +247,8 @@ def do_start_call(
 ) -> list[VoiceInstruction]:
     """A call arrives: run the number's published flow (or queue it directly without one)."""
     now = now or timezone.now()
-    called = _phone(inbound.called) or inbound.called
-    caller_e164 = _phone(inbound.caller) or ""
+    called = phone_or_none(inbound.called) or inbound.called
+    caller_e164 = phone_or_none(inbound.caller) or ""
     with transaction.atomic():
         endpoint = (
             Endpoint.objects.select_related("queue")

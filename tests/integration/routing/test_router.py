@@ -14,13 +14,12 @@ from interactions.actions import do_transition_interaction
 from interactions.lifecycle import Status
 from interactions.models import Interaction, InteractionTransition
 from routing.actions import (
-    OfferNotPending,
-    RoutingError,
     do_accept_offer,
     do_decline_offer,
     do_expire_offers,
     do_route_pending,
 )
+from routing.errors import OfferNotPending, RoutingError
 from routing.models import EscalationStep, Offer, OfferStatus, RoutingDecision
 from routing.tasks import sweep
 
