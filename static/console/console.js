@@ -628,7 +628,8 @@
         if (composer && form.isConnected) { composer.focus(); }
       }
       if (res.ok && dialog && dialog.open) {
-        dialog.close();  // its "close" handler puts the focus back in the reply box
+        dialog.done = true;  // its "close" handler puts the focus back in the reply box
+        dialog.close();
       }
       if (!res.ok) { resync(); }
       if (res.ok && panel) {
@@ -706,13 +707,14 @@
     }
   });
   /* ---------------------------------------------------------------- action dialogs */
-  // Native modal dialogs: the browser keeps the focus inside and closes them on Escape. When
-  // one closes, the focus goes back to the reply box (where the agent works), or else to the
-  // button that opened it.
+  // Native modal dialogs: the browser keeps the focus inside and closes them on Escape. Once
+  // its action is done, the focus goes to the reply box (where the agent works); cancelled
+  // (Escape, "Annuler"), back to the button that opened it.
   function openDialog(button) {
     var dialog = document.getElementById(button.getAttribute("data-open-dialog"));
     if (!dialog || dialog.open) { return; }
     dialog.opener = button;
+    dialog.done = false;
     dialog.querySelectorAll(".form-feedback").forEach(function (line) { line.hidden = true; });
     dialog.showModal();
     var first = dialog.querySelector("select, textarea, input:not([type=hidden])");
@@ -723,7 +725,8 @@
     if (!dialog || dialog.tagName !== "DIALOG" || !dialog.isConnected) { return; }
     var panel = dialog.closest("[role=tabpanel]");
     var composer = panel && panel.querySelector("[data-composer]:not(:disabled)");
-    var back = composer || (dialog.opener && dialog.opener.isConnected ? dialog.opener : panel);
+    var opener = dialog.opener && dialog.opener.isConnected ? dialog.opener : null;
+    var back = dialog.done ? composer || opener || panel : opener || composer || panel;
     if (back) { back.focus(); }
   }, true);
   document.getElementById("tabs").addEventListener("keydown", function (event) {

@@ -233,8 +233,14 @@ def test_keyboard_only_whole_flow(
         assert page.evaluate("() => document.activeElement.id") == f"transfer-{interaction.pk}"
         page.keyboard.press("Escape")
         page.wait_for_selector(f"#transfer-dialog-{interaction.pk}:not([open])", state="attached")
+        # cancelled: the focus is back on the button that opened it
+        page.wait_for_function(
+            "(id) => document.activeElement && "
+            "document.activeElement.getAttribute('data-open-dialog') === 'transfer-dialog-' + id",
+            arg=interaction.pk,
+        )
         # wrap-up code with the keyboard, notes, close
-        tab_to(page, f"[data-open-dialog='wrap-dialog-{interaction.pk}']", backwards=True)
+        tab_to(page, f"[data-open-dialog='wrap-dialog-{interaction.pk}']")
         page.keyboard.press("Enter")
         page.wait_for_selector(f"#wrap-dialog-{interaction.pk}[open]")
         tab_to(page, f"#code-{interaction.pk}")
