@@ -6,13 +6,21 @@ A past local day (before today in Europe/Paris) is rolled up once into
 report filter and supervision scope is a condition on those keys, so a multi-day report is one
 ``GROUP BY day`` over a few hundred rows per day, plus today's interactions read as before.
 
+A day's roll-up holds its **settled** interactions only: those still waiting (queued or
+offered) are left out and read from the interactions by each report, with today's
+(``selectors.live_report_facts``; the waiting index makes it a read of the current backlog).
+They are the only ones the router claims, in bulk and without reading their arrival day, so a
+claim needs no invalidation and the claim path reads nothing for it.
+
 The roll-up of a day is dropped (its :class:`~supervision.models.ReportDay` row deleted) after
-any status change, claim or survey answer of an interaction that arrived that day
-(``supervision.stats`` calls :func:`invalidate_after_commit`), and rebuilt from the interactions
-by the next report that needs it. A rebuild and an invalidation of the same day take the same
-advisory lock, so a rebuild that read the day before a change committed is always followed by
-that change's invalidation. ``manage.py rebuild_report_days`` rebuilds a range of days at once
-(after generating or importing history, or nightly for yesterday).
+any other change of an interaction that arrived that day: a status change (but one between
+"queued" and "offered", which keeps it out of the roll-up), an auto-accepted claim (an answer)
+or a survey answer (``supervision.stats`` calls :func:`invalidate_after_commit`); the next
+report that needs the day rebuilds it from the interactions. A rebuild and an invalidation of
+the same day take the same advisory lock, so a rebuild that read the day before a change
+committed is always followed by that change's invalidation. ``manage.py rebuild_report_days``
+rebuilds a range of days at once (after generating or importing history, or nightly for
+yesterday).
 
 One-day reports (per hour) are computed from the interactions, as are the days from today on.
 """
@@ -36,7 +44,7 @@ from .access import Scope
 from .models import ReportDay, ReportDayStats
 from .periods import PARIS, Period, day_bounds, local_day, period_bounds
 from .reports import ZERO, Figures, Report, ReportFilter, Row, breakdown, build_report
-from .selectors import report_facts
+from .selectors import live_report_facts, report_facts
 
 logger = logging.getLogger(__name__)
 
@@ -63,7 +71,7 @@ def build_day(day: date) -> int:
     start, end = day_bounds(day, PARIS)
     with transaction.atomic():
         _lock_day(day)
-        facts = report_facts(start, end)
+        facts = report_facts(start, end, settled_only=True)
         owners = {
             pk: (org, agent or 0)
             for pk, org, agent in Interaction.objects.filter(
@@ -216,11 +224,14 @@ def period_report(
         return build_report(report_facts(start, end, scope=scope), period, flt)
     last_past = min(period.last, date.fromordinal(current.toordinal() - 1))
     per_day = rolled_up_days(period.first, last_past, flt, scope)
-    if period.last > last_past:
-        live = Period(date.fromordinal(last_past.toordinal() + 1), period.last)
-        start, end = period_bounds(live)
-        kept = [f for f in report_facts(start, end, scope=scope) if flt.accepts(f)]
-        per_day.update(breakdown(kept, lambda f: local_day(f.queued_at, PARIS)))
+    # Today (when the period reaches it), and the past days' contacts still waiting, which
+    # their days' roll-ups leave out, from the interactions: one read for both.
+    past_start, end = period_bounds(period)
+    today_start = day_bounds(date.fromordinal(last_past.toordinal() + 1), PARIS)[0]
+    live = live_report_facts(past_start, min(today_start, end), end, scope=scope)
+    kept = [f for f in live if flt.accepts(f)]
+    for day, figures in breakdown(kept, lambda f: local_day(f.queued_at, PARIS)).items():
+        per_day[day] = per_day.get(day, ZERO) + figures
     rows = tuple(Row(d.isoformat(), per_day.get(d, ZERO)) for d in period.each_day())
     total = ZERO
     for row in rows:

@@ -9,7 +9,7 @@ from datetime import datetime, timedelta
 from typing import Any, cast
 
 from django.conf import settings
-from django.db.models import Case, Count, Min, Value, When
+from django.db.models import Case, Count, Min, Q, Value, When
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
@@ -75,16 +75,43 @@ def first_answer_and_close(
 
 
 def report_facts(
-    start: datetime, end: datetime, *, scope: Scope | None = None
+    start: datetime, end: datetime, *, scope: Scope | None = None, settled_only: bool = False
 ) -> list[InteractionFacts]:
-    """Facts of the interactions that first reached a queue in [start, end)."""
+    """Facts of the interactions that first reached a queue in [start, end); ``settled_only``
+    leaves out those still waiting (queued or offered), as a past day's roll-up does."""
     qs = (scope.interactions() if scope else Interaction.objects.all()).filter(
         queued_at__gte=start, queued_at__lt=end
     )
+    if settled_only:
+        qs = qs.exclude(status__in=WAITING)
     csat = SatisfactionResponse.objects.filter(
         interaction__queued_at__gte=start, interaction__queued_at__lt=end
     )
     return _facts(qs, csat)
+
+
+def live_report_facts(
+    past_start: datetime, today_start: datetime, end: datetime, *, scope: Scope | None = None
+) -> list[InteractionFacts]:
+    """What a multi-day report reads from the interactions beside the daily roll-up: the
+    contacts that arrived in [today_start, end), and those that arrived in [past_start,
+    today_start) and still wait (queued or offered). A past day's roll-up leaves the waiting
+    ones out (``report_facts(settled_only=True)``): the router claims them in bulk, without
+    reading their arrival day, so their figures are read here, as today's are."""
+
+    def arrived(prefix: str) -> Q:
+        today = Q(**{f"{prefix}queued_at__gte": today_start, f"{prefix}queued_at__lt": end})
+        waiting = Q(
+            **{
+                f"{prefix}queued_at__gte": past_start,
+                f"{prefix}queued_at__lt": today_start,
+                f"{prefix}status__in": WAITING,
+            }
+        )
+        return today | waiting
+
+    qs = (scope.interactions() if scope else Interaction.objects.all()).filter(arrived(""))
+    return _facts(qs, SatisfactionResponse.objects.filter(arrived("interaction__")))
 
 
 def interaction_facts(interaction_id: int) -> InteractionFacts | None:

@@ -37,7 +37,7 @@ from .reports import (
     figures_of,
 )
 from .rollup import invalidate_after_commit
-from .selectors import interaction_facts, report_facts, sla_target_of
+from .selectors import WAITING, interaction_facts, report_facts, sla_target_of
 
 logger = logging.getLogger(__name__)
 
@@ -133,7 +133,9 @@ def on_status_changed(
     key = _key(interaction)
     if delta is not None and key is not None:
         _after_commit(key, delta)
-    invalidate_after_commit(interaction.queued_at)
+    if not (from_status in WAITING and to_status in WAITING):
+        # (an offer declined or run out: still waiting, still out of its day's roll-up)
+        invalidate_after_commit(interaction.queued_at)
 
 
 COUNTED_QUEUE = "_supervision_counted_queue"
@@ -174,7 +176,7 @@ def on_requeued(
     day, _queue, channel = key
     _after_commit((day, from_queue_id or 0, channel), negated(so_far))
     _after_commit(key, so_far)
-    invalidate_after_commit(interaction.queued_at)
+    # (no roll-up to drop: a waiting contact is read live by reports, supervision.rollup)
 
 
 def negated(figures: Figures) -> Figures:
@@ -182,12 +184,13 @@ def negated(figures: Figures) -> Figures:
 
 
 def on_claims(*, rows: list[tuple[int, int, str, bool]], now: datetime, **_: Any) -> None:
-    """The router's claims: auto-accepted ones are answers (offers change no counter)."""
-    ids = [interaction_id for interaction_id, *_rest in rows]
-    auto = {interaction_id for interaction_id, _agent, _channel, accepted in rows if accepted}
-    # An offer names an agent: a past day's roll-up (kept per agent) is out of date.
-    for queued_at in old_arrivals(ids, now):
-        invalidate_after_commit(queued_at)
+    """The router's claims: auto-accepted ones are answers (offers change no counter).
+
+    An offer reads nothing: the router claims waiting contacts only, which past days'
+    roll-ups leave out (``supervision.rollup``), so no roll-up goes stale. An auto-accepted
+    claim settles its contact: its day's roll-up, if a past day's, is dropped from the row
+    read here anyway."""
+    auto = [interaction_id for interaction_id, _agent, _channel, accepted in rows if accepted]
     if not auto:
         return
     for interaction in Interaction.objects.filter(pk__in=auto).select_related("queue"):
@@ -195,14 +198,7 @@ def on_claims(*, rows: list[tuple[int, int, str, bool]], now: datetime, **_: Any
         key = _key(interaction)
         if delta is not None and key is not None:
             _after_commit(key, delta)
-
-
-def old_arrivals(interaction_ids: list[int], now: datetime) -> set[datetime]:
-    """Arrival times before today of these interactions (their days' roll-ups go stale);
-    one indexed read, and none at all in the usual case of today's contacts."""
-    start, _end = day_bounds(local_day(now, PARIS), PARIS)
-    rows = Interaction.objects.filter(pk__in=interaction_ids, queued_at__lt=start)
-    return {at for at in rows.values_list("queued_at", flat=True) if at is not None}
+        invalidate_after_commit(interaction.queued_at)
 
 
 def on_satisfaction(*, interaction: Interaction, score: int) -> None:

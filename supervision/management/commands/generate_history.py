@@ -40,6 +40,7 @@ from supervision.models import SatisfactionResponse
 from supervision.periods import PARIS, day_bounds, local_day
 from supervision.reports import ZERO, Figures, InteractionFacts, figures_of
 from supervision.rollup import ensure_built, write_day_stats
+from supervision.selectors import WAITING
 
 FULL_INTERACTIONS = 1_000_000
 MESSAGES_PER_INTERACTION = 5
@@ -566,11 +567,12 @@ class Command(BaseCommand):
 
     def _sum_up(self, lives: list[Life]) -> None:
         """Add the lives of past days to the roll-up (per organisation, queue, channel, agent
-        and answered, as ``supervision.rollup.build_day`` keys them)."""
+        and answered, as ``supervision.rollup.build_day`` keys them; those still waiting are
+        left out, as it leaves them out: reports read them live)."""
         assert self.rolled_up is not None
         for lf in lives:
             day = local_day(lf.queued_at, PARIS)
-            if day >= self.last:
+            if day >= self.last or lf.status in WAITING:
                 continue
             answered = lf.answered_at is not None
             facts = InteractionFacts(

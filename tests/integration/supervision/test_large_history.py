@@ -9,6 +9,8 @@ from typing import Any
 
 import pytest
 from django.core.management import call_command
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from agents.models import AgentProfile, Team
@@ -16,6 +18,7 @@ from interactions.lifecycle import Status
 from interactions.models import Interaction, InteractionTransition, Message
 from organisations.authz import principal_for
 from routing.actions import (
+    claims_written,
     do_accept_offer,
     do_decline_offer,
     do_route_pending,
@@ -29,7 +32,7 @@ from supervision.periods import Period, day_bounds, local_day, period_bounds
 from supervision.reports import Figures, Report, ReportFilter, build_report
 from supervision.rollup import period_report
 from supervision.selectors import report_facts, wallboard_snapshot
-from supervision.stats import rebuild_day
+from supervision.stats import on_claims, rebuild_day
 from tests.integration.supervision.test_stats import counters, move
 
 pytestmark = pytest.mark.django_db
@@ -246,3 +249,113 @@ def test_figures_add_every_counter() -> None:
     one = Figures(**{name: i + 1 for i, name in enumerate(names)})
     two = Figures(**{name: 10 * (i + 1) for i, name in enumerate(names)})
     assert (one + two).as_dict() == {name: 11 * (i + 1) for i, name in enumerate(names)}
+
+
+def test_a_claim_of_yesterdays_contacts_reaches_yesterdays_report(
+    queue: Any,
+    agent: Any,
+    arrive: Any,
+    everything: Any,
+    make_user: Any,
+    settings: Any,
+    django_capture_on_commit_callbacks: Any,
+) -> None:
+    # given an e-mail and an SMS that arrived yesterday and still wait in the CAF's queue, an
+    # agent of another team free for both (SMS auto-accepted), and yesterday rolled up
+    settings.ROUTING_AUTO_ACCEPT_CHANNELS = ["sms"]
+    now = timezone.now()
+    today = local_day(now)
+    yesterday = today - timedelta(days=1)
+    arrived_at = day_bounds(yesterday)[0] + timedelta(hours=10)
+    caf = queue("caf", {"apl": 1})
+    with django_capture_on_commit_callbacks(execute=True):
+        arrive(caf, "email", now=arrived_at)
+        arrive(caf, "sms", now=arrived_at + timedelta(minutes=1))
+    team = Team.objects.create(name="Renfort")
+    alice = agent("alice", {"apl": 3}, channels=["email", "sms"], team=team)
+    team_supervisor = make_user("renfort-sup", role="supervisor")
+    team.supervisors.add(team_supervisor)
+    team_scope = scope_for(team_supervisor)
+    assert team_scope is not None
+    period = Period(yesterday, today)
+    team_only = ReportFilter(team_ids=team_scope.team_ids)
+    before = period_report(period, scope=everything).rows[0].figures
+    assert (before.arrived, before.answered) == (2, 0)
+    assert period_report(period, scope=team_scope).total.arrived == 0
+    assert ReportDay.objects.filter(day=yesterday).exists()
+
+    # when the router claims both today: the e-mail offered to alice, the SMS answered by her
+    with django_capture_on_commit_callbacks(execute=True):
+        result = do_route_pending(now=now)
+    assert (result.offered, result.assigned) == (1, 1)
+
+    # then yesterday's figures follow: the SMS answered; alice's team's supervisor sees both
+    # (the contacts its agents hold), its team's report the one alice answered
+    after = period_report(period, scope=everything).rows[0].figures
+    assert (after.arrived, after.answered) == (2, 1)
+    assert after.wait_sum_s == pytest.approx((now - arrived_at).total_seconds() - 60)
+    seen = period_report(period, scope=team_scope).rows[0].figures
+    assert (seen.arrived, seen.answered) == (2, 1)
+    answered_by_team = period_report(period, team_only, scope=team_scope).rows[0].figures
+    assert (answered_by_team.arrived, answered_by_team.answered) == (1, 1)
+    # and every report still equals one computed from the interactions
+    assert_reports_agree(
+        period,
+        [ReportFilter(), ReportFilter(channel="sms"), ReportFilter(agent_id=alice.pk)],
+        everything,
+    )
+    assert_reports_agree(period, [ReportFilter(), team_only], team_scope)
+
+
+def test_the_claim_path_reads_nothing_for_supervision_on_offers(
+    queue: Any,
+    agent: Any,
+    arrive: Any,
+    everything: Any,
+    settings: Any,
+    django_capture_on_commit_callbacks: Any,
+) -> None:
+    # given e-mails that arrived yesterday and today, an SMS of yesterday (auto-accepted),
+    # yesterday rolled up, and the queries of supervision's claim receiver counted
+    settings.ROUTING_AUTO_ACCEPT_CHANNELS = ["sms"]
+    now = timezone.now()
+    yesterday = local_day(now) - timedelta(days=1)
+    arrived_at = day_bounds(yesterday)[0] + timedelta(hours=10)
+    caf = queue("caf", {"apl": 1})
+    with django_capture_on_commit_callbacks(execute=True):
+        arrive(caf, "email", now=arrived_at)
+        arrive(caf, "email", now=now - timedelta(seconds=5))
+    period_report(Period(yesterday, local_day(now)), scope=everything)
+    agent("alice", {"apl": 3}, channels=["email"])
+    counted: list[int] = []
+
+    def counting(**kwargs: Any) -> None:
+        with CaptureQueriesContext(connection) as queries:
+            on_claims(**kwargs)
+        counted.append(len(queries))
+
+    claims_written.disconnect(dispatch_uid="supervision.claims")
+    claims_written.connect(counting, dispatch_uid="test.supervision.claims")
+    try:
+        # when the router offers both e-mails
+        with django_capture_on_commit_callbacks(execute=True):
+            assert do_route_pending(now=now).offered == 2
+        # then supervision read nothing for them (it used to read their arrival days), and
+        # yesterday's roll-up stays (the e-mail still waits: reports read it live)
+        assert counted == [0]
+        assert ReportDay.objects.filter(day=yesterday).exists()
+
+        # when an SMS of yesterday is answered by the router (auto-accepted) by bob
+        with django_capture_on_commit_callbacks(execute=True):
+            arrive(caf, "sms", now=arrived_at)
+        period_report(Period(yesterday, local_day(now)), scope=everything)
+        agent("bob", {"apl": 3}, channels=["sms"])
+        with django_capture_on_commit_callbacks(execute=True):
+            assert do_route_pending(now=now).assigned == 1
+        # then its counters read what they always did (the interaction, first answer? closed
+        # before?) and nothing more, and yesterday's roll-up is dropped: it has an answer now
+        assert counted[1:] == [3]
+        assert not ReportDay.objects.filter(day=yesterday).exists()
+    finally:
+        claims_written.disconnect(dispatch_uid="test.supervision.claims")
+        claims_written.connect(on_claims, dispatch_uid="supervision.claims")
