@@ -33,6 +33,7 @@ from django.utils import timezone, translation
 from django.utils.translation import gettext as _
 
 from channels_inbound.ingest import InboundMessage, IngestError, do_ingest_message
+from channels_inbound.queues import named_queue
 from contactcentre.events import agent_group, publish
 from flows import engine
 from flows.selectors import published_version_for_endpoint
@@ -98,15 +99,11 @@ def _merge_skills(*sources: dict[str, int] | None) -> dict[str, int]:
 
 
 def _queue_for(session: ChatSession, code: str) -> Queue:
-    if code:
-        # Queue codes are per organisation: the widget's organisation decides.
-        queue = Queue.objects.filter(
-            organisation_id=session.widget.organisation_id, code=code
-        ).first()
-        if queue is not None:
-            return queue
-        logger.error("flow of chat %s names unknown queue %r", session.pk, code)
-    return session.widget.endpoint.queue
+    widget = session.widget
+    return (
+        named_queue(widget.organisation_id, code, source=f"chat {session.pk}")
+        or widget.endpoint.queue
+    )
 
 
 def _session_ids(interaction_id: int) -> list[UUID]:

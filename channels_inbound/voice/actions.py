@@ -39,6 +39,7 @@ from channels_inbound.providers.base import (
     VoiceInstruction,
 )
 from channels_inbound.providers.webhooks import absolute
+from channels_inbound.queues import named_queue
 from contacts.actions import phone_or_none
 from flows import engine
 from flows.selectors import published_version_for_endpoint
@@ -115,19 +116,13 @@ def _flow_summary(call: Call) -> str:
 
 
 def _queue_for(call: Call, code: str) -> Queue:
-    if code:
-        # Queue codes are per organisation: the number's organisation decides.
-        endpoint = call.endpoint
-        queue = (
-            Queue.objects.filter(organisation_id=endpoint.organisation_id, code=code).first()
-            if endpoint is not None
-            else None
-        )
-        if queue is not None:
-            return queue
-        logger.error("flow of call %s names unknown queue %r", call.call_sid, code)
-    assert call.endpoint is not None
-    return call.endpoint.queue
+    endpoint = call.endpoint
+    organisation_id = endpoint.organisation_id if endpoint is not None else None
+    queue = named_queue(organisation_id, code, source=f"call {call.call_sid}")
+    if queue is not None:
+        return queue
+    assert endpoint is not None
+    return endpoint.queue
 
 
 def _ingest(
