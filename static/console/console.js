@@ -890,6 +890,9 @@
       }
       if (expiring) { return; }  // under a second left: the next tick's ping gets the 401
       showLeft(config.idleTimeoutSeconds - (Date.now() - lastActive) / 1000);  // announced with it
+      // An open note, transfer or wrap-up dialog would make the warning inert (modal): it
+      // closes (what was typed in it stays in its fields).
+      document.querySelectorAll("dialog[open]").forEach(function (d) { d.close(); });
       dialogOpen = true; focusBefore = document.activeElement; dialog.hidden = false;
       document.getElementById("idle-extend").focus();
     }).catch(function () { checking = false; });

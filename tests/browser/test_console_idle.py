@@ -190,3 +190,26 @@ def test_activity_in_another_tab_postpones_the_warning(
     # it warns later, on the server's clock
     _open_warning(page)
     assert time.monotonic() - touched >= TIMEOUT - WARNING - 1.5
+
+
+def test_the_warning_closes_an_open_dialog_so_it_can_be_answered(idle_page: Any) -> None:
+    """A note, transfer or wrap-up dialog left open is modal: the warning would be inert."""
+    from playwright.sync_api import expect
+
+    page = idle_page
+    page.evaluate(
+        """() => {
+          const d = document.createElement("dialog");
+          d.id = "left-open";
+          d.textContent = "Note";
+          document.getElementById("panels").appendChild(d);
+          d.showModal();
+        }"""
+    )
+    _open_warning(page)
+    expect(page.locator("#left-open")).not_to_have_attribute("open", "")
+    extend = page.locator("#idle-extend")
+    expect(extend).to_be_focused()
+    with page.expect_response(lambda r: PING in r.url) as extended:
+        page.keyboard.press("Enter")
+    assert extended.value.ok
