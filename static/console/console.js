@@ -131,6 +131,7 @@
       list.appendChild(li);
       if (!knownOffers.has(String(o.offer_id))) {
         knownOffers.add(String(o.offer_id));
+        showFeedback("offers-feedback", "", true);  // the answer to an earlier offer is old news
         announce(t.new_offer + " : " + (config.channelLabels[o.channel] || o.channel) + ", " + citizenOf(s) + ", " + (s.queue || "") +
           (s.transfer ? ". " + t.transferred_by + " " + (s.transfer.by || "") + (s.transfer.note ? ". " + t.transfer_note + " : " + s.transfer.note : "") : ""), true);
         cue();

@@ -59,6 +59,15 @@ def _axe(page: Any) -> list[str]:
     ]
 
 
+def _screenshot(page: Any, name: str) -> None:
+    """Into DATA_DIR; with CONSOLE_SCREENSHOT=1 also into docs/img (the docs' pictures)."""
+    shot = Path(settings.DATA_DIR) / name
+    page.screenshot(path=str(shot), full_page=True)
+    if os.environ.get("CONSOLE_SCREENSHOT"):
+        (ROOT / "docs" / "img").mkdir(parents=True, exist_ok=True)
+        shutil.copy(shot, ROOT / "docs" / "img" / name)
+
+
 def _no_sideways_scroll(page: Any) -> bool:
     return bool(page.evaluate("document.documentElement.scrollWidth <= window.innerWidth + 1"))
 
@@ -144,11 +153,7 @@ def test_at_1280x720_three_columns_the_reply_box_in_sight_and_the_list_says_who_
     assert feedback.is_visible()
     assert page.evaluate("() => document.activeElement.id") == f"reply-text-{marie.pk}"
 
-    shot = Path(settings.DATA_DIR) / "console.png"
-    page.screenshot(path=str(shot))
-    if os.environ.get("CONSOLE_SCREENSHOT"):
-        (ROOT / "docs" / "img").mkdir(parents=True, exist_ok=True)
-        shutil.copy(shot, ROOT / "docs" / "img" / "console.png")
+    _screenshot(page, "console.png")
 
 
 def test_at_200_percent_zoom_one_column_at_a_time_with_a_switch(
@@ -171,6 +176,7 @@ def test_at_200_percent_zoom_one_column_at_a_time_with_a_switch(
     assert page.is_hidden("#tabs")
     assert switch.locator("[data-view=conversation]").get_attribute("aria-pressed") == "true"
     assert _no_sideways_scroll(page)
+    _screenshot(page, "console_zoom.png")
     # The citizen record, then the work list, through the switch.
     switch.locator("[data-view=citizen]").click()
     page.wait_for_selector(f"#citizen-{marie.pk}")
