@@ -732,6 +732,7 @@ class Harness:
             "accepted_by_channel": {c: len(v) for c, v in self.ledger.accepted.items()},
             "refused_attempts": self.ledger.refused,
             "given_up": self.ledger.given_up,
+            "refused_by_us": self.ledger.refused_by_us,
             "samples": self.attributed.sample(10),
             "offers_seen": sum(len(a.seen_offers) for a in self.agents),
             "offers_only_in_http_snapshot": len(self.snapshot_only()),

@@ -3,8 +3,14 @@ webhooks, SMTP deliveries, chat widget sockets, and scripted agents on the conso
 
 Every delivery the app *accepted* is written to the :class:`Ledger`: a webhook answered 2xx,
 an SMTP ``250``, a chat message the server echoed back (its ``entry`` frame with our client
-id). A delivery that was not accepted is retried with the same provider id (as a provider or a
-mail relay does), so a retry after a lost answer also tests that nothing is stored twice.
+id). A delivery that was not accepted is retried with the same provider id (as a mail relay or
+the chat widget does, and a caller told to call back later), so a retry after a lost answer
+also tests that nothing is stored twice. An inbound SMS is NOT retried, as Twilio does not
+retry a messaging webhook: it is posted once to the webhook URL and once to the Fallback URL
+(the other web process); refused by both, it is lost at the provider and counted in
+``refused_by_us`` (issue 12: the app spools SMS it cannot store, so this must stay 0). A voice
+webhook answered with a hang-up (the "call back later" message while the database is down) is
+not an accepted call: the caller calls back (a retry).
 """
 
 from __future__ import annotations
@@ -108,6 +114,8 @@ class Ledger:
     given_up: dict[str, int] = field(
         default_factory=lambda: {"sms": 0, "voice": 0, "email": 0, "chat": 0}
     )
+    # SMS refused on the webhook URL and on the Fallback URL: lost at the provider.
+    refused_by_us: dict[str, int] = field(default_factory=lambda: {"sms": 0})
 
     def accept(self, channel: str, ident: str) -> None:
         self.accepted[channel].setdefault(ident, time.time())
@@ -151,11 +159,15 @@ class Citizens:
         self.senders = [f"+3367{n:07d}" for n in range(40)]
         self.chat_sockets: set[Any] = set()
 
-    async def _post_webhook(self, channel: str, path: str, params: dict[str, str]) -> bool:
+    async def _post_webhook(
+        self, channel: str, path: str, params: dict[str, str], *, attempts: int = 40
+    ) -> bool:
+        """Post until answered 2xx, at most ``attempts`` times (40: about a minute of retries,
+        then the delivery is given up), alternating the two web processes."""
         signed_url = PUBLIC.base + path
         signature = VALIDATOR.compute_signature(signed_url, params)
         body = urlencode(params)
-        for attempt in range(40):  # about a minute of retries, then the delivery is given up
+        for attempt in range(attempts):
             base = PUBLIC.bases[attempt % 2]
             self.ledger.attempts[channel] += 1
             try:
@@ -168,13 +180,15 @@ class Citizens:
                     },
                     timeout=aiohttp.ClientTimeout(total=10),
                 ) as response:
-                    await response.read()
-                    if 200 <= response.status < 300:
+                    answer = await response.read()
+                    # A hang-up is not a call taken: "call back later" (database down).
+                    if 200 <= response.status < 300 and b"<Hangup" not in answer:
                         return True
                     self.ledger.refused[channel] += 1
             except (aiohttp.ClientError, TimeoutError, OSError):
                 self.ledger.refused[channel] += 1
-            await asyncio.sleep(min(3.0, 0.3 * (attempt + 1)))
+            if attempt + 1 < attempts:
+                await asyncio.sleep(min(3.0, 0.3 * (attempt + 1)))
         self.ledger.given_up[channel] += 1
         return False
 
@@ -195,8 +209,11 @@ class Citizens:
             "From": random.choice(self.senders),
             "ApiVersion": "2010-04-01",
         }
-        if await self._post_webhook("sms", "/webhooks/twilio/sms/", params):
+        # Twilio does not retry an SMS webhook: the URL, then the Fallback URL, then lost.
+        if await self._post_webhook("sms", "/webhooks/twilio/sms/", params, attempts=2):
             self.ledger.accept("sms", sid)
+        else:
+            self.ledger.refused_by_us["sms"] += 1
 
     async def voice(self, i: int) -> None:
         sid = "CA" + uuid.uuid4().hex

@@ -10,7 +10,10 @@ the Django view (:func:`channels_inbound.sms.views.sms_inbound`):
 - the provider adapter checks the signature against ``PUBLIC_BASE_URL`` + path: 403;
 - the adapter parses the fields (400 naming the missing ones);
 - :func:`channels_inbound.sms.actions.do_receive_sms` stores it once (one INSERT ... ON CONFLICT
-  DO NOTHING) in a worker thread, and wakes the ingestion task.
+  DO NOTHING) in a worker thread, and wakes the ingestion task; while the database is
+  unreachable the delivery is spooled to disk instead and answered 200
+  (:mod:`channels_inbound.sms.spool`, which this process drains: its drainer thread starts
+  with this application).
 
 Every other request goes to the wrapped application unchanged. ``contactcentre/asgi.py`` wraps
 the HTTP application with it::
@@ -20,20 +23,28 @@ the HTTP application with it::
 
 from __future__ import annotations
 
+import asyncio
+import functools
 import logging
 import re
 import time
 from collections.abc import Awaitable, Callable, MutableMapping
-from typing import Any
+from concurrent.futures import ThreadPoolExecutor
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
 
 from asgiref.sync import sync_to_async
 from django.conf import settings
 from django.db import close_old_connections
 from django.http import QueryDict
+from django.utils import timezone
 from django.utils.datastructures import CaseInsensitiveMapping
 
 from contactcentre.logs import asgi_request
 from metrics import instruments
+
+if TYPE_CHECKING:
+    from channels_inbound.providers.base import InboundSms
 
 logger = logging.getLogger("channels_inbound.webhooks")
 
@@ -89,25 +100,69 @@ def _public_url(scope: Scope, headers: dict[str, str]) -> str:
     return f"{scope.get('scheme', 'http')}://{host}{full_path}"
 
 
-def _receive_sms(provider_name: str, params: QueryDict) -> str:
-    """The synchronous part (in a worker thread): parse, store once, render the answer."""
+def _receive_sms(provider_name: str, sms: InboundSms, received_at: datetime) -> str:
+    """The synchronous part (in a worker thread): store once (or spool), render the answer."""
     from channels_inbound.providers import get_provider
-    from channels_inbound.sms.actions import do_receive_sms
+    from channels_inbound.sms.spool import receive_sms
 
     provider = get_provider(provider_name)
     try:
-        sms = provider.parse_sms(params)
-        received = do_receive_sms(sms=sms, provider=provider.name)
+        received = receive_sms(sms=sms, provider=provider.name, received_at=received_at)
         return provider.render_sms_reply(received.reply)
     finally:
         close_old_connections()
+
+
+# Spool writes have their own threads: the shared executor's may all be waiting on the database.
+_spool_executor = ThreadPoolExecutor(max_workers=2, thread_name_prefix="webhook-spool-write")
+
+
+def _forget(task: asyncio.Future[Any]) -> None:
+    """A storing attempt given up on (spooled meanwhile): its outcome is not needed."""
+    if not task.cancelled() and task.exception() is not None:
+        logger.warning("SMS insert given up on ended with %r", task.exception())
+
+
+async def _store_or_spool(provider_name: str, sms: InboundSms) -> str | None:
+    """Store the SMS (or spool it on a connection error); when the database does not answer
+    within ``WEBHOOK_SPOOL_WAIT_SECONDS`` (a pool waiting for a server that is down), spool it
+    and answer without waiting more: the provider's own timeout (Twilio: 15 s) must not expire.
+    The abandoned insert may still succeed later: the spooled copy then inserts nothing (the
+    same idempotent insert). None when it could be neither stored nor spooled."""
+    from channels_inbound.providers import get_provider
+    from channels_inbound.sms import spool
+
+    received_at = timezone.now()
+    work = asyncio.ensure_future(
+        sync_to_async(_receive_sms, thread_sensitive=False)(provider_name, sms, received_at)
+    )
+    try:
+        return await asyncio.wait_for(asyncio.shield(work), settings.WEBHOOK_SPOOL_WAIT_SECONDS)
+    except TimeoutError:
+        work.add_done_callback(_forget)
+    spool.note_outage(f"no answer within {settings.WEBHOOK_SPOOL_WAIT_SECONDS} s")
+    loop = asyncio.get_running_loop()
+    try:
+        await loop.run_in_executor(
+            _spool_executor,
+            functools.partial(
+                spool.spool_or_raise, sms=sms, provider=provider_name, received_at=received_at
+            ),
+        )
+    except OSError:
+        return None
+    return get_provider(provider_name).render_sms_reply(None)
 
 
 class FastWebhooks:
     """Routes the inbound SMS webhook to the lean path, everything else to ``app``."""
 
     def __init__(self, app: ASGIApp) -> None:
+        from channels_inbound.sms.spool import start_drainer
+
         self.app = app
+        # The web process drains its own webhook spool (a first attempt now, at start-up).
+        start_drainer()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         match = SMS_PATH.match(scope.get("path", "")) if scope["type"] == "http" else None
@@ -178,9 +233,13 @@ class FastWebhooks:
             await _plain(send, 403, "invalid signature")
             return
         try:
-            reply = await sync_to_async(_receive_sms, thread_sensitive=False)(provider_name, params)
+            sms = provider.parse_sms(params)
         except WebhookError as exc:
             await _plain(send, 400, str(exc))
+            return
+        reply = await _store_or_spool(provider_name, sms)
+        if reply is None:
+            await _plain(send, 500, "temporarily unavailable")
             return
         await _respond(send, 200, reply, f"{provider.voice_content_type}; charset=utf-8")
 

@@ -28,6 +28,7 @@ from typing import Any
 
 from channels.db import database_sync_to_async
 from django.contrib.sessions.backends.base import SessionBase
+from redis.exceptions import RedisError
 
 from agents.models import AgentProfile
 from contactcentre import logs
@@ -87,6 +88,17 @@ class AgentConsoleConsumer(JsonConsumer):
     applied_up_to: int | None = None
     sent_ids: set[int]
     connected_at: float | None = None
+    closing = False
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        try:
+            await super().__call__(scope, receive, send)
+        except (RedisError, OSError, TimeoutError) as exc:
+            # Closed while Redis is down: the layer's pending read fails as the consumer stops
+            # (channels re-raises it over StopConsumer). A warning, not a traceback.
+            if not self.closing:
+                raise
+            logger.warning("console closed, channel layer unavailable: %r", exc)
 
     async def connect(self) -> None:
         self.groups_joined = []
@@ -120,14 +132,20 @@ class AgentConsoleConsumer(JsonConsumer):
         await self.send_json({"type": "hello", "agent_id": agent_id})
 
     async def disconnect(self, code: int) -> None:
+        self.closing = True
         logs.socket_closed("console", self.connected_at, code)
         live.unregister(self)
         if self.agent_id is not None:  # gone for good? checked after the window plus grace
             from routing.actions import schedule_console_check
 
             await database_sync_to_async(schedule_console_check)(self.agent_id)
-        for group in self.groups_joined:
-            await self.channel_layer.group_discard(group, self.channel_name)
+        try:
+            for group in self.groups_joined:
+                await self.channel_layer.group_discard(group, self.channel_name)
+        except (RedisError, OSError, TimeoutError) as exc:
+            # Redis down: nothing to undo (the layer's group memberships expire by themselves),
+            # and the socket is gone anyway; a warning, not a traceback.
+            logger.warning("console groups not left, channel layer unavailable: %r", exc)
         self.groups_joined = []
 
     async def end(self, reason: str) -> None:

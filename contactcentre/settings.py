@@ -692,6 +692,21 @@ CELERY_BEAT_SCHEDULE["sms-inbound-sweep"] = {
     "task": "channels_sms.sweep_inbound",
     "schedule": env.float("SMS_SWEEP_SECONDS", default=60.0),
 }
+# SMS webhooks the database cannot take (PostgreSQL down) are spooled here, answered 200, and
+# stored once it answers again (channels_inbound/sms/spool.py): each web process drains its own
+# directory every WEBHOOK_SPOOL_DRAIN_SECONDS (0: no drainer thread), and so does the beat
+# entry below from a worker sharing the directory. Keep it on local, persistent disk.
+WEBHOOK_SPOOL_DIR: str = env.str("WEBHOOK_SPOOL_DIR", default=str(DATA_DIR / "webhook-spool"))
+WEBHOOK_SPOOL_DRAIN_SECONDS: float = env.float("WEBHOOK_SPOOL_DRAIN_SECONDS", default=10.0)
+# The lean SMS path spools a delivery the database has not stored within this many seconds
+# (a pool waiting for a stopped server), below the provider's own timeout (Twilio: 15 s); after
+# a connection error, deliveries are spooled without trying the database for this long.
+WEBHOOK_SPOOL_WAIT_SECONDS: float = env.float("WEBHOOK_SPOOL_WAIT_SECONDS", default=5.0)
+WEBHOOK_SPOOL_BYPASS_SECONDS: float = env.float("WEBHOOK_SPOOL_BYPASS_SECONDS", default=5.0)
+CELERY_BEAT_SCHEDULE["sms-spool-drain"] = {
+    "task": "channels_sms.drain_spool",
+    "schedule": WEBHOOK_SPOOL_DRAIN_SECONDS or 10.0,
+}
 # Re-sends outbound SMS left pending (sending task lost with the broker or a worker).
 CELERY_BEAT_SCHEDULE["sms-outbound-sweep"] = {
     "task": "channels_sms.sweep_outbound",

@@ -11,6 +11,7 @@ import logging
 import unicodedata
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from django.conf import settings
@@ -104,16 +105,21 @@ _INSERT_RECEIVED = (
 )
 
 
-def do_receive_sms(*, sms: base.InboundSms, provider: str) -> ReceivedSms:
+def do_receive_sms(
+    *, sms: base.InboundSms, provider: str, received_at: datetime | None = None
+) -> ReceivedSms:
     """Store a delivery once and have it ingested after the commit.
 
     The hot path is one statement in autocommit, ``INSERT ... ON CONFLICT DO NOTHING`` on the
     (provider, MessageSid) unique constraint: a replay or a concurrent duplicate inserts nothing
-    and still gets its 200. The ingestion itself runs in a task (:func:`request_ingest`)."""
+    and still gets its 200. The ingestion itself runs in a task (:func:`request_ingest`).
+    ``received_at``: when the webhook came (a delivery spooled during a database outage is
+    stored later, dated then: channels_inbound/sms/spool.py)."""
+    received_at = received_at or timezone.now()
     keyword = opt_keyword(sms.body)
     phone = phone_or_none(sms.sender) if keyword else None
     if keyword and phone:
-        return _receive_opt_keyword(sms, provider, keyword, phone)
+        return _receive_opt_keyword(sms, provider, keyword, phone, received_at)
     with connection.cursor() as cursor:
         cursor.execute(
             _INSERT_RECEIVED.format(table=connection.ops.quote_name(InboundSms._meta.db_table)),
@@ -126,7 +132,7 @@ def do_receive_sms(*, sms: base.InboundSms, provider: str) -> ReceivedSms:
                 sms.body,
                 connection.ops.adapt_json_value(sms.media, None),
                 InboundSms.State.RECEIVED,
-                connection.ops.adapt_datetimefield_value(timezone.now()),
+                connection.ops.adapt_datetimefield_value(received_at),
             ],
         )
         created = cursor.fetchone() is not None
@@ -136,13 +142,14 @@ def do_receive_sms(*, sms: base.InboundSms, provider: str) -> ReceivedSms:
 
 
 def _receive_opt_keyword(
-    sms: base.InboundSms, provider: str, keyword: str, phone: str
+    sms: base.InboundSms, provider: str, keyword: str, phone: str, received_at: datetime
 ) -> ReceivedSms:
     state = InboundSms.State.OPT_OUT if keyword == "stop" else InboundSms.State.OPT_IN
     now = timezone.now()
     try:
         with transaction.atomic():
             InboundSms.objects.create(
+                received_at=received_at,
                 provider=provider,
                 message_sid=sms.sid,
                 account_sid=sms.account_sid,

@@ -6,7 +6,7 @@ from typing import Any
 
 from celery import shared_task
 
-from . import actions
+from . import actions, spool
 
 
 @shared_task(name="channels_sms.ingest_pending")
@@ -42,3 +42,10 @@ def sweep_inbound_sms() -> int:
 def sweep_outbound_sms() -> int:
     """Safety net: send again pending SMS whose sending task was lost."""
     return actions.do_sweep_outbound_sms()
+
+
+@shared_task(name="channels_sms.drain_spool")
+def drain_webhook_spool() -> int:
+    """Store the SMS webhooks spooled on this host's disk during a database outage (a worker
+    sharing the web processes' spool directory; each web process also drains its own)."""
+    return spool.drain_spool()

@@ -7,13 +7,14 @@ from django.http import HttpRequest, HttpResponse
 from channels_inbound.providers.base import Provider
 from channels_inbound.providers.webhooks import markup, provider_webhook
 
-from . import actions
+from . import actions, spool
 
 
 @provider_webhook
 def sms_inbound(request: HttpRequest, provider: Provider) -> HttpResponse:
     sms = provider.parse_sms(request.POST)
-    received = actions.do_receive_sms(sms=sms, provider=provider.name)
+    # Stored once, or spooled to disk while the database is unreachable (spool.py).
+    received = spool.receive_sms(sms=sms, provider=provider.name)
     return markup(provider, provider.render_sms_reply(received.reply))
 
 

@@ -69,6 +69,9 @@ def test_no_citizen_request_is_lost_doubled_or_unseen_under_faults(tmp_path: Pat
     assert all(n > 0 for n in result["accepted_by_channel"].values()), context
     for key in ("lost", "doubled", "over_capacity", "stuck"):
         assert result[key] == 0, f"{key}: {result['samples'].get(key)}{context}"
+    # an SMS answered with an error on both URLs is lost at the provider (Twilio does not
+    # retry): the app spools what the database cannot take, so none is refused
+    assert result["refused_by_us"] == {"sms": 0}, context
     assert result["offers_unseen"] == 0, (
         f"offers never shown on the socket: {result['samples'].get('offers_unseen')}{context}"
     )
