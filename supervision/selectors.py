@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
-from collections import defaultdict
-from collections.abc import Iterable
+from collections import OrderedDict, defaultdict
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from typing import Any, cast
 
 from django.conf import settings
-from django.db.models import Case, Count, Min, Q, Value, When
+from django.core.exceptions import EmptyResultSet
+from django.db import DEFAULT_DB_ALIAS, connections
+from django.db.backends.base.base import BaseDatabaseWrapper
+from django.db.models import Case, Count, Min, Q, QuerySet, Value, When
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
@@ -21,7 +24,7 @@ from routing.models import Queue, QueueSkill, Skill
 from .access import Scope
 from .models import QueueDayStats, QueueHours, SatisfactionResponse
 from .periods import PARIS, local_day
-from .reports import Figures, InteractionFacts
+from .reports import ZERO, Figures, InteractionFacts
 
 DEFAULT_SLA_TARGET_S = 60.0
 WAITING = (Status.QUEUED, Status.OFFERED)
@@ -167,18 +170,88 @@ def _facts(qs: Any, csat_qs: Any) -> list[InteractionFacts]:
 # --------------------------------------------------------------------------- wallboard
 
 
-def _figures_of_row(row: QueueDayStats) -> Figures:
-    return Figures(**{name: getattr(row, name) for name in Figures.__dataclass_fields__})
+COUNTER_NAMES = tuple(Figures.__dataclass_fields__)
+QUEUE_FIELDS = [f.attname for f in Queue._meta.concrete_fields]
+QUEUE_READS = 4  # _queue_reads: queues, waiting, today's counters, opening hours
 
 
-def today_figures(queue_ids: Iterable[int], now: datetime) -> dict[tuple[int, str], Figures]:
-    """(queue, channel) -> today's counters (maintained incrementally, never by scanning)."""
-    return {
-        (row.queue_key, row.channel): _figures_of_row(row)
-        for row in QueueDayStats.objects.filter(
-            day=local_day(now, PARIS), queue_key__in=list(queue_ids)
-        )
-    }
+Compiled = tuple[Any, str, tuple[Any, ...]] | None  # (compiler, SQL, parameters)
+
+
+@dataclass(frozen=True)
+class Reads:
+    """Querysets compiled once (their SQL and converters), to be run together."""
+
+    db: str
+    items: tuple[Compiled, ...]
+
+
+def compile_reads(querysets: Sequence[QuerySet[Any]]) -> Reads:
+    """Compile ``values_list`` querysets of one database (one that can match nothing: None)."""
+    db = querysets[0].db if querysets else DEFAULT_DB_ALIAS
+    items: list[Compiled] = []
+    for qs in querysets:
+        compiler = qs.query.get_compiler(using=qs.db)
+        try:
+            sql, params = compiler.as_sql()
+        except EmptyResultSet:
+            items.append(None)
+        else:
+            items.append((compiler, sql, tuple(params)))
+    return Reads(db, tuple(items))
+
+
+def fetch_together(reads: Reads) -> list[list[tuple[Any, ...]]]:
+    """The rows of each compiled read (converted as the ORM converts them), all read in one
+    round trip on PostgreSQL: one multi-statement ``execute`` (psycopg's client-side binding
+    cursor, as Django uses it), each result read with ``nextset()``; elsewhere (SQLite,
+    server-side binding) one execute each."""
+    raw: list[list[Any]] = [[] for _ in reads.items]
+    todo = [(i, item) for i, item in enumerate(reads.items) if item is not None]
+    connection = connections[reads.db]
+    with connection.cursor() as cursor:
+        if _one_round_trip(connection) and len(todo) > 1:
+            cursor.execute(
+                ";\n".join(sql for _i, (_c, sql, _p) in todo),
+                [param for _i, (_c, _sql, params) in todo for param in params],
+            )
+            for n, (i, _item) in enumerate(todo):
+                if n:
+                    cursor.nextset()
+                raw[i] = cursor.fetchall()
+        else:
+            for i, (_c, sql, params) in todo:
+                cursor.execute(sql, params)
+                raw[i] = cursor.fetchall()
+    return [
+        list(item[0].results_iter(results=[raw[i]], tuple_expected=True)) if item else []
+        for i, item in enumerate(reads.items)
+    ]
+
+
+SNAPSHOT_READS_KEPT = 64
+_snapshot_reads: OrderedDict[tuple[Any, ...], Reads] = OrderedDict()
+
+
+def snapshot_reads(scope: Scope, now: datetime) -> Reads:
+    """The wallboard's six reads for ``scope``, compiled once per scope, local day and
+    connection (a snapshot's SQL changes with nothing else: queues, agents and their teams
+    are subqueries, read afresh each time), the latest few kept."""
+    day = local_day(now, PARIS)
+    key = (id(connections[DEFAULT_DB_ALIAS]), scope, day)
+    reads = _snapshot_reads.get(key)
+    if reads is None:
+        reads = compile_reads([*_queue_reads(scope, day), *_agent_reads(scope)])
+        _snapshot_reads[key] = reads
+        while len(_snapshot_reads) > SNAPSHOT_READS_KEPT:
+            _snapshot_reads.popitem(last=False)
+    return reads
+
+
+def _one_round_trip(connection: BaseDatabaseWrapper) -> bool:
+    """Several statements in one ``execute``: PostgreSQL with client-side binding only."""
+    options = connection.settings_dict.get("OPTIONS", {})
+    return connection.vendor == "postgresql" and not options.get("server_side_binding")
 
 
 def _iso(moment: datetime | None) -> str | None:
@@ -203,49 +276,78 @@ class QueueLine:
     open_now: bool | None
 
 
-def queue_lines(scope: Scope, now: datetime) -> list[QueueLine]:
-    queues = {q.pk: q for q in scope.queues().filter(active=True)}
-    waiting = {
-        (r["queue_id"], r["channel"]): (r["n"], r["oldest"])
-        for r in Interaction.objects.filter(status__in=WAITING, queue_id__in=list(queues))
+def _queue_reads(scope: Scope, day: date) -> list[QuerySet[Any]]:
+    """What the queue lines read: the scope's active queues, their waiting contacts (count,
+    oldest), today's counters and opening hours (the queues as a subquery of each)."""
+    queues = scope.queues().filter(active=True)
+    ids = queues.values("pk")
+    return [
+        queues.values_list(*QUEUE_FIELDS),
+        Interaction.objects.filter(status__in=WAITING, queue_id__in=ids)
         .values("queue_id", "channel")
         .annotate(n=Count("id"), oldest=Min("queued_at"))
-        .order_by()
-    }
-    figures = today_figures(queues, now)
-    opening = queue_open_now(queues.values(), now)
+        .values_list("queue_id", "channel", "n", "oldest")
+        .order_by(),
+        QueueDayStats.objects.filter(day=day, queue_key__in=ids).values_list(
+            "queue_key", "channel", *COUNTER_NAMES
+        ),
+        QueueHours.objects.filter(queue_id__in=ids).values_list("queue_id", "calendar"),
+    ]
+
+
+def _queue_lines_of(
+    rows: list[list[tuple[Any, ...]]], now: datetime, db: str = DEFAULT_DB_ALIAS
+) -> list[QueueLine]:
+    queue_rows, waiting_rows, counter_rows, hours_rows = rows
+    queues = {q.pk: q for q in (Queue.from_db(db, QUEUE_FIELDS, r) for r in queue_rows)}
+    waiting = {(qid, channel): (n, oldest) for qid, channel, n, oldest in waiting_rows}
+    figures = {(r[0], r[1]): Figures(*r[2:]) for r in counter_rows if r[0] in queues}
+    opening = _open_now(queues, hours_rows, now)
     keys = sorted(set(waiting) | set(figures), key=lambda k: (queues[k[0]].name, k[1]))
     # A queue with no activity today still shows, on its usual channel (none known: "-").
     seen = {k[0] for k in keys}
+    nobody: tuple[int, datetime | None] = (0, None)
     lines = [
         QueueLine(
             queue=queues[qid],
             channel=channel,
-            waiting=waiting.get((qid, channel), (0, None))[0],
-            oldest_queued_at=waiting.get((qid, channel), (0, None))[1],
-            figures=figures.get((qid, channel), Figures()),
+            waiting=waiting.get((qid, channel), nobody)[0],
+            oldest_queued_at=waiting.get((qid, channel), nobody)[1],
+            figures=figures.get((qid, channel), ZERO),
             open_now=opening.get(qid),
         )
         for qid, channel in keys
     ]
     lines += [
-        QueueLine(q, "", 0, None, Figures(), opening.get(q.pk))
+        QueueLine(q, "", 0, None, ZERO, opening.get(q.pk))
         for q in sorted(queues.values(), key=lambda q: q.name)
         if q.pk not in seen
     ]
     return lines
 
 
-def queue_open_now(queues: Iterable[Queue], now: datetime) -> dict[int, bool | None]:
-    """Queue -> open now per its opening hours (None: no hours set, i.e. always staffed)."""
+def queue_lines(scope: Scope, now: datetime) -> list[QueueLine]:
+    reads = compile_reads(_queue_reads(scope, local_day(now, PARIS)))
+    return _queue_lines_of(fetch_together(reads), now, reads.db)
+
+
+def _open_now(
+    queue_ids: Iterable[int], hours: Iterable[tuple[int, dict[str, Any]]], now: datetime
+) -> dict[int, bool | None]:
     from flows.calendar import Opening, opening_at
 
-    ids = [q.pk for q in queues]
-    out: dict[int, bool | None] = dict.fromkeys(ids)
-    for hours in QueueHours.objects.filter(queue_id__in=ids):
-        if hours.calendar.get("weekly"):
-            out[hours.queue_id] = opening_at(hours.calendar, now) is Opening.OPEN
+    out: dict[int, bool | None] = dict.fromkeys(queue_ids)
+    for queue_id, calendar in hours:
+        if calendar.get("weekly"):
+            out[queue_id] = opening_at(calendar, now) is Opening.OPEN
     return out
+
+
+def queue_open_now(queues: Iterable[Queue], now: datetime) -> dict[int, bool | None]:
+    """Queue -> open now per its opening hours (None: no hours set, i.e. always staffed)."""
+    ids = [q.pk for q in queues]
+    hours = QueueHours.objects.filter(queue_id__in=ids).values_list("queue_id", "calendar")
+    return _open_now(ids, hours, now)
 
 
 def sla_alert(line: QueueLine, now: datetime) -> str | None:
@@ -319,16 +421,20 @@ def live_queues(scope: Scope, now: datetime, *, queue_id: int | None = None) -> 
 
 
 def wallboard_snapshot(scope: Scope, now: datetime | None = None) -> dict[str, Any]:
-    """Everything the wallboard shows, as JSON (the consumer sends it; the page renders it)."""
+    """Everything the wallboard shows, as JSON (the consumer sends it; the page renders it):
+    six reads in one round trip (``fetch_together``), plain rows, no model instance but the
+    queues'."""
     now = now or timezone.now()
-    lines = queue_lines(scope, now)
+    reads = snapshot_reads(scope, now)
+    rows = fetch_together(reads)
     queue_rows = []
-    for line in lines:
+    for line in _queue_lines_of(rows[:QUEUE_READS], now, reads.db):
         f = line.figures
+        queue = line.queue
         queue_rows.append(
             {
-                "queue_id": line.queue.pk,
-                "queue": line.queue.name,
+                "queue_id": queue.pk,
+                "queue": queue.name,
                 "channel": line.channel,
                 "waiting": line.waiting,
                 "oldest_queued_at": _iso(line.oldest_queued_at),
@@ -342,8 +448,8 @@ def wallboard_snapshot(scope: Scope, now: datetime | None = None) -> dict[str, A
                 "answer_rate": _pct(f.answer_rate),
                 "csat": _pct(f.csat),  # today's survey answers at 4 or 5 of 5 (surveys/)
                 "asa_s": _secs(f.asa_s),
-                "sla_target_s": line.queue.sla_target_seconds,
-                "sla_goal_percent": line.queue.sla_target_percent,
+                "sla_target_s": queue.sla_target_seconds,
+                "sla_goal_percent": queue.sla_target_percent,
                 "open": line.open_now,
                 "alert": sla_alert(line, now),
             }
@@ -351,7 +457,7 @@ def wallboard_snapshot(scope: Scope, now: datetime | None = None) -> dict[str, A
     return {
         "now": now.isoformat(),
         "queues": queue_rows,
-        "agents": agent_rows(scope),
+        "agents": _agent_rows_of(*rows[QUEUE_READS:]),
     }
 
 
@@ -360,13 +466,12 @@ def _agent_name(first_name: str, last_name: str, username: str) -> str:
     return f"{first_name} {last_name}".strip() or username
 
 
-def agent_rows(scope: Scope) -> list[dict[str, Any]]:
-    # Plain values, not model instances: the wallboard reads every agent at each snapshot.
-    agents = list(
-        scope.agents()
-        .filter(presence__isnull=False)
-        .order_by("user__username")
-        .values(
+def _agent_reads(scope: Scope) -> list[QuerySet[Any]]:
+    """What the agents' table reads: the scope's agents with a presence row, and their work
+    (offered, in progress, in wrap-up; the agents as a subquery)."""
+    agents = scope.agents().filter(presence__isnull=False)
+    return [
+        agents.order_by("user__username").values_list(
             "pk",
             "user__first_name",
             "user__last_name",
@@ -376,53 +481,51 @@ def agent_rows(scope: Scope) -> list[dict[str, Any]]:
             "presence__last_heartbeat_at",
             "presence__pause_reason",
             "presence__state_since",
-        )
-    )
-    work: dict[int, list[dict[str, Any]]] = defaultdict(list)
-    for r in (
-        Interaction.objects.filter(
-            assigned_agent_id__in=[a["pk"] for a in agents], status__in=AGENT_WORK
-        )
+        ),
+        Interaction.objects.filter(assigned_agent_id__in=agents.values("pk"), status__in=AGENT_WORK)
         .order_by("pk")
-        .values(
-            "pk",
-            "channel",
-            "status",
-            "assigned_agent_id",
-            since=Coalesce("assigned_at", "offered_at"),
-        )
-    ):
-        work[r["assigned_agent_id"]].append(
+        .values_list(
+            "pk", "channel", "status", "assigned_agent_id", Coalesce("assigned_at", "offered_at")
+        ),
+    ]
+
+
+def _agent_rows_of(
+    agents: list[tuple[Any, ...]], work_rows: list[tuple[Any, ...]]
+) -> list[dict[str, Any]]:
+    work: dict[int, list[dict[str, Any]]] = defaultdict(list)
+    for pk, channel, status, agent_id, since in work_rows:
+        work[agent_id].append(
             {
-                "interaction_id": r["pk"],
-                "channel": r["channel"],
-                "status": r["status"],
-                "since": _iso(r["since"]),
+                "interaction_id": pk,
+                "channel": channel,
+                "status": status,
+                "since": since.isoformat() if since else None,
             }
         )
     rows = []
     live_since = timezone.now() - timedelta(seconds=settings.ROUTING_HEARTBEAT_WINDOW_SECONDS)
-    for a in agents:
-        state = a["presence__state"]
-        heartbeat = a["presence__last_heartbeat_at"]
+    offline = AgentState.OFFLINE.value
+    for pk, first, last, username, team, state, heartbeat, pause, since in agents:
         rows.append(
             {
-                "agent_id": a["pk"],
-                "name": _agent_name(
-                    a["user__first_name"], a["user__last_name"], a["user__username"]
-                ),
-                "team": a["team__name"] or "",
+                "agent_id": pk,
+                "name": _agent_name(first, last, username),
+                "team": team or "",
                 "state": state,
                 # Connected: logged in with a live console (a heartbeat within the window).
-                "connected": state != AgentState.OFFLINE
-                and heartbeat is not None
-                and heartbeat >= live_since,
-                "pause_reason": a["presence__pause_reason"],
-                "state_since": _iso(a["presence__state_since"]),
-                "work": work.get(a["pk"], []),
+                "connected": state != offline and heartbeat is not None and heartbeat >= live_since,
+                "pause_reason": pause,
+                "state_since": since.isoformat() if since else None,
+                "work": work.get(pk, []),
             }
         )
     return rows
+
+
+def agent_rows(scope: Scope) -> list[dict[str, Any]]:
+    # Plain values, not model instances: the wallboard reads every agent at each snapshot.
+    return _agent_rows_of(*fetch_together(compile_reads(_agent_reads(scope))))
 
 
 def state_counts(rows: list[dict[str, Any]]) -> dict[str, int]:
