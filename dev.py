@@ -9,7 +9,9 @@
 
 Both create ``.venv`` and install the project into it on first use (and again when
 pyproject.toml changes). ``test`` uses the PostgreSQL and Redis on 127.0.0.1 when they answer,
-and always under ``CI=true``, where a missing service is a failure, not a skip.
+and always under ``CI=true``, where a missing service is a failure, not a skip. It runs the
+tests in two pytest-xdist workers where the machine has two cores or more (``TEST_WORKERS=1``,
+or ``-n``/``-p no:xdist``/``--pdb`` among the arguments, runs them in one process).
 """
 
 from __future__ import annotations
@@ -31,6 +33,9 @@ STAMP = VENV / ".installed"
 
 CI_DATABASE_URL = "postgres://postgres@127.0.0.1:5432/contactcentre"
 CI_REDIS_URL = "redis://127.0.0.1:6379/0"
+# At most two workers: a worker takes eight of Redis' sixteen databases (its own and the seven
+# after it, tests/support.py), contactcentre/settings_test.py.
+MAX_WORKERS = 2
 
 
 def _is_ci() -> bool:
@@ -87,6 +92,24 @@ def test_environment(embedded: bool) -> dict[str, str]:
     return env
 
 
+def parallel_arguments(args: list[str]) -> list[str]:
+    """pytest-xdist's arguments for this run: ``-n 2`` (fewer on a one-core machine, or as
+    ``TEST_WORKERS`` says), nothing when the arguments choose already or need one process.
+    ``worksteal``: a worker that is done takes tests queued for the other, so one long test
+    near the end does not leave a core idle."""
+    for arg in args:
+        if arg in {"-n", "--numprocesses", "--pdb", "--trace", "no:xdist", "-pno:xdist"}:
+            return []
+        if arg.startswith(("--numprocesses=", "-n")) and arg != "-n":
+            return []
+    wanted = os.environ.get("TEST_WORKERS", "")
+    workers = int(wanted) if wanted.isdigit() else min(MAX_WORKERS, os.cpu_count() or 1)
+    workers = min(workers, MAX_WORKERS)
+    if workers < 2:
+        return []
+    return ["-n", str(workers), "--dist", "worksteal"]
+
+
 def run_environment() -> dict[str, str]:
     """``dev.py run``: debug, plain HTTP, and the chat demo page (off by default elsewhere)."""
     env = dict(os.environ)
@@ -135,6 +158,7 @@ def main(argv: list[str]) -> int:
     if fast:  # deselected, so a slow test still runs when asked for by name with -m
         rest = ["-m", "not slow and not browser", *rest]
     env = test_environment(embedded)
+    rest = [*parallel_arguments(rest), *rest]
     return subprocess.call([str(PYTHON), "-m", "pytest", *rest], env=env)
 
 

@@ -44,6 +44,11 @@ def _redis_answers() -> str | None:
 
 
 def pytest_configure(config: pytest.Config) -> None:
+    # The test client builds the middleware chain again for every Client, and WhiteNoise then
+    # listed and stat'ed every static file (about 190, admin's included) each time: ~40 ms per
+    # Client, more than half of the authorization matrix's time. Looked up per request instead
+    # (its development mode); the servers the tests start in subprocesses are unchanged.
+    settings.WHITENOISE_AUTOREFRESH = True
     if not CI:
         return
     problems = []
