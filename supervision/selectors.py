@@ -300,7 +300,8 @@ def _queue_lines_of(
 ) -> list[QueueLine]:
     queue_rows, waiting_rows, counter_rows, hours_rows = rows
     queues = {q.pk: q for q in (Queue.from_db(db, QUEUE_FIELDS, r) for r in queue_rows)}
-    waiting = {(qid, channel): (n, oldest) for qid, channel, n, oldest in waiting_rows}
+    # (each statement reads its own snapshot: a queue changed in between is left out)
+    waiting = {(q, channel): (n, oldest) for q, channel, n, oldest in waiting_rows if q in queues}
     figures = {(r[0], r[1]): Figures(*r[2:]) for r in counter_rows if r[0] in queues}
     opening = _open_now(queues, hours_rows, now)
     keys = sorted(set(waiting) | set(figures), key=lambda k: (queues[k[0]].name, k[1]))
