@@ -93,7 +93,7 @@ class AgentConsoleConsumer(JsonConsumer):
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
         try:
             await super().__call__(scope, receive, send)
-        except (RedisError, OSError, TimeoutError) as exc:
+        except (RedisError, OSError, TimeoutError, RuntimeError) as exc:
             # Closed while Redis is down: the layer's pending read fails as the consumer stops
             # (channels re-raises it over StopConsumer). A warning, not a traceback.
             if not self.closing:
@@ -142,9 +142,11 @@ class AgentConsoleConsumer(JsonConsumer):
         try:
             for group in self.groups_joined:
                 await self.channel_layer.group_discard(group, self.channel_name)
-        except (RedisError, OSError, TimeoutError) as exc:
+        except (RedisError, OSError, TimeoutError, RuntimeError) as exc:
             # Redis down: nothing to undo (the layer's group memberships expire by themselves),
-            # and the socket is gone anyway; a warning, not a traceback.
+            # and the socket is gone anyway; a warning, not a traceback. RuntimeError: uvloop's
+            # "unable to perform operation on <TCPTransport closed=True>" when Redis died under
+            # a pooled connection (seen in bench/chaos.py's Redis restart).
             logger.warning("console groups not left, channel layer unavailable: %r", exc)
         self.groups_joined = []
 
