@@ -6,7 +6,6 @@ from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.core.validators import MaxValueValidator
 from django.db import models
-from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
 from contacts.identity import InvalidIdentity, is_valid_phone, normalize_phone
@@ -132,10 +131,9 @@ class AgentProfile(OrganisationOwned):
                 )
         super().save(*args, **kwargs)
         if creating:
-            now = timezone.now()
-            AgentPresence.objects.get_or_create(
-                agent=self, defaults={"state_since": now, "idle_since": now}
-            )
+            from .presence import ensure_presence  # presence imports this module
+
+            ensure_presence(self)
 
     def default_organisation_id(self) -> int:
         membership = Membership.objects.filter(user_id=self.user_id).first()
@@ -245,3 +243,24 @@ class AgentPresence(models.Model):
 
     def __str__(self) -> str:
         return f"{self.agent}: {self.get_state_display()}"
+
+
+class AgentStateChange(models.Model):
+    """One change of an agent's state or reason, written by :mod:`agents.presence` in the
+    transaction of the change (every path: the console, the API, supervisors, logouts, the
+    "missed" pause, wrap-up start and end, a vanished console). The what-if replay reads who
+    was logged in when from it."""
+
+    agent = models.ForeignKey(AgentProfile, on_delete=models.CASCADE, related_name="state_changes")
+    state = models.CharField(_("state"), max_length=10)
+    reason = models.CharField(_("reason"), max_length=16, blank=True)
+    at = models.DateTimeField(_("at"))
+
+    class Meta:
+        verbose_name = _("agent state change")
+        verbose_name_plural = _("agent state changes")
+        ordering = ["at", "id"]
+        indexes = [models.Index(fields=["at"], name="agent_state_change_at_idx")]
+
+    def __str__(self) -> str:
+        return f"{self.agent_id} {self.state} @ {self.at}"

@@ -19,7 +19,7 @@ from __future__ import annotations
 import logging
 import uuid
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -29,7 +29,8 @@ from django.db.models import Q
 from django.dispatch import Signal
 from django.utils import timezone
 
-from agents.models import AgentPresence, AgentProfile, AgentState, OfflineReason, PauseReason
+from agents.models import AgentPresence, AgentProfile, AgentState
+from agents.presence import do_mark_connection_lost, do_pause_missed, do_touch_idle
 from contactcentre.events import SUPERVISORS_GROUP, agent_group, publish, publish_many
 from contactcentre.triggers import CoalescedTrigger, coalescing
 from contactcentre.triggers import redis_client as _redis
@@ -42,7 +43,7 @@ from . import claim_sql, selectors
 from .errors import OfferNotFound, OfferNotPending, OfferNotYours, TransferError
 from .matching import Match, plan_batch
 from .models import Offer, OfferStatus, Queue, RoutingDecision
-from .policy import OVERFLOW, Decision
+from .policy import OVERFLOW, Decision, Reason, availability_reason, capacity_reason
 
 logger = logging.getLogger(__name__)
 
@@ -128,13 +129,15 @@ def do_claim_matches(*, matches: Sequence[Match], now: datetime) -> PassResult:
     """Turn matches into offers (or assignments, on auto-accept channels), atomically.
 
     A match is dropped (``skipped``) when another worker holds its agent or interaction,
-    when the interaction is no longer waiting, or when the agent's capacity is gone.
+    when the interaction is no longer waiting, or when the agent may no longer take it: the
+    policy's presence and capacity rule (``policy.availability_reason``) on the agent's
+    snapshot read under its lock (``selectors.locked_agent_snapshot``).
     """
     result = PassResult()
     if not matches:
         return result
     agent_ids = sorted({m.agent_id for m in matches})
-    locked_agents = set(
+    rows = list(
         AgentPresence.objects.select_for_update(skip_locked=True, of=("self",))
         .filter(
             agent_id__in=agent_ids,
@@ -142,20 +145,13 @@ def do_claim_matches(*, matches: Sequence[Match], now: datetime) -> PassResult:
             last_heartbeat_at__gte=selectors.heartbeat_cutoff(now),
         )
         .order_by("agent_id")
-        .values_list("agent_id", flat=True)
+        .values(*selectors.LOCKED_AGENT_FIELDS)
     )
-    profiles = {
-        p["id"]: p
-        for p in AgentProfile.objects.filter(pk__in=locked_agents).values(
-            "id",
-            "capacity_voice",
-            "capacity_chat",
-            "capacity_email",
-            "capacity_sms",
-            "voice_exclusive",
-        )
+    loads = selectors.agent_loads([row["agent_id"] for row in rows])
+    agents = {
+        row["agent_id"]: selectors.locked_agent_snapshot(row, loads.get(row["agent_id"], {}), now)
+        for row in rows
     }
-    loads = selectors.agent_loads(locked_agents)
     interaction_ids = sorted({m.interaction_id for m in matches})
     locked_interactions = set(
         Interaction.objects.select_for_update(skip_locked=True)
@@ -165,14 +161,16 @@ def do_claim_matches(*, matches: Sequence[Match], now: datetime) -> PassResult:
     )
     accepted: list[Match] = []
     for match in matches:
-        if match.agent_id not in locked_agents or match.interaction_id not in locked_interactions:
+        agent = agents.get(match.agent_id)
+        if (
+            agent is None
+            or match.interaction_id not in locked_interactions
+            or availability_reason(agent, match.channel) is not None
+        ):
             result.skipped += 1
             continue
-        load = loads.setdefault(match.agent_id, {})
-        if not _has_room(profiles[match.agent_id], load, match.channel):
-            result.skipped += 1
-            continue
-        load[match.channel] = load.get(match.channel, 0) + 1
+        load = {**agent.load, match.channel: agent.load.get(match.channel, 0) + 1}
+        agents[match.agent_id] = replace(agent, load=load)
         locked_interactions.discard(match.interaction_id)  # never twice in one batch
         accepted.append(match)
     if accepted:
@@ -180,28 +178,11 @@ def do_claim_matches(*, matches: Sequence[Match], now: datetime) -> PassResult:
     return result
 
 
-def _has_room(profile: Mapping[str, Any], load: dict[str, int], channel: str) -> bool:
-    capacity = int(profile.get(f"capacity_{channel}", 0))
-    if load.get(channel, 0) >= capacity:
-        return False
-    if profile["voice_exclusive"]:
-        busy_on_voice = load.get("voice", 0) > 0
-        busy_elsewhere = any(n > 0 for ch, n in load.items() if ch != "voice")
-        if busy_on_voice or (channel == "voice" and busy_elsewhere):
-            return False
-    return True
-
-
 def has_room_for(target: AgentProfile, load: Mapping[str, int], channel: str) -> bool:
-    """Whether ``target``, holding ``load`` (channel -> count), has a free ``channel`` slot: the
-    transfer to a named colleague checks it under the presence lock; the console lists only
-    colleagues for whom it holds."""
-    profile: dict[str, Any] = {
-        f"capacity_{ch}": getattr(target, f"capacity_{ch}")
-        for ch in ("voice", "chat", "email", "sms")
-    }
-    profile["voice_exclusive"] = target.voice_exclusive
-    return _has_room(profile, dict(load), channel)
+    """Whether ``target``, holding ``load`` (channel -> count), has a free ``channel`` slot
+    (``policy.capacity_reason``): the console lists only colleagues for whom it holds; the
+    transfer checks it again under the target's lock (:func:`_check_target`)."""
+    return capacity_reason(selectors.profile_snapshot(target, load), channel) is None
 
 
 def _write_claims(accepted: list[Match], now: datetime, result: PassResult) -> None:
@@ -293,7 +274,7 @@ def _write_claims(accepted: list[Match], now: datetime, result: PassResult) -> N
             )
             for m in accepted
         )
-    AgentPresence.objects.filter(agent_id__in={m.agent_id for m in accepted}).update(idle_since=now)
+    do_touch_idle(agent_ids={m.agent_id for m in accepted}, now=now)
     claims_written.send(
         sender=Offer,
         rows=[(m.interaction_id, m.agent_id, m.channel, m.channel in auto) for m in accepted],
@@ -480,7 +461,7 @@ def do_requeue_unreachable(
     "missed"), or the provider failed (they stay available). Returns whether it was requeued
     (False when the interaction already left that agent: a replayed or late report).
     """
-    from agents.presence import do_set_agent_state, do_set_channels
+    from agents.presence import do_set_channels
 
     now = now or timezone.now()
     with transaction.atomic():
@@ -508,10 +489,8 @@ def do_requeue_unreachable(
                 groups=[agent_group(agent_id), SUPERVISORS_GROUP],
             )
             return True
-        if pause_missed and agent.presence.state == AgentState.AVAILABLE:
-            do_set_agent_state(
-                agent=agent, state=AgentState.PAUSED, reason=PauseReason.MISSED, now=now
-            )
+        if pause_missed:
+            do_pause_missed(agent_id=agent_id, now=now, if_available=True)
         publish(
             "call.bridge_failed",
             {
@@ -581,35 +560,9 @@ def do_expire_offers(*, now: datetime | None = None, offer_ids: Sequence[int] | 
                 continue  # answered meanwhile, or being answered right now
             _requeue(offer, OfferStatus.EXPIRED, now)
             if settings.ROUTING_PAUSE_ON_MISSED:
-                do_set_agent_state_locked(
-                    agent_id=offer.agent_id,
-                    state=AgentState.PAUSED,
-                    reason=PauseReason.MISSED,
-                    now=now,
-                )
+                do_pause_missed(agent_id=offer.agent_id, now=now)
             expired += 1
     return expired
-
-
-def do_set_agent_state_locked(
-    *, agent_id: int, state: str, reason: str = "", now: datetime
-) -> None:
-    presence = AgentPresence.objects.select_for_update().get(agent_id=agent_id)
-    presence.state = state
-    presence.pause_reason = reason if state == AgentState.PAUSED else ""
-    presence.state_since = now
-    presence.wrap_up_until = None
-    presence.save(update_fields=["state", "pause_reason", "state_since", "wrap_up_until"])
-    publish(
-        "agent.state",
-        {
-            "agent_id": agent_id,
-            "state": state,
-            "reason": presence.pause_reason,
-            "since": now.isoformat(),
-        },
-        groups=[agent_group(agent_id), SUPERVISORS_GROUP],
-    )
 
 
 # --------------------------------------------------------------------------- timers
@@ -769,27 +722,7 @@ def do_release_lost_consoles(
                         {"interaction_id": interaction.pk, "reason": "connection_lost"},
                         groups=[agent_group(agent_id), SUPERVISORS_GROUP],
                     )
-            if (
-                presence.state != AgentState.OFFLINE
-                or presence.pause_reason != OfflineReason.CONNECTION_LOST
-            ):
-                presence.state = AgentState.OFFLINE
-                presence.pause_reason = OfflineReason.CONNECTION_LOST
-                presence.state_since = now
-                presence.wrap_up_until = None
-                presence.save(
-                    update_fields=["state", "pause_reason", "state_since", "wrap_up_until"]
-                )
-                publish(
-                    "agent.state",
-                    {
-                        "agent_id": agent_id,
-                        "state": AgentState.OFFLINE,
-                        "reason": OfflineReason.CONNECTION_LOST,
-                        "since": now.isoformat(),
-                    },
-                    groups=[agent_group(agent_id), SUPERVISORS_GROUP],
-                )
+            if do_mark_connection_lost(presence=presence, now=now):
                 released += 1
             if work:
                 request_routing()
@@ -815,6 +748,34 @@ def _transferable(interaction_id: int, agent: AgentProfile) -> Interaction:
     ):
         raise TransferError("not_yours", "only the agent handling it can transfer it")
     return interaction
+
+
+def _check_target(target: AgentProfile, channel: str, now: datetime, *, check: bool = True) -> None:
+    """Lock ``target``'s presence row (waiting for it: rule 1) and, unless ``check`` is off (a
+    supervisor's "take"), refuse when the target may not take one more ``channel`` contact
+    now: the presence and capacity rule an offer of the router meets
+    (``policy.availability_reason``, on the snapshot read under the lock with the load counted
+    under it, rule 3). Codes: ``not_available`` (offline, console silent, paused or in
+    wrap-up), ``channel_off`` (does not take this channel), ``no_room`` (at capacity, or busy
+    on a call)."""
+    row = (
+        AgentPresence.objects.select_for_update(of=("self",))
+        .filter(agent_id=target.pk)
+        .values(*selectors.LOCKED_AGENT_FIELDS)
+        .first()
+    )
+    if not check:
+        return
+    if row is None:
+        raise TransferError("not_available", f"agent #{target.pk} is not available")
+    load = selectors.agent_loads([target.pk]).get(target.pk, {})
+    reason = availability_reason(selectors.locked_agent_snapshot(row, load, now), channel)
+    if reason in (Reason.NO_CAPACITY, Reason.EXCLUSIVE_BUSY):
+        raise TransferError("no_room", f"agent #{target.pk} has no free {channel} slot")
+    if reason == Reason.UNAVAILABLE and row["state"] == AgentState.AVAILABLE:
+        raise TransferError("channel_off", f"agent #{target.pk} does not take {channel}")
+    if reason is not None:
+        raise TransferError("not_available", f"agent #{target.pk} is not available")
 
 
 TRANSFER_NOTE_MAX_CHARS = 2000
@@ -925,19 +886,8 @@ def do_offer_to_agent(
     with transaction.atomic():
         interaction = _transferable(interaction_id, agent)
         _same_organisation(interaction, target)
-        presence = AgentPresence.objects.select_for_update().get(agent_id=target.pk)
         channel = interaction.channel
-        if (
-            presence.state != AgentState.AVAILABLE
-            or presence.last_heartbeat_at is None
-            or presence.last_heartbeat_at < selectors.heartbeat_cutoff(now)
-        ):
-            raise TransferError("not_available", f"agent #{target.pk} is not available")
-        if channel not in (presence.channels_enabled or []):
-            raise TransferError("channel_off", f"agent #{target.pk} does not take {channel}")
-        load = selectors.agent_loads([target.pk]).get(target.pk, {})
-        if not has_room_for(target, load, channel):
-            raise TransferError("no_room", f"agent #{target.pk} has no free {channel} slot")
+        _check_target(target, channel, now)
         exclude = selectors.others_could_take(
             organisation_id=interaction.organisation_id,
             channel=channel,
@@ -1030,21 +980,8 @@ def do_reassign_interaction(
         if interaction.assigned_agent_id == target.pk and interaction.status == Status.ASSIGNED:
             raise TransferError("same_agent", "this agent already handles it")
         _same_organisation(interaction, target)
-        presence = AgentPresence.objects.select_for_update().get(agent_id=target.pk)
         channel = interaction.channel
-        if not take:
-            if presence.state != AgentState.AVAILABLE or channel not in (
-                presence.channels_enabled or []
-            ):
-                raise TransferError("not_available", f"agent #{target.pk} is not available")
-            profile: dict[str, Any] = {
-                f"capacity_{ch}": getattr(target, f"capacity_{ch}")
-                for ch in ("voice", "chat", "email", "sms")
-            }
-            profile["voice_exclusive"] = target.voice_exclusive
-            load = dict(selectors.agent_loads([target.pk]).get(target.pk, {}))
-            if not _has_room(profile, load, channel):
-                raise TransferError("no_room", f"agent #{target.pk} has no free {channel} slot")
+        _check_target(target, channel, now, check=not take)
         previous_agent = interaction.assigned_agent_id
         if pending is not None:
             pending.status = OfferStatus.CANCELLED
@@ -1111,7 +1048,7 @@ def do_reassign_interaction(
                 actor=actor,
                 now=now,
             )
-        AgentPresence.objects.filter(agent_id=target.pk).update(idle_since=now)
+        do_touch_idle(agent_ids=[target.pk], now=now)
         if not accepted:
             schedule_offer_expiry([offer.pk], offer.expires_at)
         publish(

@@ -36,8 +36,8 @@ from routing.policy import (
     PolicyConfig,
     Reason,
     Requirements,
+    availability_reason,
     candidate_from_key,
-    capacity_reason,
     competences,
     deciding_rule,
     effective_priority,
@@ -748,7 +748,7 @@ class WaitingIndex:
         best: tuple[tuple[float, float, int], _Entry, Requirements] | None = None
         oldest: float | None = None
         for ch, groups in self._by_channel.items():
-            if not groups or presence_reason(agent, ch) or capacity_reason(agent, ch):
+            if not groups or availability_reason(agent, ch):
                 continue
             for g in groups.values():
                 ok = [requirement_reason(agent, r) is None for r in g.reqs]

@@ -41,6 +41,7 @@ __all__ = [
     "Reason",
     "Requirements",
     "agent_rank_key",
+    "availability_reason",
     "capacity_reason",
     "current_step",
     "decide_agent",
@@ -461,6 +462,16 @@ def capacity_reason(agent: AgentSnapshot, channel: str) -> str | None:
     if channel in agent.exclusive_channels and agent.total_load() > 0:
         return Reason.EXCLUSIVE_BUSY
     return None
+
+
+def availability_reason(agent: AgentSnapshot, channel: str) -> str | None:
+    """Presence then capacity: whether the agent may take one more contact on ``channel``,
+    whatever the contact requires (checks 2-3 and 8-9 of docs/routing.md); None if it may.
+
+    The rule every write that gives an agent work checks under the agent's presence lock, on
+    a snapshot read under that lock (``routing.selectors.locked_agent_snapshot``): the
+    router's claim, a transfer to a named colleague, a supervisor's reassignment."""
+    return presence_reason(agent, channel) or capacity_reason(agent, channel)
 
 
 def ineligibility_reason(

@@ -7,8 +7,7 @@ from typing import Any
 
 from django.conf import settings
 
-from agents.models import AgentPresence, AgentState
-from agents.presence import publish_agent_states
+from agents.presence import do_end_wrap_up, do_start_wrap_up, do_touch_idle
 from interactions.lifecycle import Status
 from interactions.models import Interaction
 
@@ -23,41 +22,27 @@ def on_status_changed(
 ) -> None:
     if to_status == Status.QUEUED or (from_status in HOLDING and to_status not in HOLDING):
         request_routing()
-    if from_status in HOLDING and to_status not in HOLDING and interaction.assigned_agent_id:
-        AgentPresence.objects.filter(agent_id=interaction.assigned_agent_id).update(idle_since=now)
+    agent_id = interaction.assigned_agent_id
+    if from_status in HOLDING and to_status not in HOLDING and agent_id:
+        do_touch_idle(agent_ids=[agent_id], now=now)
     if (
         interaction.channel == "voice"
         and from_status == Status.ASSIGNED
         and to_status == Status.WRAP_UP
-        and interaction.assigned_agent_id
+        and agent_id
     ):
         # After-call work: no new offers until the timer ends (the sweep ends it) or the
         # agent closes the interaction.
-        started = AgentPresence.objects.filter(
-            agent_id=interaction.assigned_agent_id, state=AgentState.AVAILABLE
-        ).update(
-            state=AgentState.WRAP_UP,
-            state_since=now,
-            wrap_up_until=now + timedelta(seconds=settings.ROUTING_WRAP_UP_SECONDS),
-        )
-        if started:
-            publish_agent_states([interaction.assigned_agent_id], AgentState.WRAP_UP, now)
-            schedule_wrap_up_end(
-                interaction.assigned_agent_id,
-                now + timedelta(seconds=settings.ROUTING_WRAP_UP_SECONDS),
-            )
+        until = now + timedelta(seconds=settings.ROUTING_WRAP_UP_SECONDS)
+        if do_start_wrap_up(agent_id=agent_id, now=now, until=until):
+            schedule_wrap_up_end(agent_id, until)
     if (
         interaction.channel == "voice"
         and from_status == Status.WRAP_UP
         and to_status == Status.CLOSED
-        and interaction.assigned_agent_id
+        and agent_id
     ):
-        ended = AgentPresence.objects.filter(
-            agent_id=interaction.assigned_agent_id, state=AgentState.WRAP_UP
-        ).update(state=AgentState.AVAILABLE, state_since=now, wrap_up_until=None, idle_since=now)
-        if ended:
-            publish_agent_states([interaction.assigned_agent_id], AgentState.AVAILABLE, now)
-            request_routing()
+        do_end_wrap_up(agent_id=agent_id, now=now)
 
 
 def cancel_offers_of_left_interactions(

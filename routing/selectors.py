@@ -25,6 +25,7 @@ from interactions.models import Interaction, Message
 from .models import EscalationStep as EscalationStepRow
 from .models import Offer, OfferStatus, Queue, RoutingDecision, Skill
 from .policy import (
+    DEFAULT_EXCLUSIVE_CHANNELS,
     MAX_LEVEL,
     AgentSnapshot,
     EscalationStep,
@@ -99,9 +100,7 @@ def available_agents(now: datetime) -> list[AgentSnapshot]:
                 available_channels=frozenset(p["channels_enabled"] or ()),
                 capacity=capacity_of(p),
                 load=load,
-                exclusive_channels=frozenset({"voice"})
-                if p["agent__voice_exclusive"]
-                else frozenset(),
+                exclusive_channels=exclusive_channels(p["agent__voice_exclusive"]),
                 idle_since=p["idle_since"].timestamp(),
             )
         )
@@ -185,6 +184,61 @@ def capacity_of(row: Mapping[str, Any]) -> dict[str, int]:
         channel: int(row[f"agent__capacity_{channel}"])
         for channel in ("voice", "chat", "email", "sms")
     }
+
+
+def exclusive_channels(voice_exclusive: bool) -> frozenset[str]:
+    """The profile's "calls are exclusive" as the policy reads it."""
+    return DEFAULT_EXCLUSIVE_CHANNELS if voice_exclusive else frozenset()
+
+
+# What the presence and capacity rule (``policy.availability_reason``) reads of an agent: the
+# presence row, locked, with its profile's capacities joined (``.values(*LOCKED_AGENT_FIELDS)``).
+LOCKED_AGENT_FIELDS = (
+    "agent_id",
+    "state",
+    "last_heartbeat_at",
+    "channels_enabled",
+    "agent__capacity_voice",
+    "agent__capacity_chat",
+    "agent__capacity_email",
+    "agent__capacity_sms",
+    "agent__voice_exclusive",
+)
+
+
+def locked_agent_snapshot(
+    row: Mapping[str, Any], load: Mapping[str, int], now: datetime
+) -> AgentSnapshot:
+    """The agent as ``policy.availability_reason`` sees it, from its presence row read under
+    its lock (``LOCKED_AGENT_FIELDS``) and its load counted under that lock (locking rule 3).
+
+    Present: a console heartbeat within the window and not offline; available channels: the
+    channels taken, while available (a pause or wrap-up takes none). Skills are not read: the
+    claim's match checked them, a transfer or a reassignment names its agent.
+    """
+    beat = row["last_heartbeat_at"]
+    state = row["state"]
+    return AgentSnapshot(
+        agent_id=row["agent_id"],
+        present=state != AgentState.OFFLINE and beat is not None and beat >= heartbeat_cutoff(now),
+        available_channels=frozenset(row["channels_enabled"] or ())
+        if state == AgentState.AVAILABLE
+        else frozenset(),
+        capacity=capacity_of(row),
+        load=load,
+        exclusive_channels=exclusive_channels(row["agent__voice_exclusive"]),
+    )
+
+
+def profile_snapshot(agent: AgentProfile, load: Mapping[str, int]) -> AgentSnapshot:
+    """The agent's capacity as ``policy.capacity_reason`` reads it, from a profile already read
+    (the console's list of colleagues a contact may be transferred to)."""
+    return AgentSnapshot(
+        agent_id=agent.pk,
+        capacity=agent.capacity(),
+        load=load,
+        exclusive_channels=exclusive_channels(agent.voice_exclusive),
+    )
 
 
 def escalation_steps() -> dict[int, list[EscalationStep]]:

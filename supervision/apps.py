@@ -7,9 +7,6 @@ class SupervisionConfig(AppConfig):
     verbose_name = _("Supervision")
 
     def ready(self) -> None:
-        from django.db.models.signals import post_save
-
-        from agents.models import AgentPresence
         from interactions.signals import interaction_status_changed
         from routing.actions import claims_written, interaction_requeued
 
@@ -22,7 +19,4 @@ class SupervisionConfig(AppConfig):
         interaction_requeued.connect(stats.on_requeued, dispatch_uid="supervision.requeued")
         claims_written.connect(
             receivers.on_claims_published, dispatch_uid="supervision.claims_published"
-        )
-        post_save.connect(
-            receivers.on_presence_saved, sender=AgentPresence, dispatch_uid="supervision.presence"
         )

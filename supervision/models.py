@@ -187,25 +187,6 @@ class ReportDayStats(DayFigures):
         return f"{self.day} queue {self.queue_key} {self.channel} agent {self.agent_key}"
 
 
-class AgentStateChange(models.Model):
-    """Each change of an agent's state, kept so a replay knows who was logged in when."""
-
-    agent = models.ForeignKey(
-        "agents.AgentProfile", on_delete=models.CASCADE, related_name="state_changes"
-    )
-    state = models.CharField(_("state"), max_length=10)
-    at = models.DateTimeField(_("at"))
-
-    class Meta:
-        verbose_name = _("agent state change")
-        verbose_name_plural = _("agent state changes")
-        ordering = ["at", "id"]
-        indexes = [models.Index(fields=["at"], name="agent_state_change_at_idx")]
-
-    def __str__(self) -> str:
-        return f"{self.agent_id} {self.state} @ {self.at}"
-
-
 class SatisfactionResponse(models.Model):
     """A citizen's answer to the satisfaction survey after an interaction (CSAT)."""
 

@@ -179,6 +179,7 @@ def interactions(request: HttpRequest, scope: Scope) -> HttpResponse:
 
 TRANSFER_MESSAGES = {
     "not_available": _("This agent is not available on this channel."),
+    "channel_off": _("This agent is not available on this channel."),
     "no_room": _("This agent has no free slot on this channel."),
     "not_open": _("This interaction is no longer waiting or in progress."),
     "same_agent": _("This agent already handles it."),

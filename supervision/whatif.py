@@ -33,7 +33,7 @@ from datetime import datetime, timedelta
 
 from django.conf import settings
 
-from agents.models import AgentPresence, AgentProfile, AgentSkill, AgentState
+from agents.models import AgentPresence, AgentProfile, AgentSkill, AgentState, AgentStateChange
 from interactions.models import Interaction
 from routing import selectors as routing_selectors
 from routing.models import Offer, OfferStatus, Queue
@@ -49,7 +49,7 @@ from routing.simulation import (
 )
 
 from .access import Scope
-from .models import AgentStateChange, SkillChange
+from .models import SkillChange
 from .reports import Figures, InteractionFacts, breakdown, summarize
 from .selectors import report_facts
 
@@ -286,7 +286,7 @@ def record(start: datetime, end: datetime, *, scope: Scope | None = None) -> Rec
                 team_id=p["team_id"],
                 channels=frozenset(channels.get(p["id"]) or ()),
                 capacity=routing_selectors.capacity_of({f"agent__{k}": v for k, v in p.items()}),
-                exclusive_channels=frozenset({"voice"}) if p["voice_exclusive"] else frozenset(),
+                exclusive_channels=routing_selectors.exclusive_channels(p["voice_exclusive"]),
                 shifts=tuple(agent_shifts),
             )
         )

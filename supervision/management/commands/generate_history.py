@@ -32,7 +32,7 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.db import connection, models, transaction
 from django.utils import timezone
 
-from agents.models import AgentPresence, AgentProfile, AgentState, Team
+from agents.models import AgentProfile, Team
 from interactions.models import Interaction, InteractionTransition, Message
 from organisations.models import Organisation
 from routing.models import Queue
@@ -236,11 +236,8 @@ def ensure_bodies(rng: random.Random) -> list[QueueInfo]:
                 )
                 # They speak the contacts' language: without it no contact of theirs could be
                 # routed to them (a what-if replay of the history answered none).
-                profile = AgentProfile.objects.create(
+                profile = AgentProfile.objects.create(  # and its presence row, offline
                     user=user, team=team, organisation=org, languages=["fr"]
-                )
-                AgentPresence.objects.get_or_create(
-                    agent=profile, defaults={"state": AgentState.OFFLINE}
                 )
                 agents.append(profile.pk)
             out.append(QueueInfo(queue.pk, org.pk, channels, target, tuple(agents)))
