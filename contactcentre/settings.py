@@ -670,6 +670,15 @@ VOICE_DIAL_TIMEOUT_SECONDS: int = env.int("VOICE_DIAL_TIMEOUT_SECONDS", default=
 # With a broker, a bridge with no news of the agent's phone this long after its ring time is
 # given up (the call goes back to the queue, the agent is paused "missed").
 VOICE_BRIDGE_GRACE_SECONDS: int = env.int("VOICE_BRIDGE_GRACE_SECONDS", default=15)
+# A bridge the provider's REST API refused or let stall is tried again this many times in all,
+# after VOICE_BRIDGE_RETRY_SECONDS then twice that each time (the caller hears hold music).
+VOICE_BRIDGE_ATTEMPTS: int = env.int("VOICE_BRIDGE_ATTEMPTS", default=3)
+VOICE_BRIDGE_RETRY_SECONDS: float = env.float("VOICE_BRIDGE_RETRY_SECONDS", default=2.0)
+# After its last attempt the call goes back to the queue, at the front; the agent it was for is
+# passed over for this long (the next agent is tried), then may get it again.
+ROUTING_PROVIDER_ERROR_EXCLUSION_SECONDS: int = env.int(
+    "ROUTING_PROVIDER_ERROR_EXCLUSION_SECONDS", default=60
+)
 # The number the agent's phone shows for a bridged call: "service" (our number) or "caller".
 VOICE_BRIDGE_CALLER_ID: str = env.str("VOICE_BRIDGE_CALLER_ID", default="service")
 VOICE_RECORD_CALLS: bool = env.bool("VOICE_RECORD_CALLS", default=False)

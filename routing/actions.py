@@ -453,7 +453,10 @@ def do_requeue_unreachable(
 ) -> bool:
     """An accepted call could not be connected to the agent: it goes back to its queue, in
     front (its ``queued_at`` is kept, and the queue is served by priority then ``queued_at``),
-    never to that agent again (the offer becomes ``failed``, which excludes like a decline).
+    never to that agent again when their phone failed (the offer becomes ``failed``, which
+    excludes like a decline), not for ``ROUTING_PROVIDER_ERROR_EXCLUSION_SECONDS`` when the
+    provider did (``cause`` "provider_error": the offer becomes ``provider``, and a pass is
+    scheduled for when the lapse ends).
 
     The agent is freed and told. ``cause`` "no_number": no telework number, they stop taking
     calls until they set one (``agent.no_phone_number``). Otherwise (``call.bridge_failed``,
@@ -468,9 +471,15 @@ def do_requeue_unreachable(
         interaction = Interaction.objects.select_for_update().get(pk=interaction_id)
         if interaction.status != Status.ASSIGNED or interaction.assigned_agent_id != agent_id:
             return False
+        provider_failed = cause == "provider_error"
         Offer.objects.filter(
             interaction_id=interaction_id, agent_id=agent_id, status=OfferStatus.ACCEPTED
-        ).update(status=OfferStatus.FAILED)  # excluded from now on, like a decline
+        ).update(
+            status=OfferStatus.PROVIDER_ERROR if provider_failed else OfferStatus.FAILED,
+            responded_at=now,
+        )
+        if provider_failed:
+            _route_when_exclusion_lapses()
         _hand_over(
             interaction,
             to=Status.QUEUED,
@@ -503,6 +512,24 @@ def do_requeue_unreachable(
             groups=[agent_group(agent_id), SUPERVISORS_GROUP],
         )
     return True
+
+
+def _route_when_exclusion_lapses() -> None:
+    """A pass once a provider error's exclusion is over (its own timer; the sweep is the net)."""
+    if settings.CELERY_TASK_ALWAYS_EAGER:
+        return  # no waiting inline: the embedded scheduler's sweep runs the pass
+
+    def send() -> None:
+        from .tasks import route_pending
+
+        try:
+            route_pending.apply_async(
+                countdown=settings.ROUTING_PROVIDER_ERROR_EXCLUSION_SECONDS + 0.2
+            )
+        except Exception:  # the sweep covers it
+            logger.warning("could not schedule the pass after a provider error; the sweep will")
+
+    transaction.on_commit(send)
 
 
 def do_decline_offer(*, offer_id: int, agent: AgentProfile, now: datetime | None = None) -> Offer:

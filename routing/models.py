@@ -156,9 +156,12 @@ class OfferStatus(models.TextChoices):
     DECLINED = "declined", _("declined")
     EXPIRED = "expired", _("expired (missed)")
     CANCELLED = "cancelled", _("cancelled")
-    # Accepted, but the call could not be connected to the agent's phone (busy, no answer,
-    # provider error): excludes the agent like a decline.
+    # Accepted, but the call could not be connected to the agent's phone (busy, no answer):
+    # excludes the agent like a decline.
     FAILED = "failed", _("failed")
+    # Accepted, but the telephony provider failed the bridge after its retries: the agent is
+    # passed over for ROUTING_PROVIDER_ERROR_EXCLUSION_SECONDS only (not their fault).
+    PROVIDER_ERROR = "provider", _("telephony provider error")
 
 
 class Offer(models.Model):

@@ -37,6 +37,19 @@ from .policy import (
 # Statuses that hold an agent's capacity on a channel.
 LOAD_STATUSES = (Status.OFFERED, Status.ASSIGNED)
 EXCLUDING_OFFER_STATUSES = (OfferStatus.DECLINED, OfferStatus.EXPIRED, OfferStatus.FAILED)
+
+
+def excluding_offers(now: datetime) -> Q:
+    """The offers that keep their agent from the interaction: declined, expired, a phone that
+    did not answer (for good), and a provider error on the bridge for
+    ``ROUTING_PROVIDER_ERROR_EXCLUSION_SECONDS`` after it (then the agent may get it again: in
+    a provider outage longer than it takes to try everyone, nobody would be left)."""
+    lapse = timedelta(seconds=settings.ROUTING_PROVIDER_ERROR_EXCLUSION_SECONDS)
+    return Q(status__in=EXCLUDING_OFFER_STATUSES) | Q(
+        status=OfferStatus.PROVIDER_ERROR, responded_at__gt=now - lapse
+    )
+
+
 # The decisions an agent hands an interaction away by (routing.actions: to a queue, to a named
 # colleague); their ``details`` name the transferrer, the note and whether the router leaves
 # the transferrer out ("from_agent", "note_id", "exclude_transferrer").
@@ -285,9 +298,7 @@ def waiting_interactions(
     # (interaction, agent) pairs that exclude the agent, with the interaction's group. Bounded
     # by the declines and misses of contacts still waiting (each agent declines few).
     exclusion_rows = list(
-        Offer.objects.filter(
-            interaction__status=Status.QUEUED, status__in=EXCLUDING_OFFER_STATUSES
-        ).values(
+        Offer.objects.filter(excluding_offers(now), interaction__status=Status.QUEUED).values(
             "interaction_id",
             "agent_id",
             *(f"interaction__{field}" for field in GROUP_FIELDS),

@@ -518,9 +518,40 @@ def do_agent_unreachable(
     return requeued
 
 
-def do_connect_agent(*, interaction_id: int, agent_id: int) -> None:
+def bridge_retry_countdown(attempt: int) -> float:
+    """Seconds before the bridge attempt after ``attempt`` (1-based): doubling from
+    ``VOICE_BRIDGE_RETRY_SECONDS``. Short: a caller is on hold meanwhile."""
+    return float(settings.VOICE_BRIDGE_RETRY_SECONDS * 2 ** (attempt - 1))
+
+
+def _retry_bridge(interaction_id: int, agent_id: int, attempt: int) -> bool:
+    """Send the next bridge attempt to the broker after its wait; False when it cannot wait
+    (inline tasks, the embedded default) or the broker refuses: give up at once then."""
+    if settings.CELERY_TASK_ALWAYS_EAGER:
+        return False
+    from .tasks import bridge_call
+
+    try:
+        bridge_call.apply_async(
+            args=(interaction_id, agent_id),
+            kwargs={"attempt": attempt + 1},
+            countdown=bridge_retry_countdown(attempt),
+        )
+    except Exception:
+        logger.warning("could not schedule bridge attempt %s of #%s", attempt + 1, interaction_id)
+        return False
+    return True
+
+
+def do_connect_agent(*, interaction_id: int, agent_id: int, attempt: int = 1) -> None:
     """Bridge the call (the ``channels_voice.bridge_call`` task); whatever fails, the caller
-    goes back to the queue rather than stay on hold with an agent who never gets the call."""
+    goes back to the queue rather than stay on hold with an agent who never gets the call.
+
+    A provider error (refusal, 5xx, stall past the REST timeouts) is transient: the bridge is
+    tried again after ``bridge_retry_countdown`` while the caller keeps their hold music and
+    the agent their assignment, up to ``VOICE_BRIDGE_ATTEMPTS`` attempts; after the last, the
+    call goes back to the queue at the front and this agent is passed over for a while only
+    (``ROUTING_PROVIDER_ERROR_EXCLUSION_SECONDS``: the provider, not their phone, failed)."""
     from routing.actions import do_requeue_unreachable
 
     try:
@@ -530,6 +561,18 @@ def do_connect_agent(*, interaction_id: int, agent_id: int) -> None:
     except CallEnded:
         pass  # the caller's "completed" status callback closes the interaction
     except ProviderFailed as exc:
+        if attempt < settings.VOICE_BRIDGE_ATTEMPTS and _retry_bridge(
+            interaction_id, agent_id, attempt
+        ):
+            logger.warning(
+                "bridging interaction %s failed (attempt %s of %s), tried again in %s s: %s",
+                interaction_id,
+                attempt,
+                settings.VOICE_BRIDGE_ATTEMPTS,
+                bridge_retry_countdown(attempt),
+                exc,
+            )
+            return
         logger.warning("bridging interaction %s failed: %s", interaction_id, exc)
         do_agent_unreachable(
             interaction_id=interaction_id, agent_id=agent_id, cause="provider_error"

@@ -12,9 +12,10 @@ from . import actions
 
 
 @shared_task(name="channels_voice.bridge_call", ignore_result=True)
-def bridge_call(interaction_id: int, agent_id: int) -> None:
-    """Connect the caller to the agent's phone; on failure, the call goes back to the queue."""
-    actions.do_connect_agent(interaction_id=interaction_id, agent_id=agent_id)
+def bridge_call(interaction_id: int, agent_id: int, attempt: int = 1) -> None:
+    """Connect the caller to the agent's phone: a provider error is retried after a short wait
+    (``VOICE_BRIDGE_ATTEMPTS``); after the last, the call goes back to the queue."""
+    actions.do_connect_agent(interaction_id=interaction_id, agent_id=agent_id, attempt=attempt)
 
 
 @shared_task(name="channels_voice.check_bridge", ignore_result=True)

@@ -165,7 +165,7 @@ def test_a_provider_error_on_the_bridge_requeues_the_call_at_the_front(
     assert interaction.queued_at == queued_at
     assert queue_position(interaction) == 1
     assert queue_position(later) == 2
-    # the agent stays available (not their fault), is told, and is not offered it again
+    # the agent stays available (not their fault), is told, and is passed over for a while
     assert presence(agent).state == AgentState.AVAILABLE
     events = bridge_failed_events(agent)
     assert len(events) == 1
@@ -173,7 +173,7 @@ def test_a_provider_error_on_the_bridge_requeues_the_call_at_the_front(
     assert events[0].payload["reason"] == "provider_error"
     assert "remis en file d'attente" in events[0].payload["message"]
     offer.refresh_from_db()
-    assert offer.status == OfferStatus.FAILED
+    assert offer.status == OfferStatus.PROVIDER_ERROR
     assert Call.objects.get(call_sid=CALL_SID).outcome == CallOutcome.QUEUED
     # the caller, still in the waiting loop, hears the position again (not silence)
     waiting = twilio.post(WAIT_URL, payload("voice_redirect"))
