@@ -19,7 +19,7 @@ from __future__ import annotations
 import logging
 import uuid
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -148,8 +148,12 @@ def do_claim_matches(*, matches: Sequence[Match], now: datetime) -> PassResult:
         .values(*selectors.LOCKED_AGENT_FIELDS)
     )
     loads = selectors.agent_loads([row["agent_id"] for row in rows])
+    cutoff = selectors.heartbeat_cutoff(now)
+    # Each snapshot reads its agent's load dict, which this claim counts up as it accepts.
     agents = {
-        row["agent_id"]: selectors.locked_agent_snapshot(row, loads.get(row["agent_id"], {}), now)
+        row["agent_id"]: selectors.locked_agent_snapshot(
+            row, loads.setdefault(row["agent_id"], {}), cutoff
+        )
         for row in rows
     }
     interaction_ids = sorted({m.interaction_id for m in matches})
@@ -169,8 +173,8 @@ def do_claim_matches(*, matches: Sequence[Match], now: datetime) -> PassResult:
         ):
             result.skipped += 1
             continue
-        load = {**agent.load, match.channel: agent.load.get(match.channel, 0) + 1}
-        agents[match.agent_id] = replace(agent, load=load)
+        load = loads[match.agent_id]
+        load[match.channel] = load.get(match.channel, 0) + 1
         locked_interactions.discard(match.interaction_id)  # never twice in one batch
         accepted.append(match)
     if accepted:
@@ -796,7 +800,8 @@ def _check_target(target: AgentProfile, channel: str, now: datetime, *, check: b
     if row is None:
         raise TransferError("not_available", f"agent #{target.pk} is not available")
     load = selectors.agent_loads([target.pk]).get(target.pk, {})
-    reason = availability_reason(selectors.locked_agent_snapshot(row, load, now), channel)
+    snapshot = selectors.locked_agent_snapshot(row, load, selectors.heartbeat_cutoff(now))
+    reason = availability_reason(snapshot, channel)
     if reason in (Reason.NO_CAPACITY, Reason.EXCLUSIVE_BUSY):
         raise TransferError("no_room", f"agent #{target.pk} has no free {channel} slot")
     if reason == Reason.UNAVAILABLE and row["state"] == AgentState.AVAILABLE:

@@ -220,20 +220,21 @@ LOCKED_AGENT_FIELDS = (
 
 
 def locked_agent_snapshot(
-    row: Mapping[str, Any], load: Mapping[str, int], now: datetime
+    row: Mapping[str, Any], load: Mapping[str, int], cutoff: datetime
 ) -> AgentSnapshot:
     """The agent as ``policy.availability_reason`` sees it, from its presence row read under
     its lock (``LOCKED_AGENT_FIELDS``) and its load counted under that lock (locking rule 3).
 
-    Present: a console heartbeat within the window and not offline; available channels: the
-    channels taken, while available (a pause or wrap-up takes none). Skills are not read: the
-    claim's match checked them, a transfer or a reassignment names its agent.
+    Present: a console heartbeat since ``cutoff`` (:func:`heartbeat_cutoff`) and not offline;
+    available channels: the channels taken, while available (a pause or wrap-up takes none).
+    Skills are not read: the claim's match checked them, a transfer or a reassignment names its
+    agent.
     """
     beat = row["last_heartbeat_at"]
     state = row["state"]
     return AgentSnapshot(
         agent_id=row["agent_id"],
-        present=state != AgentState.OFFLINE and beat is not None and beat >= heartbeat_cutoff(now),
+        present=state != AgentState.OFFLINE and beat is not None and beat >= cutoff,
         available_channels=frozenset(row["channels_enabled"] or ())
         if state == AgentState.AVAILABLE
         else frozenset(),
