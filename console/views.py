@@ -498,10 +498,24 @@ def workspace(request: HttpRequest, interaction_id: int) -> HttpResponse:
         "email_subject": default_reply_subject(interaction) if is_email else "",
         "subject_max_length": SUBJECT_MAX_LENGTH,
         "wrap_up": InteractionWrapUp.objects.filter(interaction=interaction).first(),
+        "call_connected": call_connected(interaction, agent),
     }
     if interaction.contact_id:
         context.update(_citizen_context(request, interaction.contact))  # type: ignore[arg-type]
     return render(request, "console/_workspace.html", context)
+
+
+def call_connected(interaction: Interaction, agent: AgentProfile) -> bool:
+    """Whether the agent's phone answered this call. Until it has, the call is being connected
+    (ringing, or a bridge the provider refused and that is tried again), never "in progress";
+    ``call.answered`` tells the console when it changes."""
+    if interaction.channel != Channel.VOICE or not interaction.external_ref:
+        return False
+    from channels_inbound.voice.models import Call
+
+    return Call.objects.filter(
+        call_sid=interaction.external_ref, agent_id=agent.pk, agent_answered_at__isnull=False
+    ).exists()
 
 
 def _queues(request: HttpRequest, organisation_id: int) -> Any:

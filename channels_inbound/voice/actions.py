@@ -601,6 +601,20 @@ def do_check_bridge(*, interaction_id: int, agent_id: int, bridge_no: int) -> bo
     return do_agent_unreachable(interaction_id=interaction_id, agent_id=agent_id, cause="no-answer")
 
 
+def _tell_answered(interaction_id: int, agent_id: int | None) -> None:
+    """The agent's phone answered: their console says the call is in progress from now on
+    (until then it says the call is being connected: the bridge may ring, fail, be retried)."""
+    if agent_id is None:
+        return
+    from contactcentre.events import SUPERVISORS_GROUP, agent_group, publish
+
+    publish(
+        "call.answered",
+        {"agent_id": agent_id, "interaction_id": interaction_id},
+        groups=[agent_group(agent_id), SUPERVISORS_GROUP],
+    )
+
+
 def do_whisper(
     *,
     interaction_id: int,
@@ -630,13 +644,15 @@ def do_whisper(
         waited = None
         if interaction.queued_at:
             waited = int((now - interaction.queued_at).total_seconds())
-        Call.objects.filter(pk=call.pk, agent_answered_at__isnull=True).update(
+        answered = Call.objects.filter(pk=call.pk, agent_answered_at__isnull=True).update(
             agent_answered_at=now,
             agent_call_sid=agent_leg_sid,
             outcome=CallOutcome.ANSWERED,
             wait_seconds=waited,
         )
         _event(call, "answered", agent_leg=agent_leg_sid)
+        if answered:
+            _tell_answered(interaction.pk, agent_id or call.agent_id)
     queue_name = interaction.queue.name if interaction.queue else ""
     with translation.override(settings.LANGUAGE_CODE):
         text = _("Call from the queue %(queue)s.") % {"queue": queue_name}
@@ -787,9 +803,13 @@ def do_record_call_status(
                 )
             return True
         if status.status in ("in-progress", "answered"):
-            Call.objects.filter(pk=call.pk, agent_answered_at__isnull=True).update(
+            answered = Call.objects.filter(pk=call.pk, agent_answered_at__isnull=True).update(
                 agent_answered_at=now, agent_call_sid=status.sid, outcome=CallOutcome.ANSWERED
             )
+            if answered and call.interaction_id is not None:
+                _tell_answered(
+                    call.interaction_id, agent_id if agent_id is not None else call.agent_id
+                )
         elif status.status == "completed" and status.duration_seconds is not None:
             Call.objects.filter(pk=call.pk, agent_call_sid=status.sid).update(
                 talk_seconds=status.duration_seconds

@@ -774,6 +774,10 @@
       var mediaOf = String((message.payload || {}).interaction_id);
       if (document.getElementById("thread-" + mediaOf)) { refreshThread(mediaOf); }
     }
+    if (message.event === "call.answered") {  // the agent's phone answered: now in progress
+      var callState = document.getElementById("call-state-" + (message.payload || {}).interaction_id);
+      if (callState) { callState.textContent = t.call_in_progress; }
+    }
     if (message.event === "call.bridge_failed") {
       showAlert((message.payload || {}).message || t.bridge_failed);
     }
