@@ -15,12 +15,16 @@ from .middleware import touch
 
 
 def _go_offline(user: Any) -> None:
+    """Offline, and the offers still ringing withdrawn (their contacts wait again at once,
+    rather than ring on a closed console until they expire), as a supervisor's logout does."""
     from agents.models import AgentPresence, AgentProfile, AgentState
     from agents.presence import do_set_agent_state
+    from routing.actions import do_cancel_agent_offers
 
     profile = AgentProfile.objects.filter(user=user).first()
     if profile is None:
         return
+    do_cancel_agent_offers(agent_id=profile.pk)
     if AgentPresence.objects.filter(agent=profile).exclude(state=AgentState.OFFLINE).exists():
         do_set_agent_state(agent=profile, state=AgentState.OFFLINE)
 

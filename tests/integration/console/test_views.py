@@ -305,3 +305,26 @@ def test_idle_session_ends_and_the_ping_extends_it(make_user: Callable, settings
     assert response.status_code == 302
     assert response["Location"].startswith("/accounts/login/")
     assert client.get("/console/").status_code == 302  # logged out for good
+
+
+def test_logging_out_withdraws_the_offers_still_ringing(
+    alice: Any, make_user: Callable, client_for: Callable
+) -> None:
+    bob = make_user("bob").agent_profile
+    _available(bob)
+    interaction = _assigned(alice.agent_profile, "email")
+    client_for(alice).post(
+        f"/console/interactions/{interaction.pk}/transfer/",
+        {"target": f"agent:{bob.pk}"},
+        headers=JSON,
+    )
+    offer = Offer.objects.get(interaction=interaction, status="pending")
+    assert offer.agent_id == bob.pk
+    # when Bob logs out of the console while the offer rings
+    client_for(bob.user).post("/accounts/logout/")
+    # then the contact waits again at once (not until the offer expires), and Bob is offline
+    offer.refresh_from_db()
+    assert offer.status == "cancelled"
+    interaction.refresh_from_db()
+    assert (interaction.status, interaction.assigned_agent_id) == ("queued", None)
+    assert AgentPresence.objects.get(agent=bob).state == AgentState.OFFLINE
