@@ -72,7 +72,7 @@ def _english_texts() -> tuple[set[str], set[str]]:
     as Django reads it (ours, the third-party apps' and Django's own)."""
     words: set[str] = set()
     longer: set[str] = set()
-    catalog = dict(trans_real.translation("fr")._catalog.items())
+    catalog = dict(trans_real.translation("fr")._catalog.items())  # type: ignore[attr-defined]
     french_texts = {" ".join(str(v).split()) for v in catalog.values()}
     for key, french in catalog.items():
         msgid = key[0] if isinstance(key, tuple) else key
