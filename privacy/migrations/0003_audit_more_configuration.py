@@ -8,6 +8,7 @@ tables' current columns.
 
 from __future__ import annotations
 
+from importlib import import_module
 from typing import Any
 
 from django.db import migrations
@@ -19,6 +20,20 @@ def install(apps: Any, schema_editor: Any) -> None:
     from privacy.triggers import install_postgresql
 
     install_postgresql(schema_editor)
+
+
+def uninstall(apps: Any, schema_editor: Any) -> None:
+    """Back to 0002's triggers: drop every trigger this one may have added (0002's reverse drops
+    the function, which PostgreSQL refuses while a trigger still uses it), then 0002's own."""
+    if schema_editor.connection.vendor != "postgresql":
+        return
+    from privacy.triggers import AUDITED, trigger_name
+
+    existing = set(schema_editor.connection.introspection.table_names())
+    for table in AUDITED:
+        if table in existing:
+            schema_editor.execute(f'DROP TRIGGER IF EXISTS {trigger_name(table)} ON "{table}"')
+    import_module("privacy.migrations.0002_audit_triggers").install(apps, schema_editor)
 
 
 class Migration(migrations.Migration):
@@ -35,4 +50,4 @@ class Migration(migrations.Migration):
         ("channels_inbound", "0004_endpoint_acknowledge"),
     ]
 
-    operations = [migrations.RunPython(install, migrations.RunPython.noop)]
+    operations = [migrations.RunPython(install, uninstall)]
