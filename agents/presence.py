@@ -28,6 +28,7 @@ from typing import Any
 from django.db import connection, transaction
 from django.utils import timezone
 
+from contactcentre import event_catalogue
 from contactcentre.errors import SingleCodeError
 from contactcentre.events import SUPERVISORS_GROUP, agent_group, publish, publish_many
 from contactcentre.pg import execute_binary
@@ -54,11 +55,10 @@ class PresenceError(SingleCodeError, ValueError):
 
 def agent_state_event(agent_id: int, state: str, reason: str, since: datetime) -> Event:
     """The ``agent.state`` event (the one builder): to the agent's consoles and supervisors."""
-    return (
-        "agent.state",
-        {"agent_id": agent_id, "state": state, "reason": reason, "since": since.isoformat()},
-        [agent_group(agent_id), SUPERVISORS_GROUP],
+    name, payload = event_catalogue.agent_state(
+        agent_id=agent_id, state=state, reason=reason, since=since.isoformat()
     )
+    return (name, payload, [agent_group(agent_id), SUPERVISORS_GROUP])
 
 
 def _record(changes: Sequence[Change]) -> None:
@@ -235,8 +235,7 @@ def do_set_channels(*, agent: AgentProfile, channels: Iterable[str]) -> AgentPre
         presence.channels_enabled = wanted
         presence.save(update_fields=["channels_enabled"])
         publish(
-            "agent.channels",
-            {"agent_id": agent.pk, "channels": wanted},
+            *event_catalogue.agent_channels(agent_id=agent.pk, channels=wanted),
             groups=[agent_group(agent.pk), SUPERVISORS_GROUP],
         )
         if added and presence.state == AgentState.AVAILABLE:

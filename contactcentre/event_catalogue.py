@@ -153,10 +153,15 @@ def call_bridge_failed(
 
 
 # --- Routing and agents -------------------------------------------------------------------------
-class RoutingClaimed(TypedDict):
-    organisation_id: int
+class _RoutingClaimed(TypedDict):
     offered: int
     assigned: int
+
+
+class RoutingClaimed(_RoutingClaimed, total=False):
+    """Per organisation (its wallboards); the router's own names none and reaches no wallboard."""
+
+    organisation_id: int
 
 
 class AgentStatePayload(TypedDict):
@@ -176,12 +181,12 @@ class AgentSkills(TypedDict):
     batch: str
 
 
-def routing_claimed(*, organisation_id: int, offered: int, assigned: int) -> EventMessage:
-    payload: RoutingClaimed = {
-        "organisation_id": organisation_id,
-        "offered": offered,
-        "assigned": assigned,
-    }
+def routing_claimed(
+    *, offered: int, assigned: int, organisation_id: int | None = None
+) -> EventMessage:
+    payload: RoutingClaimed = {"offered": offered, "assigned": assigned}
+    if organisation_id is not None:
+        payload["organisation_id"] = organisation_id
     return _message("routing.claimed", payload)
 
 

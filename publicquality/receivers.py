@@ -14,6 +14,7 @@ from django.utils.translation import gettext as _
 
 from channels_inbound.chat.events import chat_group
 from channels_inbound.chat.models import ChatSession
+from contactcentre import event_catalogue
 from contactcentre.events import publish
 from interactions.lifecycle import Status
 from interactions.models import Interaction
@@ -47,12 +48,10 @@ def offer_follow_link_at_chat_end(
         with translation.override(language):
             text = _("Follow your request online")
         publish(
-            "chat.follow",
-            {
-                "path": reverse("publicquality:follow", kwargs={"token": token})
-                + f"?lang={language}",
-                "text": text,
-            },
+            *event_catalogue.chat_follow(
+                path=reverse("publicquality:follow", kwargs={"token": token}) + f"?lang={language}",
+                text=text,
+            ),
             groups=[chat_group(session_id)],
         )
 

@@ -23,6 +23,7 @@ from django.utils import timezone
 from agents.models import AgentPresence, AgentProfile, AgentSkill, AgentState, PauseReason, Team
 from agents.presence import do_set_agent_state
 from console.groups import close_sockets, user_group
+from contactcentre import event_catalogue
 from contactcentre.events import publish_many, supervisors_group
 from interactions.models import Interaction
 from routing.actions import do_cancel_agent_offers, do_reassign_interaction, request_routing
@@ -119,11 +120,10 @@ def do_set_skill_levels(
             publish_many(
                 [
                     (
-                        "agent.skills",
-                        {
-                            "agent_ids": [a for a in changed if agent_orgs[a] == org],
-                            "batch": str(batch),
-                        },
+                        *event_catalogue.agent_skills(
+                            agent_ids=[a for a in changed if agent_orgs[a] == org],
+                            batch=str(batch),
+                        ),
                         [supervisors_group(org)],
                     )
                     for org in sorted({agent_orgs[a] for a in changed})

@@ -10,6 +10,7 @@ from typing import Any
 def on_claims_published(*, rows: list[tuple[int, int, str, bool]], now: datetime, **_: Any) -> None:
     """The router's claims, per organisation: its wallboards refresh, the others hear nothing
     (the router's own ``routing.claimed`` names no organisation, so it reaches no wallboard)."""
+    from contactcentre import event_catalogue
     from contactcentre.events import (
         SUPERVISORS_GROUP,
         interaction_organisations,
@@ -26,8 +27,9 @@ def on_claims_published(*, rows: list[tuple[int, int, str, bool]], now: datetime
     publish_many(
         [
             (
-                "routing.claimed",
-                {"organisation_id": org, "offered": offered[org], "assigned": assigned[org]},
+                *event_catalogue.routing_claimed(
+                    organisation_id=org, offered=offered[org], assigned=assigned[org]
+                ),
                 [SUPERVISORS_GROUP],
             )
             for org in sorted(set(offered) | set(assigned))
