@@ -225,8 +225,9 @@ class MessageMedia(TypedDict):
 
 
 class MessageStatus(TypedDict):
-    message_id: int
-    interaction_id: int
+    # None for an SMS whose message or interaction was since deleted (``SET_NULL``)
+    message_id: int | None
+    interaction_id: int | None
     channel: str
     status: str
     attempts: int
@@ -254,7 +255,13 @@ def message_media(
 
 
 def message_status(
-    *, message_id: int, interaction_id: int, channel: str, status: str, attempts: int, reason: str
+    *,
+    message_id: int | None,
+    interaction_id: int | None,
+    channel: str,
+    status: str,
+    attempts: int,
+    reason: str,
 ) -> EventMessage:
     payload: MessageStatus = {
         "message_id": message_id,

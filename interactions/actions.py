@@ -15,6 +15,7 @@ from django.contrib.auth.models import User
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
+from contactcentre import event_catalogue
 from contactcentre.events import SUPERVISORS_GROUP, agent_group, publish
 from contacts.models import Contact
 from organisations import authz
@@ -68,8 +69,7 @@ def do_create_interaction(
             **({"organisation_id": organisation_id} if organisation_id is not None else {}),
         )
         publish(
-            "interaction.created",
-            {"interaction_id": interaction.pk, "channel": channel},
+            *event_catalogue.interaction_created(interaction_id=interaction.pk, channel=channel),
             groups=[SUPERVISORS_GROUP],
         )
         if enqueue:
@@ -136,8 +136,9 @@ def do_transition_interaction(
         # The agents it concerns (who had it, who has it now) see it in their consoles too.
         agents = {a for a in (previous_agent_id, interaction.assigned_agent_id) if a}
         publish(
-            "interaction.status",
-            {"interaction_id": interaction.pk, "from": current, "to": to, "reason": reason},
+            *event_catalogue.interaction_status(
+                interaction_id=interaction.pk, from_status=current, to_status=to, reason=reason
+            ),
             groups=[SUPERVISORS_GROUP, *(agent_group(a) for a in sorted(agents))],
         )
     return interaction
@@ -199,12 +200,9 @@ def do_record_message(
             )
             if interaction.assigned_agent_id:
                 publish(
-                    "message.created",
-                    {
-                        "interaction_id": interaction.pk,
-                        "message_id": message.pk,
-                        "direction": direction,
-                    },
+                    *event_catalogue.message_created(
+                        interaction_id=interaction.pk, message_id=message.pk, direction=direction
+                    ),
                     groups=[agent_group(interaction.assigned_agent_id)],
                 )
     except IntegrityError:

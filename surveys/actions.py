@@ -250,6 +250,7 @@ def _send_chat(invitation: SurveyInvitation, text: str) -> str:
     """The rating form, in the citizen's chat window (every open tab of the session)."""
     from channels_inbound.chat.events import chat_group
     from channels_inbound.chat.models import ChatSession
+    from contactcentre import event_catalogue
     from contactcentre.events import publish
 
     sessions = list(
@@ -261,13 +262,12 @@ def _send_chat(invitation: SurveyInvitation, text: str) -> str:
         return "no_chat_session"
     invitation.language = sessions[-1][1] if sessions[-1][1] in ("fr", "en") else "fr"
     publish(
-        "chat.survey",
-        {
-            "survey": chat_survey_frame(
+        *event_catalogue.chat_survey(
+            survey=chat_survey_frame(
                 invitation,
                 question(settings_for(invitation.interaction.queue_id), invitation.language),
             )
-        },
+        ),
         groups=[chat_group(pk) for pk, _language in sessions],
         persist=False,
     )

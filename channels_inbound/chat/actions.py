@@ -34,6 +34,7 @@ from django.utils.translation import gettext as _
 
 from channels_inbound.ingest import InboundMessage, IngestError, do_ingest_message
 from channels_inbound.queues import named_queue
+from contactcentre import event_catalogue
 from contactcentre.events import agent_group, publish
 from flows import engine
 from flows.selectors import published_version_for_endpoint
@@ -70,12 +71,12 @@ def _log(session: ChatSession, kind: str, text: str, now: datetime) -> dict[str,
     """Append one line of the bot conversation and publish it to the citizen's tabs."""
     entry = {"id": f"b{len(session.bot_log) + 1}", "kind": kind, "text": text, "at": _now_iso(now)}
     session.bot_log = [*session.bot_log, entry]
-    publish("chat.entry", {"entry": entry}, groups=[chat_group(session.pk)])
+    publish(*event_catalogue.chat_entry(entry=entry), groups=[chat_group(session.pk)])
     return entry
 
 
 def _publish_state(session: ChatSession, state: str, agent: str = "") -> None:
-    publish("chat.state", {"state": state, "agent": agent}, groups=[chat_group(session.pk)])
+    publish(*event_catalogue.chat_state(state=state, agent=agent), groups=[chat_group(session.pk)])
 
 
 def _locked_session(session_id: UUID | str) -> ChatSession:
@@ -200,7 +201,7 @@ def _apply(session: ChatSession, step: engine.Step, now: datetime) -> None:
                 _end(session, now)
     session.flow_session = {**step.session.to_dict(), "ask": ask_payload}
     if ask_payload is not None:
-        publish("chat.ask", {"ask": ask_payload}, groups=[chat_group(session.pk)])
+        publish(*event_catalogue.chat_ask(ask=ask_payload), groups=[chat_group(session.pk)])
 
 
 def _end(session: ChatSession, now: datetime) -> None:
@@ -281,7 +282,7 @@ def _answer(
         raise ChatError("not_now", "the bot is not waiting for an answer")
     if node is not None and node != ask["node"]:
         # A late click on an earlier question (another tab answered it): show the current one.
-        publish("chat.ask", {"ask": ask}, groups=[chat_group(session.pk)])
+        publish(*event_catalogue.chat_ask(ask=ask), groups=[chat_group(session.pk)])
         return
     label = next((o["label"] for o in ask["options"] if o["key"] == key), None)
     _log(session, "citizen", shown if shown is not None else (label or key), now)
@@ -377,7 +378,7 @@ def do_receive_citizen_message(
         entry = message_entry(message, client_id=client_id or "")
         if result.created:
             # (the assigned agent's consoles get "message.created" from do_record_message)
-            publish("chat.entry", {"entry": entry}, groups=[chat_group(session.pk)])
+            publish(*event_catalogue.chat_entry(entry=entry), groups=[chat_group(session.pk)])
     return CitizenMessage(message, entry, result.created)
 
 
@@ -405,7 +406,9 @@ def do_send_chat_message(*, interaction_id: int, author_id: int, text: str) -> M
         sessions = _session_ids(interaction.pk)
         entry = message_entry(message, author=author.first_name)
         if sessions:
-            publish("chat.entry", {"entry": entry}, groups=[chat_group(s) for s in sessions])
+            publish(
+                *event_catalogue.chat_entry(entry=entry), groups=[chat_group(s) for s in sessions]
+            )
     return message
 
 
@@ -477,8 +480,7 @@ def _end_locked(session_id: UUID | str, reason: str, now: datetime) -> None:
             )
         elif interaction.status == Status.ASSIGNED and interaction.assigned_agent_id:
             publish(
-                "chat.ended",
-                {"interaction_id": interaction_id, "reason": reason},
+                *event_catalogue.chat_ended(interaction_id=interaction_id, reason=reason),
                 groups=[agent_group(interaction.assigned_agent_id)],
             )
     session.state = ChatState.ENDED

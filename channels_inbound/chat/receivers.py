@@ -6,6 +6,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
+from contactcentre import event_catalogue
 from contactcentre.events import publish
 from interactions.models import Interaction
 
@@ -29,7 +30,8 @@ def on_status_changed(
     state = display_state(ChatState.HANDED_OVER, to_status)
     agent = agent_name(interaction.assigned_agent_id) if state == "chatting" else ""
     publish(
-        "chat.state", {"state": state, "agent": agent}, groups=[chat_group(s) for s in sessions]
+        *event_catalogue.chat_state(state=state, agent=agent),
+        groups=[chat_group(s) for s in sessions],
     )
 
 

@@ -329,6 +329,7 @@ def send_outbound_message(message_id: int) -> bool:
 
 def _publish_status(message_id: int, status: str, *, attempts: int, reason: str) -> None:
     """``message.status`` to the assigned agent's console and the supervisors (as for SMS)."""
+    from contactcentre import event_catalogue
     from contactcentre.events import SUPERVISORS_GROUP, agent_group, publish
 
     row = Message.objects.filter(pk=message_id).values("interaction_id").first()
@@ -343,15 +344,14 @@ def _publish_status(message_id: int, status: str, *, attempts: int, reason: str)
     if agent_id:
         groups.append(agent_group(agent_id))
     publish(
-        "message.status",
-        {
-            "message_id": message_id,
-            "interaction_id": row["interaction_id"],
-            "channel": "email",
-            "status": status,
-            "attempts": attempts,
-            "reason": reason,
-        },
+        *event_catalogue.message_status(
+            message_id=message_id,
+            interaction_id=row["interaction_id"],
+            channel="email",
+            status=status,
+            attempts=attempts,
+            reason=reason,
+        ),
         groups=groups,
     )
 

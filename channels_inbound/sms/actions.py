@@ -34,6 +34,7 @@ from channels_inbound.models import Endpoint
 from channels_inbound.providers import base, get_backend
 from channels_inbound.providers import outbound_retry_countdown as retry_countdown
 from channels_inbound.providers.webhooks import absolute
+from contactcentre import event_catalogue
 from contactcentre.events import SUPERVISORS_GROUP, agent_group, publish
 from contactcentre.pg import execute_binary
 from contactcentre.triggers import CoalescedTrigger
@@ -722,15 +723,14 @@ def _mirror(outbound: OutboundSms, status: str) -> None:
     if agent_id:
         groups.append(agent_group(agent_id))
     publish(
-        "message.status",
-        {
-            "message_id": outbound.message_id,
-            "interaction_id": outbound.interaction_id,
-            "channel": "sms",
-            "status": status,
-            "attempts": outbound.attempts,
-            "reason": outbound.error,
-        },
+        *event_catalogue.message_status(
+            message_id=outbound.message_id,
+            interaction_id=outbound.interaction_id,
+            channel="sms",
+            status=status,
+            attempts=outbound.attempts,
+            reason=outbound.error,
+        ),
         groups=groups,
     )
 
