@@ -27,6 +27,7 @@ from django.db import connection, transaction
 from django.db.models import Q
 from django.utils import timezone
 
+from contactcentre import event_catalogue
 from contactcentre.events import SUPERVISORS_GROUP, Event, agent_group, publish_many
 from contactcentre.pg import execute_binary
 from contacts.actions import ContactError, normalize_identity, resolve_contact, resolve_contacts
@@ -472,20 +473,18 @@ def _create_interactions(plans: list[_Planned], now: datetime) -> None:
     for i in new:
         events.append(
             (
-                "interaction.created",
-                {"interaction_id": i.pk, "channel": i.channel},
+                *event_catalogue.interaction_created(interaction_id=i.pk, channel=i.channel),
                 [SUPERVISORS_GROUP],
             )
         )
         events.append(
             (
-                "interaction.status",
-                {
-                    "interaction_id": i.pk,
-                    "from": Status.NEW,
-                    "to": Status.QUEUED,
-                    "reason": "arrived",
-                },
+                *event_catalogue.interaction_status(
+                    interaction_id=i.pk,
+                    from_status=Status.NEW,
+                    to_status=Status.QUEUED,
+                    reason="arrived",
+                ),
                 [SUPERVISORS_GROUP],
             )
         )
@@ -533,8 +532,9 @@ def _write_messages(plans: list[_Planned]) -> dict[int, Message]:
         set_created_at([(m.pk, at) for m, at in dated])
     events: list[Event] = [
         (
-            "message.created",
-            {"interaction_id": p.interaction.pk, "message_id": m.pk, "direction": "inbound"},
+            *event_catalogue.message_created(
+                interaction_id=p.interaction.pk, message_id=m.pk, direction="inbound"
+            ),
             [agent_group(p.interaction.assigned_agent_id)],
         )
         for m, p in zip(messages, plans, strict=True)

@@ -389,6 +389,7 @@ def _unavailable(
 
 def _publish(message: Message) -> None:
     """Tell the assigned agent's consoles and the supervisors the message's media changed."""
+    from contactcentre import event_catalogue
     from contactcentre.events import SUPERVISORS_GROUP, agent_group, publish
 
     groups = [SUPERVISORS_GROUP]
@@ -405,8 +406,9 @@ def _publish(message: Message) -> None:
             if isinstance(entry, dict) and "fetch" in entry
         ]
     publish(
-        "message.media",
-        {"message_id": message.pk, "interaction_id": message.interaction_id, "media": media},
+        *event_catalogue.message_media(
+            message_id=message.pk, interaction_id=message.interaction_id, media=media
+        ),
         groups=groups,
     )
 

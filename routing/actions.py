@@ -31,6 +31,7 @@ from django.utils import timezone
 
 from agents.models import AgentPresence, AgentProfile, AgentState
 from agents.presence import do_mark_connection_lost, do_pause_missed, do_touch_idle
+from contactcentre import event_catalogue
 from contactcentre.events import SUPERVISORS_GROUP, agent_group, publish, publish_many
 from contactcentre.triggers import CoalescedTrigger, coalescing
 from contactcentre.triggers import redis_client as _redis
@@ -290,21 +291,20 @@ def _write_claims(accepted: list[Match], now: datetime, result: PassResult) -> N
     publish_many(
         [
             (
-                "interaction.assigned" if m.channel in auto else "offer.created",
-                {
-                    "offer_id": offer_ids[m.interaction_id],
-                    "interaction_id": m.interaction_id,
-                    "channel": m.channel,
-                    "expires_at": (now + offer_timeout(m.channel)).isoformat(),
-                },
+                *event_catalogue.offer_made(
+                    offer_id=offer_ids[m.interaction_id],
+                    interaction_id=m.interaction_id,
+                    channel=m.channel,
+                    expires_at=(now + offer_timeout(m.channel)).isoformat(),
+                    assigned=m.channel in auto,
+                ),
                 [agent_group(m.agent_id)],
             )
             for m in accepted
         ]
         + [
             (
-                "routing.claimed",
-                {"offered": result.offered, "assigned": result.assigned},
+                *event_catalogue.routing_claimed(offered=result.offered, assigned=result.assigned),
                 [SUPERVISORS_GROUP],
             )
         ]
@@ -391,8 +391,9 @@ def do_accept_offer(*, offer_id: int, agent: AgentProfile, now: datetime | None 
         offer.responded_at = now
         offer.save(update_fields=["status", "responded_at"])
         publish(
-            "offer.accepted",
-            {"offer_id": offer.pk, "interaction_id": interaction.pk},
+            *event_catalogue.offer_outcome(
+                outcome="accepted", offer_id=offer.pk, interaction_id=interaction.pk
+            ),
             groups=[agent_group(agent.pk), SUPERVISORS_GROUP],
         )
         if interaction.channel == "voice":
@@ -497,22 +498,22 @@ def do_requeue_unreachable(
             if "voice" in channels:
                 do_set_channels(agent=agent, channels=[c for c in channels if c != "voice"])
             publish(
-                "agent.no_phone_number",
-                {"agent_id": agent_id, "interaction_id": interaction_id},
+                *event_catalogue.agent_no_phone_number(
+                    agent_id=agent_id, interaction_id=interaction_id
+                ),
                 groups=[agent_group(agent_id), SUPERVISORS_GROUP],
             )
             return True
         if pause_missed:
             do_pause_missed(agent_id=agent_id, now=now, if_available=True)
         publish(
-            "call.bridge_failed",
-            {
-                "agent_id": agent_id,
-                "interaction_id": interaction_id,
-                "reason": cause,
-                "paused": bool(pause_missed),
-                "message": message,
-            },
+            *event_catalogue.call_bridge_failed(
+                agent_id=agent_id,
+                interaction_id=interaction_id,
+                reason=cause,
+                paused=bool(pause_missed),
+                message=message,
+            ),
             groups=[agent_group(agent_id), SUPERVISORS_GROUP],
         )
     return True
@@ -564,8 +565,9 @@ def _requeue(offer: Offer, status: str, now: datetime, actor_user: object = None
             extra={"assigned_agent": None},
         )
     publish(
-        f"offer.{status}",
-        {"offer_id": offer.pk, "interaction_id": offer.interaction_id},
+        *event_catalogue.offer_outcome(
+            outcome=status, offer_id=offer.pk, interaction_id=offer.interaction_id
+        ),
         groups=[agent_group(offer.agent_id), SUPERVISORS_GROUP],
     )
     request_routing()
@@ -736,8 +738,9 @@ def do_release_lost_consoles(
                         extra={"assigned_agent": None},
                     )
                     publish(
-                        "offer.cancelled",
-                        {"offer_id": offer.pk, "interaction_id": interaction.pk},
+                        *event_catalogue.offer_outcome(
+                            outcome="cancelled", offer_id=offer.pk, interaction_id=interaction.pk
+                        ),
                         groups=[agent_group(agent_id), SUPERVISORS_GROUP],
                     )
                 else:
@@ -749,8 +752,9 @@ def do_release_lost_consoles(
                         extra={"assigned_agent": None},
                     )
                     publish(
-                        "interaction.requeued",
-                        {"interaction_id": interaction.pk, "reason": "connection_lost"},
+                        *event_catalogue.interaction_requeued(
+                            interaction_id=interaction.pk, reason="connection_lost"
+                        ),
                         groups=[agent_group(agent_id), SUPERVISORS_GROUP],
                     )
             if do_mark_connection_lost(presence=presence, now=now):
@@ -961,14 +965,13 @@ def do_offer_to_agent(
         )
         schedule_offer_expiry([offer.pk], offer.expires_at)
         publish(
-            "offer.created",
-            {
-                "offer_id": offer.pk,
-                "interaction_id": interaction.pk,
-                "channel": channel,
-                "expires_at": offer.expires_at.isoformat(),
-                "transferred_by": agent.pk,
-            },
+            *event_catalogue.offer_made(
+                offer_id=offer.pk,
+                interaction_id=interaction.pk,
+                channel=channel,
+                expires_at=offer.expires_at.isoformat(),
+                transferred_by=agent.pk,
+            ),
             groups=[agent_group(target.pk)],
         )
     return offer
@@ -1020,8 +1023,9 @@ def do_reassign_interaction(
             pending.responded_at = now
             pending.save(update_fields=["status", "responded_at"])
             publish(
-                "offer.cancelled",
-                {"offer_id": pending.pk, "interaction_id": interaction.pk},
+                *event_catalogue.offer_outcome(
+                    outcome="cancelled", offer_id=pending.pk, interaction_id=interaction.pk
+                ),
                 groups=[agent_group(pending.agent_id), SUPERVISORS_GROUP],
             )
         if interaction.status == Status.OFFERED:
@@ -1084,13 +1088,13 @@ def do_reassign_interaction(
         if not accepted:
             schedule_offer_expiry([offer.pk], offer.expires_at)
         publish(
-            "interaction.assigned" if accepted else "offer.created",
-            {
-                "offer_id": offer.pk,
-                "interaction_id": interaction.pk,
-                "channel": channel,
-                "expires_at": offer.expires_at.isoformat(),
-            },
+            *event_catalogue.offer_made(
+                offer_id=offer.pk,
+                interaction_id=interaction.pk,
+                channel=channel,
+                expires_at=offer.expires_at.isoformat(),
+                assigned=accepted,
+            ),
             groups=[agent_group(target.pk)],
         )
     return offer

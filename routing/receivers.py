@@ -52,6 +52,7 @@ def cancel_offers_of_left_interactions(
     the agent is not paused as "missed" for a call that no longer exists."""
     if from_status != Status.OFFERED or to_status != Status.ABANDONED:
         return
+    from contactcentre import event_catalogue
     from contactcentre.events import SUPERVISORS_GROUP, agent_group, publish
 
     from .models import Offer, OfferStatus
@@ -61,7 +62,8 @@ def cancel_offers_of_left_interactions(
         offer.responded_at = now
         offer.save(update_fields=["status", "responded_at"])
         publish(
-            "offer.cancelled",
-            {"offer_id": offer.pk, "interaction_id": interaction.pk},
+            *event_catalogue.offer_outcome(
+                outcome="cancelled", offer_id=offer.pk, interaction_id=interaction.pk
+            ),
             groups=[agent_group(offer.agent_id), SUPERVISORS_GROUP],
         )
