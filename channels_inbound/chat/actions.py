@@ -430,8 +430,9 @@ def do_send_agent_typing(
     if sessions:
         send_now_sync(
             [chat_group(s) for s in sessions],
-            "chat.typing",
-            {"typing": bool(typing), "name": agent_name(row["assigned_agent_id"])},
+            *event_catalogue.chat_typing_to_citizen(
+                typing=bool(typing), name=agent_name(row["assigned_agent_id"])
+            ),
         )
 
 

@@ -34,6 +34,7 @@ from django.db import DatabaseError
 from django.http.request import split_domain_port, validate_host
 from uvicorn.protocols.utils import ClientDisconnected
 
+from contactcentre import event_catalogue
 from contactcentre.clientip import client_ip_for_scope
 from contactcentre.consumers import JsonConsumer
 from contactcentre.events import agent_group
@@ -396,8 +397,7 @@ class ChatVisitorConsumer(JsonConsumer):
         interaction_id, agent_id = assigned
         await send_now(
             [agent_group(agent_id)],
-            "chat.typing",
-            {"interaction_id": interaction_id, "typing": typing},
+            *event_catalogue.chat_typing_to_agent(interaction_id=interaction_id, typing=typing),
         )
 
     # --- Session binding, events and the queue loop ----------------------------------------
