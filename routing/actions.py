@@ -483,8 +483,9 @@ def do_requeue_unreachable(
             status=OfferStatus.PROVIDER_ERROR if provider_failed else OfferStatus.FAILED,
             responded_at=now,
         )
-        if provider_failed:
-            _route_when_exclusion_lapses()
+        if provider_failed:  # a pass when the lapse ends (its own timer; the sweep is the net)
+            lapse = timedelta(seconds=settings.ROUTING_PROVIDER_ERROR_EXCLUSION_SECONDS)
+            _schedule_at("routing.route_pending", [], now + lapse)
         _hand_over(
             interaction,
             to=Status.QUEUED,
@@ -517,24 +518,6 @@ def do_requeue_unreachable(
             groups=[agent_group(agent_id), SUPERVISORS_GROUP],
         )
     return True
-
-
-def _route_when_exclusion_lapses() -> None:
-    """A pass once a provider error's exclusion is over (its own timer; the sweep is the net)."""
-    if settings.CELERY_TASK_ALWAYS_EAGER:
-        return  # no waiting inline: the embedded scheduler's sweep runs the pass
-
-    def send() -> None:
-        from .tasks import route_pending
-
-        try:
-            route_pending.apply_async(
-                countdown=settings.ROUTING_PROVIDER_ERROR_EXCLUSION_SECONDS + 0.2
-            )
-        except Exception:  # the sweep covers it
-            logger.warning("could not schedule the pass after a provider error; the sweep will")
-
-    transaction.on_commit(send)
 
 
 def do_decline_offer(*, offer_id: int, agent: AgentProfile, now: datetime | None = None) -> Offer:
@@ -618,7 +601,9 @@ def _schedule_at(task_name: str, args: list[Any], at: datetime) -> None:
         from contactcentre.celery import app
 
         try:
-            app.tasks[task_name].apply_async(args=tuple(args), eta=at + TIMER_SLACK)
+            # By name: a process that never imported the task's module (a web process) has
+            # not registered it (app.tasks[...] raised KeyError there); routes apply by name.
+            app.send_task(task_name, args=tuple(args), eta=at + TIMER_SLACK)
         except Exception:  # the broker is down: the sweep will do it
             logger.warning("could not schedule %s; the sweep will do it", task_name)
 

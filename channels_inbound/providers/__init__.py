@@ -25,8 +25,10 @@ def get_backend() -> Backend:
     return backend
 
 
-def outbound_retry_countdown(attempt: int) -> float:
+def outbound_retry_countdown(attempt: int, first: float | None = None) -> float:
     """Seconds before the attempt after ``attempt`` (1-based) of any outbound provider work
-    (SMS, e-mail, media fetch): doubling from ``OUTBOUND_RETRY_BACKOFF_S``, capped at one hour
-    (within the broker's visibility timeout)."""
-    return float(min(3600, settings.OUTBOUND_RETRY_BACKOFF_S * 2 ** (attempt - 1)))
+    (SMS, e-mail, media fetch, call bridge): doubling from ``first`` (by default
+    ``OUTBOUND_RETRY_BACKOFF_S``; a call bridge waits less, its caller on hold), capped at one
+    hour (within the broker's visibility timeout)."""
+    base = settings.OUTBOUND_RETRY_BACKOFF_S if first is None else first
+    return float(min(3600, base * 2 ** (attempt - 1)))

@@ -26,7 +26,7 @@ from agents.models import AgentProfile
 from channels_inbound.ingest import InboundMessage, IngestError, do_ingest_message
 from channels_inbound.media import is_pending, pending_entry, request_fetch
 from channels_inbound.models import Endpoint
-from channels_inbound.providers import base, get_backend, get_provider
+from channels_inbound.providers import base, get_backend, get_provider, outbound_retry_countdown
 from channels_inbound.providers.base import (
     DialNumber,
     GatherDigits,
@@ -519,9 +519,9 @@ def do_agent_unreachable(
 
 
 def bridge_retry_countdown(attempt: int) -> float:
-    """Seconds before the bridge attempt after ``attempt`` (1-based): doubling from
-    ``VOICE_BRIDGE_RETRY_SECONDS``. Short: a caller is on hold meanwhile."""
-    return float(settings.VOICE_BRIDGE_RETRY_SECONDS * 2 ** (attempt - 1))
+    """Seconds before the bridge attempt after ``attempt`` (1-based): the outbound back-off,
+    from ``VOICE_BRIDGE_RETRY_SECONDS`` (short: a caller is on hold meanwhile)."""
+    return outbound_retry_countdown(attempt, first=settings.VOICE_BRIDGE_RETRY_SECONDS)
 
 
 def _retry_bridge(interaction_id: int, agent_id: int, attempt: int) -> bool:

@@ -22,7 +22,7 @@ from agents.models import AgentProfile, AgentState
 from channels_inbound.models import Endpoint
 from channels_inbound.voice.actions import do_connect_agent
 from channels_inbound.voice.models import Call, CallOutcome
-from contactcentre.celery import OUTBOUND_QUEUE
+from contactcentre.celery import OUTBOUND_QUEUE, ROUTE_QUEUE
 from interactions.lifecycle import Status
 from interactions.models import Interaction
 from routing.actions import do_accept_offer, do_route_pending
@@ -59,6 +59,7 @@ def test_a_refused_bridge_is_tried_again_then_the_call_goes_back_without_shuttin
     queue: Queue,
     make_agent: Callable[..., AgentProfile],
     settings: Any,
+    django_capture_on_commit_callbacks: Callable[..., Any],
 ) -> None:
     settings.VOICE_BRIDGE_ATTEMPTS = 3
     settings.VOICE_BRIDGE_RETRY_SECONDS = 2.0
@@ -88,7 +89,18 @@ def test_a_refused_bridge_is_tried_again_then_the_call_goes_back_without_shuttin
         assert len(retries) == 1
         assert before + timedelta(seconds=1.5) <= retries[0][1] <= before + timedelta(seconds=4)
         # the last attempt fails too: the call goes back to the queue, the agent is told
-        do_connect_agent(interaction_id=interaction.pk, agent_id=agent.pk, attempt=3)
+        given_up = timezone.now()
+        with django_capture_on_commit_callbacks(execute=True):
+            do_connect_agent(interaction_id=interaction.pk, agent_id=agent.pk, attempt=3)
+    # and a routing pass waits in the broker for the end of the agent's lapse (its own timer)
+    passes = [
+        datetime.fromisoformat(m["headers"]["eta"])
+        for m in map(json.loads, client.lrange(ROUTE_QUEUE, 0, -1))
+        if m["headers"]["task"] == "routing.route_pending" and m["headers"].get("eta")
+    ]
+    assert any(
+        given_up + timedelta(seconds=5) <= eta <= given_up + timedelta(seconds=7) for eta in passes
+    ), passes
     interaction.refresh_from_db()
     assert interaction.status == Status.QUEUED
     assert presence(agent).state == AgentState.AVAILABLE
