@@ -15,8 +15,8 @@ from rest_framework.permissions import IsAuthenticated
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from contactcentre.api_scope import ScopedViewSetMixin, request_user
 from organisations import authz
+from organisations.api_scope import ScopedViewSetMixin, request_user
 from routing.models import Skill
 
 from .actions import PROFILE_FIELDS, do_set_agent_skills, do_update_agent_profile, do_update_team

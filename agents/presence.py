@@ -28,10 +28,10 @@ from typing import Any
 from django.db import connection, transaction
 from django.utils import timezone
 
-from contactcentre import event_catalogue
-from contactcentre.errors import SingleCodeError
-from contactcentre.events import SUPERVISORS_GROUP, agent_group, publish, publish_many
-from contactcentre.pg import execute_binary
+from kernel import event_catalogue
+from kernel.errors import SingleCodeError
+from kernel.events import SUPERVISORS_GROUP, agent_group, publish, publish_many
+from kernel.pg import execute_binary
 
 from .models import (
     ALL_CHANNELS,

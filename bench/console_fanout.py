@@ -18,7 +18,7 @@ What it does:
    (spread over the interval) unless ``--no-heartbeat``;
 4. measures the server's RSS once every console is connected (and again at the end);
 5. a separate pusher process publishes ``offer.created`` events to random agents through the
-   project's own path (``contactcentre.events.publish`` in a transaction: outbox row, then the
+   project's own path (``kernel.events.publish`` in a transaction: outbox row, then the
    channel layer after commit) at ``--push-rate`` per second; every client records the delay
    between the pusher's timestamp and the event's arrival on the socket.
 
@@ -336,7 +336,7 @@ def pusher_process(agent_ids: list[int], rate: float, seconds: float, conn: Any)
     django.setup()
     from django.db import transaction
 
-    from contactcentre.events import agent_group, publish
+    from kernel.events import agent_group, publish
 
     interval = 1.0 / rate
     sent = 0

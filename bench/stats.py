@@ -136,8 +136,8 @@ def main() -> None:
     from django.utils import timezone
 
     from agents.models import Team
-    from contactcentre.roles import ADMINISTRATOR, SUPERVISOR, ensure_roles
     from interactions.models import Interaction, InteractionTransition, Message
+    from kernel.roles import ADMINISTRATOR, SUPERVISOR, ensure_roles
     from organisations import authz
     from organisations.models import Membership
     from supervision.access import Scope, scope_for

@@ -40,7 +40,7 @@ from django.http import QueryDict
 from django.utils import timezone
 from django.utils.datastructures import CaseInsensitiveMapping
 
-from contactcentre.logs import asgi_request
+from kernel.logs import asgi_request
 from metrics import instruments
 
 if TYPE_CHECKING:

@@ -27,9 +27,6 @@ from django.db import connection, transaction
 from django.db.models import Q
 from django.utils import timezone
 
-from contactcentre import event_catalogue
-from contactcentre.events import SUPERVISORS_GROUP, Event, agent_group, publish_many
-from contactcentre.pg import execute_binary
 from contacts.actions import ContactError, normalize_identity, resolve_contact, resolve_contacts
 from contacts.identity import InvalidIdentity
 from contacts.models import Contact, IdentityKind
@@ -43,6 +40,9 @@ from interactions.channels import Channel
 from interactions.lifecycle import OPEN_STATUSES, Status
 from interactions.models import Interaction, InteractionTransition, Message
 from interactions.signals import interaction_status_changed
+from kernel import event_catalogue
+from kernel.events import SUPERVISORS_GROUP, Event, agent_group, publish_many
+from kernel.pg import execute_binary
 from routing.models import Queue
 
 from .models import Endpoint

@@ -389,8 +389,8 @@ def _unavailable(
 
 def _publish(message: Message) -> None:
     """Tell the assigned agent's consoles and the supervisors the message's media changed."""
-    from contactcentre import event_catalogue
-    from contactcentre.events import SUPERVISORS_GROUP, agent_group, publish
+    from kernel import event_catalogue
+    from kernel.events import SUPERVISORS_GROUP, agent_group, publish
 
     groups = [SUPERVISORS_GROUP]
     if message.interaction.assigned_agent_id:

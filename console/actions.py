@@ -9,10 +9,10 @@ from django.db import transaction
 from django.utils import timezone
 
 from agents.models import AgentProfile
-from contactcentre.errors import ErrorKind, SingleCodeError
 from interactions.actions import do_record_message, do_transition_interaction
 from interactions.lifecycle import Status
 from interactions.models import Interaction, Message, MessageDirection
+from kernel.errors import ErrorKind, SingleCodeError
 
 from .models import InteractionWrapUp, WrapUpCode
 

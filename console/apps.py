@@ -7,7 +7,7 @@ class ConsoleConfig(AppConfig):
     verbose_name = _("Agent console")
 
     def ready(self) -> None:
-        from contactcentre import events
+        from kernel import events
 
         from . import outbox, receivers
         from .third_party_labels import translate_security_labels

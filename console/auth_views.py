@@ -13,7 +13,7 @@ from django.views.decorators.http import require_POST
 from django_otp import login as otp_login
 from django_otp.plugins.otp_totp.models import TOTPDevice
 
-from contactcentre.redirects import safe_next_url
+from kernel.redirects import safe_next_url
 
 from .middleware import PASSIVE_HEADER, idle_seconds_left, touch
 

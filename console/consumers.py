@@ -31,9 +31,9 @@ from django.contrib.sessions.backends.base import SessionBase
 from redis.exceptions import RedisError
 
 from agents.models import AgentProfile
-from contactcentre import logs
-from contactcentre.consumers import JsonConsumer
-from contactcentre.events import agent_group
+from kernel import logs
+from kernel.consumers import JsonConsumer
+from kernel.events import agent_group
 
 from . import live, outbox, replies
 from .groups import session_group, user_group

@@ -1,4 +1,4 @@
-"""Channels groups of the console besides ``agent.<id>`` (contactcentre.events)."""
+"""Channels groups of the console besides ``agent.<id>`` (kernel.events)."""
 
 from __future__ import annotations
 

@@ -1,6 +1,6 @@
 """The agent event outbox: agent-facing events persisted with the write that caused them.
 
-``contactcentre.events`` calls :func:`record_agent_events` (registered in ``ConsoleConfig``)
+``kernel.events`` calls :func:`record_agent_events` (registered in ``ConsoleConfig``)
 inside the publishing transaction. Every event that names an interaction gets that
 interaction's summary as of this transaction (``payload["interaction"]``), so a console
 applies an event without asking the server anything, and an event replayed late still sets
@@ -19,10 +19,10 @@ from django.db.models import Max, Q
 from django.utils import timezone
 from psycopg.types.json import Jsonb
 
-from contactcentre.pg import execute_binary
 from contacts.models import ContactIdentity, IdentityKind
 from interactions.lifecycle import Status
 from interactions.models import Interaction
+from kernel.pg import execute_binary
 from routing.selectors import latest_transfers
 
 from .models import AgentEvent

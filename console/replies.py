@@ -21,9 +21,9 @@ from typing import Any
 
 from django.contrib.auth import get_user_model
 
-from contactcentre.errors import SingleCodeError
 from interactions.actions import do_record_message
 from interactions.models import Interaction, Message
+from kernel.errors import SingleCodeError
 
 logger = logging.getLogger(__name__)
 

@@ -7,7 +7,7 @@ from typing import Any
 from django_otp import user_has_device
 from django_otp.plugins.otp_totp.models import TOTPDevice
 
-from contactcentre.roles import ADMINISTRATOR, DATA_PROTECTION_OFFICER, SUPERVISOR
+from kernel.roles import ADMINISTRATOR, DATA_PROTECTION_OFFICER, SUPERVISOR
 
 DEVICE_SESSION_KEY = "otp_device_id"  # django_otp's own session key
 

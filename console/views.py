@@ -48,8 +48,6 @@ from channels_inbound.email.actions import (
     render_email_html,
 )
 from channels_inbound.identities import identities_in_use
-from contactcentre.errors import ApplicationError
-from contactcentre.redirects import safe_next_url
 from contacts.actions import (
     ContactError,
     do_add_identity,
@@ -62,6 +60,8 @@ from interactions.channels import Channel
 from interactions.lifecycle import IllegalTransition, Status
 from interactions.models import Channel as ChannelChoices
 from interactions.models import Interaction, MessageDirection
+from kernel.errors import ApplicationError
+from kernel.redirects import safe_next_url
 from organisations import authz
 from privacy.audit import log_access
 from privacy.models import AccessAction
@@ -126,7 +126,7 @@ def agent_required(view: View) -> View:
             return view(request, *args, **kwargs)
         except ApplicationError as exc:
             # The console's one mapping of business errors: the error's message, the status of
-            # its kind (contactcentre.errors.HTTP_STATUS) and its code, as JSON to the script
+            # its kind (kernel.errors.HTTP_STATUS) and its code, as JSON to the script
             # ({"ok": false, "message", "code"}) or as a message on the page it came from.
             return _done(request, str(exc), status=exc.http_status, code=exc.code)
 

@@ -1,5 +1,4 @@
 from django.apps import AppConfig
-from django.db.models.signals import post_migrate
 from django.utils.translation import gettext_lazy as _
 
 
@@ -9,7 +8,3 @@ class ContactCentreConfig(AppConfig):
 
     def ready(self) -> None:
         from . import checks  # noqa: F401  (registers the system checks)
-        from .roles import ensure_roles
-
-        # After the last app's permissions exist (they are created on post_migrate too).
-        post_migrate.connect(ensure_roles, dispatch_uid="contactcentre.ensure_roles")

@@ -25,12 +25,12 @@ from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 from channels.security.websocket import AllowedHostsOriginValidator  # noqa: E402
 
 from channels_inbound.asgi import with_fast_webhooks  # noqa: E402
-from contactcentre.logs import RequestIds  # noqa: E402
 from contactcentre.ws_urls import (  # noqa: E402
     CHAT_WS_PREFIX,
     chat_websocket_urlpatterns,
     websocket_urlpatterns,
 )
+from kernel.logs import RequestIds  # noqa: E402
 
 site_websockets = AllowedHostsOriginValidator(AuthMiddlewareStack(URLRouter(websocket_urlpatterns)))
 chat_websockets = URLRouter(chat_websocket_urlpatterns)
@@ -51,5 +51,5 @@ async def websockets(scope: dict[str, Any], receive: Any, send: Any) -> None:
 http = with_fast_webhooks(django_asgi_app)  # type: ignore[arg-type]  # ASGI3 callable
 
 # Outermost: each request and socket gets its request id (X-Request-ID) before anything logs
-# (contactcentre/logs.py).
+# (kernel/logs.py).
 application = ProtocolTypeRouter({"http": RequestIds(http), "websocket": RequestIds(websockets)})

@@ -9,13 +9,13 @@ import os
 
 from celery import Celery
 
-from contactcentre.logs import connect_celery
+from kernel.logs import connect_celery
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "contactcentre.settings")
 
 app = Celery("contactcentre")
 # Structured logs: the request id handed to the tasks a request enqueues, one line per task
-# run, and Django's LOGGING in workers and beat instead of Celery's own (contactcentre/logs.py).
+# run, and Django's LOGGING in workers and beat instead of Celery's own (kernel/logs.py).
 connect_celery()
 app.config_from_object("django.conf:settings", namespace="CELERY")
 app.conf.update(

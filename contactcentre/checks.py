@@ -8,7 +8,7 @@ from django.conf import settings
 from django.core.checks import CheckMessage, Error, Tags, register
 from django.core.exceptions import ImproperlyConfigured
 
-from .clientip import networks
+from kernel.clientip import networks
 
 # Django's own weak-key rule (security.W009), here an error: signed sessions, password-reset
 # links and chat visitor tokens can be forged with a known or guessable key.

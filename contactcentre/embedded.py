@@ -32,7 +32,7 @@ from django.db import close_old_connections, connections
 from django.db.models import Max, Q
 
 from contactcentre.celery import app
-from contactcentre.events import AgentOutbox, agent_group
+from kernel.events import AgentOutbox, agent_group
 
 if TYPE_CHECKING:
     from channels_inbound.email.smtpd import EmbeddedSMTP
@@ -155,7 +155,7 @@ _MAX_GAPS = 20_000
 
 class LocalEvents:
     """The outbox ids written by this process: this process delivers them live itself (after
-    its commit, through ``contactcentre.events``), so the poller must not send them again.
+    its commit, through ``kernel.events``), so the poller must not send them again.
 
     It wraps the registered agent outbox (``console.outbox.record_agent_events``) and notes
     every id it returns. Ids of a transaction that rolls back are never read; they age out.
@@ -167,14 +167,14 @@ class LocalEvents:
         self.wrapped: AgentOutbox | None = None
 
     def install(self) -> None:
-        from contactcentre import events
+        from kernel import events
 
         self.wrapped = events._agent_outbox
         if self.wrapped is not None:
             events.set_agent_outbox(self.record)
 
     def uninstall(self) -> None:
-        from contactcentre import events
+        from kernel import events
 
         if self.wrapped is not None and events._agent_outbox == self.record:
             events.set_agent_outbox(self.wrapped)

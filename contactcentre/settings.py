@@ -47,6 +47,7 @@ INSTALLED_APPS = [
     "rest_framework",
     "drf_spectacular",
     "drf_spectacular_sidecar",
+    "kernel",
     "contactcentre",
     "organisations",
     "contacts",
@@ -74,17 +75,17 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
-    # First: the request id in and out, and one log line per request (contactcentre/logs.py).
-    "contactcentre.logs.RequestLogMiddleware",
+    # First: the request id in and out, and one log line per request (kernel/logs.py).
+    "kernel.logs.RequestLogMiddleware",
     "django.middleware.security.SecurityMiddleware",
-    "contactcentre.middleware.PermissionsPolicyMiddleware",
+    "kernel.middleware.PermissionsPolicyMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     # Before everything that renders a page (the second-factor redirect, axes' lockout page).
     "csp.middleware.CSPMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.locale.LocaleMiddleware",
     # 400 for a NUL character in the path, query string or body, before any view reads them.
-    "contactcentre.middleware.RejectNulMiddleware",
+    "kernel.middleware.RejectNulMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
@@ -182,7 +183,7 @@ if REDIS_URL and CHANNEL_LAYER_BACKEND == "pubsub":
 elif REDIS_URL:
     CHANNEL_LAYERS = {
         "default": {
-            "BACKEND": "contactcentre.channel_layer.RedisChannelLayer",
+            "BACKEND": "kernel.channel_layer.RedisChannelLayer",
             "CONFIG": {
                 "hosts": [CHANNEL_LAYER_HOST],
                 "blocking_read_seconds": CHANNEL_LAYER_BLOCKING_READ_SECONDS,
@@ -290,9 +291,9 @@ AXES_COOLOFF_TIME = timedelta(minutes=env.int("AXES_COOLOFF_MINUTES", default=15
 AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
 AXES_RESET_ON_SUCCESS = True
 AXES_LOCKOUT_TEMPLATE = "registration/locked_out.html"
-# The client address behind TRUSTED_PROXIES only (contactcentre/clientip.py), never a forged
+# The client address behind TRUSTED_PROXIES only (kernel/clientip.py), never a forged
 # X-Forwarded-For.
-AXES_CLIENT_IP_CALLABLE = "contactcentre.clientip.client_ip_for_request"
+AXES_CLIENT_IP_CALLABLE = "kernel.clientip.client_ip_for_request"
 OTP_TOTP_ISSUER: str = env.str("OTP_TOTP_ISSUER", default="Centre de contacts")
 # --- Agent console (docs/console.md) ---
 # Idle timeout: after this long without a click or key press the session ends; the console
@@ -349,11 +350,11 @@ REST_FRAMEWORK = {
         "apitokens.authentication.APITokenAuthentication",
         "rest_framework.authentication.SessionAuthentication",
     ],
-    "DEFAULT_PERMISSION_CLASSES": ["contactcentre.permissions.RoleModelPermissions"],
-    "DEFAULT_PAGINATION_CLASS": "contactcentre.pagination.Pagination",
+    "DEFAULT_PERMISSION_CLASSES": ["kernel.permissions.RoleModelPermissions"],
+    "DEFAULT_PAGINATION_CLASS": "kernel.pagination.Pagination",
     "PAGE_SIZE": 50,
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
-    "EXCEPTION_HANDLER": "contactcentre.api_errors.exception_handler",
+    "EXCEPTION_HANDLER": "kernel.api_errors.exception_handler",
 }
 # Personal API tokens expire this long after they are made (docs/operations.md, "API tokens").
 API_TOKEN_TTL_SECONDS: int = env.int("API_TOKEN_TTL_SECONDS", default=8 * 3600)
@@ -432,7 +433,7 @@ else:
     CONTENT_SECURITY_POLICY_REPORT_ONLY = None
 
 # Browser features no page of ours uses, switched off for our pages and anything they could
-# embed (contactcentre.middleware.PermissionsPolicyMiddleware; an empty list is "=()"). The
+# embed (kernel.middleware.PermissionsPolicyMiddleware; an empty list is "=()"). The
 # console's ring is Web Audio and needs none. PERMISSIONS_POLICY_SELF=camera,microphone gives
 # features back to our own pages (a future WebRTC softphone, for instance).
 PERMISSIONS_POLICY: dict[str, list[str]] = {
@@ -462,7 +463,7 @@ for _feature in env.list("PERMISSIONS_POLICY_SELF", default=[]):
 # --- Hardening (docs/operations.md, "Hardening") -------------------------------------------
 # Reverse proxies whose X-Forwarded-For is believed: addresses or CIDR networks. Empty (the
 # default): the header is never believed, the client is the TCP peer. Used by the login lockout,
-# the chat rate limits and /healthz (contactcentre/clientip.py).
+# the chat rate limits and /healthz (kernel/clientip.py).
 TRUSTED_PROXIES: list[str] = env.list("TRUSTED_PROXIES", default=[])
 # Callers from these networks get /healthz's details; others only the status.
 HEALTHZ_INTERNAL_NETWORKS: list[str] = env.list(
@@ -492,7 +493,7 @@ PROMETHEUS_MULTIPROC_DIR: str = env.str("PROMETHEUS_MULTIPROC_DIR", default="")
 # --- Logging --------------------------------------------------------------------------------
 # Logs (docs/operations.md, "Logs"): one JSON object per line, or readable text (the default
 # with DJANGO_DEBUG, as `python3 dev.py run` sets). Phone numbers and e-mail addresses are
-# masked in every line (contactcentre/logs.py).
+# masked in every line (kernel/logs.py).
 LOG_FORMAT: str = env.str("LOG_FORMAT", default="plain" if DEBUG else "json")
 if LOG_FORMAT not in ("json", "plain"):
     raise ValueError(f"LOG_FORMAT must be json or plain, not {LOG_FORMAT!r}")
@@ -500,8 +501,8 @@ LOGGING: dict[str, Any] = {
     "version": 1,
     "disable_existing_loggers": False,
     "formatters": {
-        "plain": {"()": "contactcentre.logs.plain_formatter"},
-        "json": {"()": "contactcentre.logs.json_formatter"},
+        "plain": {"()": "kernel.logs.plain_formatter"},
+        "json": {"()": "kernel.logs.json_formatter"},
     },
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": LOG_FORMAT}},
     "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO")},

@@ -10,9 +10,9 @@ from django.shortcuts import redirect, render
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET
 
-from contactcentre.clientip import request_from_networks
 from interactions.lifecycle import Status
 from interactions.models import Interaction
+from kernel.clientip import request_from_networks
 
 
 @login_required
@@ -96,5 +96,5 @@ def healthz(request: HttpRequest) -> JsonResponse:
 
 def internal_caller(request: HttpRequest) -> bool:
     """The client is in ``HEALTHZ_INTERNAL_NETWORKS`` (behind ``TRUSTED_PROXIES`` only; never
-    through a proxy that is not trusted: :func:`~contactcentre.clientip.request_from_networks`)."""
+    through a proxy that is not trusted: :func:`~kernel.clientip.request_from_networks`)."""
     return request_from_networks(request, settings.HEALTHZ_INTERNAL_NETWORKS)

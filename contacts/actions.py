@@ -12,7 +12,7 @@ from django.contrib.auth.models import User
 from django.db import IntegrityError, transaction
 from django.utils.translation import gettext_lazy as _
 
-from contactcentre.errors import ApplicationError, ErrorKind, SingleCodeError
+from kernel.errors import ApplicationError, ErrorKind, SingleCodeError
 from organisations import authz
 from organisations.models import sole_organisation
 

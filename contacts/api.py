@@ -11,8 +11,8 @@ from rest_framework.decorators import action
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from contactcentre.api_scope import ScopedViewSetMixin, audit_user, int_param, request_user
 from organisations import authz
+from organisations.api_scope import ScopedViewSetMixin, audit_user, int_param, request_user
 from privacy.audit import log_access
 from privacy.models import AccessAction
 

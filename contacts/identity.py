@@ -18,7 +18,7 @@ from email.headerregistry import Address
 
 import phonenumbers
 
-from contactcentre.errors import SingleCodeError
+from kernel.errors import SingleCodeError
 
 # Caller ids that carriers and CPaaS send when the number is withheld or unknown.
 WITHHELD_CALLER_IDS = frozenset(

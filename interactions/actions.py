@@ -15,9 +15,9 @@ from django.contrib.auth.models import User
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from contactcentre import event_catalogue
-from contactcentre.events import SUPERVISORS_GROUP, agent_group, publish
 from contacts.models import Contact
+from kernel import event_catalogue
+from kernel.events import SUPERVISORS_GROUP, agent_group, publish
 from organisations import authz
 from organisations.models import OrganisationMismatch
 

@@ -11,14 +11,14 @@ from rest_framework.decorators import action
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from contactcentre.api_scope import (
+from contacts.models import Contact
+from organisations import authz
+from organisations.api_scope import (
     ScopedViewSetMixin,
     int_param,
     own_rows,
     request_user,
 )
-from contacts.models import Contact
-from organisations import authz
 from organisations.models import OrganisationRequired
 from privacy.audit import log_access
 from privacy.models import AccessAction

@@ -14,7 +14,7 @@ from typing import Any
 from django.db import models
 from django.utils.translation import gettext_lazy as _
 
-from contactcentre.errors import ApplicationError, ErrorKind
+from kernel.errors import ApplicationError, ErrorKind
 
 
 class Status(models.TextChoices):

@@ -8,7 +8,7 @@ from django.conf import settings
 from django.core.checks import CheckMessage, Error, Tags, Warning, register
 from django.core.exceptions import ImproperlyConfigured
 
-from contactcentre.clientip import networks
+from kernel.clientip import networks
 
 MIN_TOKEN_LENGTH = 24
 

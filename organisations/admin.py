@@ -28,7 +28,7 @@ from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 from django.utils.translation import ngettext
 
-from contactcentre.roles import ADMINISTRATOR, AGENT, PLATFORM_ADMINISTRATOR, SUPERVISOR
+from kernel.roles import ADMINISTRATOR, AGENT, PLATFORM_ADMINISTRATOR, SUPERVISOR
 
 from . import authz
 from .admin_base import ScopedModelAdmin, ScopedModelForm

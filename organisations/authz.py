@@ -40,7 +40,7 @@ from typing import Any, TypeVar
 from django.core.exceptions import PermissionDenied
 from django.db.models import Model, Q, QuerySet
 
-from contactcentre.roles import PLATFORM_ADMINISTRATOR
+from kernel.roles import PLATFORM_ADMINISTRATOR
 
 M = TypeVar("M", bound=Model)
 
@@ -132,7 +132,7 @@ def forget_principal(user: Any) -> None:
 
 def _build(user: Any) -> Principal:
     from agents.models import AgentProfile, Team
-    from contactcentre.roles import ADMINISTRATOR, AGENT, DATA_PROTECTION_OFFICER, SUPERVISOR
+    from kernel.roles import ADMINISTRATOR, AGENT, DATA_PROTECTION_OFFICER, SUPERVISOR
 
     from .models import Membership, SharingAgreement
 

@@ -17,7 +17,7 @@ from django.core.validators import RegexValidator
 from django.db import models, transaction
 from django.utils.translation import gettext_lazy as _
 
-from contactcentre.errors import SingleCodeError
+from kernel.errors import SingleCodeError
 
 SIRET_VALIDATOR = RegexValidator(r"^\d{14}$", _("A SIRET number has 14 digits."))
 

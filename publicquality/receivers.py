@@ -14,10 +14,10 @@ from django.utils.translation import gettext as _
 
 from channels_inbound.chat.events import chat_group
 from channels_inbound.chat.models import ChatSession
-from contactcentre import event_catalogue
-from contactcentre.events import publish
 from interactions.lifecycle import Status
 from interactions.models import Interaction
+from kernel import event_catalogue
+from kernel.events import publish
 
 from .follow import issue_follow_token
 

@@ -17,7 +17,7 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET
 
 from channels_inbound.chat import ratelimit
-from contactcentre.clientip import client_ip_for_request
+from kernel.clientip import client_ip_for_request
 from organisations.models import Organisation
 
 from . import follow, opendata

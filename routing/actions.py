@@ -31,13 +31,13 @@ from django.utils import timezone
 
 from agents.models import AgentPresence, AgentProfile, AgentState
 from agents.presence import do_mark_connection_lost, do_pause_missed, do_touch_idle
-from contactcentre import event_catalogue
-from contactcentre.events import SUPERVISORS_GROUP, agent_group, publish, publish_many
-from contactcentre.triggers import CoalescedTrigger, coalescing
-from contactcentre.triggers import redis_client as _redis
 from interactions.actions import do_record_message, do_transition_interaction
 from interactions.lifecycle import Status
 from interactions.models import Interaction, InteractionTransition, MessageDirection
+from kernel import event_catalogue
+from kernel.events import SUPERVISORS_GROUP, agent_group, publish, publish_many
+from kernel.triggers import CoalescedTrigger, coalescing
+from kernel.triggers import redis_client as _redis
 from metrics.instruments import timed_routing_pass
 
 from . import claim_sql, selectors
@@ -1186,7 +1186,7 @@ def request_routing() -> None:
     exactly one more pass, which the running task starts as soon as it ends (no broker hop,
     passes never overlap). The flags expire (a second for a queued pass, ten for a running
     one), so a lost task or a killed worker delays routing by that at most, and the periodic
-    sweep covers everything else (contactcentre.triggers).
+    sweep covers everything else (kernel.triggers).
     """
     PASS_TRIGGER.request()
 

@@ -14,8 +14,8 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 
 from agents.models import AgentProfile, Team
-from contactcentre.api_scope import ScopedViewSetMixin, int_param, own_rows, request_user
 from organisations import authz
+from organisations.api_scope import ScopedViewSetMixin, int_param, own_rows, request_user
 
 from .actions import do_accept_offer, do_decline_offer
 from .config_actions import (
@@ -204,7 +204,7 @@ class OfferViewSet(viewsets.ReadOnlyModelViewSet):
         agent = AgentProfile.objects.filter(user_id=request.user.pk or 0).first()
         if agent is None:
             raise PermissionDenied("Only agents answer offers.")
-        # refusals answer through contactcentre.api_errors: another agent's offer 403, an
+        # refusals answer through kernel.api_errors: another agent's offer 403, an
         # offer already answered or expired 409
         if accept:
             do_accept_offer(offer_id=offer.pk, agent=agent)

@@ -16,8 +16,8 @@ from typing import Any
 from django.db import connection
 from psycopg.types.json import Jsonb
 
-from contactcentre.pg import execute_binary
 from interactions.models import Interaction, InteractionTransition
+from kernel.pg import execute_binary
 
 from .models import Offer, RoutingDecision
 

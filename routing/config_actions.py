@@ -13,7 +13,7 @@ from typing import Any
 
 from django.db import transaction
 
-from contactcentre.errors import SingleCodeError
+from kernel.errors import SingleCodeError
 from organisations import authz
 from organisations.authz import OutOfScope
 

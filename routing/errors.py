@@ -1,9 +1,9 @@
-"""The router's refusals (``contactcentre.errors.ApplicationError``): answering an offer, a
+"""The router's refusals (``kernel.errors.ApplicationError``): answering an offer, a
 transfer or a reassignment. Every routing action module raises these."""
 
 from __future__ import annotations
 
-from contactcentre.errors import ApplicationError, ErrorKind, SingleCodeError
+from kernel.errors import ApplicationError, ErrorKind, SingleCodeError
 
 
 class RoutingError(ApplicationError):

@@ -52,8 +52,8 @@ def cancel_offers_of_left_interactions(
     the agent is not paused as "missed" for a call that no longer exists."""
     if from_status != Status.OFFERED or to_status != Status.ABANDONED:
         return
-    from contactcentre import event_catalogue
-    from contactcentre.events import SUPERVISORS_GROUP, agent_group, publish
+    from kernel import event_catalogue
+    from kernel.events import SUPERVISORS_GROUP, agent_group, publish
 
     from .models import Offer, OfferStatus
 

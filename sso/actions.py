@@ -11,7 +11,7 @@ from django.contrib.auth.models import Group
 from django.db import transaction
 from django.utils import timezone
 
-from contactcentre.roles import ADMINISTRATOR, AGENT, SUPERVISOR
+from kernel.roles import ADMINISTRATOR, AGENT, SUPERVISOR
 
 from .models import MAPPABLE_ROLES, ExternalIdentity, IdentityProvider, ProviderSecondFactor
 

@@ -20,7 +20,7 @@ from django.db import models
 from django.utils.translation import gettext_lazy as _
 from django_otp.models import Device, DeviceManager
 
-from contactcentre.roles import ADMINISTRATOR, AGENT, DATA_PROTECTION_OFFICER, SUPERVISOR
+from kernel.roles import ADMINISTRATOR, AGENT, DATA_PROTECTION_OFFICER, SUPERVISOR
 from organisations.models import OrganisationOwned
 
 # Roles a provider's claim may grant (never the platform administrator's).

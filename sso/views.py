@@ -27,7 +27,7 @@ from mozilla_django_oidc.utils import (
 )
 from requests import HTTPError, RequestException
 
-from contactcentre.redirects import safe_next_url
+from kernel.redirects import safe_next_url
 
 from .actions import (
     Refusal,

@@ -23,9 +23,9 @@ from django.utils import timezone
 from agents.models import AgentPresence, AgentProfile, AgentSkill, AgentState, PauseReason, Team
 from agents.presence import do_set_agent_state
 from console.groups import close_sockets, user_group
-from contactcentre import event_catalogue
-from contactcentre.events import publish_many, supervisors_group
 from interactions.models import Interaction
+from kernel import event_catalogue
+from kernel.events import publish_many, supervisors_group
 from routing.actions import do_cancel_agent_offers, do_reassign_interaction, request_routing
 from routing.models import EscalationStep, Offer, Queue, Skill
 

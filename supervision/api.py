@@ -41,10 +41,10 @@ from rest_framework.settings import api_settings
 from rest_framework.views import APIView
 
 from agents.models import AgentState
-from contactcentre.api_scope import int_param
 from interactions.lifecycle import Status
 from interactions.models import Channel
 from organisations import authz
+from organisations.api_scope import int_param
 from organisations.authz import Role
 
 from .access import OutOfScope, Scope, scope_for

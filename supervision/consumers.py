@@ -3,7 +3,7 @@
 Protocol (JSON): the server sends ``{"type": "snapshot", "data": {...}}`` (see
 ``supervision.selectors.wallboard_snapshot``) when the socket opens, then again after events
 reach the supervisors' group of an organisation the socket's scope covers (interaction moves,
-offers, agent states, skill changes: ``contactcentre.events.supervisors_group``; a wallboard
+offers, agent states, skill changes: ``kernel.events.supervisors_group``; a wallboard
 never hears of another organisation's events),
 coalesced over ``WALLBOARD_COALESCE_SECONDS`` so a burst of events costs one snapshot, and at
 least every ``WALLBOARD_REFRESH_SECONDS`` as a safety net. The browser ticks waits and times in
@@ -25,9 +25,9 @@ from django.conf import settings
 
 from console.groups import session_group, user_group
 from console.security import session_passed_second_factor
-from contactcentre import logs
-from contactcentre.consumers import JsonConsumer
-from contactcentre.events import supervisors_group
+from kernel import logs
+from kernel.consumers import JsonConsumer
+from kernel.events import supervisors_group
 
 from .access import Scope, scope_for
 from .selectors import wallboard_snapshot

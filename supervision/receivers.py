@@ -10,8 +10,8 @@ from typing import Any
 def on_claims_published(*, rows: list[tuple[int, int, str, bool]], now: datetime, **_: Any) -> None:
     """The router's claims, per organisation: its wallboards refresh, the others hear nothing
     (the router's own ``routing.claimed`` names no organisation, so it reaches no wallboard)."""
-    from contactcentre import event_catalogue
-    from contactcentre.events import (
+    from kernel import event_catalogue
+    from kernel.events import (
         SUPERVISORS_GROUP,
         interaction_organisations,
         publish_many,

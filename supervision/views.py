@@ -19,9 +19,9 @@ from django.utils.translation import gettext as _
 from django.views.decorators.http import require_POST
 
 from agents.models import AgentProfile, AgentState
-from contactcentre.redirects import safe_next_url
 from flows.calendar import WEEKDAYS
 from interactions.models import Channel
+from kernel.redirects import safe_next_url
 from routing.errors import RoutingError
 from routing.models import EscalationStep, Queue
 

@@ -250,8 +250,8 @@ def _send_chat(invitation: SurveyInvitation, text: str) -> str:
     """The rating form, in the citizen's chat window (every open tab of the session)."""
     from channels_inbound.chat.events import chat_group
     from channels_inbound.chat.models import ChatSession
-    from contactcentre import event_catalogue
-    from contactcentre.events import publish
+    from kernel import event_catalogue
+    from kernel.events import publish
 
     sessions = list(
         ChatSession.objects.filter(interaction_id=invitation.interaction_id).values_list(

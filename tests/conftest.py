@@ -75,7 +75,7 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 
 @pytest.fixture
 def roles(db: Any) -> None:
-    from contactcentre.roles import ensure_roles
+    from kernel.roles import ensure_roles
 
     ensure_roles()
 

@@ -99,7 +99,7 @@ def reset_celery_connections() -> None:
 
     # Only drop the references: kombu keeps one pool per broker URL in a global registry and
     # hands it back when a test returns to that URL, so closing it would break later tests.
-    # (The coalescing flags' Redis client is one per URL: contactcentre.triggers.)
+    # (The coalescing flags' Redis client is one per URL: kernel.triggers.)
     app._pool = None  # type: ignore[attr-defined]
     app.amqp._producer_pool = None  # type: ignore[attr-defined]
 

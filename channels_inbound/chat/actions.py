@@ -7,7 +7,7 @@ answer instead of a DTMF digit. When the flow reaches its queue (or voicemail/ca
 conversation is handed over through :func:`channels_inbound.ingest.do_ingest_message`, like any
 other channel: the interaction is queued and routed by the router.
 
-Every action owns its transaction and publishes after commit (``contactcentre.events``):
+Every action owns its transaction and publishes after commit (``kernel.events``):
 to the chat session's group (the citizen's tabs) and to the assigned agent's group (the
 console). Lock order: the ``ChatSession`` row first, then what the ingest path or the
 life cycle lock (``Offer`` → ``Interaction`` → contact).
@@ -34,13 +34,13 @@ from django.utils.translation import gettext as _
 
 from channels_inbound.ingest import InboundMessage, IngestError, do_ingest_message
 from channels_inbound.queues import named_queue
-from contactcentre import event_catalogue
-from contactcentre.events import agent_group, publish
 from flows import engine
 from flows.selectors import published_version_for_endpoint
 from interactions.actions import StaleTransition, do_record_message, do_transition_interaction
 from interactions.lifecycle import OPEN_STATUSES, WAITING_STATUSES, Status
 from interactions.models import Interaction, Message
+from kernel import event_catalogue
+from kernel.events import agent_group, publish
 from routing.models import Offer, OfferStatus, Queue
 
 from .events import chat_group, send_now_sync

@@ -34,10 +34,10 @@ from django.db import DatabaseError
 from django.http.request import split_domain_port, validate_host
 from uvicorn.protocols.utils import ClientDisconnected
 
-from contactcentre import event_catalogue
-from contactcentre.clientip import client_ip_for_scope
-from contactcentre.consumers import JsonConsumer
-from contactcentre.events import agent_group
+from kernel import event_catalogue
+from kernel.clientip import client_ip_for_scope
+from kernel.consumers import JsonConsumer
+from kernel.events import agent_group
 
 from . import actions, ratelimit, selectors
 from .events import chat_group, send_now
@@ -470,7 +470,7 @@ class ChatVisitorConsumer(JsonConsumer):
             logger.exception("chat %s: queue updates stopped", session_id)
 
     async def cc_event(self, message: dict[str, Any]) -> None:
-        """An event of this chat session (``contactcentre.events``): forwarded to the widget."""
+        """An event of this chat session (``kernel.events``): forwarded to the widget."""
         event = str(message["event"]).removeprefix("chat.")
         payload = message.get("payload") or {}
         await self.send_json({"type": event, **payload})

@@ -6,9 +6,9 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from contactcentre import event_catalogue
-from contactcentre.events import publish
 from interactions.models import Interaction
+from kernel import event_catalogue
+from kernel.events import publish
 
 from .events import chat_group
 from .models import ChatSession, ChatState

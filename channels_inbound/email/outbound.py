@@ -329,8 +329,8 @@ def send_outbound_message(message_id: int) -> bool:
 
 def _publish_status(message_id: int, status: str, *, attempts: int, reason: str) -> None:
     """``message.status`` to the assigned agent's console and the supervisors (as for SMS)."""
-    from contactcentre import event_catalogue
-    from contactcentre.events import SUPERVISORS_GROUP, agent_group, publish
+    from kernel import event_catalogue
+    from kernel.events import SUPERVISORS_GROUP, agent_group, publish
 
     row = Message.objects.filter(pk=message_id).values("interaction_id").first()
     if row is None:

@@ -34,14 +34,14 @@ from channels_inbound.models import Endpoint
 from channels_inbound.providers import base, get_backend
 from channels_inbound.providers import outbound_retry_countdown as retry_countdown
 from channels_inbound.providers.webhooks import absolute
-from contactcentre import event_catalogue
-from contactcentre.events import SUPERVISORS_GROUP, agent_group, publish
-from contactcentre.pg import execute_binary
-from contactcentre.triggers import CoalescedTrigger
 from contacts.actions import phone_or_none
 from contacts.models import ContactIdentity
 from interactions.actions import do_record_message
 from interactions.models import Interaction, Message
+from kernel import event_catalogue
+from kernel.events import SUPERVISORS_GROUP, agent_group, publish
+from kernel.pg import execute_binary
+from kernel.triggers import CoalescedTrigger
 from metrics import instruments
 
 from .models import STATUS_RANK, InboundSms, OutboundSms, SmsOptOut, SmsStatusEvent
@@ -190,7 +190,7 @@ def _queue_ingestion() -> None:
 
 # While an ingestion task is queued and not yet started, more requests add nothing (it will see
 # their rows). The flag expires after 2 s: a lost task delays ingestion by 2 s at most, and the
-# periodic sweep covers the rest (contactcentre.triggers).
+# periodic sweep covers the rest (kernel.triggers).
 INGEST_TRIGGER = CoalescedTrigger(
     key=INGEST_QUEUED_KEY, queued_ms=2000, enqueue=_queue_ingestion, what="SMS ingestion"
 )

@@ -606,8 +606,8 @@ def _tell_answered(interaction_id: int, agent_id: int | None) -> None:
     (until then it says the call is being connected: the bridge may ring, fail, be retried)."""
     if agent_id is None:
         return
-    from contactcentre import event_catalogue
-    from contactcentre.events import SUPERVISORS_GROUP, agent_group, publish
+    from kernel import event_catalogue
+    from kernel.events import SUPERVISORS_GROUP, agent_group, publish
 
     publish(
         *event_catalogue.call_answered(agent_id=agent_id, interaction_id=interaction_id),

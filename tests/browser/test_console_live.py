@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from contactcentre import events
+from kernel import events
 from routing.models import Offer
 
 from .conftest import PASSWORD, LiveServer

@@ -1004,10 +1004,10 @@ def _side(tag: str, mark: str, user_mark: str) -> Side:
     from channels_inbound.chat.models import ChatWidget
     from channels_inbound.models import Endpoint
     from console.models import CannedResponse, WrapUpCode
-    from contactcentre.roles import ADMINISTRATOR, AGENT, SUPERVISOR
     from contacts.models import Case, Contact, ContactIdentity
     from flows.models import Flow, FlowVersion
     from interactions.models import Interaction, Message
+    from kernel.roles import ADMINISTRATOR, AGENT, SUPERVISOR
     from organisations.models import Organisation
     from routing.models import Offer, Queue, QueueSkill, RoutingDecision, Skill
 
@@ -1123,7 +1123,7 @@ def _side(tag: str, mark: str, user_mark: str) -> Side:
 
 
 def build_world() -> World:
-    from contactcentre.roles import DATA_PROTECTION_OFFICER, SUPERVISOR, ensure_roles
+    from kernel.roles import DATA_PROTECTION_OFFICER, SUPERVISOR, ensure_roles
 
     ensure_roles()
     own = _side("A", MARK_OWN, "")

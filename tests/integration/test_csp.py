@@ -12,7 +12,7 @@ import pytest
 from django.test import Client
 from django_otp import DEVICE_ID_SESSION_KEY
 
-from contactcentre.middleware import build_permissions_policy
+from kernel.middleware import build_permissions_policy
 
 pytestmark = pytest.mark.django_db
 

@@ -38,7 +38,7 @@ from agents.models import AgentPresence, AgentState
 from console.models import AgentEvent
 from console.outbox import record_agent_events
 from contactcentre.embedded import OutboxPoller
-from contactcentre.events import publish
+from kernel.events import publish
 from organisations.models import Membership, sole_organisation
 from tests.integration.channels.email_helpers import (
     OUR_ADDRESS,
@@ -151,7 +151,7 @@ async def test_events_another_process_wrote_reach_the_console_once_and_in_order(
         await communicator.disconnect()
 
     # and once stopped it sends nothing more, and leaves the outbox as it found it
-    from contactcentre import events
+    from kernel import events
 
     assert events._agent_outbox is record_agent_events
     assert poller.task is None

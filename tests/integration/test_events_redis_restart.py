@@ -24,8 +24,8 @@ from channels_redis.core import RedisChannelLayer
 from django.conf import settings
 from django.test import Client
 
-from contactcentre import events
 from contactcentre.asgi import application
+from kernel import events
 from organisations.models import Membership, sole_organisation
 
 # ---------------------------------------------------------------------------------------------

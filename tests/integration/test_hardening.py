@@ -32,7 +32,7 @@ from django.test import Client
 from django_otp.oath import totp
 from django_otp.plugins.otp_totp.models import TOTPDevice
 
-from contactcentre.clientip import client_ip_for_scope, client_ip_from
+from kernel.clientip import client_ip_for_scope, client_ip_from
 
 ROOT = Path(__file__).resolve().parents[2]
 PASSWORD = "pw-Test-2026!"  # the make_user fixture's password

@@ -35,9 +35,9 @@ from django.core.exceptions import ImproperlyConfigured
 from django.db import connection
 from django.test import Client
 
-from contactcentre import events
 from contactcentre.asgi import application
-from contactcentre.channel_layer import RedisChannelLayer, socket_timeout_of
+from kernel import events
+from kernel.channel_layer import RedisChannelLayer, socket_timeout_of
 
 pytestmark = [pytest.mark.redis]
 # Tests with a console: its agent and session are read by the consumer's threads (or by the
@@ -52,7 +52,7 @@ SOCKET_TIMEOUT = 2.0  # the socket timeout (production: 5 s)
 IDLE = 2 * SOCKET_TIMEOUT + 2
 
 
-def _layers(backend: str = "contactcentre.channel_layer.RedisChannelLayer", **host: Any) -> Any:
+def _layers(backend: str = "kernel.channel_layer.RedisChannelLayer", **host: Any) -> Any:
     config: dict[str, Any] = {
         "hosts": [{"address": settings.REDIS_URL, **host}],
         "prefix": f"idle{os.getpid()}",
@@ -182,7 +182,7 @@ def _blocked_readers() -> int:
 @pytest.mark.parametrize(
     ("backend", "host"),
     [
-        ("contactcentre.channel_layer.RedisChannelLayer", {"socket_timeout": SOCKET_TIMEOUT}),
+        ("kernel.channel_layer.RedisChannelLayer", {"socket_timeout": SOCKET_TIMEOUT}),
         # the options of 03f99b5, reverted in dff33c5 for "blocking reads that could not be
         # cancelled at test teardown", on channels_redis' own layer (a 5 s read) as then
         (

@@ -1,4 +1,4 @@
-"""Structured logs (contactcentre/logs.py, docs/operations.md "Logs"): every line is JSON with
+"""Structured logs (kernel/logs.py, docs/operations.md "Logs"): every line is JSON with
 the request id and what it was about, one line per request, task and socket event, and never a
 citizen's phone number, e-mail address or message text."""
 
@@ -18,10 +18,10 @@ from django.conf import settings
 from django.test import Client
 
 from channels_inbound.models import Endpoint
-from contactcentre import logs
 from contactcentre.asgi import application
 from contacts.actions import resolve_contact
 from interactions.models import Message
+from kernel import logs
 from organisations.models import Membership, sole_organisation
 from routing.models import Queue
 from tests.integration.channels.conftest import (

@@ -9,7 +9,7 @@ from django.conf import settings
 from django.test import Client
 
 from contactcentre.asgi import application
-from contactcentre.events import agent_group, publish
+from kernel.events import agent_group, publish
 
 pytestmark = [pytest.mark.django_db(transaction=True)]
 

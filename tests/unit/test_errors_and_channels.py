@@ -5,10 +5,10 @@ from __future__ import annotations
 from django.apps import apps
 from django.utils import translation
 
-from contactcentre.errors import HTTP_STATUS, ApplicationError, ErrorKind, SingleCodeError
 from contacts.actions import IdentityRemovalRefused
 from interactions import models as interaction_models
 from interactions.channels import Channel
+from kernel.errors import HTTP_STATUS, ApplicationError, ErrorKind, SingleCodeError
 from routing.errors import OfferNotPending, OfferNotYours, TransferError
 
 

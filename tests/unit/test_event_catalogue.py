@@ -1,4 +1,4 @@
-"""The event catalogue (contactcentre.event_catalogue), the table in docs/architecture.md and
+"""The event catalogue (kernel.event_catalogue), the table in docs/architecture.md and
 the code agree: a new event needs a catalogue entry and a documented row, or CI fails."""
 
 from __future__ import annotations
@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from contactcentre import event_catalogue
-from contactcentre.event_catalogue import EVENTS
+from kernel import event_catalogue
+from kernel.event_catalogue import EVENTS
 
 ROOT = Path(__file__).resolve().parents[2]
 SKIPPED_DIRS = {".venv", "node_modules", "tests", "migrations", "build", ".git"}
@@ -114,7 +114,7 @@ def test_the_catalogue_and_the_documented_table_list_the_same_events() -> None:
 def test_every_event_the_code_publishes_is_in_the_catalogue() -> None:
     published = published_events()
     unknown = {name: where for name, where in published.items() if name not in EVENTS}
-    assert not unknown, f"published but not in contactcentre/event_catalogue.py: {unknown}"
+    assert not unknown, f"published but not in kernel/event_catalogue.py: {unknown}"
 
 
 def test_each_builder_makes_an_event_of_the_catalogue_with_its_payload_keys() -> None:

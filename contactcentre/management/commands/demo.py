@@ -21,11 +21,11 @@ from django.db import transaction
 from django.utils import timezone
 
 from agents.models import AgentProfile, AgentSkill, Team
-from contactcentre.roles import ADMINISTRATOR, AGENT, SUPERVISOR, ensure_roles
 from contacts.actions import do_add_identity, resolve_contact
 from contacts.models import Case, Contact
 from interactions.actions import do_create_interaction, do_record_message, do_transition_interaction
 from interactions.lifecycle import Status
+from kernel.roles import ADMINISTRATOR, AGENT, SUPERVISOR, ensure_roles
 from organisations.models import Membership, Organisation
 from routing.models import EscalationStep, Queue, QueueSkill, Skill
 

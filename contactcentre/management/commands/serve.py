@@ -52,12 +52,12 @@ def uvicorn_options(host: str, port: int, workers: int) -> dict[str, Any]:
         "workers": workers if not settings.CELERY_EMBEDDED else 1,
         "lifespan": "off",
         "log_level": "warning",
-        # Our LOGGING formats uvicorn's lines too (contactcentre/logs.py); no access log: one
+        # Our LOGGING formats uvicorn's lines too (kernel/logs.py); no access log: one
         # contactcentre.requests line per request instead, without the query string.
         "log_config": None,
         "access_log": False,
         # The peer address stays the TCP peer's: X-Forwarded-For is read by the application,
-        # from TRUSTED_PROXIES only (contactcentre/clientip.py), never rewritten by uvicorn.
+        # from TRUSTED_PROXIES only (kernel/clientip.py), never rewritten by uvicorn.
         "proxy_headers": False,
         # WebSocket compression off, as in the Docker image (docs/operations.md)
         "ws_per_message_deflate": os.environ.get("UVICORN_WS_PER_MESSAGE_DEFLATE", "false").lower()

@@ -23,10 +23,10 @@ from channels_inbound.chat.actions import (
 )
 from channels_inbound.chat.models import ChatSession, ChatState, ChatWidget
 from channels_inbound.chat.tokens import SALT, VisitorClaim, make_token
-from contactcentre.events import agent_group
 from contacts.models import ContactIdentity
 from interactions.lifecycle import Status
 from interactions.models import Interaction, Message
+from kernel.events import agent_group
 from routing.models import Offer, OfferStatus
 
 from .chat_helpers import (

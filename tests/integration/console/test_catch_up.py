@@ -23,8 +23,8 @@ from agents.presence import do_set_agent_state
 from console import live, outbox
 from console.models import AgentEvent
 from console.state import apply_event, build_snapshot
-from contactcentre import events
 from contactcentre.asgi import application
+from kernel import events
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.redis]
 

@@ -21,7 +21,7 @@ from django.utils import timezone
 from agents.models import AgentPresence, AgentState, PauseReason
 from agents.presence import do_set_agent_state
 from contactcentre.asgi import application
-from contactcentre.events import agent_group
+from kernel.events import agent_group
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.redis]
 

@@ -30,7 +30,7 @@ async def test_a_console_closing_while_redis_is_down_logs_a_warning_not_a_traceb
 ) -> None:
     settings.CHANNEL_LAYERS = {
         "default": {
-            "BACKEND": "contactcentre.channel_layer.RedisChannelLayer",
+            "BACKEND": "kernel.channel_layer.RedisChannelLayer",
             "CONFIG": {"hosts": [private_redis.url], "prefix": f"down{os.getpid()}"},
         }
     }
@@ -61,7 +61,7 @@ async def test_a_closed_transport_while_leaving_groups_is_a_warning_too(
     # when Redis died under a pooled connection (bench/chaos.py's Redis restart)
     settings.CHANNEL_LAYERS = {
         "default": {
-            "BACKEND": "contactcentre.channel_layer.RedisChannelLayer",
+            "BACKEND": "kernel.channel_layer.RedisChannelLayer",
             "CONFIG": {"hosts": [private_redis.url], "prefix": f"closed{os.getpid()}"},
         }
     }

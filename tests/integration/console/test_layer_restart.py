@@ -4,7 +4,7 @@ Group memberships live in Redis (channels_redis core layer). After a restart the
 the consoles still open on this process received no live event any more (their offers came
 only through the outbox catch-up, seconds late), as bench/chaos.py found. Each console chores
 round checks a marker key of the process; when it is gone, every open console joins its groups
-again (console/live.py, contactcentre/channel_layer.py).
+again (console/live.py, kernel/channel_layer.py).
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from channels.layers import get_channel_layer
 from agents.models import AgentState, PauseReason
 from agents.presence import do_set_agent_state
 from console import live
-from contactcentre.events import agent_group
+from kernel.events import agent_group
 
 from .test_catch_up import _socket
 
@@ -45,7 +45,7 @@ async def test_open_consoles_join_their_groups_again_after_redis_lost_them(
     # its own when its connection comes back).
     settings.CHANNEL_LAYERS = {
         "default": {
-            "BACKEND": "contactcentre.channel_layer.RedisChannelLayer",
+            "BACKEND": "kernel.channel_layer.RedisChannelLayer",
             "CONFIG": {
                 "hosts": [settings.REDIS_URL],
                 "prefix": f"restart{os.getpid()}",

@@ -21,15 +21,15 @@ from django.test import Client
 from agents.models import AgentProfile, AgentSkill, AgentState, Team
 from channels_inbound.models import Endpoint
 from contactcentre.asgi import application
-from contactcentre.events import (
-    SUPERVISORS_GROUP,
-    supervisor_groups_of,
-    supervisors_group,
-)
 from flows.actions import do_bind_flow, do_create_flow_version
 from flows.models import EndpointFlow, Flow, FlowVersion
 from interactions.actions import do_create_interaction
 from interactions.models import Interaction
+from kernel.events import (
+    SUPERVISORS_GROUP,
+    supervisor_groups_of,
+    supervisors_group,
+)
 from organisations.models import Membership, Organisation, OrganisationMismatch
 from routing.models import Queue, Skill
 from supervision.access import OutOfScope, scope_for

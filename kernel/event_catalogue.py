@@ -1,8 +1,8 @@
 """The catalogue of real-time events: every event name and the shape of its payload.
 
 One ``TypedDict`` per payload and one builder per event, returning ``(name, payload)`` for
-:func:`contactcentre.events.publish` (``publish(*offer_accepted(...), groups=...)``) or, with
-the groups, a tuple for :func:`contactcentre.events.publish_many`. :data:`EVENTS` lists every
+:func:`kernel.events.publish` (``publish(*offer_accepted(...), groups=...)``) or, with
+the groups, a tuple for :func:`kernel.events.publish_many`. :data:`EVENTS` lists every
 event name; ``tests/unit/test_event_catalogue.py`` checks that it matches the table in
 docs/architecture.md ("Events") and that no code publishes a name missing from it.
 

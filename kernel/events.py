@@ -203,7 +203,7 @@ def _deliver(deliveries: list[Delivery]) -> None:
     layer = get_channel_layer()
     if layer is None:
         return
-    # a channels_redis layer, or a subclass of one (contactcentre.channel_layer)
+    # a channels_redis layer, or a subclass of one (kernel.channel_layer)
     if not any(cls.__module__.startswith("channels_redis") for cls in type(layer).__mro__):
         async_to_sync(_send_all)(deliveries)
         return

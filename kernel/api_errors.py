@@ -1,8 +1,8 @@
 """The REST API's one mapping from business errors to HTTP (DRF's ``EXCEPTION_HANDLER``).
 
-Every :class:`~contactcentre.errors.ApplicationError` an action raises answers
+Every :class:`~kernel.errors.ApplicationError` an action raises answers
 ``{"code": ..., "detail": ...}`` (plus the error's own ``extra()`` fields) with the status of its
-kind (``contactcentre.errors.HTTP_STATUS``: invalid 400, forbidden 403, not found 404, conflict
+kind (``kernel.errors.HTTP_STATUS``: invalid 400, forbidden 403, not found 404, conflict
 409). ``error`` repeats ``code``: the name API v1 clients read before it was called ``code``.
 Anything else is DRF's own answer.
 """

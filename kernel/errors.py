@@ -6,7 +6,7 @@ ones go through Django's i18n where they are raised) and a ``kind``, the sort of
 kind alone decides the HTTP status, in one table (:data:`HTTP_STATUS`), read by the two places
 that turn errors into answers:
 
-- the REST API's exception handler (``contactcentre.api_errors``): ``{"code", "detail"}``;
+- the REST API's exception handler (``kernel.api_errors``): ``{"code", "detail"}``;
 - the agent console's endpoints (``console.views``): ``{"ok": false, "message", "code"}``.
 
 So a view never catches an action's error only to restate its status: it catches one when it
