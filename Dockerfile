@@ -20,12 +20,12 @@ RUN groupadd --system --gid 1000 app \
 
 WORKDIR /app
 
-# Dependencies first, in their own layer: it is rebuilt only when pyproject.toml changes.
-COPY pyproject.toml ./
-RUN python -c "import tomllib; print('\n'.join(tomllib.load(open('pyproject.toml', 'rb'))['project']['dependencies']))" \
-        > /tmp/requirements.txt \
-    && pip install -r /tmp/requirements.txt \
-    && rm /tmp/requirements.txt
+# Dependencies first, in their own layer: it is rebuilt only when the runtime lock changes. The
+# lock pins every package (pyproject.toml's dependencies and theirs) with its hashes, so the
+# image gets the versions the tests ran with (`python3 dev.py lock` writes it).
+COPY requirements/runtime.lock /tmp/runtime.lock
+RUN pip install --require-hashes -r /tmp/runtime.lock \
+    && rm /tmp/runtime.lock
 
 # Then the project itself (the packages of [tool.setuptools.packages.find], manage.py,
 # templates/, static/, locale/ with its compiled .mo files; .dockerignore keeps the rest out).

@@ -1,13 +1,16 @@
 #!/usr/bin/env python3
-"""The project's two commands, needing nothing but Python 3.11:
+"""The project's commands, needing nothing but Python 3.11:
 
     python3 dev.py run    # the whole app with demo data on the embedded default
                           # (options go to `manage.py serve`: --port, --host, --no-demo,
                           # --smtp to receive e-mail over SMTP on 127.0.0.1:2525 too)
     python3 dev.py test   # the test suite (extra arguments go to pytest)
     python3 dev.py test --fast   # the developer loop: no slow and no browser tests
+    python3 dev.py lock   # regenerate requirements/*.lock from pyproject.toml (extra
+                          # arguments go to `uv pip compile`: --upgrade-package NAME, --upgrade)
 
-Both create ``.venv`` and install the project into it on first use (and again when
+``run`` and ``test`` create ``.venv`` and install into it the pinned dependencies of
+requirements/dev.lock, then the project itself, on first use (and again when the lock or
 pyproject.toml changes). ``test`` uses the PostgreSQL and Redis on 127.0.0.1 when they answer,
 and always under ``CI=true``, where a missing service is a failure, not a skip. It runs the
 tests in two pytest-xdist workers where the machine has two cores or more (``TEST_WORKERS=1``,
@@ -18,11 +21,13 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
 import signal
 import socket
 import subprocess
 import sys
 import time
+import tomllib
 import venv
 from pathlib import Path
 
@@ -30,6 +35,14 @@ ROOT = Path(__file__).resolve().parent
 VENV = ROOT / ".venv"
 PYTHON = VENV / "bin" / "python"
 STAMP = VENV / ".installed"
+# The pinned dependencies, with their hashes, for Python 3.11 on Linux: runtime.lock for the
+# Docker image, dev.lock (runtime + the dev extra) for .venv. Written by `dev.py lock` only.
+RUNTIME_LOCK = ROOT / "requirements" / "runtime.lock"
+DEV_LOCK = ROOT / "requirements" / "dev.lock"
+LOCK_OPTIONS = [
+    "--python-version", "3.11", "--python-platform", "linux", "--generate-hashes",
+    "--custom-compile-command", "python3 dev.py lock", "--quiet",
+]  # fmt: skip
 
 CI_DATABASE_URL = "postgres://postgres@127.0.0.1:5432/contactcentre"
 CI_REDIS_URL = "redis://127.0.0.1:6379/0"
@@ -42,19 +55,47 @@ def _is_ci() -> bool:
     return os.environ.get("CI", "").lower() in {"1", "true", "yes"}
 
 
-def ensure_venv() -> None:
+def _create_venv() -> None:
     if not PYTHON.exists():
         print("Creating .venv ...", flush=True)
         venv.create(VENV, with_pip=True)
-    wanted = hashlib.sha256((ROOT / "pyproject.toml").read_bytes()).hexdigest()
+
+
+def ensure_venv() -> None:
+    """The dev lock's exact versions (their hashes checked), then the project, editable and
+    without dependencies: the lock has them all (tests/unit/test_lockfile.py)."""
+    _create_venv()
+    digest = hashlib.sha256()
+    for path in (ROOT / "pyproject.toml", DEV_LOCK):
+        digest.update(path.read_bytes())
+    wanted = digest.hexdigest()
     if STAMP.exists() and STAMP.read_text() == wanted:
         return
-    print("Installing the project and its dependencies into .venv ...", flush=True)
-    subprocess.run([str(PYTHON), "-m", "pip", "install", "--quiet", "--upgrade", "pip"], check=True)
-    subprocess.run(
-        [str(PYTHON), "-m", "pip", "install", "--quiet", "-e", f"{ROOT}[dev]"], check=True
-    )
+    print("Installing requirements/dev.lock and the project into .venv ...", flush=True)
+    pip = [str(PYTHON), "-m", "pip", "install", "--quiet"]
+    subprocess.run([*pip, "--upgrade", "pip"], check=True)
+    subprocess.run([*pip, "--require-hashes", "-r", str(DEV_LOCK)], check=True)
+    subprocess.run([*pip, "--no-deps", "-e", str(ROOT)], check=True)
     STAMP.write_text(wanted)
+
+
+def lock(args: list[str]) -> int:
+    """Write both locks with uv (a dev dependency; installed from pyproject's range when .venv
+    has none yet), then install the new dev lock. A version already pinned stays while
+    pyproject.toml allows it, unless ``--upgrade`` or ``--upgrade-package NAME`` is given."""
+    _create_venv()
+    uv = VENV / "bin" / "uv"
+    if not uv.exists():
+        with (ROOT / "pyproject.toml").open("rb") as file:
+            dev = tomllib.load(file)["project"]["optional-dependencies"]["dev"]
+        wanted = next(r for r in dev if re.split(r"[\s<>=!~;\[]", r, maxsplit=1)[0] == "uv")
+        subprocess.run([str(PYTHON), "-m", "pip", "install", "--quiet", wanted], check=True)
+    for output, extras in ((RUNTIME_LOCK, []), (DEV_LOCK, ["--extra", "dev"])):
+        compile_ = [str(uv), "pip", "compile", "pyproject.toml", *extras, *LOCK_OPTIONS]
+        subprocess.run([*compile_, "-o", str(output.relative_to(ROOT)), *args], check=True)
+        print(f"Wrote {output.relative_to(ROOT)}", flush=True)
+    ensure_venv()
+    return 0
 
 
 def _answers(host: str, port: int) -> bool:
@@ -143,12 +184,14 @@ def run_server(args: list[str], env: dict[str, str]) -> int:
 
 
 def main(argv: list[str]) -> int:
-    if not argv or argv[0] not in {"run", "test"}:
+    if not argv or argv[0] not in {"run", "test", "lock"}:
         print(__doc__)
         return 2
     command, rest = argv[0], argv[1:]
-    ensure_venv()
     os.chdir(ROOT)
+    if command == "lock":
+        return lock(rest)
+    ensure_venv()
     if command == "run":
         args = [str(PYTHON), "manage.py", "serve", *rest]
         return run_server(args, run_environment())
