@@ -10,11 +10,11 @@ from typing import Any
 from django.contrib.auth import get_user_model
 from django.db import transaction
 
+from configuration.models import Skill, Team
 from organisations import authz
 from organisations.authz import OutOfScope, Role
-from routing.models import Skill
 
-from .models import AgentProfile, AgentSkill, Team
+from .models import AgentProfile, AgentSkill
 
 # What an agent's profile update may change (the user, organisation and skills go elsewhere).
 PROFILE_FIELDS = frozenset(

@@ -4,11 +4,12 @@ from django.contrib import admin
 from django.http import HttpRequest
 from django.utils.translation import gettext_lazy as _
 
+from configuration.models import Team
 from organisations import authz
 from organisations.admin_base import ScopedModelAdmin, ScopedTabularInline
 
 from .actions import PROFILE_FIELDS, TELEWORK_FIELDS, do_update_agent_profile, do_update_team
-from .models import AgentProfile, AgentSkill, Team
+from .models import AgentProfile, AgentSkill
 
 
 class AgentSkillInline(ScopedTabularInline):

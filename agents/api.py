@@ -15,9 +15,9 @@ from rest_framework.permissions import IsAuthenticated
 from rest_framework.request import Request
 from rest_framework.response import Response
 
+from configuration.models import Skill, Team
 from organisations import authz
 from organisations.api_scope import ScopedViewSetMixin, request_user
-from routing.models import Skill
 
 from .actions import PROFILE_FIELDS, do_set_agent_skills, do_update_agent_profile, do_update_team
 from .models import (
@@ -27,7 +27,6 @@ from .models import (
     AgentSkill,
     AgentState,
     PauseReason,
-    Team,
 )
 from .presence import do_heartbeat, do_set_agent_state, do_set_channels
 

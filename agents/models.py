@@ -1,4 +1,4 @@
-"""Agent profiles (one per user), teams and skill levels."""
+"""Agent profiles (one per user) and skill levels (teams and skills are in ``configuration``)."""
 
 from __future__ import annotations
 
@@ -8,10 +8,10 @@ from django.core.validators import MaxValueValidator
 from django.db import models
 from django.utils.translation import gettext_lazy as _
 
+from configuration.models import LEVEL_VALIDATORS, Skill, Team
 from contacts.identity import InvalidIdentity, is_valid_phone, normalize_phone
 from interactions.channels import Channel
 from organisations.models import Membership, OrganisationMismatch, OrganisationOwned
-from routing.models import LEVEL_VALIDATORS, Skill
 
 CHANNEL_CAPACITY_FIELDS = {channel.value: f"capacity_{channel}" for channel in Channel}
 
@@ -23,27 +23,6 @@ def validate_telework_phone(value: str) -> None:
         raise ValidationError(_("Enter a valid phone number, e.g. +33612345678.")) from exc
     if e164 is None or not is_valid_phone(e164):
         raise ValidationError(_("Enter a valid phone number, e.g. +33612345678."))
-
-
-class Team(OrganisationOwned):
-    name = models.CharField(_("name"), max_length=100)
-    supervisors = models.ManyToManyField(
-        settings.AUTH_USER_MODEL,
-        verbose_name=_("supervisors"),
-        blank=True,
-        related_name="supervised_teams",
-    )
-
-    class Meta:
-        verbose_name = _("team")
-        verbose_name_plural = _("teams")
-        ordering = ["name"]
-        constraints = [
-            models.UniqueConstraint(fields=["organisation", "name"], name="team_name_per_org"),
-        ]
-
-    def __str__(self) -> str:
-        return self.name
 
 
 class AgentProfile(OrganisationOwned):
@@ -64,7 +43,7 @@ class AgentProfile(OrganisationOwned):
         related_name="agents",
     )
     skills: models.ManyToManyField[Skill, AgentSkill] = models.ManyToManyField(
-        "routing.Skill", through="AgentSkill", related_name="agents", verbose_name=_("skills")
+        "configuration.Skill", through="AgentSkill", related_name="agents", verbose_name=_("skills")
     )
     languages = models.JSONField(
         _("languages"), default=list, blank=True, help_text=_('Language codes, e.g. ["fr", "en"].')
@@ -150,7 +129,7 @@ class AgentProfile(OrganisationOwned):
 
 class AgentSkill(models.Model):
     agent = models.ForeignKey(AgentProfile, on_delete=models.CASCADE, related_name="agent_skills")
-    skill = models.ForeignKey("routing.Skill", on_delete=models.CASCADE, related_name="+")
+    skill = models.ForeignKey("configuration.Skill", on_delete=models.CASCADE, related_name="+")
     level = models.PositiveSmallIntegerField(_("level"), validators=LEVEL_VALIDATORS)
 
     class Meta:

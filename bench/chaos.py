@@ -118,9 +118,9 @@ def setup_data(agents: int) -> None:
     from agents.models import AgentPresence, AgentProfile
     from channels_inbound.chat.models import ChatWidget
     from channels_inbound.models import Endpoint
+    from configuration.models import Queue
     from kernel.roles import ensure_roles
     from organisations.models import Membership, sole_organisation
-    from routing.models import Queue
 
     ensure_roles()
     organisation_id = sole_organisation()

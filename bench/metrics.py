@@ -99,9 +99,9 @@ def populate(organisations: int, queues: int, waiting: int) -> None:
 
     from django.utils import timezone
 
+    from configuration.models import Queue
     from interactions.models import Interaction
     from organisations.models import Organisation
-    from routing.models import Queue
     from supervision.models import QueueDayStats
     from supervision.periods import PARIS, local_day
 

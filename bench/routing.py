@@ -70,9 +70,9 @@ def populate(n_agents: int, n_skills: int, n_waiting: int, rng: random.Random) -
     from django.utils import timezone
 
     from agents.models import AgentPresence, AgentProfile, AgentSkill, AgentState
+    from configuration.models import Queue, QueueSkill, Skill
     from interactions.models import Interaction
     from organisations.models import sole_organisation
-    from routing.models import Queue, QueueSkill, Skill
 
     call_command("migrate", verbosity=0)
     t0 = time.perf_counter()

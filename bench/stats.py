@@ -135,7 +135,7 @@ def main() -> None:
     from django.db.models import Count
     from django.utils import timezone
 
-    from agents.models import Team
+    from configuration.models import Team
     from interactions.models import Interaction, InteractionTransition, Message
     from kernel.roles import ADMINISTRATOR, SUPERVISOR, ensure_roles
     from organisations import authz

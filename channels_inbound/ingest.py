@@ -27,6 +27,7 @@ from django.db import connection, transaction
 from django.db.models import Q
 from django.utils import timezone
 
+from configuration.models import Queue
 from contacts.actions import ContactError, normalize_identity, resolve_contact, resolve_contacts
 from contacts.identity import InvalidIdentity
 from contacts.models import Contact, IdentityKind
@@ -43,7 +44,6 @@ from interactions.signals import interaction_status_changed
 from kernel import event_catalogue
 from kernel.events import SUPERVISORS_GROUP, Event, agent_group, publish_many
 from kernel.pg import execute_binary
-from routing.models import Queue
 
 from .models import Endpoint
 

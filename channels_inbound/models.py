@@ -22,7 +22,7 @@ class Endpoint(OrganisationOwned):
     address = models.CharField(_("address"), max_length=254)
     name = models.CharField(_("name"), max_length=100)
     queue = models.ForeignKey(
-        "routing.Queue",
+        "configuration.Queue",
         verbose_name=_("queue"),
         on_delete=models.PROTECT,
         related_name="endpoints",

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 
-from routing.models import Queue
+from configuration.models import Queue
 
 logger = logging.getLogger(__name__)
 

@@ -101,7 +101,7 @@ class CannedResponse(OrganisationOwned):
         _("language"), max_length=8, default="fr", choices=settings.LANGUAGES
     )
     queue = models.ForeignKey(
-        "routing.Queue",
+        "configuration.Queue",
         verbose_name=_("queue"),
         null=True,
         blank=True,

@@ -48,6 +48,7 @@ from channels_inbound.email.actions import (
     render_email_html,
 )
 from channels_inbound.identities import identities_in_use
+from configuration.models import Queue, QueueSkill
 from contacts.actions import (
     ContactError,
     do_add_identity,
@@ -72,7 +73,6 @@ from routing.actions import (
     do_transfer_to_queue,
 )
 from routing.errors import RoutingError, TransferError
-from routing.models import Queue, QueueSkill
 from routing.selectors import transfer_note_ids
 
 from .actions import (

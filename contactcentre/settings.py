@@ -50,6 +50,7 @@ INSTALLED_APPS = [
     "kernel",
     "contactcentre",
     "organisations",
+    "configuration",
     "contacts",
     "interactions",
     "routing",

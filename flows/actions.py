@@ -14,8 +14,8 @@ from django.db import transaction
 from django.db.models import Max
 from django.utils import timezone
 
+from configuration.models import Queue, Skill
 from organisations import authz
-from routing.models import Queue, Skill
 
 from .models import EndpointFlow, Flow, FlowVersion
 from .schema import Problem, find_problems

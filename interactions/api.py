@@ -11,6 +11,7 @@ from rest_framework.decorators import action
 from rest_framework.request import Request
 from rest_framework.response import Response
 
+from configuration.models import Queue
 from contacts.models import Contact
 from organisations import authz
 from organisations.api_scope import (
@@ -22,7 +23,6 @@ from organisations.api_scope import (
 from organisations.models import OrganisationRequired
 from privacy.audit import log_access
 from privacy.models import AccessAction
-from routing.models import Queue
 
 from .actions import do_create_interaction, do_set_interaction_status
 from .lifecycle import Status
@@ -49,7 +49,7 @@ class MessageSerializer(serializers.ModelSerializer):
 def validate_skill_levels(value: dict[str, Any], organisation_id: int | None = None) -> None:
     """``{"skill code": minimum level}``; with ``organisation_id``, codes of that organisation
     only (each organisation has its own skills, the same code elsewhere is another skill)."""
-    from routing.models import Skill
+    from configuration.models import Skill
 
     if not isinstance(value, dict):
         raise serializers.ValidationError('Expected {"skill code": minimum level}.')

@@ -54,7 +54,7 @@ class Interaction(OrganisationOwned):
         related_name="interactions",
     )
     queue = models.ForeignKey(
-        "routing.Queue",
+        "configuration.Queue",
         verbose_name=_("queue"),
         null=True,
         blank=True,

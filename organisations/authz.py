@@ -131,7 +131,8 @@ def forget_principal(user: Any) -> None:
 
 
 def _build(user: Any) -> Principal:
-    from agents.models import AgentProfile, Team
+    from agents.models import AgentProfile
+    from configuration.models import Team
     from kernel.roles import ADMINISTRATOR, AGENT, DATA_PROTECTION_OFFICER, SUPERVISOR
 
     from .models import Membership, SharingAgreement
@@ -186,14 +187,14 @@ def _build(user: Any) -> Principal:
 ORGANISATION_PATH: dict[str, str] = {
     "organisations.organisation": "pk",
     "organisations.membership": "organisation_id",
-    "agents.team": "organisation_id",
+    "configuration.team": "organisation_id",
     "agents.agentprofile": "organisation_id",
     "agents.agentskill": "agent__organisation_id",
     "agents.agentpresence": "agent__organisation_id",
-    "routing.skill": "organisation_id",
-    "routing.queue": "organisation_id",
-    "routing.queueskill": "queue__organisation_id",
-    "routing.escalationstep": "queue__organisation_id",
+    "configuration.skill": "organisation_id",
+    "configuration.queue": "organisation_id",
+    "configuration.queueskill": "queue__organisation_id",
+    "configuration.escalationstep": "queue__organisation_id",
     "routing.offer": "interaction__organisation_id",
     "routing.routingdecision": "interaction__organisation_id",
     "contacts.contact": "organisation_id",
@@ -252,15 +253,15 @@ _INTERACTION_TEAMS: Callable[[str], Callable[[frozenset[int]], Q]] = lambda pref
     )
 )
 TEAM_SCOPE: dict[str, Callable[[frozenset[int]], Q]] = {
-    "agents.team": lambda teams: Q(pk__in=teams),
+    "configuration.team": lambda teams: Q(pk__in=teams),
     "agents.agentprofile": lambda teams: Q(team_id__in=teams),
     "agents.agentskill": lambda teams: Q(**{_AGENT_TEAM: teams}),
     "agents.agentpresence": lambda teams: Q(**{_AGENT_TEAM: teams}),
     "supervision.skillchange": lambda teams: Q(**{_AGENT_TEAM: teams}),
     "agents.agentstatechange": lambda teams: Q(**{_AGENT_TEAM: teams}),
-    "routing.queue": lambda teams: Q(team_id__in=teams),
-    "routing.queueskill": lambda teams: Q(queue__team_id__in=teams),
-    "routing.escalationstep": lambda teams: Q(queue__team_id__in=teams),
+    "configuration.queue": lambda teams: Q(team_id__in=teams),
+    "configuration.queueskill": lambda teams: Q(queue__team_id__in=teams),
+    "configuration.escalationstep": lambda teams: Q(queue__team_id__in=teams),
     "supervision.queuehours": lambda teams: Q(queue__team_id__in=teams),
     "interactions.interaction": _INTERACTION_TEAMS(""),
     "interactions.interactiontransition": _INTERACTION_TEAMS("interaction__"),

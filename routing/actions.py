@@ -31,6 +31,7 @@ from django.utils import timezone
 
 from agents.models import AgentPresence, AgentProfile, AgentState
 from agents.presence import do_mark_connection_lost, do_pause_missed, do_touch_idle
+from configuration.models import Queue
 from interactions.actions import do_record_message, do_transition_interaction
 from interactions.lifecycle import Status
 from interactions.models import Interaction, InteractionTransition, MessageDirection
@@ -43,7 +44,7 @@ from metrics.instruments import timed_routing_pass
 from . import claim_sql, selectors
 from .errors import OfferNotFound, OfferNotPending, OfferNotYours, TransferError
 from .matching import Match, plan_batch
-from .models import Offer, OfferStatus, Queue, RoutingDecision
+from .models import Offer, OfferStatus, RoutingDecision
 from .policy import OVERFLOW, Decision, Reason, availability_reason, capacity_reason
 
 logger = logging.getLogger(__name__)

@@ -1,8 +1,7 @@
 from django.contrib import admin
 
+from configuration.models import EscalationStep, Queue, QueueSkill, Skill
 from organisations.admin_base import ScopedModelAdmin, ScopedTabularInline
-
-from .models import EscalationStep, Queue, QueueSkill, Skill
 
 
 @admin.register(Skill)

@@ -13,7 +13,8 @@ from rest_framework.permissions import IsAuthenticated
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from agents.models import AgentProfile, Team
+from agents.models import AgentProfile
+from configuration.models import EscalationStep, Queue, QueueSkill, Skill, Team
 from organisations import authz
 from organisations.api_scope import ScopedViewSetMixin, int_param, own_rows, request_user
 
@@ -26,7 +27,7 @@ from .config_actions import (
     do_update_queue,
     do_update_skill,
 )
-from .models import EscalationStep, Offer, Queue, QueueSkill, RoutingDecision, Skill
+from .models import Offer, RoutingDecision
 
 
 class SkillSerializer(serializers.ModelSerializer):

@@ -13,11 +13,10 @@ from typing import Any
 
 from django.db import transaction
 
+from configuration.models import EscalationStep, Queue, QueueSkill, Skill
 from kernel.errors import SingleCodeError
 from organisations import authz
 from organisations.authz import OutOfScope
-
-from .models import EscalationStep, Queue, QueueSkill, Skill
 
 SKILL_FIELDS = frozenset({"code", "name", "description"})
 QUEUE_FIELDS = frozenset(

@@ -16,10 +16,9 @@ from typing import Any
 from django.conf import settings
 from django.db import transaction
 
+from configuration.models import EscalationStep
 from interactions.lifecycle import Status
 from interactions.models import Interaction
-
-from .models import EscalationStep
 
 logger = logging.getLogger(__name__)
 

@@ -19,11 +19,12 @@ from django.db.models import Count, F, Q, Window
 from django.db.models.functions import RowNumber
 
 from agents.models import AgentPresence, AgentProfile, AgentSkill, AgentState
+from configuration.models import EscalationStep as EscalationStepRow
+from configuration.models import Queue, Skill
 from interactions.lifecycle import Status
 from interactions.models import Interaction, Message
 
-from .models import EscalationStep as EscalationStepRow
-from .models import Offer, OfferStatus, Queue, RoutingDecision, Skill
+from .models import Offer, OfferStatus, RoutingDecision
 from .policy import (
     DEFAULT_EXCLUSIVE_CHANNELS,
     MAX_LEVEL,

@@ -88,7 +88,7 @@ class IdentityProvider(OrganisationOwned):
         ),
     )
     new_account_team = models.ForeignKey(
-        "agents.Team",
+        "configuration.Team",
         verbose_name=_("team of new accounts"),
         on_delete=models.PROTECT,
         null=True,

@@ -21,13 +21,13 @@ from typing import Any, TypeVar
 
 from django.db.models import Model, QuerySet
 
-from agents.models import AgentProfile, Team
+from agents.models import AgentProfile
+from configuration.models import Queue, Skill, Team
 from flows.models import Flow
 from interactions.models import Interaction
 from organisations import authz
 from organisations.authz import OutOfScope, Principal, Role
 from organisations.models import Organisation
-from routing.models import Queue, Skill
 
 __all__ = ["OutOfScope", "Scope", "scope_for"]
 

@@ -20,14 +20,15 @@ from django.contrib.sessions.models import Session
 from django.db import transaction
 from django.utils import timezone
 
-from agents.models import AgentPresence, AgentProfile, AgentSkill, AgentState, PauseReason, Team
+from agents.models import AgentPresence, AgentProfile, AgentSkill, AgentState, PauseReason
 from agents.presence import do_set_agent_state
+from configuration.models import EscalationStep, Queue, Skill, Team
 from console.groups import close_sockets, user_group
 from interactions.models import Interaction
 from kernel import event_catalogue
 from kernel.events import publish_many, supervisors_group
 from routing.actions import do_cancel_agent_offers, do_reassign_interaction, request_routing
-from routing.models import EscalationStep, Offer, Queue, Skill
+from routing.models import Offer
 
 from . import stats
 from .access import Scope

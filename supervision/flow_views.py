@@ -22,6 +22,7 @@ from django.utils.translation import pgettext
 from django.views.decorators.http import require_POST
 
 from channels_inbound.models import Endpoint
+from configuration.models import Queue
 from flows import engine
 from flows.actions import (
     FlowNotDraft,
@@ -39,7 +40,6 @@ from flows.schema import NODE_SCHEMAS, Problem
 from interactions.channels import Channel
 from organisations import authz
 from organisations.models import OrganisationRequired
-from routing.models import Queue
 
 from .access import Scope
 from .models import SupervisorAction

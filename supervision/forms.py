@@ -10,10 +10,10 @@ from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 from django.utils.translation import pgettext_lazy
 
-from agents.models import AgentProfile, AgentState, PauseReason, Team
+from agents.models import AgentProfile, AgentState, PauseReason
+from configuration.models import Queue, Skill, Team
 from flows.calendar import WEEKDAYS, parse_hhmm
 from interactions.models import Channel
-from routing.models import Queue, Skill
 
 from .access import Scope
 from .periods import PARIS, Period

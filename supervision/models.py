@@ -22,7 +22,7 @@ class SkillChange(models.Model):
         related_name="skill_changes",
     )
     skill = models.ForeignKey(
-        "routing.Skill", verbose_name=_("skill"), on_delete=models.CASCADE, related_name="+"
+        "configuration.Skill", verbose_name=_("skill"), on_delete=models.CASCADE, related_name="+"
     )
     before = models.PositiveSmallIntegerField(_("level before"), null=True, blank=True)
     after = models.PositiveSmallIntegerField(_("level after"), null=True, blank=True)
@@ -222,7 +222,10 @@ class QueueHours(models.Model):
     queue is open; what callers hear outside the hours is the SVI flow's business_hours node."""
 
     queue = models.OneToOneField(
-        "routing.Queue", verbose_name=_("queue"), on_delete=models.CASCADE, related_name="hours"
+        "configuration.Queue",
+        verbose_name=_("queue"),
+        on_delete=models.CASCADE,
+        related_name="hours",
     )
     calendar = models.JSONField(_("opening hours"), default=dict)
 

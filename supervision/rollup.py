@@ -37,8 +37,8 @@ from django.db.models import Q, Sum
 from django.utils import timezone
 
 from agents.models import AgentProfile
+from configuration.models import Queue
 from interactions.models import Interaction
-from routing.models import Queue
 
 from .access import Scope
 from .models import ReportDay, ReportDayStats

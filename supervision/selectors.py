@@ -17,9 +17,9 @@ from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from agents.models import AgentPresence, AgentProfile, AgentSkill, AgentState
+from configuration.models import Queue, QueueSkill, Skill
 from interactions.lifecycle import Status
 from interactions.models import Interaction, InteractionTransition
-from routing.models import Queue, QueueSkill, Skill
 
 from .access import Scope
 from .models import QueueDayStats, QueueHours, SatisfactionResponse

@@ -15,9 +15,9 @@ from datetime import datetime, timedelta
 
 from django.db.models import Count
 
+from configuration.models import Queue
 from interactions.models import Interaction
 from routing import erlang
-from routing.models import Queue
 
 from .access import Scope
 from .selectors import first_answer_and_close, logged_in_agents, queue_open_now

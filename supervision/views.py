@@ -19,11 +19,11 @@ from django.utils.translation import gettext as _
 from django.views.decorators.http import require_POST
 
 from agents.models import AgentProfile, AgentState
+from configuration.models import EscalationStep, Queue
 from flows.calendar import WEEKDAYS
 from interactions.models import Channel
 from kernel.redirects import safe_next_url
 from routing.errors import RoutingError
-from routing.models import EscalationStep, Queue
 
 from . import actions, selectors
 from .access import OutOfScope, Scope, scope_for

@@ -34,9 +34,10 @@ from datetime import datetime, timedelta
 from django.conf import settings
 
 from agents.models import AgentPresence, AgentProfile, AgentSkill, AgentState, AgentStateChange
+from configuration.models import Queue
 from interactions.models import Interaction
 from routing import selectors as routing_selectors
-from routing.models import Offer, OfferStatus, Queue
+from routing.models import Offer, OfferStatus
 from routing.policy import MAX_LEVEL, EscalationStep
 from routing.selectors import organisation_skill
 from routing.simulation import (

@@ -16,7 +16,7 @@ class SurveySettings(models.Model):
     """The satisfaction survey of one queue: on or off, per channel, its delay and its text."""
 
     queue = models.OneToOneField(
-        "routing.Queue",
+        "configuration.Queue",
         verbose_name=_("queue"),
         on_delete=models.CASCADE,
         related_name="survey_settings",

@@ -34,6 +34,7 @@ from django.utils.translation import gettext as _
 
 from channels_inbound.ingest import InboundMessage, IngestError, do_ingest_message
 from channels_inbound.queues import named_queue
+from configuration.models import Queue
 from flows import engine
 from flows.selectors import published_version_for_endpoint
 from interactions.actions import StaleTransition, do_record_message, do_transition_interaction
@@ -41,7 +42,7 @@ from interactions.lifecycle import OPEN_STATUSES, WAITING_STATUSES, Status
 from interactions.models import Interaction, Message
 from kernel import event_catalogue
 from kernel.events import agent_group, publish
-from routing.models import Offer, OfferStatus, Queue
+from routing.models import Offer, OfferStatus
 
 from .events import chat_group, send_now_sync
 from .models import ChatSession, ChatState, ChatTopic, ChatWidget

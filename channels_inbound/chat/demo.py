@@ -8,9 +8,9 @@ from __future__ import annotations
 from typing import Any
 
 from channels_inbound.models import Endpoint
+from configuration.models import Queue
 from flows.actions import do_create_flow_version, do_publish_flow_version
 from flows.models import EndpointFlow, Flow
-from routing.models import Queue
 
 from .models import ChatTopic, ChatWidget
 

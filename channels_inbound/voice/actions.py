@@ -40,13 +40,13 @@ from channels_inbound.providers.base import (
 )
 from channels_inbound.providers.webhooks import absolute
 from channels_inbound.queues import named_queue
+from configuration.models import Queue
 from contacts.actions import phone_or_none
 from flows import engine
 from flows.selectors import published_version_for_endpoint
 from interactions.actions import StaleTransition, do_transition_interaction
 from interactions.lifecycle import WAITING_STATUSES, Status
 from interactions.models import Interaction
-from routing.models import Queue
 
 from .models import Call, CallEvent, CallOutcome
 from .selectors import estimated_wait_seconds, queue_position

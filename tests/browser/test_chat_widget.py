@@ -77,7 +77,7 @@ def chat_widget(partner_site: str, make_user: Callable[..., Any]) -> ChatWidget:
     widget.allowed_origins = partner_site  # only the partner site (and our own pages)
     widget.save()
     from agents.models import AgentSkill
-    from routing.models import Skill
+    from configuration.models import Skill
 
     claire = make_user("claire", first_name="Claire", last_name="Martin")
     AgentSkill.objects.create(

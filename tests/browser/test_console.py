@@ -16,10 +16,11 @@ from django.conf import settings
 from agents.models import AgentSkill
 from channels_inbound.email.actions import do_ingest_email
 from channels_inbound.models import Endpoint
+from configuration.models import Queue, QueueSkill, Skill
 from console.models import CannedResponse, WrapUpCode
 from console.state import build_snapshot
 from interactions.models import Interaction
-from routing.models import Offer, Queue, QueueSkill, Skill
+from routing.models import Offer
 from tests.integration.channels.email_helpers import OUR_ADDRESS, make_mail
 
 from .conftest import LiveServer, open_action, tab_to

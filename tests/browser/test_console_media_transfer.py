@@ -19,7 +19,7 @@ from django.core.files.storage import default_storage
 from django.utils import timezone
 
 from agents.models import AgentPresence, AgentSkill, AgentState
-from routing.models import Skill
+from configuration.models import Skill
 
 from .test_console import _axe_serious, _email, _in_thread, centre
 

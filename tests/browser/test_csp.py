@@ -125,8 +125,8 @@ def test_the_agent_console_takes_a_chat_from_the_demo_page_under_the_policy(
     watch: PolicyWatch, server: LiveServer, make_user: Callable[..., Any]
 ) -> None:
     from agents.models import AgentSkill
+    from configuration.models import Skill
     from organisations.models import Membership
-    from routing.models import Skill
 
     make_widget()
     claire = make_user("claire", first_name="Claire", last_name="Martin")
@@ -185,10 +185,10 @@ def test_supervisors_pages_the_administration_and_the_api_docs_under_the_policy(
 ) -> None:
     from django_otp.plugins.otp_totp.models import TOTPDevice
 
-    from agents.models import AgentSkill, Team
+    from agents.models import AgentSkill
+    from configuration.models import Queue, QueueSkill, Skill, Team
     from flows.models import Flow
     from organisations.models import Membership
-    from routing.models import Queue, QueueSkill, Skill
 
     team = Team.objects.create(name="État civil")
     deces = Skill.objects.create(code="deces", name="Décès")
@@ -248,11 +248,11 @@ def test_supervisors_pages_the_administration_and_the_api_docs_under_the_policy(
     # The administration (its own scripts: sidebar, theme, related-object widgets).
     page.goto(f"{base}/admin/")
     page.wait_for_selector("#content h1")
-    page.goto(f"{base}/admin/routing/queue/")
+    page.goto(f"{base}/admin/configuration/queue/")
     page.wait_for_selector("#result_list")
-    page.goto(f"{base}/admin/routing/queue/{queue.pk}/change/")
+    page.goto(f"{base}/admin/configuration/queue/{queue.pk}/change/")
     page.wait_for_selector("#content-main form")
-    page.goto(f"{base}/admin/routing/queue/add/")
+    page.goto(f"{base}/admin/configuration/queue/add/")
     page.wait_for_selector("#content-main form")
 
     # Swagger UI (an inline start-up script and style, under the nonce): an operation opened.

@@ -16,13 +16,13 @@ from django.utils import timezone
 from channels_inbound.email.actions import do_send_email_reply
 from channels_inbound.email.inbound import do_ingest_email
 from channels_inbound.models import Endpoint
+from configuration.models import Queue
 from interactions.actions import do_create_interaction, do_transition_interaction
 from interactions.lifecycle import Status
 from interactions.models import Interaction
 from organisations.models import Membership, Organisation
 from publicquality.figures import LAST_MONTH, public_periods
 from publicquality.models import Commitment
-from routing.models import Queue
 from supervision.periods import PARIS
 from tests.integration.channels.email_helpers import make_mail
 

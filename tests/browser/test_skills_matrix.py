@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from agents.models import AgentSkill
-from routing.models import Skill
+from configuration.models import Skill
 
 from .test_supervision import _axe_serious, centre, supervisor_page  # noqa: F401
 

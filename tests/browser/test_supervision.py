@@ -14,12 +14,13 @@ import pytest
 from django.conf import settings
 from django.utils import timezone
 
-from agents.models import AgentPresence, AgentProfile, AgentSkill, AgentState, Team
+from agents.models import AgentPresence, AgentProfile, AgentSkill, AgentState
 from channels_inbound.models import Endpoint
+from configuration.models import Queue, QueueSkill, Skill, Team
 from flows.models import EndpointFlow, Flow
 from interactions.lifecycle import Status
 from interactions.models import Interaction
-from routing.models import Offer, OfferStatus, Queue, QueueSkill, Skill
+from routing.models import Offer, OfferStatus
 from supervision.models import SkillChange
 
 from .conftest import PASSWORD, LiveServer, tab_to

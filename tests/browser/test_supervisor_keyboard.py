@@ -15,8 +15,9 @@ from typing import Any
 import pytest
 
 from agents.models import AgentPresence, AgentSkill, AgentState
+from configuration.models import Queue, QueueSkill, Skill
 from flows.models import Flow, FlowVersion
-from routing.models import Offer, OfferStatus, Queue, QueueSkill, Skill
+from routing.models import Offer, OfferStatus
 from supervision.models import QueueHours, SkillChange
 
 from .test_supervision import _arrive, _axe_serious, centre, supervisor_page  # noqa: F401

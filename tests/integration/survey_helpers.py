@@ -9,10 +9,10 @@ from typing import Any
 
 from django.utils import timezone
 
+from configuration.models import Queue
 from interactions.actions import do_transition_interaction
 from interactions.lifecycle import Status
 from interactions.models import Interaction
-from routing.models import Queue
 from surveys.actions import do_sweep_surveys
 from surveys.models import SurveySettings
 

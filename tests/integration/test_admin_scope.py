@@ -42,15 +42,15 @@ def verified(client: Client, user: Any) -> Client:
 
 def _build(org: Any, tag: str, make_user: Callable[..., Any]) -> dict[str, Any]:
     """One organisation's data: a row of (nearly) every model the admin shows."""
-    from agents.models import AgentProfile, AgentSkill, Team
+    from agents.models import AgentProfile, AgentSkill
     from channels_inbound.chat.models import ChatTopic, ChatWidget
     from channels_inbound.models import Endpoint
+    from configuration.models import EscalationStep, Queue, QueueSkill, Skill, Team
     from console.models import CannedResponse, InteractionWrapUp, WrapUpCode
     from contacts.models import Case, Contact, ContactIdentity, IdentityRemoval
     from flows.models import EndpointFlow, Flow, FlowVersion
     from interactions.models import Interaction, InteractionTransition, Message
     from organisations.models import Membership
-    from routing.models import EscalationStep, Queue, QueueSkill, Skill
 
     slug = org.slug
     team = Team.objects.create(organisation=org, name=f"{tag} team")
@@ -217,9 +217,9 @@ def test_an_organisation_administrator_meets_no_row_of_another_organisation_anyw
 def test_posting_to_another_organisations_rows_changes_nothing(
     two: dict[str, dict[str, Any]],
 ) -> None:
-    from agents.models import AgentProfile, Team
+    from agents.models import AgentProfile
+    from configuration.models import Queue, Team
     from contacts.models import Contact
-    from routing.models import Queue
 
     client = verified(Client(), two["A"]["administrator"])
     b = two["B"]
@@ -256,23 +256,23 @@ def test_posting_to_another_organisations_rows_changes_nothing(
 def test_a_new_row_goes_into_the_administrators_organisation_and_links_stay_inside(
     two: dict[str, dict[str, Any]],
 ) -> None:
-    from routing.models import Queue, Skill
+    from configuration.models import Queue, Skill
 
     a, b = two["A"], two["B"]
     client = verified(Client(), a["administrator"])
     response = client.post(
-        "/admin/routing/skill/add/",
+        "/admin/configuration/skill/add/",
         {"code": "pref-rsa", "name": "same code as B's, another organisation"},
     )
     assert response.status_code == 302
     assert Skill.objects.get(code="pref-rsa", organisation=a["org"]).name.startswith("same")
     # The same code twice in one organisation: a message, not an error page.
-    again = client.post("/admin/routing/skill/add/", {"code": "pref-rsa", "name": "again"})
+    again = client.post("/admin/configuration/skill/add/", {"code": "pref-rsa", "name": "again"})
     assert again.status_code == 200
     assert Skill.objects.filter(code="pref-rsa", organisation=a["org"]).count() == 1
     # A queue served by B's team: not a choice.
     refused = client.post(
-        "/admin/routing/queue/add/",
+        "/admin/configuration/queue/add/",
         {
             "code": "new",
             "name": "new",
@@ -297,7 +297,7 @@ def test_a_platform_administrator_sees_both_organisations(
     platform = make_user("plateforme", "platform_administrator", profile=False)
     client = verified(Client(), platform)
     for path, a_obj, b_obj in [
-        ("/admin/agents/team/", two["A"]["team"], two["B"]["team"]),
+        ("/admin/configuration/team/", two["A"]["team"], two["B"]["team"]),
         ("/admin/contacts/contact/", two["A"]["contact"], two["B"]["contact"]),
         ("/admin/organisations/organisation/", two["A"]["org"], two["B"]["org"]),
         ("/admin/auth/user/", two["A"]["administrator"], two["B"]["administrator"]),

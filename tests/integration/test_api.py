@@ -5,10 +5,10 @@ from typing import Any
 import pytest
 from rest_framework.test import APIClient
 
-from agents.models import AgentProfile, AgentSkill, Team
+from agents.models import AgentProfile, AgentSkill
+from configuration.models import Queue, Skill, Team
 from interactions.models import Interaction
 from organisations.models import Membership, sole_organisation
-from routing.models import Queue, Skill
 
 pytestmark = pytest.mark.django_db
 

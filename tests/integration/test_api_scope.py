@@ -14,11 +14,11 @@ from typing import Any
 import pytest
 from django.contrib.auth.models import Group, User
 
-from agents.models import AgentProfile, AgentSkill, Team
+from agents.models import AgentProfile, AgentSkill
+from configuration.models import Queue, Skill, Team
 from contacts.models import Contact, ContactIdentity
 from interactions.models import Interaction, Message
 from organisations.models import Membership, Organisation
-from routing.models import Queue, Skill
 
 pytestmark = pytest.mark.django_db
 

@@ -19,9 +19,9 @@ from rest_framework.test import APIClient
 
 from apitokens.actions import do_create_service_token, do_revoke_service_token
 from apitokens.models import PersonalToken, RevokeReason, ServiceToken
+from configuration.models import Queue
 from console.middleware import LAST_ACTIVITY_KEY
 from organisations.models import Membership, Organisation
-from routing.models import Queue
 
 pytestmark = pytest.mark.django_db
 

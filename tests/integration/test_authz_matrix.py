@@ -771,10 +771,10 @@ MATRIX: dict[str, dict[str, dict[str, Expect]]] = {
     **admin_model("contacts.contactmerge", view="SAP", add="", change="AP", delete="AP"),
     **admin_model("contacts.identityremoval", view="SAP", add="", change="AP", delete="AP"),
     **admin_model("interactions.interaction", view="SAP", add="SAP", change="SAP", delete="AP"),
-    **admin_model("routing.skill", view="SAP", add="SAP", change="SAP", delete="AP"),
-    **admin_model("routing.queue", view="SAP", add="SAP", change="SAP", delete="AP"),
+    **admin_model("configuration.skill", view="SAP", add="SAP", change="SAP", delete="AP"),
+    **admin_model("configuration.queue", view="SAP", add="SAP", change="SAP", delete="AP"),
     **admin_model("agents.agentprofile", view="SAP", add="AP", change="SAP", delete="AP"),
-    **admin_model("agents.team", view="SAP", add="AP", change="SAP", delete="AP"),
+    **admin_model("configuration.team", view="SAP", add="AP", change="SAP", delete="AP"),
     **admin_model("channels_inbound.endpoint", view="AP", add="AP", change="AP", delete="AP"),
     **admin_model("channels_sms.inboundsms", view="AP", add="AP", change="AP", delete="AP"),
     **admin_model("channels_sms.outboundsms", view="AP", add="AP", change="AP", delete="AP"),
@@ -1000,16 +1000,17 @@ def _device(user: Any) -> Any:
 
 
 def _side(tag: str, mark: str, user_mark: str) -> Side:
-    from agents.models import AgentProfile, Team
+    from agents.models import AgentProfile
     from channels_inbound.chat.models import ChatWidget
     from channels_inbound.models import Endpoint
+    from configuration.models import Queue, QueueSkill, Skill, Team
     from console.models import CannedResponse, WrapUpCode
     from contacts.models import Case, Contact, ContactIdentity
     from flows.models import Flow, FlowVersion
     from interactions.models import Interaction, Message
     from kernel.roles import ADMINISTRATOR, AGENT, SUPERVISOR
     from organisations.models import Organisation
-    from routing.models import Offer, Queue, QueueSkill, RoutingDecision, Skill
+    from routing.models import Offer, RoutingDecision
 
     now = timezone.now()
     low = tag.lower()
@@ -1300,10 +1301,10 @@ _ADMIN_ROW: dict[str, Callable[[Side], Any]] = {
     "contacts.contact": lambda s: s.contact,
     "contacts.case": lambda s: s.case,
     "interactions.interaction": lambda s: s.interaction,
-    "routing.skill": lambda s: s.skill,
-    "routing.queue": lambda s: s.queue,
+    "configuration.skill": lambda s: s.skill,
+    "configuration.queue": lambda s: s.queue,
     "agents.agentprofile": lambda s: s.agent,
-    "agents.team": lambda s: s.team,
+    "configuration.team": lambda s: s.team,
     "channels_inbound.endpoint": lambda s: s.endpoint,
     "channels_chat.chatwidget": lambda s: s.widget,
     "flows.flow": lambda s: s.flow,
@@ -1455,8 +1456,8 @@ BODIES: dict[tuple[str, str], Body] = {
     },
     **{(key, "POST"): lambda s, w: {"post": "yes"} for key in MATRIX if key.endswith("_delete")},
     ("admin:contacts_contact_change", "POST"): lambda s, w: {"display_name": "Corrigé"},
-    ("admin:routing_queue_change", "POST"): lambda s, w: {"name": "Renommée"},
-    ("admin:agents_team_change", "POST"): lambda s, w: {"name": "Renommée"},
+    ("admin:configuration_queue_change", "POST"): lambda s, w: {"name": "Renommée"},
+    ("admin:configuration_team_change", "POST"): lambda s, w: {"name": "Renommée"},
     ("admin:flows_flow_change", "POST"): lambda s, w: {"name": "Renommé"},
 }
 # Routes whose "other" case is not a row in the URL but a body naming the other side's rows

@@ -120,9 +120,9 @@ def verified(client: Client, user: Any) -> Client:
 
 @pytest.fixture
 def centre(make_user: Callable[..., Any]) -> dict[str, Any]:
-    from agents.models import AgentSkill, Team
+    from agents.models import AgentSkill
+    from configuration.models import Queue, QueueSkill, Skill, Team
     from flows.models import Flow
-    from routing.models import Queue, QueueSkill, Skill
 
     team = Team.objects.create(name="Prestations")
     rsa = Skill.objects.create(code="rsa", name="RSA")
@@ -188,11 +188,11 @@ def test_queue_settings_and_flow_editor(centre: dict[str, Any], supervisor_clien
 
 
 @pytest.mark.parametrize(
-    "path", ["/admin/", "/admin/routing/queue/", "/admin/routing/queue/add/", "QUEUE"]
+    "path", ["/admin/", "/admin/configuration/queue/", "/admin/configuration/queue/add/", "QUEUE"]
 )
 def test_admin(path: str, centre: dict[str, Any], supervisor_client: Client) -> None:
     if path == "QUEUE":
-        path = f"/admin/routing/queue/{centre['queue'].pk}/change/"
+        path = f"/admin/configuration/queue/{centre['queue'].pk}/change/"
     check_page(supervisor_client.get(path))
 
 

@@ -254,8 +254,8 @@ BAD_FILTERS = [
 @pytest.mark.django_db
 @pytest.mark.parametrize("path", BAD_FILTERS)
 def test_malformed_api_filters_are_a_clear_400_not_a_500(api_admin: Client, path: str) -> None:
+    from configuration.models import Queue
     from interactions.actions import do_create_interaction
-    from routing.models import Queue
 
     # some rows, so that a page is actually read from the database
     queue = Queue.objects.get_or_create(code="caf", defaults={"name": "CAF"})[0]
@@ -287,8 +287,8 @@ def test_malformed_supervision_filters_never_500(api_admin: Client, path: str) -
 
 @pytest.mark.django_db
 def test_a_malformed_agent_id_in_a_supervisor_form_is_not_a_500(api_admin: Client) -> None:
+    from configuration.models import Queue
     from interactions.actions import do_create_interaction
-    from routing.models import Queue
 
     queue = Queue.objects.get_or_create(code="caf", defaults={"name": "CAF"})[0]
     interaction = do_create_interaction(

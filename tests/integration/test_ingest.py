@@ -8,9 +8,9 @@ from django.db import close_old_connections
 
 from channels_inbound.ingest import InboundMessage, IngestError, do_ingest_message
 from channels_inbound.models import Endpoint
+from configuration.models import Queue
 from interactions.lifecycle import Status
 from interactions.models import Interaction, Message
-from routing.models import Queue
 
 OUR_NUMBER = "+33900000001"
 

@@ -6,6 +6,7 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 from django.db import close_old_connections
 
+from configuration.models import Queue, QueueSkill, Skill
 from contacts.actions import resolve_contact
 from interactions.actions import (
     StaleTransition,
@@ -15,7 +16,6 @@ from interactions.actions import (
 )
 from interactions.lifecycle import IllegalTransition, Status
 from interactions.models import Interaction, InteractionTransition, Message
-from routing.models import Queue, QueueSkill, Skill
 
 
 @pytest.mark.django_db

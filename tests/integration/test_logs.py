@@ -18,12 +18,12 @@ from django.conf import settings
 from django.test import Client
 
 from channels_inbound.models import Endpoint
+from configuration.models import Queue
 from contactcentre.asgi import application
 from contacts.actions import resolve_contact
 from interactions.models import Message
 from kernel import logs
 from organisations.models import Membership, sole_organisation
-from routing.models import Queue
 from tests.integration.channels.conftest import (
     PUBLIC,
     FakeTwilio,

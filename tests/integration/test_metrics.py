@@ -24,13 +24,14 @@ from django.test import Client
 from django.utils import timezone
 from prometheus_client.parser import text_string_to_metric_families
 
-from agents.models import AgentPresence, AgentProfile, AgentSkill, AgentState, Team
+from agents.models import AgentPresence, AgentProfile, AgentSkill, AgentState
+from configuration.models import Queue, QueueSkill, Skill, Team
 from interactions.actions import do_create_interaction, do_transition_interaction
 from interactions.lifecycle import Status
 from interactions.models import Interaction
 from organisations.models import Organisation
 from routing.actions import do_accept_offer, do_route_pending
-from routing.models import Offer, OfferStatus, Queue, QueueSkill, Skill
+from routing.models import Offer, OfferStatus
 from tests.support import celery_broker, clear_broker, redis_db_url, start_workers, stop_workers
 
 TOKEN = "metrics-test-token-0123456789abcdef"

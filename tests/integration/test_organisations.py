@@ -12,9 +12,10 @@ import pytest
 from django.contrib.auth import get_user_model
 from django.utils import timezone
 
-from agents.models import AgentPresence, AgentProfile, AgentSkill, AgentState, Team
+from agents.models import AgentPresence, AgentProfile, AgentSkill, AgentState
 from channels_inbound.ingest import InboundMessage, do_ingest_message
 from channels_inbound.models import Endpoint
+from configuration.models import Queue, QueueSkill, Skill, Team
 from contacts.actions import ContactError, do_merge_contacts, resolve_contact
 from contacts.models import Contact
 from interactions.actions import do_create_interaction
@@ -27,7 +28,7 @@ from organisations.models import (
     sole_organisation,
 )
 from routing.actions import TransferError, do_route_pending, do_transfer_to_queue
-from routing.models import Offer, Queue, QueueSkill, Skill
+from routing.models import Offer
 
 pytestmark = pytest.mark.django_db
 

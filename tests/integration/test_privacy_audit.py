@@ -15,10 +15,10 @@ from django.test import Client
 
 from agents.models import AgentSkill
 from channels_inbound.models import Endpoint
+from configuration.models import Queue, Skill
 from flows.models import Flow
 from interactions.models import Message
 from privacy.models import AccessLog
-from routing.models import Queue, Skill
 from tests.integration.test_admin_scope import verified
 from tests.integration.test_api_scope import Body, _body
 from tests.integration.test_privacy_rights import officer
@@ -173,7 +173,7 @@ def test_changes_through_the_supervision_pages_and_the_admin_name_their_user(caf
     administrator.refresh_from_db()
     admin = verified(Client(), administrator)
     before = _last_id()
-    added = admin.post("/admin/routing/skill/add/", {"code": "rsa", "name": "RSA"})
+    added = admin.post("/admin/configuration/skill/add/", {"code": "rsa", "name": "RSA"})
     assert added.status_code == 302
     assert Skill.objects.filter(code="rsa", organisation=caf.org).exists()
     user = caf.agent

@@ -19,8 +19,8 @@ from django.conf import settings
 from django.contrib.auth.models import Group
 from django.db import IntegrityError, connection, transaction
 
+from configuration.models import Queue, Skill
 from privacy.models import AccessLog
-from routing.models import Queue, Skill
 
 on_sqlite = pytest.mark.skipif(settings.IS_POSTGRES, reason="the SQLite default's triggers")
 

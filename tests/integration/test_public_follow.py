@@ -17,13 +17,13 @@ from django.test import Client
 from channels_inbound.email.actions import do_send_email_reply
 from channels_inbound.email.inbound import do_ingest_email
 from channels_inbound.models import Endpoint
+from configuration.models import Queue
 from interactions.actions import do_transition_interaction
 from interactions.lifecycle import Status
 from interactions.models import Interaction
 from organisations.models import Organisation
 from publicquality.follow import do_revoke_follow_links
 from publicquality.models import Commitment, FollowLink
-from routing.models import Queue
 from tests.integration.channels.email_helpers import make_mail
 
 pytestmark = [pytest.mark.postgres, pytest.mark.redis, pytest.mark.django_db(transaction=True)]

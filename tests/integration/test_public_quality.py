@@ -15,13 +15,13 @@ import pytest
 from django.test import Client
 from django.utils import timezone
 
+from configuration.models import Queue
 from interactions.actions import do_create_interaction, do_transition_interaction
 from interactions.lifecycle import Status
 from interactions.models import Interaction
 from organisations.models import Membership, Organisation
 from publicquality.figures import LAST_12_MONTHS, LAST_MONTH, public_periods
 from publicquality.models import Commitment
-from routing.models import Queue
 from supervision.models import SatisfactionResponse
 from supervision.periods import PARIS, Period
 

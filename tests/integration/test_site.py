@@ -47,14 +47,14 @@ def test_admin_is_for_staff_with_a_second_factor(make_user: Any) -> None:
     supervisor = make_user("nadia", "supervisor")
     client.force_login(supervisor)
     # A supervisor without a verified second factor is sent to enrol one first.
-    response = client.get("/admin/routing/queue/")
+    response = client.get("/admin/configuration/queue/")
     assert response.status_code == 302
     assert response["Location"].startswith("/accounts/otp/")
     device = TOTPDevice.objects.create(user=supervisor, name="phone", confirmed=True)
     session = client.session
     session[DEVICE_ID_SESSION_KEY] = device.persistent_id
     session.save()
-    assert client.get("/admin/routing/queue/").status_code == 200
+    assert client.get("/admin/configuration/queue/").status_code == 200
     assert client.get("/admin/agents/agentprofile/").status_code == 200
     client.force_login(make_user("camille", "agent"))
     assert client.get("/admin/").status_code == 302
@@ -155,8 +155,8 @@ def test_demo_data_is_created_once_with_logins_printed() -> None:
     assert "camille.martin" in text
     assert "supervisor" in text
     from agents.models import AgentProfile
+    from configuration.models import Queue
     from interactions.models import Interaction
-    from routing.models import Queue
 
     assert AgentProfile.objects.filter(user__groups__name="agent").count() == 12
     assert Queue.objects.filter(code="prefecture-sejour").exists()

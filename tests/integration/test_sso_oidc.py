@@ -23,7 +23,8 @@ from django.contrib.auth.models import Group
 from django.core.cache import cache
 from django.test import Client
 
-from agents.models import AgentProfile, Team
+from agents.models import AgentProfile
+from configuration.models import Team
 from organisations.models import Membership, Organisation
 from sso.models import ExternalIdentity, IdentityProvider
 

@@ -11,8 +11,8 @@ from typing import Any
 import pytest
 
 from channels_inbound.email.models import EmailThreadEntry
+from configuration.models import Queue
 from interactions.actions import do_create_interaction
-from routing.models import Queue
 from surveys.models import SurveyInvitation, SurveySettings
 from tests.support import celery_broker, clear_broker, start_workers, stop_workers
 

@@ -16,9 +16,9 @@ from django.test import Client
 from django.utils import timezone
 
 from channels_inbound.email.models import EmailThreadEntry
+from configuration.models import Queue
 from interactions.actions import do_create_interaction
 from interactions.models import Interaction
-from routing.models import Queue
 from supervision.models import SatisfactionResponse
 from surveys.models import SurveyInvitation
 from surveys.tokens import SALT, make_token

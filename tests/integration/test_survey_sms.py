@@ -13,9 +13,9 @@ from django.utils import timezone
 
 from channels_inbound.models import Endpoint
 from channels_inbound.sms.models import InboundSms, OutboundSms, SmsOptOut
+from configuration.models import Queue
 from interactions.lifecycle import Status
 from interactions.models import Interaction, Message
-from routing.models import Queue
 from supervision.models import SatisfactionResponse
 from supervision.reports import summarize
 from supervision.selectors import report_facts

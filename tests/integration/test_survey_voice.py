@@ -12,12 +12,12 @@ import pytest
 
 from agents.models import AgentProfile
 from channels_inbound.voice.actions import do_bridge_call
+from configuration.models import Queue
 from flows.models import Flow
 from flows.schema import validate_graph
 from interactions.actions import do_transition_interaction
 from interactions.lifecycle import Status
 from interactions.models import Interaction
-from routing.models import Queue
 from supervision.models import SatisfactionResponse
 from surveys.models import SurveyInvitation, SurveySettings
 from tests.fake_twilio import FakeTwilioHttpClient

@@ -23,9 +23,9 @@ import pytest
 from channels_inbound.models import Endpoint
 from channels_inbound.sms.models import InboundSms
 from channels_inbound.sms.tasks import ingest_pending_sms
+from configuration.models import Queue
 from contactcentre.celery import app
 from interactions.models import Message
-from routing.models import Queue
 from tests.integration.test_events_redis_restart import PrivateRedis, _free_port
 from tests.support import celery_broker, reset_celery_connections, start_workers, stop_workers
 

@@ -20,14 +20,14 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.db import transaction
 from django.utils import timezone
 
-from agents.models import AgentProfile, AgentSkill, Team
+from agents.models import AgentProfile, AgentSkill
+from configuration.models import EscalationStep, Queue, QueueSkill, Skill, Team
 from contacts.actions import do_add_identity, resolve_contact
 from contacts.models import Case, Contact
 from interactions.actions import do_create_interaction, do_record_message, do_transition_interaction
 from interactions.lifecycle import Status
 from kernel.roles import ADMINISTRATOR, AGENT, SUPERVISOR, ensure_roles
 from organisations.models import Membership, Organisation
-from routing.models import EscalationStep, Queue, QueueSkill, Skill
 
 SKILLS = [
     ("caf-allocations", "Allocations familiales (CAF)"),

@@ -32,10 +32,10 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.db import connection, models, transaction
 from django.utils import timezone
 
-from agents.models import AgentProfile, Team
+from agents.models import AgentProfile
+from configuration.models import Queue, Team
 from interactions.models import Interaction, InteractionTransition, Message
 from organisations.models import Organisation
-from routing.models import Queue
 from supervision.models import SatisfactionResponse
 from supervision.periods import PARIS, day_bounds, local_day
 from supervision.reports import ZERO, Figures, InteractionFacts, figures_of

@@ -16,9 +16,9 @@ from agents.models import AgentPresence, AgentProfile, AgentSkill, AgentState
 from channels_inbound.chat import ratelimit
 from channels_inbound.chat.models import ChatTopic, ChatWidget
 from channels_inbound.models import Endpoint
+from configuration.models import Queue, Skill
 from flows.actions import do_create_flow_version, do_publish_flow_version
 from flows.models import EndpointFlow, Flow
-from routing.models import Queue, Skill
 
 KEY = "mairie-exemple-2026"
 ORIGIN = "https://www.mairie-exemple.fr"

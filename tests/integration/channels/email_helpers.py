@@ -17,7 +17,7 @@ import pytest
 from django.utils import timezone
 
 from channels_inbound.models import Endpoint
-from routing.models import Queue
+from configuration.models import Queue
 
 FIXTURES = Path(__file__).resolve().parents[2] / "fixtures" / "email"
 OUR_ADDRESS = "contact@caf.example.fr"

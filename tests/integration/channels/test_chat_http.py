@@ -91,8 +91,8 @@ def test_the_widget_files_are_static_files(client: Client) -> None:
 def test_the_demo_data_has_a_chat_widget_with_a_bot(client: Client, settings: Any) -> None:
     settings.CHAT_DEMO_PAGE = True
     from channels_inbound.chat.demo import DEMO_KEY, create_demo_widget
+    from configuration.models import Queue, Skill
     from flows.selectors import published_version_for_endpoint
-    from routing.models import Queue, Skill
 
     # The bot's flow names the mairie's skills: published only where they exist.
     for code in ("mairie-etat-civil", "mairie-ecoles"):

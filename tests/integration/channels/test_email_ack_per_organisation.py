@@ -9,9 +9,9 @@ import pytest
 from channels_inbound.email.inbound import do_ingest_email
 from channels_inbound.email.models import EmailAcknowledgement
 from channels_inbound.models import Endpoint
+from configuration.models import Queue
 from interactions.models import Message
 from organisations.models import Organisation
-from routing.models import Queue
 
 from .email_helpers import OUR_ADDRESS, make_mail
 

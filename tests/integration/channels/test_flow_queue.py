@@ -7,8 +7,8 @@ import logging
 import pytest
 
 from channels_inbound.queues import named_queue
+from configuration.models import Queue
 from organisations.models import Organisation
-from routing.models import Queue
 
 pytestmark = pytest.mark.django_db
 

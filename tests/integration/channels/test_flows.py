@@ -10,6 +10,7 @@ import pytest
 from django.db import IntegrityError
 from django.test import Client
 
+from configuration.models import Queue
 from flows.actions import (
     FlowNotDraft,
     FlowValidationError,
@@ -17,7 +18,6 @@ from flows.actions import (
     do_publish_flow_version,
 )
 from flows.models import Flow, FlowVersion
-from routing.models import Queue
 
 GRAPH: dict[str, Any] = {
     "start": "accueil",

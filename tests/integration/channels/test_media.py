@@ -29,12 +29,12 @@ from channels_inbound import media
 from channels_inbound.models import Endpoint
 from channels_inbound.sms import actions as sms_actions
 from channels_inbound.tasks import fetch_provider_media
+from configuration.models import Queue
 from contactcentre.celery import OUTBOUND_QUEUE, app
 from flows.actions import do_create_flow_version, do_publish_flow_version
 from flows.models import EndpointFlow, Flow
 from interactions.models import Interaction, Message
 from organisations.models import Membership, Organisation
-from routing.models import Queue
 from tests.fake_twilio import FakeMediaServer
 from tests.support import celery_broker, start_workers, stop_workers
 

@@ -15,9 +15,9 @@ from django.test import Client
 from channels_inbound.models import Endpoint
 from channels_inbound.sms.actions import SmsOptedOut, do_send_sms
 from channels_inbound.sms.models import InboundSms, OutboundSms, SmsOptOut, SmsStatusEvent
+from configuration.models import Queue
 from interactions.lifecycle import Status
 from interactions.models import Interaction, Message
-from routing.models import Queue
 from tests.fake_twilio import FakeTwilioHttpClient
 
 from .conftest import ACCOUNT_SID, PUBLIC, FakeTwilio, payload, sign

@@ -11,7 +11,7 @@ from django.db import connection
 from channels_inbound.models import Endpoint
 from channels_inbound.sms import actions
 from channels_inbound.sms.models import OutboundSms, SmsOptOut
-from routing.models import Queue
+from configuration.models import Queue
 
 from .conftest import PUBLIC, FakeTwilio
 from .test_sms_batch import OTHER_NUMBER, OUR_NUMBER, post

@@ -12,8 +12,8 @@ from channels_inbound.models import Endpoint
 from channels_inbound.sms import actions
 from channels_inbound.sms.actions import do_ingest_pending_sms
 from channels_inbound.sms.models import InboundSms
+from configuration.models import Queue
 from interactions.models import Interaction, Message
-from routing.models import Queue
 
 from .conftest import FakeTwilio, payload
 

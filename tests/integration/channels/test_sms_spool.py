@@ -28,9 +28,9 @@ from django.utils import timezone
 from channels_inbound.models import Endpoint
 from channels_inbound.sms import spool
 from channels_inbound.sms.models import InboundSms
+from configuration.models import Queue
 from interactions.lifecycle import Status
 from interactions.models import Message
-from routing.models import Queue
 
 from .conftest import PUBLIC, FakeTwilio, parse_twiml, payload, say_texts, sign
 

@@ -15,13 +15,13 @@ from agents.models import AgentProfile
 from channels_inbound.models import Endpoint
 from channels_inbound.voice.actions import CallEnded, NoAgentNumber, do_bridge_call
 from channels_inbound.voice.models import Call, CallOutcome
+from configuration.models import Queue, Skill
 from contacts.models import Contact
 from flows.actions import do_create_flow_version, do_publish_flow_version
 from flows.models import EndpointFlow, Flow
 from interactions.actions import do_transition_interaction
 from interactions.lifecycle import Status
 from interactions.models import Interaction
-from routing.models import Queue, Skill
 from tests.fake_twilio import FakeTwilioHttpClient
 
 from .conftest import ACCOUNT_SID, PUBLIC, FakeTwilio, Reply, parse_twiml, payload, say_texts

@@ -22,11 +22,12 @@ from agents.models import AgentProfile, AgentState
 from channels_inbound.models import Endpoint
 from channels_inbound.voice.actions import do_connect_agent
 from channels_inbound.voice.models import Call, CallOutcome
+from configuration.models import Queue
 from contactcentre.celery import OUTBOUND_QUEUE, ROUTE_QUEUE
 from interactions.lifecycle import Status
 from interactions.models import Interaction
 from routing.actions import do_accept_offer, do_route_pending
-from routing.models import Offer, OfferStatus, Queue
+from routing.models import Offer, OfferStatus
 from tests.fake_twilio import FakeTwilioHttpClient
 from tests.support import celery_broker, clear_broker, redis_db_url
 

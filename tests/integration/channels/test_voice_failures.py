@@ -21,12 +21,13 @@ from agents.models import AgentPresence, AgentProfile, AgentState, PauseReason
 from channels_inbound.models import Endpoint
 from channels_inbound.voice.models import Call, CallOutcome
 from channels_inbound.voice.selectors import queue_position
+from configuration.models import Queue
 from console.models import AgentEvent
 from flows.models import Flow
 from interactions.lifecycle import Status
 from interactions.models import Interaction
 from routing.actions import do_accept_offer, do_decline_offer, do_route_pending
-from routing.models import Offer, OfferStatus, Queue
+from routing.models import Offer, OfferStatus
 from tests.fake_twilio import FakeTwilioHttpClient
 
 from . import test_voice

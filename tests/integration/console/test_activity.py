@@ -13,6 +13,7 @@ import pytest
 from django.test import Client
 from django.utils import timezone
 
+from configuration.models import Queue
 from contacts.actions import resolve_contact
 from contacts.models import Case
 from interactions.actions import do_create_interaction, do_record_message, do_transition_interaction
@@ -20,7 +21,6 @@ from interactions.lifecycle import Status
 from interactions.models import Interaction
 from organisations.models import Membership, Organisation
 from privacy.models import AccessLog
-from routing.models import Queue
 from supervision.models import SatisfactionResponse
 from supervision.periods import PARIS, Period
 from supervision.reports import ReportFilter

@@ -16,9 +16,9 @@ from agents.models import AgentProfile
 from channels_inbound.providers.base import CallStatus
 from channels_inbound.voice.actions import do_record_call_status, do_whisper
 from channels_inbound.voice.models import Call, CallOutcome
+from configuration.models import Queue
 from console.models import AgentEvent
 from interactions.models import Interaction
-from routing.models import Queue
 
 pytestmark = pytest.mark.django_db
 

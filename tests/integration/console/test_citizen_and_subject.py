@@ -14,6 +14,7 @@ from django.test import Client
 from channels_inbound.email.actions import do_ingest_email
 from channels_inbound.email.models import EmailThreadEntry
 from channels_inbound.models import Endpoint
+from configuration.models import Queue
 from contacts.actions import (
     IdentityRemovalRefused,
     do_add_identity,
@@ -24,7 +25,6 @@ from contacts.actions import (
 )
 from contacts.models import Contact, ContactIdentity, IdentityRemoval
 from interactions.models import Interaction, Message
-from routing.models import Queue
 from tests.integration.channels.email_helpers import OUR_ADDRESS, make_mail, msgid
 
 pytestmark = pytest.mark.django_db

@@ -13,13 +13,14 @@ from django.test import Client
 from django.utils import timezone
 
 from agents.models import AgentPresence, AgentProfile, AgentState
+from configuration.models import Queue
 from console.models import CannedResponse, InteractionWrapUp, WrapUpCode
 from contacts.actions import resolve_contact
 from contacts.models import Contact
 from interactions.actions import do_create_interaction, do_record_message
 from interactions.models import Interaction, Message
 from organisations.models import Membership, Organisation
-from routing.models import Offer, Queue
+from routing.models import Offer
 
 pytestmark = pytest.mark.django_db
 

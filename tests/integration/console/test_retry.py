@@ -15,9 +15,9 @@ from channels_inbound.email.models import EmailThreadEntry
 from channels_inbound.models import Endpoint
 from channels_inbound.sms.actions import _set_status
 from channels_inbound.sms.models import OutboundSms
+from configuration.models import Queue
 from contacts.actions import do_add_identity
 from interactions.models import Interaction, Message
-from routing.models import Queue
 
 from .test_hardening_console import _client, _sms_interaction, alice
 from .test_views import JSON

@@ -8,7 +8,8 @@ from typing import Any
 import pytest
 from django.test import Client
 
-from agents.models import AgentProfile, AgentSkill, Team
+from agents.models import AgentProfile, AgentSkill
+from configuration.models import Team
 from interactions.lifecycle import Status
 from interactions.models import Interaction
 from organisations.models import sole_organisation

@@ -17,6 +17,7 @@ from django.utils import timezone
 
 from agents.models import AgentPresence, AgentProfile, AgentState
 from channels_inbound.sms.models import OutboundSms
+from configuration.models import EscalationStep
 from console.state import build_snapshot
 from contactcentre.asgi import application
 from contacts.models import Contact
@@ -28,7 +29,7 @@ from routing.actions import (
     do_route_pending,
     do_transfer_to_queue,
 )
-from routing.models import EscalationStep, Offer, RoutingDecision
+from routing.models import Offer, RoutingDecision
 
 pytestmark = pytest.mark.django_db
 
@@ -252,7 +253,7 @@ async def test_the_receiving_console_gets_the_note_live(make_user: Callable[...,
     assert (await socket.receive_json_from(timeout=30))["type"] == "hello"
 
     def prepare() -> int:
-        from routing.models import Queue
+        from configuration.models import Queue
 
         _available(bob_user.agent_profile)
         caf = Queue.objects.create(code="caf-live", name="CAF")

@@ -16,12 +16,13 @@ from django_otp.plugins.otp_totp.models import TOTPDevice
 
 from agents.models import AgentPresence, AgentProfile, AgentState
 from channels_inbound.models import Endpoint
+from configuration.models import Queue
 from console.models import InteractionWrapUp, WrapUpCode
 from contacts.actions import resolve_contact
 from contacts.models import Contact
 from interactions.actions import do_create_interaction, do_record_message
 from interactions.models import Interaction, Message
-from routing.models import Offer, Queue
+from routing.models import Offer
 
 pytestmark = pytest.mark.django_db
 

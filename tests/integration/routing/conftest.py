@@ -11,9 +11,9 @@ from django.contrib.auth import get_user_model
 from django.utils import timezone
 
 from agents.models import AgentPresence, AgentProfile, AgentSkill, AgentState
+from configuration.models import Queue, QueueSkill, Skill
 from interactions.actions import do_create_interaction
 from interactions.models import Interaction
-from routing.models import Queue, QueueSkill, Skill
 
 
 @pytest.fixture

@@ -23,13 +23,14 @@ from django.db.models import Count
 from django.utils import timezone
 
 from agents.models import AgentPresence, AgentProfile, AgentSkill, AgentState
+from configuration.models import Queue, QueueSkill, Skill
 from interactions.actions import do_create_interaction, do_transition_interaction
 from interactions.lifecycle import Status
 from interactions.models import Interaction, InteractionTransition
 from routing import selectors
 from routing.actions import OfferNotPending, do_accept_offer
 from routing.matching import plan_batch
-from routing.models import Offer, OfferStatus, Queue, QueueSkill, Skill
+from routing.models import Offer, OfferStatus
 from tests.support import celery_broker, clear_broker, redis_db_url, start_workers, stop_workers
 
 pytestmark = [

@@ -8,8 +8,8 @@ from typing import Any
 
 import pytest
 
+from configuration.models import EscalationStep
 from contactcentre.celery import ROUTE_QUEUE
-from routing.models import EscalationStep
 from tests.support import celery_broker, clear_broker, redis_db_url
 
 pytestmark = [pytest.mark.redis, pytest.mark.django_db(transaction=True)]

@@ -10,6 +10,7 @@ from django.utils import timezone
 
 from agents.models import AgentPresence, AgentState, PauseReason
 from agents.presence import PresenceError, do_heartbeat, do_set_agent_state, do_set_channels
+from configuration.models import EscalationStep
 from interactions.actions import do_transition_interaction
 from interactions.lifecycle import Status
 from interactions.models import Interaction, InteractionTransition
@@ -20,7 +21,7 @@ from routing.actions import (
     do_route_pending,
 )
 from routing.errors import OfferNotPending, RoutingError
-from routing.models import EscalationStep, Offer, OfferStatus, RoutingDecision
+from routing.models import Offer, OfferStatus, RoutingDecision
 from routing.tasks import sweep
 
 pytestmark = pytest.mark.django_db

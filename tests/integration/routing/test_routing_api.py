@@ -7,7 +7,8 @@ from typing import Any
 import pytest
 from django.contrib.auth.models import Group
 
-from agents.models import AgentPresence, AgentState, Team
+from agents.models import AgentPresence, AgentState
+from configuration.models import Team
 from organisations.models import Membership, sole_organisation
 from routing.actions import do_route_pending
 from routing.models import Offer, OfferStatus

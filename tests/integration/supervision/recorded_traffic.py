@@ -23,11 +23,12 @@ from django.conf import settings
 
 from agents.models import AgentPresence, AgentProfile, AgentState, PauseReason
 from agents.presence import do_end_wrap_ups, do_set_agent_state
+from configuration.models import Queue
 from interactions.actions import do_create_interaction, do_transition_interaction
 from interactions.lifecycle import Status
 from interactions.models import Interaction
 from routing.actions import do_accept_offer, do_expire_offers, do_route_pending
-from routing.models import Offer, OfferStatus, Queue
+from routing.models import Offer, OfferStatus
 
 
 @dataclass(frozen=True)

@@ -11,10 +11,11 @@ from django.contrib.sessions.backends.db import SessionStore
 from django.contrib.sessions.models import Session
 from django.utils import timezone
 
-from agents.models import AgentPresence, AgentSkill, AgentState, PauseReason, Team
+from agents.models import AgentPresence, AgentSkill, AgentState, PauseReason
+from configuration.models import EscalationStep, Skill, Team
 from interactions.lifecycle import Status
 from routing.actions import TransferError, do_accept_offer, do_route_pending
-from routing.models import EscalationStep, Offer, OfferStatus, Skill
+from routing.models import Offer, OfferStatus
 from supervision.access import OutOfScope, scope_for
 from supervision.actions import (
     LevelChange,

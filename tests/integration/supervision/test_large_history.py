@@ -13,7 +13,8 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
-from agents.models import AgentProfile, Team
+from agents.models import AgentProfile
+from configuration.models import Queue, Team
 from interactions.lifecycle import Status
 from interactions.models import Interaction, InteractionTransition, Message
 from organisations.authz import principal_for
@@ -24,7 +25,7 @@ from routing.actions import (
     do_route_pending,
     do_transfer_to_queue,
 )
-from routing.models import Offer, OfferStatus, Queue
+from routing.models import Offer, OfferStatus
 from supervision.access import Scope, scope_for
 from supervision.actions import do_record_satisfaction
 from supervision.models import QueueDayStats, ReportDay

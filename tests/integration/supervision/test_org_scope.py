@@ -18,8 +18,9 @@ from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group
 from django.test import Client
 
-from agents.models import AgentProfile, AgentSkill, AgentState, Team
+from agents.models import AgentProfile, AgentSkill, AgentState
 from channels_inbound.models import Endpoint
+from configuration.models import Queue, Skill, Team
 from contactcentre.asgi import application
 from flows.actions import do_bind_flow, do_create_flow_version
 from flows.models import EndpointFlow, Flow, FlowVersion
@@ -31,7 +32,6 @@ from kernel.events import (
     supervisors_group,
 )
 from organisations.models import Membership, Organisation, OrganisationMismatch
-from routing.models import Queue, Skill
 from supervision.access import OutOfScope, scope_for
 from supervision.selectors import wallboard_snapshot
 from tests.integration.supervision.conftest import verified_session

@@ -124,7 +124,7 @@ def test_a_transferred_interaction_is_answered_once(
 def test_an_overflowed_interaction_is_counted_in_its_new_queue(
     queue: Any, agent: Any, arrive: Any, django_capture_on_commit_callbacks: Any
 ) -> None:
-    from routing.models import EscalationStep
+    from configuration.models import EscalationStep
 
     accueil = queue("accueil", {"accueil": 1}, sla_target_seconds=60)
     logement = queue("logement", {"apl": 3}, sla_target_seconds=60)

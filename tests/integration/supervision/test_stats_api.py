@@ -17,14 +17,15 @@ from django.contrib.auth.models import Group
 from django.utils import timezone
 from rest_framework.test import APIClient
 
-from agents.models import AgentPresence, AgentProfile, AgentSkill, AgentState, Team
+from agents.models import AgentPresence, AgentProfile, AgentSkill, AgentState
 from apitokens.actions import do_create_service_token, do_issue_personal_token
+from configuration.models import Queue, QueueSkill, Skill, Team
 from interactions.actions import do_create_interaction, do_transition_interaction
 from interactions.lifecycle import Status
 from interactions.models import Interaction
 from organisations.models import Membership, Organisation
 from routing.actions import do_accept_offer, do_route_pending
-from routing.models import Offer, OfferStatus, Queue, QueueSkill, Skill
+from routing.models import Offer, OfferStatus
 from supervision.access import scope_for
 from supervision.actions import do_record_satisfaction
 from supervision.periods import Period, day_bounds, local_day

@@ -13,12 +13,13 @@ import pytest
 from django.test import Client
 from django.utils import timezone
 
-from agents.models import AgentPresence, AgentState, Team
+from agents.models import AgentPresence, AgentState
+from configuration.models import EscalationStep, Team
 from flows.models import Flow, FlowVersion
 from interactions.actions import do_transition_interaction
 from interactions.lifecycle import Status
 from routing.actions import do_accept_offer, do_route_pending
-from routing.models import EscalationStep, Offer
+from routing.models import Offer
 from supervision.models import SkillChange, SupervisorAction
 
 pytestmark = pytest.mark.django_db

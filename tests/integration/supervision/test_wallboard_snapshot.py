@@ -10,10 +10,11 @@ from typing import Any
 import pytest
 from django.utils import timezone
 
-from agents.models import AgentPresence, AgentProfile, AgentState, Team
+from agents.models import AgentPresence, AgentProfile, AgentState
+from configuration.models import Queue, Team
 from interactions.lifecycle import Status
 from routing.actions import do_accept_offer, do_route_pending
-from routing.models import Offer, OfferStatus, Queue
+from routing.models import Offer, OfferStatus
 from supervision import selectors
 from supervision.access import scope_for
 from supervision.models import QueueHours

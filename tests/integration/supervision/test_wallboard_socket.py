@@ -13,10 +13,9 @@ from channels.testing import WebsocketCommunicator
 from django.conf import settings
 from django.test import Client
 
-from agents.models import Team
+from configuration.models import Queue, Team
 from contactcentre.asgi import application
 from interactions.actions import do_create_interaction
-from routing.models import Queue
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.redis]
 

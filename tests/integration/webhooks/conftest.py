@@ -128,9 +128,9 @@ class Body:
 
 
 def _body(tag: str, slug: str, make_user: Any) -> Body:
-    from agents.models import AgentProfile, Team
+    from agents.models import AgentProfile
+    from configuration.models import Queue, Team
     from organisations.models import Membership, Organisation
-    from routing.models import Queue
 
     org = Organisation.objects.create(name=f"Organisme {tag}", slug=slug)
     team = Team.objects.create(organisation=org, name=f"Équipe {tag}")
