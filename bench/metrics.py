@@ -52,7 +52,7 @@ def per_call_ns(fn: Callable[[], Any]) -> float:
 def instrument_costs() -> dict[str, float]:
     from dataclasses import dataclass
 
-    from metrics import instruments
+    from kernel import instruments
 
     @dataclass
     class Result:

@@ -40,8 +40,8 @@ from django.http import QueryDict
 from django.utils import timezone
 from django.utils.datastructures import CaseInsensitiveMapping
 
+from kernel import instruments
 from kernel.logs import asgi_request
-from metrics import instruments
 
 if TYPE_CHECKING:
     from channels_inbound.providers.base import InboundSms

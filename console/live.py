@@ -48,7 +48,7 @@ from typing import Any, Protocol
 from channels.db import database_sync_to_async
 from django.conf import settings
 
-from metrics import instruments
+from kernel import instruments
 
 logger = logging.getLogger(__name__)
 

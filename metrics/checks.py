@@ -30,7 +30,7 @@ def check_metrics_settings(app_configs: Any = None, **kwargs: Any) -> list[Check
                 id="metrics.W001",
             )
         )
-    from .instruments import MULTIPROC_DIR
+    from kernel.instruments import MULTIPROC_DIR
 
     if settings.PROMETHEUS_MULTIPROC_DIR != MULTIPROC_DIR:
         problems.append(

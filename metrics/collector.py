@@ -112,7 +112,9 @@ def queue_metrics(now: Any = None) -> list[Metric]:
 
 def celery_queue_metrics() -> list[Metric]:
     """Messages waiting in each Celery queue on the Redis broker (not those a worker holds)."""
-    from contactcentre.celery import QUEUES, app
+    from celery import current_app as app
+
+    from kernel.queues import QUEUES
 
     family = GaugeMetricFamily(
         "cc_celery_queue_length",

@@ -18,9 +18,9 @@ from django.views.decorators.http import require_GET
 from prometheus_client import REGISTRY, CollectorRegistry, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
+from kernel import instruments
 from kernel.clientip import request_from_networks
 
-from . import instruments
 from .collector import ScrapeTimeCollector
 
 

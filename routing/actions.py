@@ -37,9 +37,9 @@ from interactions.lifecycle import Status
 from interactions.models import Interaction, InteractionTransition, MessageDirection
 from kernel import event_catalogue
 from kernel.events import SUPERVISORS_GROUP, agent_group, publish, publish_many
+from kernel.instruments import timed_routing_pass
 from kernel.triggers import CoalescedTrigger, coalescing
 from kernel.triggers import redis_client as _redis
-from metrics.instruments import timed_routing_pass
 
 from . import claim_sql, selectors
 from .errors import OfferNotFound, OfferNotPending, OfferNotYours, TransferError
@@ -85,7 +85,7 @@ def do_route_pending(*, now: datetime | None = None, explain: bool = True) -> Pa
     """One routing pass: match every waiting interaction it can, then claim the matches.
 
     Safe to run in several processes at once (see the locking rules above). Its duration and
-    claims are counted (``metrics.instruments``: two memory writes, no query).
+    claims are counted (``kernel.instruments``: two memory writes, no query).
     """
     now = now or timezone.now()
     if not Interaction.objects.filter(status=Status.QUEUED).exists():
@@ -599,7 +599,7 @@ def _schedule_at(task_name: str, args: list[Any], at: datetime) -> None:
         return
 
     def send() -> None:
-        from contactcentre.celery import app
+        from celery import current_app as app
 
         try:
             # By name: a process that never imported the task's module (a web process) has

@@ -55,7 +55,7 @@ def broker_keys() -> tuple[tuple[str, ...], tuple[str, ...]]:
     bindings, the unacknowledged messages, task results, the routing pass and SMS ingestion
     flags."""
     from channels_inbound.sms.actions import INGEST_QUEUED_KEY
-    from contactcentre.celery import QUEUES
+    from kernel.queues import QUEUES
     from routing.actions import PASS_AGAIN_KEY, PASS_QUEUED_KEY, PASS_RUNNING_KEY
 
     names = (
@@ -138,7 +138,8 @@ def start_workers(
     """
     from django.db import connection
 
-    from contactcentre.celery import QUEUES, app
+    from contactcentre.celery import app
+    from kernel.queues import QUEUES
 
     db = connection.settings_dict
     database_url = (

@@ -29,7 +29,7 @@ from django.utils.translation import gettext as _
 from channels_inbound.models import Endpoint
 from interactions.actions import do_record_message
 from interactions.models import Interaction, Message
-from metrics import instruments
+from kernel import instruments
 from publicquality.follow import acknowledgement_line
 
 from .models import EmailThreadEntry

@@ -25,7 +25,7 @@ from django.conf import settings
 from django.http import HttpRequest, HttpResponse
 from django.views.decorators.csrf import csrf_exempt
 
-from metrics import instruments
+from kernel import instruments
 
 from . import get_provider
 from .base import Provider, WebhookError

@@ -38,11 +38,10 @@ from contacts.actions import phone_or_none
 from contacts.models import ContactIdentity
 from interactions.actions import do_record_message
 from interactions.models import Interaction, Message
-from kernel import event_catalogue
+from kernel import event_catalogue, instruments
 from kernel.events import SUPERVISORS_GROUP, agent_group, publish
 from kernel.pg import execute_binary
 from kernel.triggers import CoalescedTrigger
-from metrics import instruments
 
 from .models import STATUS_RANK, InboundSms, OutboundSms, SmsOptOut, SmsStatusEvent
 

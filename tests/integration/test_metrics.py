@@ -261,7 +261,8 @@ def broker(settings: Any) -> Iterator[str]:
 def test_celery_queue_lengths_are_read_from_the_broker(
     client: Client, metrics_on: None, broker: str
 ) -> None:
-    from contactcentre.celery import QUEUES, app
+    from contactcentre.celery import app
+    from kernel.queues import QUEUES
 
     # given: no worker consumes; three routing passes and one report task are waiting
     for _ in range(3):
@@ -353,7 +354,7 @@ def test_a_worker_process_routes_and_the_web_endpoint_adds_up_its_counters(
 def test_multiprocess_files_are_named_after_the_host_and_the_process(tmp_path: Path) -> None:
     """Two containers sharing the directory both have a process 7: their files must differ."""
     code = (
-        "from metrics import instruments\n"
+        "from kernel import instruments\n"
         "instruments.outbound_retry('sms')\n"
         "instruments.console_sockets(3)\n"
         "print(instruments.process_id())\n"

@@ -10,16 +10,16 @@ from pathlib import Path
 
 import yaml
 
-from contactcentre.celery import (
+from contactcentre.celery import app
+from contactcentre.embedded import load_task_modules
+from kernel.queues import (
     DEFAULT_QUEUE,
     INGEST_QUEUE,
     OUTBOUND_QUEUE,
     QUEUES,
     REPORTS_QUEUE,
     ROUTE_QUEUE,
-    app,
 )
-from contactcentre.embedded import load_task_modules
 
 ROOT = Path(__file__).resolve().parents[2]
 

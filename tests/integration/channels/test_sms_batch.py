@@ -14,11 +14,11 @@ from channels_inbound.models import Endpoint
 from channels_inbound.sms import actions
 from channels_inbound.sms.models import InboundSms
 from configuration.models import Queue
-from contactcentre.celery import QUEUES
 from contacts.actions import resolve_contact
 from contacts.models import Contact, ContactIdentity
 from interactions.lifecycle import Status
 from interactions.models import Interaction, InteractionTransition, Message
+from kernel.queues import QUEUES
 from supervision.models import QueueDayStats
 from tests.support import celery_broker, start_workers, stop_workers
 
