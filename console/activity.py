@@ -28,9 +28,8 @@ from django.views.decorators.http import require_GET
 from contacts.identity import InvalidIdentity, normalize_email, normalize_phone
 from contacts.models import ContactIdentity
 from interactions.models import Interaction, InteractionTransition, Message
+from kernel.audit import AccessAction, log_access
 from organisations import authz
-from privacy.audit import log_access
-from privacy.models import AccessAction
 from supervision.periods import PARIS, Period
 from supervision.reports import ReportFilter
 from supervision.rollup import period_report

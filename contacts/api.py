@@ -11,10 +11,9 @@ from rest_framework.decorators import action
 from rest_framework.request import Request
 from rest_framework.response import Response
 
+from kernel.audit import AccessAction, log_access
 from organisations import authz
 from organisations.api_scope import ScopedViewSetMixin, audit_user, int_param, request_user
-from privacy.audit import log_access
-from privacy.models import AccessAction
 
 from .actions import (
     CONTACT_FIELDS,

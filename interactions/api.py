@@ -13,6 +13,7 @@ from rest_framework.response import Response
 
 from configuration.models import Queue
 from contacts.models import Contact
+from kernel.audit import AccessAction, log_access
 from organisations import authz
 from organisations.api_scope import (
     ScopedViewSetMixin,
@@ -21,8 +22,6 @@ from organisations.api_scope import (
     request_user,
 )
 from organisations.models import OrganisationRequired
-from privacy.audit import log_access
-from privacy.models import AccessAction
 
 from .actions import do_create_interaction, do_set_interaction_status
 from .lifecycle import Status

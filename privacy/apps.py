@@ -9,7 +9,13 @@ class PrivacyConfig(AppConfig):
     verbose_name = _("Personal data")
 
     def ready(self) -> None:
+        from kernel.audit import set_access_recorder
+
+        from .audit import record_access
         from .triggers import install_after_migrate, on_connection_created
+
+        # Every access to personal data (kernel.audit.log_access) is written to the access log.
+        set_access_recorder(record_access)
 
         # The embedded SQLite default: the audit triggers' functions on every connection, the
         # triggers themselves after every migrate (docs/quality-and-privacy.md, "Audit log").

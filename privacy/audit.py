@@ -1,9 +1,11 @@
-"""Writing the access log: one call in each view that shows citizen data.
+"""Writing the access log: the privacy app's access recorder behind ``kernel.audit``.
 
-``log_access(request.user, AccessAction.VIEW_THREAD, interaction)`` records who saw what and
-when. Rows name objects by type and id only (never a citizen's number, address, name or text),
-so they survive an erasure unchanged. Configuration changes are written by PostgreSQL triggers
-instead (migration 0002), which ``QuerySet.update()`` cannot bypass.
+Views that show citizen data call ``kernel.audit.log_access(request.user,
+AccessAction.VIEW_THREAD, interaction)``; :func:`record_access`, registered by
+``PrivacyConfig.ready()``, writes the line in the caller's transaction. Rows name objects by
+type and id only (never a citizen's number, address, name or text), so they survive an erasure
+unchanged. Configuration changes are written by PostgreSQL triggers instead (migration 0002),
+which ``QuerySet.update()`` cannot bypass.
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ from django.db.models import Model
 
 from organisations.authz import Principal
 
-from .models import AccessAction, AccessLog
+from .models import AccessLog
 
 
 def _organisation_id(obj: Model | None) -> int | None:
@@ -28,14 +30,13 @@ def _organisation_id(obj: Model | None) -> int | None:
     return org
 
 
-def log_access(
+def record_access(
     user: Any,
-    action: AccessAction | str,
-    obj: Model | None = None,
-    *,
-    organisation_id: int | None = None,
-    **details: Any,
-) -> AccessLog:
+    action: str,
+    obj: Model | None,
+    organisation_id: int | None,
+    details: dict[str, Any],
+) -> None:
     """Append one line to the access log (in the caller's transaction)."""
     authenticated = bool(getattr(user, "is_authenticated", False))
     if authenticated:
@@ -44,11 +45,11 @@ def log_access(
         actor_id, actor_name = None, f"token:{user.token_name}"
     else:  # the system (the purge)
         actor_id, actor_name = None, ""
-    return AccessLog.objects.create(
+    AccessLog.objects.create(
         actor_id=actor_id,
         actor_name=actor_name[:150],
         organisation_id=organisation_id if organisation_id is not None else _organisation_id(obj),
-        action=str(action),
+        action=action,
         object_type=obj._meta.label_lower if obj is not None else "",
         object_id=str(obj.pk) if obj is not None else "",
         details=details,

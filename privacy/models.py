@@ -9,6 +9,7 @@ from django.db import models
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
+from kernel.audit import AccessAction
 from organisations.models import Organisation, OrganisationOwned
 
 
@@ -40,20 +41,6 @@ class RetentionPolicy(OrganisationOwned):
 
     def __str__(self) -> str:
         return f"{self.organisation_id}: {self.data_class} {self.days} d"
-
-
-class AccessAction(models.TextChoices):
-    VIEW_CITIZEN = "view_citizen", _("viewed a citizen record")
-    VIEW_THREAD = "view_thread", _("viewed a conversation")
-    VIEW_ATTACHMENT = "view_attachment", _("opened an attachment")
-    SEARCH = "search", _("searched citizens")
-    EXPORT = "export", _("exported a citizen's data")
-    RECTIFY = "rectify", _("rectified a citizen record")
-    ERASE = "erase", _("erased a citizen")
-    ERASE_REFUSED = "erase_refused", _("erasure refused")
-    CONFIG = "config", _("changed the configuration")
-    RETENTION = "retention", _("changed a retention duration")
-    PURGE = "purge", _("retention purge")
 
 
 class AccessLog(models.Model):

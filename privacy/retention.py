@@ -27,6 +27,7 @@ from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from interactions.lifecycle import Status
+from kernel.audit import log_access
 
 from .models import AccessLog, DataClass, RetentionPolicy
 
@@ -372,8 +373,6 @@ def purge(*, now: datetime | None = None, dry_run: bool = False) -> list[Line]:
                 if count:
                     lines.append(Line(org, str(data_class), step.label, days[data_class], count))
     if not dry_run and lines:
-        from .audit import log_access
-
         for org in {line.organisation_id for line in lines}:
             log_access(
                 None,

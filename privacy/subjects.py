@@ -30,10 +30,10 @@ from contacts.identity import InvalidIdentity
 from contacts.models import Case, Contact, ContactIdentity, IdentityKind, IdentityRemoval
 from interactions.lifecycle import OPEN_STATUSES
 from interactions.models import Interaction, InteractionTransition, Message
+from kernel.audit import AccessAction, log_access
 from organisations import authz
 
-from .audit import log_access
-from .models import AccessAction, AccessLog
+from .models import AccessLog
 from .retention import drop_attachments
 
 ERASED_NAME = ""

@@ -22,12 +22,12 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 
 from contacts.actions import ContactError
 from contacts.models import Contact
+from kernel.audit import AccessAction, log_access
 from organisations import authz
 from organisations.models import Organisation
 
 from . import subjects
-from .audit import log_access
-from .models import AccessAction, AccessLog, DataClass, RetentionPolicy
+from .models import AccessLog, DataClass, RetentionPolicy
 from .retention import default_days, durations
 
 View = Callable[..., HttpResponse]
