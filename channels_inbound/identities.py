@@ -22,6 +22,7 @@ from collections.abc import Iterable
 from contacts.actions import ContactError, normalize_identity
 from contacts.identity import InvalidIdentity
 from contacts.models import ContactIdentity, IdentityKind
+from interactions.channels import Channel
 from interactions.lifecycle import OPEN_STATUSES
 from interactions.models import Interaction
 
@@ -51,8 +52,8 @@ def identities_in_use(contact_id: int) -> set[tuple[str, str]]:
     ).values_list("pk", "channel"):
         by_channel[channel].append(pk)
     used: set[tuple[str, str]] = set()
-    if by_channel.get("sms"):
-        ids = by_channel["sms"]
+    if by_channel.get(Channel.SMS):
+        ids = by_channel[Channel.SMS]
         inbound = InboundSms.objects.filter(message__interaction_id__in=ids)
         used |= _normalised(IdentityKind.PHONE, inbound.values_list("sender", flat=True))
         used |= _normalised(
@@ -69,13 +70,13 @@ def identities_in_use(contact_id: int) -> set[tuple[str, str]]:
             )
             if first_phone is not None:
                 used.add((IdentityKind.PHONE, first_phone))
-    if by_channel.get("voice"):
-        calls = Call.objects.filter(interaction_id__in=by_channel["voice"])
+    if by_channel.get(Channel.VOICE):
+        calls = Call.objects.filter(interaction_id__in=by_channel[Channel.VOICE])
         used |= _normalised(IdentityKind.PHONE, calls.values_list("caller_e164", flat=True))
-    if by_channel.get("email"):
-        entries = EmailThreadEntry.objects.filter(interaction_id__in=by_channel["email"])
+    if by_channel.get(Channel.EMAIL):
+        entries = EmailThreadEntry.objects.filter(interaction_id__in=by_channel[Channel.EMAIL])
         used |= _normalised(IdentityKind.EMAIL, entries.values_list("citizen_address", flat=True))
-    if by_channel.get("chat"):
-        sessions = ChatSession.objects.filter(interaction_id__in=by_channel["chat"])
+    if by_channel.get(Channel.CHAT):
+        sessions = ChatSession.objects.filter(interaction_id__in=by_channel[Channel.CHAT])
         used |= _normalised(IdentityKind.CHAT, sessions.values_list("visitor_id", flat=True))
     return used

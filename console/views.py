@@ -268,7 +268,7 @@ def _mine(request: HttpRequest, interaction_id: int) -> Interaction:
 
 def chat_ended(interaction: Interaction) -> bool:
     """The citizen left this chat (``chat.ended``): nothing can reach them any more."""
-    if interaction.channel != "chat":
+    if interaction.channel != Channel.CHAT:
         return False
     from channels_inbound.chat.models import ChatSession, ChatState
 
@@ -363,19 +363,19 @@ def _switch_channels(interaction: Interaction) -> set[str]:
             contact_id=interaction.contact_id, kind__in=[IdentityKind.EMAIL, IdentityKind.PHONE]
         ).values_list("kind", flat=True)
     )
-    found = set()
+    found: set[str] = set()
     if IdentityKind.EMAIL in kinds and (
         Endpoint.objects.filter(
-            channel="email", active=True, organisation_id=interaction.organisation_id
+            channel=Channel.EMAIL, active=True, organisation_id=interaction.organisation_id
         ).exists()
     ):
-        found.add("email")
+        found.add(Channel.EMAIL)
     if IdentityKind.PHONE in kinds and (
         Endpoint.objects.filter(
-            channel="sms", active=True, queue_id=interaction.queue_id or 0
+            channel=Channel.SMS, active=True, queue_id=interaction.queue_id or 0
         ).exists()
     ):
-        found.add("sms")
+        found.add(Channel.SMS)
     return found
 
 
@@ -409,7 +409,7 @@ def _deliveries(interaction: Interaction, messages: list[Any]) -> dict[int, dict
             "retry": mine and m.delivery_status in RETRYABLE,
             "switch": other if mine and other in switch else "",
             "switch_label": _("Send by e-mail instead")
-            if other == "email"
+            if other == Channel.EMAIL
             else _("Send by SMS instead"),
         }
     return found
@@ -426,7 +426,7 @@ def _thread_context(interaction: Interaction) -> dict[str, Any]:
     )
     for message in messages:
         html = ""
-        if interaction.channel == "email" and message.html:
+        if interaction.channel == Channel.EMAIL and message.html:
             html = render_email_html(message.html)
         items.append(
             {
@@ -450,7 +450,7 @@ def _thread_context(interaction: Interaction) -> dict[str, Any]:
 def _citizen_name(interaction: Interaction) -> str:
     """The name the citizen gave: a chat's pre-chat form (this conversation's, even when the
     visitor gave another name before), else their record's."""
-    if interaction.channel == "chat":
+    if interaction.channel == Channel.CHAT:
         from channels_inbound.chat.models import ChatSession
 
         given = (
@@ -487,7 +487,7 @@ def workspace(request: HttpRequest, interaction_id: int) -> HttpResponse:
         key=lambda c: (c.language != language, c.title),
     )
     colleagues = _transfer_candidates(request, interaction, agent)
-    is_email = interaction.channel == "email"
+    is_email = interaction.channel == Channel.EMAIL
     context = {
         **_thread_context(interaction),
         "canned": canned,
@@ -593,7 +593,7 @@ def reply(request: HttpRequest, interaction_id: int) -> HttpResponse:
             status=409,
         )
     # An e-mail reply carries the subject the agent may have edited (absent: the proposed one).
-    subject = request.POST.get("subject") if interaction.channel == "email" else None
+    subject = request.POST.get("subject") if interaction.channel == Channel.EMAIL else None
     # A ReplyError (400, its message) means nothing was sent; the console keeps what the agent
     # typed (the form is not reset).
     message = send_reply(
@@ -642,7 +642,7 @@ def retry_message(request: HttpRequest, message_id: int) -> HttpResponse:
 def _send_again(interaction: Interaction, message: Any, author_id: int) -> Any:
     """The same text through the normal reply path (an e-mail keeps the subject it had)."""
     subject = None
-    if message.channel == "email":
+    if message.channel == Channel.EMAIL:
         from channels_inbound.email.models import EmailThreadEntry
 
         subject = (
@@ -666,7 +666,7 @@ def _send_elsewhere(interaction: Interaction, channel: str, text: str, author_id
     from interactions.models import Message
 
     author = get_user_model().objects.get(pk=author_id)
-    kind = IdentityKind.EMAIL if channel == "email" else IdentityKind.PHONE
+    kind = IdentityKind.EMAIL if channel == Channel.EMAIL else IdentityKind.PHONE
     to = (
         ContactIdentity.objects.filter(contact_id=interaction.contact_id or 0, kind=kind)
         .order_by("id")
@@ -676,7 +676,7 @@ def _send_elsewhere(interaction: Interaction, channel: str, text: str, author_id
     if not to:
         raise ReplyError(_("This message cannot be sent on this channel."))
     with transaction.atomic():
-        if channel == "email":
+        if channel == Channel.EMAIL:
             sent = _record_email(interaction, to=to, text=text, author=author)
         else:
             sent = _record_sms(interaction, text=text, author=author)
@@ -692,7 +692,7 @@ def _record_email(interaction: Interaction, *, to: str, text: str, author: Any) 
     from channels_inbound.models import Endpoint
 
     mailboxes = Endpoint.objects.filter(
-        channel="email", active=True, organisation_id=interaction.organisation_id
+        channel=Channel.EMAIL, active=True, organisation_id=interaction.organisation_id
     ).order_by("id")
     ours = (
         mailboxes.filter(queue_id=interaction.queue_id or 0)
@@ -723,7 +723,7 @@ def _record_sms(interaction: Interaction, *, text: str, author: Any) -> Any:
     """The SMS reply path (``send_reply``: STOP, length and number checks with their messages)
     on a conversation of another channel: it sends to the citizen's first number (the identity
     checked by the caller) from the queue's SMS number, recorded as an SMS."""
-    return send_reply(interaction=interaction, author_id=author.pk, text=text, channel="sms")
+    return send_reply(interaction=interaction, author_id=author.pk, text=text, channel=Channel.SMS)
 
 
 @agent_required

@@ -13,23 +13,31 @@ from django.contrib.auth.models import AnonymousUser, User
 from django.db import transaction
 from django.db.models import Max
 from django.utils import timezone
+from django.utils.translation import gettext as _
 
 from configuration.models import Queue, Skill
+from kernel.errors import ApplicationError, ErrorKind, SingleCodeError
 from organisations import authz
 
 from .models import EndpointFlow, Flow, FlowVersion
 from .schema import Problem, find_problems
 
 
-class FlowValidationError(ValueError):
+class FlowValidationError(ApplicationError, ValueError):
+    """The graph has problems: ``errors``, their technical lines (the message, for the logs and
+    API users), and ``problems``, which ``flows.problems.describe`` says in words."""
+
     def __init__(self, errors: list[str], problems: list[Problem] | None = None) -> None:
         self.errors = errors
         self.problems = problems or []
-        super().__init__("; ".join(errors))
+        super().__init__("invalid_flow", "; ".join(errors))
 
 
-class FlowNotDraft(ValueError):
+class FlowNotDraft(SingleCodeError, ValueError):
     """Only a draft version can be edited or published."""
+
+    kind = ErrorKind.CONFLICT
+    default_code = "not_draft"
 
 
 def _user(actor: User | AnonymousUser | None) -> User | None:
@@ -89,7 +97,10 @@ def do_publish_flow_version(
         flow = Flow.objects.select_for_update().get(pk=version.flow_id)
         locked = FlowVersion.objects.select_for_update().get(pk=version.pk)
         if locked.status != FlowVersion.Status.DRAFT:
-            raise FlowNotDraft(f"version {locked.number} is {locked.status}, not a draft")
+            raise FlowNotDraft(
+                _("Version %(n)s is not a draft: only a draft can be published.")
+                % {"n": locked.number}
+            )
         FlowVersion.objects.filter(flow=flow, status=FlowVersion.Status.PUBLISHED).update(
             status=FlowVersion.Status.ARCHIVED
         )

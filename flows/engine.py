@@ -18,13 +18,17 @@ from dataclasses import asdict, dataclass, field, replace
 from datetime import datetime
 from typing import Any
 
+from kernel.errors import ApplicationError
+
 from .calendar import Opening, opening_at
 
 MAX_STEPS = 100  # a guard: validation already refuses loops that never wait for input
 
 
-class FlowError(Exception):
-    """The graph cannot be run from here (unknown node, loop...)."""
+class FlowError(ApplicationError):
+    """The graph cannot be run from here; ``code`` says why (``unknown_node``, ``unknown_type``,
+    ``loops``, ``not_waiting``), the message is the technical line. Validation refuses such a
+    graph before it is saved or tested (``flows.schema``): this is the engine's own guard."""
 
 
 # --- Actions ----------------------------------------------------------------------------------
@@ -166,7 +170,7 @@ def _node(graph: Mapping[str, Any], node_id: str) -> Mapping[str, Any]:
     try:
         node: Mapping[str, Any] = graph["nodes"][node_id]
     except KeyError:
-        raise FlowError(f"no node named {node_id!r}") from None
+        raise FlowError("unknown_node", f"no node named {node_id!r}") from None
     return node
 
 
@@ -279,8 +283,8 @@ def _run(
             actions.append(Hangup())
             return actions, session
         else:
-            raise FlowError(f"unknown node type {kind!r}")
-    raise FlowError(f"more than {MAX_STEPS} steps without input: the flow loops")
+            raise FlowError("unknown_type", f"unknown node type {kind!r}")
+    raise FlowError("loops", f"more than {MAX_STEPS} steps without input: the flow loops")
 
 
 def start(graph: Mapping[str, Any], *, context: Context) -> Step:
@@ -301,7 +305,7 @@ def resume(
     """
     node = _node(graph, session.node_id)
     if node["type"] not in ("menu", "survey"):
-        raise FlowError(f"node {session.node_id!r} does not wait for input")
+        raise FlowError("not_waiting", f"node {session.node_id!r} does not wait for input")
     choice = (user_input or "").strip()
     if node["type"] == "survey" and choice in SURVEY_KEYS:
         rated = replace(
@@ -338,7 +342,7 @@ def ask_again(graph: Mapping[str, Any], *, session: Session) -> Step:
     """Repeat the question the session is waiting on (a late or replayed answer)."""
     node = _node(graph, session.node_id)
     if node["type"] not in ("menu", "survey"):
-        raise FlowError(f"node {session.node_id!r} does not wait for input")
+        raise FlowError("not_waiting", f"node {session.node_id!r} does not wait for input")
     return Step((_ask(session.node_id, node, session),), session)
 
 

@@ -9,6 +9,11 @@ that turn errors into answers:
 - the REST API's exception handler (``kernel.api_errors``): ``{"code", "detail"}``;
 - the agent console's endpoints (``console.views``): ``{"ok": false, "message", "code"}``.
 
+The citizen's own answers keep the shapes their scripts read, with the same codes and statuses:
+the chat widget's socket sends ``{"type": "error", "code"}`` (the widget words the code from
+the strings it was given), its configuration and the chat survey answer ``{"error": code}``
+with ``http_status``.
+
 So a view never catches an action's error only to restate its status: it catches one when it
 words the refusal differently for its own audience (the console hides whether an offer was
 somebody else's or is gone; a supervisor and an agent read a transfer refusal differently).
@@ -30,6 +35,7 @@ class ErrorKind(StrEnum):
     FORBIDDEN = "forbidden"  # this caller may not do it: 403
     NOT_FOUND = "not_found"  # nothing of that name (for this caller): 404
     CONFLICT = "conflict"  # the state of the data does not allow it now: 409
+    GONE = "gone"  # it existed and is over for good (an expired survey link): 410
 
 
 HTTP_STATUS: Mapping[ErrorKind, int] = {
@@ -37,6 +43,7 @@ HTTP_STATUS: Mapping[ErrorKind, int] = {
     ErrorKind.FORBIDDEN: 403,
     ErrorKind.NOT_FOUND: 404,
     ErrorKind.CONFLICT: 409,
+    ErrorKind.GONE: 410,
 }
 
 

@@ -14,6 +14,7 @@ from django.utils.translation import gettext as _
 
 from channels_inbound.chat.events import chat_group
 from channels_inbound.chat.models import ChatSession
+from interactions.channels import Channel
 from interactions.lifecycle import Status
 from interactions.models import Interaction
 from kernel import event_catalogue
@@ -28,7 +29,7 @@ def offer_follow_link_at_chat_end(
     *, interaction: Interaction, from_status: str, to_status: str, now: datetime, **kw: Any
 ) -> None:
     if (
-        interaction.channel != "chat"
+        interaction.channel != Channel.CHAT
         or to_status not in ENDED
         or from_status in ENDED
         or interaction.queued_at is None

@@ -21,6 +21,7 @@ from django.db.models.functions import RowNumber
 from agents.models import AgentPresence, AgentProfile, AgentSkill, AgentState
 from configuration.models import EscalationStep as EscalationStepRow
 from configuration.models import Queue, Skill
+from interactions.channels import Channel
 from interactions.lifecycle import Status
 from interactions.models import Interaction, Message
 
@@ -194,10 +195,7 @@ def _available_agent_rows_pg(cutoff: datetime) -> AgentRows:
 
 
 def capacity_of(row: Mapping[str, Any]) -> dict[str, int]:
-    return {
-        channel: int(row[f"agent__capacity_{channel}"])
-        for channel in ("voice", "chat", "email", "sms")
-    }
+    return {channel: int(row[f"agent__capacity_{channel}"]) for channel in Channel}
 
 
 def exclusive_channels(voice_exclusive: bool) -> frozenset[str]:

@@ -35,6 +35,7 @@ from django.conf import settings
 
 from agents.models import AgentPresence, AgentProfile, AgentSkill, AgentState, AgentStateChange
 from configuration.models import Queue
+from interactions.channels import Channel
 from interactions.models import Interaction
 from routing import selectors as routing_selectors
 from routing.models import Offer, OfferStatus
@@ -193,7 +194,7 @@ def record(start: datetime, end: datetime, *, scope: Scope | None = None) -> Rec
             wrap = r["wrap_up_at"]
             if wrap is not None and f.answered_at <= wrap <= f.closed_at:
                 hold = _secs(f.answered_at, wrap)
-                if f.channel == "voice":  # the agent's after-call work: no offer meanwhile
+                if f.channel == Channel.VOICE:  # the agent's after-call work: no offer meanwhile
                     after_work = min(_secs(wrap, f.closed_at), wrap_up_s)
         skills = dict(r["required_skills"] or {})
         if r["organisation_id"] is not None:

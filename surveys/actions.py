@@ -27,10 +27,12 @@ from django.db import transaction
 from django.urls import reverse
 from django.utils import timezone, translation
 from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
 
 from interactions.channels import Channel
 from interactions.lifecycle import Status
 from interactions.models import Interaction
+from kernel.errors import ApplicationError, ErrorKind
 from supervision.actions import do_record_satisfaction
 from supervision.models import SatisfactionResponse
 
@@ -44,12 +46,26 @@ FOLLOW_UP_CHANNELS = (Channel.CHAT.value, Channel.SMS.value, Channel.EMAIL.value
 MAX_COMMENT_CHARS = 2000
 
 
-class SurveyError(Exception):
-    """The answer cannot be recorded (``code`` says why: expired, not_open, bad_score)."""
+class SurveyError(ApplicationError):
+    """The answer cannot be recorded; ``code`` says why: ``bad_score``, ``not_open`` (never
+    sent), ``already_answered``, ``expired`` (410) or ``invalid`` (a link that is not one of
+    ours, 404). ``detail`` is for the logs; the messages are the citizen's."""
 
-    def __init__(self, code: str, message: str = "") -> None:
-        self.code = code
-        super().__init__(message or code)
+    kind = ErrorKind.CONFLICT
+    kinds = {
+        "bad_score": ErrorKind.INVALID,
+        "expired": ErrorKind.GONE,
+        "invalid": ErrorKind.NOT_FOUND,
+    }
+    messages = {
+        "bad_score": gettext_lazy("Choose a rating from 1 to 5."),
+        "already_answered": gettext_lazy("You have already answered this survey. Thank you."),
+        "expired": gettext_lazy("This survey has expired."),
+    }
+
+    def __init__(self, code: str, detail: str = "") -> None:
+        super().__init__(code)
+        self.detail = detail or code
 
 
 class AlreadyAnswered(SurveyError):
@@ -108,7 +124,7 @@ def do_schedule_survey(*, interaction: Interaction, now: datetime) -> SurveyInvi
     survey = settings_for(interaction.queue_id)
     if survey is None or not survey.on(interaction.channel):
         return None
-    delay = 0 if interaction.channel == "chat" else survey.delay_seconds
+    delay = 0 if interaction.channel == Channel.CHAT else survey.delay_seconds
     invitation, created = SurveyInvitation.objects.get_or_create(
         interaction=interaction,
         defaults={
@@ -161,7 +177,9 @@ def do_send_survey(*, invitation_id: int, now: datetime | None = None) -> Survey
         if survey is None or not survey.on(invitation.channel):
             return _skip(invitation, "survey_off")
         text = question(survey, invitation.language)
-        send = {"sms": _send_sms, "email": _send_email, "chat": _send_chat}[invitation.channel]
+        send = {Channel.SMS: _send_sms, Channel.EMAIL: _send_email, Channel.CHAT: _send_chat}[
+            Channel(invitation.channel)
+        ]
         reason = send(invitation, text)
         if reason:
             return _skip(invitation, reason)
@@ -181,16 +199,14 @@ def _skip(invitation: SurveyInvitation, reason: str) -> SurveyInvitation:
 
 def _send_sms(invitation: SurveyInvitation, text: str) -> str:
     """Through the SMS reply path (recorded on the interaction, sent with its retries)."""
-    from channels_inbound.sms.actions import SmsError, SmsOptedOut, do_send_sms
+    from channels_inbound.sms.actions import SmsError, do_send_sms
 
     with translation.override(invitation.language):
         body = text + " " + _("Reply with a number from 1 to 5.")
     try:
         outbound = do_send_sms(interaction=invitation.interaction, text=body)
-    except SmsOptedOut:
-        return "opted_out"
-    except SmsError as exc:
-        return str(exc)
+    except SmsError as exc:  # opted_out, no_recipient, no_number...
+        return exc.code
     invitation.address, invitation.our_address = address_key(outbound.to), outbound.from_number
     return ""
 
@@ -296,9 +312,9 @@ def chat_survey_frame(invitation: SurveyInvitation, text: str) -> dict[str, obje
                 "comment_label": _("Your comment (optional)"),
                 "send": _("Send my rating"),
                 "thanks": _("Thank you for your answer."),
-                "required": _("Choose a rating from 1 to 5."),
-                "already": _("You have already answered this survey. Thank you."),
-                "expired": _("This survey has expired."),
+                "required": str(SurveyError.messages["bad_score"]),
+                "already": str(SurveyError.messages["already_answered"]),
+                "expired": str(SurveyError.messages["expired"]),
                 "error": _("Your answer could not be sent. Please try again."),
             },
         }
@@ -311,7 +327,9 @@ def open_chat_survey(interaction_id: int | None) -> dict[str, object] | None:
         return None
     invitation = (
         SurveyInvitation.objects.select_related("interaction")
-        .filter(interaction_id=interaction_id, channel="chat", status=SurveyInvitation.Status.SENT)
+        .filter(
+            interaction_id=interaction_id, channel=Channel.CHAT, status=SurveyInvitation.Status.SENT
+        )
         .first()
     )
     if invitation is None or invitation.sent_at is None:
@@ -385,7 +403,7 @@ def do_open_voice_survey(*, interaction: Interaction, now: datetime) -> SurveyIn
     invitation, created = SurveyInvitation.objects.get_or_create(
         interaction=interaction,
         defaults={
-            "channel": "voice",
+            "channel": Channel.VOICE,
             "language": language_of(interaction),
             "due_at": now,
             "sent_at": now,
@@ -399,5 +417,5 @@ def ended(interaction: Interaction, to_status: str) -> bool:
     """Has the conversation ended for the citizen? Closed; for a chat, also its wrap-up (the
     citizen is still in the window, the agent writes their notes)."""
     return to_status == Status.CLOSED or (
-        interaction.channel == "chat" and to_status == Status.WRAP_UP
+        interaction.channel == Channel.CHAT and to_status == Status.WRAP_UP
     )

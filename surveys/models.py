@@ -11,6 +11,8 @@ from django.db import models
 from django.utils.translation import gettext_lazy as _
 from django.utils.translation import pgettext_lazy
 
+from interactions.channels import Channel
+
 
 class SurveySettings(models.Model):
     """The satisfaction survey of one queue: on or off, per channel, its delay and its text."""
@@ -102,7 +104,7 @@ class SurveyInvitation(models.Model):
             ),
             models.Index(
                 fields=["address", "sent_at"],
-                condition=models.Q(status="sent", channel="sms"),
+                condition=models.Q(status="sent", channel=Channel.SMS),
                 name="survey_invitation_sms_idx",
             ),
         ]

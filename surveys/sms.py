@@ -18,6 +18,7 @@ from django.conf import settings
 from django.utils import timezone
 
 from contacts.actions import phone_or_none
+from interactions.channels import Channel
 
 from .actions import AlreadyAnswered, SurveyError, address_key, do_answer_survey
 from .answers import parse_answer
@@ -39,7 +40,7 @@ def _open_invitation(inbound: InboundSms) -> SurveyInvitation | None:
     since = timezone.now() - timedelta(seconds=settings.SURVEY_ANSWER_MAX_AGE_SECONDS)
     return (
         SurveyInvitation.objects.filter(
-            channel="sms",
+            channel=Channel.SMS,
             status=SurveyInvitation.Status.SENT,
             address=address_key(_phone(inbound.sender)),
             our_address=_phone(inbound.recipient),

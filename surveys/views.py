@@ -121,22 +121,20 @@ def _json(data: dict[str, Any], status: int = 200) -> JsonResponse:
 def chat_answer(request: HttpRequest, token: str) -> HttpResponse:
     """The chat window's rating (form-encoded ``score`` and ``comment``): JSON, for any origin."""
     invitation, state = _invitation(token)
-    if invitation is None:
-        return _json({"ok": False, "error": state}, STATUS_OF[state])
     score = _score(request.POST.get("score"))
-    if score is None:
-        return _json({"ok": False, "error": "bad_score"}, 400)
     try:
+        if invitation is None:
+            raise SurveyError(state)  # invalid (404) or expired (410)
+        if score is None:
+            raise SurveyError("bad_score")
         with transaction.atomic():
             do_answer_survey(
                 invitation_id=invitation.pk,
                 score=score,
                 comment=str(request.POST.get("comment", "")),
             )
-    except AlreadyAnswered:
-        return _json({"ok": False, "error": "already_answered"}, 409)
-    except SurveyError as exc:
-        return _json({"ok": False, "error": exc.code}, 410 if exc.code == "expired" else 409)
+    except SurveyError as exc:  # its code for the widget, the status of its kind
+        return _json({"ok": False, "error": exc.code}, exc.http_status)
     return _json({"ok": True})
 
 

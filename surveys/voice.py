@@ -31,6 +31,7 @@ from channels_inbound.voice.actions import tts_locale, webhook_url
 from channels_inbound.voice.models import Call
 from flows import engine
 from interactions.actions import StaleTransition, do_transition_interaction
+from interactions.channels import Channel
 from interactions.lifecycle import Status
 from interactions.models import Interaction
 
@@ -74,7 +75,7 @@ def post_call_survey(
     off for this queue, or this interaction already had its one survey)."""
     now = now or timezone.now()
     survey = settings_for(interaction.queue_id)
-    if survey is None or not survey.on("voice"):
+    if survey is None or not survey.on(Channel.VOICE):
         return None
     with transaction.atomic():
         call = Call.objects.select_for_update().get(pk=call.pk)

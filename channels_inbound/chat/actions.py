@@ -38,12 +38,14 @@ from configuration.models import Queue
 from flows import engine
 from flows.selectors import published_version_for_endpoint
 from interactions.actions import StaleTransition, do_record_message, do_transition_interaction
+from interactions.channels import Channel
 from interactions.lifecycle import OPEN_STATUSES, WAITING_STATUSES, Status
 from interactions.models import Interaction, Message
 from kernel import event_catalogue
 from kernel.events import agent_group, publish
 from routing.models import Offer, OfferStatus
 
+from .errors import ChatError
 from .events import chat_group, send_now_sync
 from .models import ChatSession, ChatState, ChatTopic, ChatWidget
 from .selectors import agent_name, display_state, message_entry, start_message_id
@@ -53,14 +55,6 @@ logger = logging.getLogger(__name__)
 
 CLIENT_ID_RE = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 MAX_NAME_CHARS = 100
-
-
-class ChatError(Exception):
-    """A request the chat cannot satisfy; ``code`` is what the widget shows (``error_<code>``)."""
-
-    def __init__(self, code: str, detail: str = "") -> None:
-        self.code = code
-        super().__init__(detail or code)
 
 
 # --- Helpers ------------------------------------------------------------------------------------
@@ -237,7 +231,7 @@ def _hand_over(
             subject = session.topic_label or _("Web chat")
         result = do_ingest_message(
             InboundMessage(
-                channel="chat",
+                channel=Channel.CHAT,
                 sender=session.visitor_id,
                 recipient=widget.key,
                 text=_flow_summary(session),
@@ -357,7 +351,7 @@ def do_receive_citizen_message(
             client_id = None
         provider_id = f"{session.thread_ref}:{client_id}" if client_id else None
         if provider_id:
-            stored = Message.objects.filter(channel="chat", provider_id=provider_id).first()
+            stored = Message.objects.filter(channel=Channel.CHAT, provider_id=provider_id).first()
             if stored is not None:
                 return CitizenMessage(stored, message_entry(stored, client_id=client_id or ""))
         status = interaction.status if interaction else None
@@ -365,7 +359,7 @@ def do_receive_citizen_message(
             raise ChatError("ended")
         result = do_ingest_message(
             InboundMessage(
-                channel="chat",
+                channel=Channel.CHAT,
                 sender=session.visitor_id,
                 recipient=session.widget.key,
                 text=text,
@@ -397,7 +391,7 @@ def do_send_chat_message(*, interaction_id: int, author_id: int, text: str) -> M
         raise ChatError("unavailable", f"no active user {author_id}")
     with transaction.atomic():
         interaction = Interaction.objects.filter(pk=interaction_id).first()
-        if interaction is None or interaction.channel != "chat":
+        if interaction is None or interaction.channel != Channel.CHAT:
             raise ChatError("not_chat", f"interaction {interaction_id} is not a web chat")
         if interaction.status not in OPEN_STATUSES:
             raise ChatError("ended", f"interaction {interaction_id} is {interaction.status}")
@@ -421,7 +415,7 @@ def do_send_agent_typing(
     console may call this repeatedly while the agent types and never send ``typing=False``.
     With ``agent_id``, nothing is shown unless that agent handles the chat."""
     row = (
-        Interaction.objects.filter(pk=interaction_id, channel="chat")
+        Interaction.objects.filter(pk=interaction_id, channel=Channel.CHAT)
         .values("assigned_agent_id")
         .first()
     )

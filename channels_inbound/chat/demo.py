@@ -11,6 +11,7 @@ from channels_inbound.models import Endpoint
 from configuration.models import Queue
 from flows.actions import do_create_flow_version, do_publish_flow_version
 from flows.models import EndpointFlow, Flow
+from interactions.channels import Channel
 
 from .models import ChatTopic, ChatWidget
 
@@ -46,7 +47,7 @@ DEMO_FLOW: dict[str, Any] = {
 
 def create_demo_widget(queue: Queue, *, origins: str = "") -> ChatWidget:
     endpoint = Endpoint.objects.create(
-        channel="chat", address=DEMO_KEY, name="Mairie de Villeurbanne", queue=queue
+        channel=Channel.CHAT, address=DEMO_KEY, name="Mairie de Villeurbanne", queue=queue
     )
     widget = ChatWidget.objects.create(
         endpoint=endpoint, title="Mairie de Villeurbanne", allowed_origins=origins

@@ -17,6 +17,7 @@ from django.core.exceptions import ValidationError
 from django.db import models
 from django.utils.translation import gettext_lazy as _
 
+from interactions.channels import Channel
 from organisations.models import OrganisationOwned
 
 DEFAULT_PORTS = {"http": 80, "https": 443}
@@ -86,7 +87,7 @@ class ChatWidget(OrganisationOwned):
         verbose_name=_("endpoint"),
         on_delete=models.CASCADE,
         related_name="chat_widget",
-        limit_choices_to={"channel": "chat"},
+        limit_choices_to={"channel": Channel.CHAT},
         help_text=_(
             "A web chat endpoint: its address is the widget key, its queue receives the chats, "
             "and the flow bound to it is the bot."
@@ -143,7 +144,7 @@ class ChatWidget(OrganisationOwned):
         return any(origin_matches(origin, allowed) for allowed in self.origins())
 
     def clean(self) -> None:
-        if self.endpoint_id and self.endpoint.channel != "chat":
+        if self.endpoint_id and self.endpoint.channel != Channel.CHAT:
             raise ValidationError({"endpoint": _("Choose a web chat endpoint.")})
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
+from interactions.channels import Channel
 from interactions.models import Interaction
 from kernel import event_catalogue
 from kernel.events import publish
@@ -18,7 +19,7 @@ from .selectors import agent_name, display_state
 def on_status_changed(
     *, interaction: Interaction, from_status: str, to_status: str, now: datetime, **_: Any
 ) -> None:
-    if interaction.channel != "chat":
+    if interaction.channel != Channel.CHAT:
         return
     sessions = list(
         ChatSession.objects.filter(

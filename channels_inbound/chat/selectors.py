@@ -12,6 +12,7 @@ from django.utils import timezone
 
 from agents.models import AgentProfile
 from channels_inbound.voice.selectors import estimated_wait_seconds
+from interactions.channels import Channel
 from interactions.lifecycle import WAITING_STATUSES, Status
 from interactions.models import Interaction, Message, MessageDirection
 from routing.selectors import queue_position
@@ -33,7 +34,7 @@ class WidgetInfo:
 def widget_for_key(key: str) -> ChatWidget | None:
     return (
         ChatWidget.objects.select_related("endpoint__queue")
-        .filter(endpoint__channel="chat", endpoint__address=key, endpoint__active=True)
+        .filter(endpoint__channel=Channel.CHAT, endpoint__address=key, endpoint__active=True)
         .first()
     )
 

@@ -9,6 +9,8 @@ from __future__ import annotations
 from django.utils.translation import gettext as _
 from django.utils.translation import override, pgettext
 
+from .errors import ChatError
+
 LANGUAGES = ("fr", "en")
 
 
@@ -59,18 +61,8 @@ def widget_strings(language: str) -> dict[str, str]:
             "transcript_sent": _(
                 "To receive the conversation, open the link we have just sent to {email}."
             ),
-            "error_email": _("Enter a valid e-mail address."),
-            "error_transcript_limit": _("No more transcripts can be sent for this conversation."),
-            "error_transcript_address": _(
-                "This conversation can only be sent to the first address you gave."
-            ),
-            "error_transcript_address_limit": _(
-                "Too many e-mails have been sent to this address recently. Please try again later."
-            ),
+            **{f"error_{code}": str(message) for code, message in ChatError.messages.items()},
             "error_rate_limited": _("You are sending messages too quickly. Please wait a moment."),
-            "error_too_long": _("Your message is too long."),
-            "error_ended": _("This conversation is over. Start a new one to write to us."),
-            "error_unavailable": _("The chat is unavailable at the moment. Please try later."),
             "error_generic": _("Something went wrong. Please try again."),
             "reconnecting": _("Connection lost. Reconnecting…"),
             # Under a message of the citizen's until the server has it (never lost meanwhile).

@@ -13,8 +13,11 @@ from django.utils.cache import patch_vary_headers
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET, require_http_methods
 
+from interactions.channels import Channel
+
 from . import actions, ratelimit
 from .consumers import origin_allowed
+from .errors import ChatError
 from .models import ChatSession, ChatWidget
 from .selectors import widget_for_key
 from .strings import widget_language, widget_strings
@@ -28,15 +31,20 @@ def _cors(response: HttpResponse, origin: str) -> HttpResponse:
     return response
 
 
+def _refused(error: ChatError) -> JsonResponse:
+    """The script's answer to a refusal: ``{"error": code}`` with the status of its kind."""
+    return JsonResponse({"error": error.code}, status=error.http_status)
+
+
 @require_GET
 def widget_config(request: HttpRequest, key: str) -> HttpResponse:
     """Title, topics and interface text in the visitor's language (French by default)."""
     widget = widget_for_key(key)
     if widget is None:
-        return JsonResponse({"error": "unknown_widget"}, status=404)
+        return _refused(ChatError("unknown_widget"))
     origin = request.headers.get("Origin", "")
     if origin and not origin_allowed(tuple(widget.origins()), origin, request.get_host()):
-        return _cors(JsonResponse({"error": "origin_not_allowed"}, status=403), "")
+        return _cors(_refused(ChatError("origin_not_allowed")), "")
     language = widget_language(request.GET.get("lang"))
     response = JsonResponse(
         {
@@ -77,7 +85,7 @@ def demo(request: HttpRequest) -> HttpResponse:
         raise Http404
     key = request.GET.get("widget", "")
     widgets = ChatWidget.objects.select_related("endpoint").filter(
-        endpoint__channel="chat", endpoint__active=True
+        endpoint__channel=Channel.CHAT, endpoint__active=True
     )
     widget = widgets.filter(endpoint__address=key).first() if key else widgets.first()
     language = widget_language(request.GET.get("lang"))

@@ -15,6 +15,7 @@ from django.contrib.auth import get_user_model
 from django.db import transaction
 from django.utils.translation import gettext as _
 
+from interactions.channels import Channel
 from interactions.models import Interaction, Message
 
 from .inbound import EmailIngestResult, EmailRefused, do_ingest_email
@@ -120,7 +121,7 @@ def do_send_email_reply(
         )
         if interaction is None:
             raise EmailReplyError(f"no interaction #{interaction_id}")
-        if interaction.channel != "email":
+        if interaction.channel != Channel.EMAIL:
             raise EmailReplyError(f"interaction #{interaction_id} is not an e-mail conversation")
         answered = _answered(interaction)
         if answered is None:

@@ -28,6 +28,7 @@ from contacts.actions import find_contact
 from contacts.identity import InvalidIdentity
 from contacts.models import Contact
 from interactions.actions import do_record_message
+from interactions.channels import Channel
 from interactions.lifecycle import Status
 from interactions.models import Interaction, Message
 from publicquality.follow import follow_url
@@ -137,7 +138,7 @@ def endpoint_among(addresses: Iterable[str]) -> Endpoint | None:
     found = {
         e.address: e
         for e in Endpoint.objects.select_related("queue").filter(
-            channel="email", active=True, address__in=wanted
+            channel=Channel.EMAIL, active=True, address__in=wanted
         )
     }
     for address in wanted:
@@ -147,7 +148,7 @@ def endpoint_among(addresses: Iterable[str]) -> Endpoint | None:
 
 
 def _existing(message_id: str) -> Message | None:
-    return Message.objects.filter(channel="email", provider_id=message_id).first()
+    return Message.objects.filter(channel=Channel.EMAIL, provider_id=message_id).first()
 
 
 def do_ingest_email(
@@ -221,7 +222,7 @@ def _record(
         return _record_on_closed(parsed, endpoint, html, attachments, automatic, match.interaction)
     ingested = do_ingest_message(
         InboundMessage(
-            channel="email",
+            channel=Channel.EMAIL,
             sender=parsed.from_address,
             recipient=endpoint.address,
             text=parsed.text,

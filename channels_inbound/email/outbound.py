@@ -28,6 +28,7 @@ from django.utils.translation import gettext as _
 
 from channels_inbound.models import Endpoint
 from interactions.actions import do_record_message
+from interactions.channels import Channel
 from interactions.models import Interaction, Message
 from kernel import instruments
 from publicquality.follow import acknowledgement_line
@@ -245,7 +246,7 @@ def _enqueue_send(message_id: int) -> None:
 
 
 def _sender_name(our_address: str) -> str:
-    endpoint = Endpoint.objects.filter(channel="email", address=our_address).first()
+    endpoint = Endpoint.objects.filter(channel=Channel.EMAIL, address=our_address).first()
     return endpoint.name if endpoint is not None else ""
 
 
@@ -321,7 +322,7 @@ def send_outbound_message(message_id: int) -> bool:
     with get_connection(fail_silently=False) as connection:
         connection.send_messages([email])
     Message.objects.filter(pk=message.pk).update(delivery_status=DELIVERY_SENT)
-    instruments.outbound_sent("email")
+    instruments.outbound_sent(Channel.EMAIL)
     EmailThreadEntry.objects.filter(pk=entry.pk).update(sent_at=timezone.now())
     _publish_status(message.pk, DELIVERY_SENT, attempts=0, reason="")
     return True
@@ -347,7 +348,7 @@ def _publish_status(message_id: int, status: str, *, attempts: int, reason: str)
         *event_catalogue.message_status(
             message_id=message_id,
             interaction_id=row["interaction_id"],
-            channel="email",
+            channel=Channel.EMAIL,
             status=status,
             attempts=attempts,
             reason=reason,
@@ -364,7 +365,7 @@ def note_retry(message_id: int, *, attempt: int, countdown: float, error: str) -
             " retrying in %(s)s s"
         ) % {"attempt": attempt, "s": int(countdown)}
     logger.warning("e-mail message %s, attempt %s: %s", message_id, attempt, error)
-    instruments.outbound_retry("email")
+    instruments.outbound_retry(Channel.EMAIL)
     _publish_status(message_id, DELIVERY_QUEUED, attempts=attempt, reason=reason)
 
 
@@ -381,10 +382,10 @@ def mark_failed(message_id: int, error: str, *, attempts: int = 1) -> None:
     )
     logger.error("e-mail message %s could not be sent: %s", message_id, error)
     if updated:
-        instruments.outbound_failed("email", "exhausted")
+        instruments.outbound_failed(Channel.EMAIL, "exhausted")
     if updated:
         _publish_status(message_id, DELIVERY_FAILED, attempts=attempts, reason=reason)
 
 
 def our_addresses() -> Iterable[str]:
-    return Endpoint.objects.filter(channel="email").values_list("address", flat=True)
+    return Endpoint.objects.filter(channel=Channel.EMAIL).values_list("address", flat=True)

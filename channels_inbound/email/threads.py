@@ -17,6 +17,7 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from contacts.models import Case, Contact
+from interactions.channels import Channel
 from interactions.models import Interaction
 
 from .models import EmailThreadEntry
@@ -67,7 +68,9 @@ def find_thread(parsed: ParsedEmail, contact: Contact | None, organisation_id: i
             case = found
             break
     if case is not None:
-        interaction = Interaction.objects.filter(case=case, channel="email").order_by("-id").first()
+        interaction = (
+            Interaction.objects.filter(case=case, channel=Channel.EMAIL).order_by("-id").first()
+        )
         if interaction is not None:
             return ThreadMatch(_thread_ref_of(interaction), interaction, case, "case-reference")
     root = parsed.references[0] if parsed.references else None

@@ -20,7 +20,9 @@ from django.db import IntegrityError, InterfaceError, OperationalError, connecti
 from django.db.models import F
 from django.utils import timezone, translation
 from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
 
+from channels_inbound.hooks import acknowledgement_lines
 from channels_inbound.ingest import (
     InboundMessage,
     IngestError,
@@ -37,8 +39,10 @@ from channels_inbound.providers.webhooks import absolute
 from contacts.actions import phone_or_none
 from contacts.models import ContactIdentity
 from interactions.actions import do_record_message
+from interactions.channels import Channel
 from interactions.models import Interaction, Message
 from kernel import event_catalogue, instruments
+from kernel.errors import ApplicationError, ErrorKind
 from kernel.events import SUPERVISORS_GROUP, agent_group, publish
 from kernel.pg import execute_binary
 from kernel.triggers import CoalescedTrigger
@@ -55,12 +59,27 @@ STOP_KEYWORDS = frozenset(
 START_KEYWORDS = frozenset({"START", "UNSTOP", "DEMARRER", "REPRENDRE"})
 
 
-class SmsError(Exception):
-    """An SMS cannot be sent (the message says why)."""
+class SmsError(ApplicationError):
+    """An SMS cannot be sent; ``code`` says why (``empty``, ``too_long``, ``no_recipient``,
+    ``no_number``, ``opted_out``) and the message says it to the person who wrote it."""
+
+    kind = ErrorKind.CONFLICT
+    kinds = {"empty": ErrorKind.INVALID, "too_long": ErrorKind.INVALID}
+    messages = {
+        "empty": gettext_lazy("The SMS is empty."),
+        "no_recipient": gettext_lazy("There is no phone number to send this SMS to."),
+        "no_number": gettext_lazy("No SMS number is active for this conversation's queue."),
+        "opted_out": gettext_lazy(
+            "This citizen replied STOP: no SMS can be sent until they send START."
+        ),
+    }
 
 
 class SmsOptedOut(SmsError):
     """The citizen sent STOP: nothing may be sent until they send START."""
+
+    def __init__(self) -> None:
+        super().__init__("opted_out")
 
 
 class SmsTooLong(SmsError):
@@ -69,7 +88,14 @@ class SmsTooLong(SmsError):
     def __init__(self, length: int, limit: int) -> None:
         self.length = length
         self.limit = limit
-        super().__init__(f"an SMS has at most {limit} characters, this one has {length}")
+        super().__init__(
+            "too_long",
+            _(
+                "An SMS can have at most %(limit)s characters and this message has %(length)s: "
+                "shorten it, or send it in several SMS."
+            )
+            % {"limit": limit, "length": length},
+        )
 
 
 def sms_length(text: str) -> int:
@@ -325,7 +351,7 @@ def _inbound_message(inbound: InboundSms) -> InboundMessage:
         for i, m in enumerate(inbound.media)
     ]
     return InboundMessage(
-        channel="sms",
+        channel=Channel.SMS,
         sender=inbound.sender,
         recipient=phone_or_none(inbound.recipient) or inbound.recipient,
         text=inbound.body,
@@ -427,15 +453,14 @@ def _mark(rows: list[InboundSms], outcomes: dict[int, Any]) -> int:
 def acknowledge_new_conversations(arrivals: list[tuple[InboundSms, Interaction]]) -> int:
     """Send the acknowledgement SMS of each new conversation whose number asks for one
     (``Endpoint.acknowledge``, off by default: one SMS more each): received, the case
-    reference when there is one, and the "follow my request" link. Never to a number that sent
-    STOP; a failure to send is logged and never undoes the ingestion. Returns how many went."""
-    from publicquality.follow import acknowledgement_line, follow_url
-
+    reference when there is one, and what the channel hooks add (the "follow my request" link,
+    ``channels_inbound.hooks.ACKNOWLEDGEMENT_LINES``). Never to a number that sent STOP; a
+    failure to send is logged and never undoes the ingestion. Returns how many went."""
     numbers = {i.recipient for i, _x in arrivals}
     acknowledging = {
         e.address: e
         for e in Endpoint.objects.filter(
-            channel="sms", address__in=numbers, active=True, acknowledge=True
+            channel=Channel.SMS, address__in=numbers, active=True, acknowledge=True
         )
     }
     sent = 0
@@ -451,8 +476,8 @@ def acknowledge_new_conversations(arrivals: list[tuple[InboundSms, Interaction]]
                 if case is not None
                 else _("%(name)s: your message has been received.") % {"name": endpoint.name}
             )
-            line = acknowledgement_line(follow_url(interaction))
-            text = f"{received} {line}".strip()
+            lines = [render() for render in acknowledgement_lines(interaction)]
+            text = " ".join(part for part in (received, *lines) if part).strip()
         try:
             with transaction.atomic():
                 do_send_sms(interaction=interaction, text=text, to=inbound.sender)
@@ -510,7 +535,7 @@ def _addresses(interaction: Interaction) -> tuple[str | None, str | None]:
             .first()
         )
     ours = (
-        Endpoint.objects.filter(channel="sms", queue=interaction.queue, active=True)
+        Endpoint.objects.filter(channel=Channel.SMS, queue=interaction.queue, active=True)
         .order_by("id")
         .values_list("address", flat=True)
         .first()
@@ -528,23 +553,28 @@ def do_send_sms(
     """Record an SMS reply on ``interaction`` and send it after the commit.
 
     Raises :class:`SmsOptedOut` when the citizen sent STOP, :class:`SmsTooLong` over the
-    provider's limit and :class:`SmsError` when there is no number to send to or from."""
+    provider's limit and :class:`SmsError` when the text is empty or there is no number to
+    send to or from."""
     if not text.strip():
-        raise SmsError("an SMS needs some text")
+        raise SmsError("empty")
     if sms_length(text) > settings.SMS_MAX_OUTBOUND_CHARS:
         raise SmsTooLong(sms_length(text), settings.SMS_MAX_OUTBOUND_CHARS)
     citizen, ours = _addresses(interaction)
     if to:
         citizen = phone_or_none(to)
     if not citizen:
-        raise SmsError("no phone number to send this SMS to")
+        raise SmsError("no_recipient")
     if not ours:
-        raise SmsError("no active SMS number for this interaction's queue")
+        raise SmsError("no_number")
     if is_opted_out(citizen):
-        raise SmsOptedOut(f"{citizen} sent STOP: no SMS may be sent until they send START")
+        raise SmsOptedOut()
     with transaction.atomic():
         recorded = do_record_message(
-            interaction=interaction, direction="outbound", text=text, author=author, channel="sms"
+            interaction=interaction,
+            direction="outbound",
+            text=text,
+            author=author,
+            channel=Channel.SMS,
         )
         Message.objects.filter(pk=recorded.message.pk).update(delivery_status="pending")
         outbound = OutboundSms.objects.create(
@@ -634,7 +664,7 @@ def _attempt(outbound: OutboundSms, *, retry: bool) -> tuple[OutboundSms, SendRe
         )
     except base.RecipientOptedOut as exc:
         _set_status(outbound, "refused", error_code=str(exc.code or ""), error=str(exc))
-        instruments.outbound_failed("sms", "opted_out")
+        instruments.outbound_failed(Channel.SMS, "opted_out")
         SmsOptOut.objects.update_or_create(
             phone=outbound.to, defaults={"active": True, "keyword": "provider"}
         )
@@ -653,7 +683,7 @@ def _attempt(outbound: OutboundSms, *, retry: bool) -> tuple[OutboundSms, SendRe
                 }
             logger.warning("outbound SMS #%s: %s", outbound.pk, exc)
             _set_status(outbound, "pending", error_code=code, error=reason)
-            instruments.outbound_retry("sms")
+            instruments.outbound_retry(Channel.SMS)
             later = SendRetryLater(reason, retry_in)
             later.__cause__ = exc
             return outbound, later
@@ -665,11 +695,11 @@ def _attempt(outbound: OutboundSms, *, retry: bool) -> tuple[OutboundSms, SendRe
                 }
         logger.error("outbound SMS #%s failed: %s", outbound.pk, exc)
         _set_status(outbound, "failed", error_code=code, error=reason)
-        instruments.outbound_failed("sms", "exhausted" if is_transient(exc) else "permanent")
+        instruments.outbound_failed(Channel.SMS, "exhausted" if is_transient(exc) else "permanent")
         return outbound, None
     OutboundSms.objects.filter(pk=outbound.pk).update(sid=sent.sid)
     outbound.sid = sent.sid
-    instruments.outbound_sent("sms")
+    instruments.outbound_sent(Channel.SMS)
     _apply_status(sent.sid, sent.status, "")
     # A callback may have arrived before we knew the id: apply the furthest one recorded.
     for event in SmsStatusEvent.objects.filter(sid=sent.sid):
@@ -725,7 +755,7 @@ def _mirror(outbound: OutboundSms, status: str) -> None:
         *event_catalogue.message_status(
             message_id=outbound.message_id,
             interaction_id=outbound.interaction_id,
-            channel="sms",
+            channel=Channel.SMS,
             status=status,
             attempts=outbound.attempts,
             reason=outbound.error,

@@ -45,6 +45,7 @@ from contacts.actions import phone_or_none
 from flows import engine
 from flows.selectors import published_version_for_endpoint
 from interactions.actions import StaleTransition, do_transition_interaction
+from interactions.channels import Channel
 from interactions.lifecycle import WAITING_STATUSES, Status
 from interactions.models import Interaction
 
@@ -139,7 +140,7 @@ def _ingest(
     assert call.endpoint is not None
     result = do_ingest_message(
         InboundMessage(
-            channel="voice",
+            channel=Channel.VOICE,
             sender=call.caller,
             recipient=call.endpoint.address,
             text=text,
@@ -247,7 +248,7 @@ def do_start_call(
     with transaction.atomic():
         endpoint = (
             Endpoint.objects.select_related("queue")
-            .filter(channel="voice", address=called, active=True)
+            .filter(channel=Channel.VOICE, address=called, active=True)
             .first()
         )
         call, created = Call.objects.select_for_update().get_or_create(
@@ -398,7 +399,7 @@ def do_bridge_call(*, interaction_id: int, agent_id: int) -> None:
     """
     now = timezone.now()
     interaction = Interaction.objects.select_related("queue").filter(pk=interaction_id).first()
-    if interaction is None or interaction.channel != "voice" or not interaction.external_ref:
+    if interaction is None or interaction.channel != Channel.VOICE or not interaction.external_ref:
         raise BridgeError(f"interaction #{interaction_id} is not a live call")
     call = Call.objects.select_related("endpoint").filter(call_sid=interaction.external_ref).first()
     if call is None:

@@ -25,6 +25,7 @@ def test_each_kind_answers_its_status() -> None:
         ErrorKind.FORBIDDEN: 403,
         ErrorKind.NOT_FOUND: 404,
         ErrorKind.CONFLICT: 409,
+        ErrorKind.GONE: 410,
     }
     assert OfferNotPending("gone").http_status == 409
     assert OfferNotYours("not yours").http_status == 403

@@ -25,6 +25,7 @@ from configuration.models import EscalationStep, Queue, QueueSkill, Skill, Team
 from contacts.actions import do_add_identity, resolve_contact
 from contacts.models import Case, Contact
 from interactions.actions import do_create_interaction, do_record_message, do_transition_interaction
+from interactions.channels import Channel
 from interactions.lifecycle import Status
 from kernel.roles import ADMINISTRATOR, AGENT, SUPERVISOR, ensure_roles
 from organisations.models import Membership, Organisation
@@ -330,7 +331,7 @@ class Command(BaseCommand):
 
         for address, name, queue_code in DEMO_MAILBOXES:
             Endpoint.objects.create(
-                channel="email", address=address, name=name, queue=queues[queue_code]
+                channel=Channel.EMAIL, address=address, name=name, queue=queues[queue_code]
             )
 
         logins: list[tuple[str, str, str]] = []
@@ -446,7 +447,7 @@ class Command(BaseCommand):
                 )
 
         # History: closed interactions over the last days, then a few waiting now.
-        channels = ["voice", "voice", "sms", "email", "chat"]
+        channels = [Channel.VOICE, Channel.VOICE, Channel.SMS, Channel.EMAIL, Channel.CHAT]
         for _ in range(40):
             queue = queues[rng.choice(list(queues))]
             at = now - timedelta(days=rng.randint(1, 20), minutes=rng.randint(0, 600))

@@ -34,6 +34,7 @@ from django.utils import timezone
 
 from agents.models import AgentProfile
 from configuration.models import Queue, Team
+from interactions.channels import Channel
 from interactions.models import Interaction, InteractionTransition, Message
 from organisations.models import Organisation
 from supervision.models import SatisfactionResponse
@@ -382,7 +383,7 @@ def messages(life: Life, rng: random.Random) -> Iterator[tuple[Any, ...]]:
     end = life.closed_at or life.abandoned_at or life.answered_at or life.queued_at
     span = max(1.0, (end - start).total_seconds())
     for i in range(life.messages):
-        if life.channel == "voice":
+        if life.channel == Channel.VOICE:
             direction = "note"
         elif i == 0 or life.answered_at is None:
             direction = "inbound"
