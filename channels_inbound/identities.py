@@ -11,17 +11,21 @@ which one from its own records:
 - e-mail: the citizen's address on every message of its thread, in or out;
 - chat: the visitor id of its chat session.
 
-``contacts.actions.do_remove_identity`` refuses to remove these from the record.
+They answer the contacts app's ``identities_in_use_requested`` hook (connected in
+``ChannelsInboundConfig.ready()``): ``contacts.actions.do_remove_identity`` refuses to remove
+these from the record.
 """
 
 from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Iterable
+from typing import Any
 
 from contacts.actions import ContactError, normalize_identity
 from contacts.identity import InvalidIdentity
-from contacts.models import ContactIdentity, IdentityKind
+from contacts.models import Contact, ContactIdentity, IdentityKind
+from contacts.signals import identities_in_use_requested
 from interactions.channels import Channel
 from interactions.lifecycle import OPEN_STATUSES
 from interactions.models import Interaction
@@ -80,3 +84,15 @@ def identities_in_use(contact_id: int) -> set[tuple[str, str]]:
         sessions = ChatSession.objects.filter(interaction_id__in=by_channel[Channel.CHAT])
         used |= _normalised(IdentityKind.CHAT, sessions.values_list("visitor_id", flat=True))
     return used
+
+
+def on_identities_in_use_requested(
+    sender: type[Contact], *, contact_id: int, **kwargs: Any
+) -> set[tuple[str, str]]:
+    return identities_in_use(contact_id)
+
+
+def connect() -> None:
+    identities_in_use_requested.connect(
+        on_identities_in_use_requested, dispatch_uid="channels_inbound.identities_in_use"
+    )

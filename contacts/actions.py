@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 from django.conf import settings
 from django.contrib.auth.models import User
@@ -18,6 +18,7 @@ from organisations.models import sole_organisation
 
 from .identity import InvalidIdentity, normalize_chat_id, normalize_email, normalize_phone
 from .models import Case, Contact, ContactIdentity, ContactMerge, IdentityKind, IdentityRemoval
+from .signals import contacts_merging, identities_in_use_requested
 
 logger = logging.getLogger(__name__)
 
@@ -213,6 +214,16 @@ def do_add_identity(
     return identity
 
 
+def identities_in_use(contact_id: int) -> set[tuple[str, str]]:
+    """``(kind, normalised value)`` of the identities the citizen's open interactions use, as
+    the apps keeping those conversations answer
+    :data:`~contacts.signals.identities_in_use_requested` (the channels)."""
+    used: set[tuple[str, str]] = set()
+    for _receiver, answer in identities_in_use_requested.send(Contact, contact_id=contact_id):
+        used |= cast(set[tuple[str, str]], answer)
+    return used
+
+
 @transaction.atomic
 def do_remove_identity(
     *, contact_id: int, identity_id: int, actor_id: int | None = None
@@ -220,8 +231,8 @@ def do_remove_identity(
     """Take a wrong identity (number, address, chat id) off a citizen's record.
 
     The rule: any identity of the record may go, except one an open interaction of this citizen
-    uses: the one it came in on, or the one replies go to
-    (:func:`channels_inbound.identities.identities_in_use`); wrap that conversation up first.
+    uses: the one it came in on, or the one replies go to (:func:`identities_in_use`, answered
+    by the channels); wrap that conversation up first.
     Refused too for an identity of another citizen (merge the records instead) and on a merged
     record (correct the kept one). Removing the last identity is allowed: the record stays
     reachable through its history and cases, and a right one can be added.
@@ -230,10 +241,6 @@ def do_remove_identity(
     next contact from it starts a new record); the record, its interactions and messages are
     kept, and an :class:`IdentityRemoval` row records what was removed, from whom, by whom.
     """
-    # A channel concern, looked up at call time like do_merge_contacts' interactions: the
-    # contacts app does not depend on the channels otherwise.
-    from channels_inbound.identities import identities_in_use
-
     # Lock order: the citizen, then its identity (ingest and merges lock the citizen first).
     contact = Contact.objects.select_for_update().filter(pk=contact_id).first()
     if contact is None:
@@ -275,9 +282,11 @@ def do_merge_contacts(
     *, target: Contact, source: Contact, actor: User | None = None
 ) -> ContactMerge:
     """Merge ``source`` into ``target``: identities, interactions and cases move to ``target``;
-    ``source`` stays as a tombstone pointing at ``target`` so nothing referring to it is lost."""
-    from interactions.models import Interaction
+    ``source`` stays as a tombstone pointing at ``target`` so nothing referring to it is lost.
 
+    The rows other apps keep about the citizen (interactions) are moved by their receivers of
+    :data:`~contacts.signals.contacts_merging`, in this transaction; their counts join the
+    merge's summary (``ContactMerge.moved``)."""
     if target.pk == source.pk:
         raise ContactError("a citizen cannot be merged into itself")
     if target.organisation_id != source.organisation_id:
@@ -294,12 +303,14 @@ def do_merge_contacts(
         raise ContactError(f"citizen #{source.pk} was already merged")
     if target.merged_into_id is not None:
         raise ContactError(f"citizen #{target.pk} was merged into #{target.merged_into_id}")
-    moved = {
-        "identities": ContactIdentity.objects.filter(contact=source).update(contact=target),
-        "interactions": Interaction.objects.filter(contact=source).update(contact=target),
-        "cases": Case.objects.filter(contact=source).update(contact=target),
-        "merged_contacts": Contact.objects.filter(merged_into=source).update(merged_into=target),
-    }
+    moved = {"identities": ContactIdentity.objects.filter(contact=source).update(contact=target)}
+    for receiver, answer in contacts_merging.send(Contact, source=source, target=target):
+        counts = cast(dict[str, int], answer)
+        if moved.keys() & counts.keys():
+            raise RuntimeError(f"{receiver!r} counts rows under a name already used: {counts}")
+        moved.update(counts)
+    moved["cases"] = Case.objects.filter(contact=source).update(contact=target)
+    moved["merged_contacts"] = Contact.objects.filter(merged_into=source).update(merged_into=target)
     if source.notes:
         target.notes = f"{target.notes}\n{source.notes}".strip()
     if not target.display_name:

@@ -130,9 +130,59 @@ def forget_principal(user: Any) -> None:
         delattr(user, _CACHE_ATTR)
 
 
+# --------------------------------------------------------------------------- principal sources
+
+# A principal also says which agent the user is and which teams they supervise. Agent profiles
+# and teams live in apps above this one (agents, configuration): each tells authz how to find
+# its part from its AppConfig.ready(), through the functions below.
+
+
+@dataclass(frozen=True)
+class AgentRecord:
+    """What a principal needs of a user's agent profile."""
+
+    pk: int
+    organisation_id: int
+
+
+# user id -> their agent profile, or None.
+AgentOfUser = Callable[[int], AgentRecord | None]
+# (user id, organisation id) -> the teams of that organisation the user supervises.
+TeamsOfSupervisor = Callable[[int, int], frozenset[int]]
+
+
+@dataclass
+class _Sources:
+    agent_of_user: AgentOfUser | None = None
+    teams_of_supervisor: TeamsOfSupervisor | None = None
+
+
+_SOURCES = _Sources()
+
+
+def provide_agent_of_user(lookup: AgentOfUser) -> None:
+    """Called once by the agents app when Django starts."""
+    _SOURCES.agent_of_user = lookup
+
+
+def provide_teams_of_supervisor(lookup: TeamsOfSupervisor) -> None:
+    """Called once by the configuration app when Django starts."""
+    _SOURCES.teams_of_supervisor = lookup
+
+
+def _agent_of_user(user_id: int) -> AgentRecord | None:
+    if _SOURCES.agent_of_user is None:
+        raise RuntimeError("no agent lookup: the agents app provides it in its ready()")
+    return _SOURCES.agent_of_user(user_id)
+
+
+def _teams_of_supervisor(user_id: int, organisation_id: int) -> frozenset[int]:
+    if _SOURCES.teams_of_supervisor is None:
+        raise RuntimeError("no team lookup: the configuration app provides it in its ready()")
+    return _SOURCES.teams_of_supervisor(user_id, organisation_id)
+
+
 def _build(user: Any) -> Principal:
-    from agents.models import AgentProfile
-    from configuration.models import Team
     from kernel.roles import ADMINISTRATOR, AGENT, DATA_PROTECTION_OFFICER, SUPERVISOR
 
     from .models import Membership, SharingAgreement
@@ -141,16 +191,12 @@ def _build(user: Any) -> Principal:
     if user.is_superuser or PLATFORM_ADMINISTRATOR in groups:
         return Principal(role=Role.PLATFORM_ADMIN, user_id=user.pk)
     membership = Membership.objects.filter(user_id=user.pk).only("organisation_id").first()
-    profile = (
-        AgentProfile.objects.filter(user_id=user.pk)
-        .values("pk", "team_id", "organisation_id")
-        .first()
-    )
+    profile = _agent_of_user(user.pk)
     # The organisation a user works for: their membership's, else their agent profile's.
     if membership is not None and membership.organisation_id is not None:
         org_id: int = membership.organisation_id
     elif profile is not None:
-        org_id = profile["organisation_id"]
+        org_id = profile.organisation_id
     else:
         return Principal(role=Role.NONE, user_id=user.pk)
     shared = frozenset(
@@ -161,18 +207,14 @@ def _build(user: Any) -> Principal:
     common = {
         "user_id": user.pk,
         "organisation_id": org_id,
-        "agent_id": profile["pk"] if profile else None,
+        "agent_id": profile.pk if profile else None,
         "shared_org_ids": shared,
         "dpo": DATA_PROTECTION_OFFICER in groups,
     }
     if ADMINISTRATOR in groups:
         return Principal(role=Role.ORG_ADMIN, **common)
     if SUPERVISOR in groups:
-        teams = frozenset(
-            Team.objects.filter(supervisors=user, organisation_id=org_id).values_list(
-                "pk", flat=True
-            )
-        )
+        teams = _teams_of_supervisor(user.pk, org_id)
         return Principal(role=Role.SUPERVISOR, team_ids=teams, **common)
     if AGENT in groups:
         return Principal(role=Role.AGENT, **common)
