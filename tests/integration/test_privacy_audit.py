@@ -4,12 +4,16 @@ the officer searches it (own organisation only)."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
 from django.contrib.auth.models import Group
+from django.core.exceptions import ImproperlyConfigured
 from django.core.files.base import ContentFile
 from django.core.files.storage import default_storage
+from django.core.management import call_command
+from django.core.management.base import SystemCheckError
 from django.db import IntegrityError, transaction
 from django.test import Client
 
@@ -18,6 +22,8 @@ from channels_inbound.models import Endpoint
 from configuration.models import Queue, Skill
 from flows.models import Flow
 from interactions.models import Message
+from kernel.audit import set_access_recorder
+from privacy.audit import record_access
 from privacy.models import AccessLog
 from tests.integration.test_admin_scope import verified
 from tests.integration.test_api_scope import Body, _body
@@ -73,6 +79,28 @@ def test_api_reads_of_citizens_and_messages_are_logged(caf: Body, api_client_for
     assert messages.status_code == 200
     assert _lines("view_citizen", caf.citizen).get().details == {"via": "api"}
     assert _lines("view_thread", caf.interaction).get().actor_name == "caf-agent"
+
+
+@pytest.fixture
+def no_recorder() -> Iterator[None]:
+    """The access recorder unregistered, as if the privacy app were missing."""
+    set_access_recorder(None)
+    try:
+        yield
+    finally:
+        set_access_recorder(record_access)
+
+
+def test_an_access_that_cannot_be_recorded_fails_and_the_check_says_why(
+    caf: Body, no_recorder: None
+) -> None:
+    client = Client()
+    client.force_login(caf.colleague)
+    with pytest.raises(ImproperlyConfigured, match="No access recorder"):
+        client.get(f"/console/interactions/{caf.interaction.pk}/thread/")
+    assert not _lines("view_thread", caf.interaction).exists()
+    with pytest.raises(SystemCheckError, match=r"kernel\.E001"):
+        call_command("check")
 
 
 def test_configuration_changes_through_update_are_logged_by_the_database(caf: Body) -> None:
