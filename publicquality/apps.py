@@ -7,6 +7,10 @@ class PublicQualityConfig(AppConfig):
     verbose_name = _("Public quality and request follow-up")
 
     def ready(self) -> None:
-        from . import receivers
+        from channels_inbound import hooks
+
+        from . import follow, receivers
 
         receivers.connect()
+        # "Follow my request" in the SMS and e-mail acknowledgements (channels_inbound.hooks).
+        hooks.ACKNOWLEDGEMENT_LINES.register(follow.follow_line)

@@ -12,8 +12,10 @@ from __future__ import annotations
 
 import hashlib
 import secrets
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from functools import partial
 
 from django.conf import settings
 from django.core import signing
@@ -68,6 +70,13 @@ def acknowledgement_line(url: str) -> str:
     if not url:
         return ""
     return _("Follow the progress of your request (no login needed): %(url)s") % {"url": url}
+
+
+def follow_line(interaction: Interaction) -> Callable[[], str]:
+    """The acknowledgements' sentence (``channels_inbound.hooks.ACKNOWLEDGEMENT_LINES``): the
+    link is issued once, its sentence is rendered in each language the acknowledgement is
+    written in ("" when there is no link)."""
+    return partial(acknowledgement_line, follow_url(interaction))
 
 
 def link_for_token(token: str) -> FollowLink:

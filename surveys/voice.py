@@ -5,8 +5,9 @@ The question is a ``survey`` node of the flow engine (``flows.engine``): the num
 have its own, named by the graph's ``post_call``; otherwise the queue's survey text is asked
 with a one-node graph. It runs when the queue's survey is on for the phone, once per
 interaction (its :class:`~surveys.models.SurveyInvitation`). ``do_dial_ended`` (the agent's leg
-ended after a conversation) calls :func:`post_call_survey` instead of hanging up; the keys come
-back to :func:`do_continue_voice_survey` (``/webhooks/twilio/voice/survey/``).
+ended after a conversation) asks :func:`post_call_survey` instead of hanging up, through the
+channel hook ``channels_inbound.hooks.AFTER_CONVERSATION`` (registered in ``SurveysConfig``); the
+keys come back to :func:`do_continue_voice_survey` (``/webhooks/twilio/voice/survey/``).
 """
 
 from __future__ import annotations

@@ -11,6 +11,7 @@ from uuid import UUID
 from django.utils import timezone
 
 from agents.models import AgentProfile
+from channels_inbound.hooks import chat_ended_form
 from channels_inbound.voice.selectors import estimated_wait_seconds
 from interactions.channels import Channel
 from interactions.lifecycle import WAITING_STATUSES, Status
@@ -178,15 +179,9 @@ def snapshot(session: ChatSession, *, now: datetime | None = None) -> dict[str, 
         "entries": entries(session),
         "transcripts": session.widget.transcripts_enabled
         and session.transcripts_sent < settings.CHAT_TRANSCRIPTS_PER_SESSION,
-        "survey": _open_survey(session) if status.state == "ended" else None,
+        # e.g. the satisfaction survey still awaiting the citizen's rating (surveys)
+        "survey": chat_ended_form(session.interaction_id) if status.state == "ended" else None,
     }
-
-
-def _open_survey(session: ChatSession) -> dict[str, Any] | None:
-    """The satisfaction survey still awaiting the citizen's rating (surveys/), if any."""
-    from surveys.actions import open_chat_survey
-
-    return open_chat_survey(session.interaction_id)
 
 
 def transcript_entries(session: ChatSession) -> list[tuple[datetime, str, str, str]]:

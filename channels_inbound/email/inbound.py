@@ -22,6 +22,7 @@ from django.utils import timezone, translation
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_noop
 
+from channels_inbound.hooks import acknowledgement_lines
 from channels_inbound.ingest import InboundMessage, IngestError, do_ingest_message
 from channels_inbound.models import Endpoint
 from contacts.actions import find_contact
@@ -31,7 +32,6 @@ from interactions.actions import do_record_message
 from interactions.channels import Channel
 from interactions.lifecycle import Status
 from interactions.models import Interaction, Message
-from publicquality.follow import follow_url
 
 from .attachments import (
     AttachmentLimits,
@@ -360,7 +360,7 @@ def _acknowledge(
         reference=reference,
         refused=refused,
         signature=endpoint.name,
-        follow_url=follow_url(interaction),  # "Follow my request" (publicquality)
+        extra_lines=acknowledgement_lines(interaction),  # e.g. "Follow my request"
     )
     message = do_record_outbound_email(
         interaction=interaction,

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import logging
 import unicodedata
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from email.headerregistry import Address
 from email.utils import format_datetime, make_msgid
 from typing import Any
@@ -26,12 +26,12 @@ from django.utils import timezone, translation
 from django.utils.formats import date_format
 from django.utils.translation import gettext as _
 
+from channels_inbound.hooks import AcknowledgementLine
 from channels_inbound.models import Endpoint
 from interactions.actions import do_record_message
 from interactions.channels import Channel
 from interactions.models import Interaction, Message
 from kernel import instruments
-from publicquality.follow import acknowledgement_line
 
 from .models import EmailThreadEntry
 from .sanitize import plain_text_to_html
@@ -102,7 +102,7 @@ def _acknowledgement_body(
     delay: str,
     refused: list[dict[str, Any]],
     signature: str,
-    follow_url: str = "",
+    extra_lines: Sequence[AcknowledgementLine] = (),
 ) -> str:
     parts = [
         _("Hello,"),
@@ -115,8 +115,7 @@ def _acknowledgement_body(
         )
         % {"reference": reference},
     ]
-    if follow_url:
-        parts.append(acknowledgement_line(follow_url))
+    parts += [line for line in (render() for render in extra_lines) if line]
     section = _refused_section(refused)
     if section:
         parts.append(section)
@@ -130,9 +129,10 @@ def acknowledgement_content(
     reference: str,
     refused: list[dict[str, Any]],
     signature: str,
-    follow_url: str = "",
+    extra_lines: Sequence[AcknowledgementLine] = (),
 ) -> tuple[str, str]:
-    """(subject, text) of the acknowledgement: French, then English."""
+    """(subject, text) of the acknowledgement: French, then English; ``extra_lines`` are the
+    sentences the channel hooks add (e.g. "Follow my request"), rendered in both languages."""
     with translation.override("fr"):
         french = _acknowledgement_body(
             subject=subject,
@@ -140,7 +140,7 @@ def acknowledgement_content(
             delay=settings.EMAIL_ACK_REPLY_DELAY_FR,
             refused=refused,
             signature=signature,
-            follow_url=follow_url,
+            extra_lines=extra_lines,
         )
         title_fr = _("Acknowledgement of receipt")
     with translation.override("en"):
@@ -150,7 +150,7 @@ def acknowledgement_content(
             delay=settings.EMAIL_ACK_REPLY_DELAY_EN,
             refused=refused,
             signature=signature,
-            follow_url=follow_url,
+            extra_lines=extra_lines,
         )
         title_en = _("Acknowledgement of receipt")
     title = f"{title_fr} / {title_en}: {subject}".strip() if subject else f"{title_fr} / {title_en}"

@@ -23,6 +23,7 @@ from django.utils.translation import gettext as _
 from django.utils.translation import ngettext
 
 from agents.models import AgentProfile
+from channels_inbound.hooks import after_conversation
 from channels_inbound.ingest import InboundMessage, IngestError, do_ingest_message
 from channels_inbound.media import is_pending, pending_entry, request_fetch
 from channels_inbound.models import Endpoint
@@ -686,9 +687,9 @@ def do_dial_ended(
         Call.objects.filter(pk=call.pk).update(
             talk_seconds=result.duration_seconds, outcome=CallOutcome.COMPLETED
         )
-        from surveys.voice import post_call_survey  # "tapez 1 à 5", when the queue asks it
-
-        return post_call_survey(call=call, interaction=interaction, provider=provider) or [HangUp()]
+        # e.g. the post-call survey ("tapez 1 à 5", surveys), when the queue asks for it
+        after = after_conversation(call=call, interaction=interaction, provider=provider)
+        return after or [HangUp()]
     logger.info("call %s: agent phone %s", call.call_sid, result.status)  # not the number
     if agent_id is not None:
         do_agent_unreachable(
