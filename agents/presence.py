@@ -11,8 +11,11 @@ changed. The paths:
 - an offer left to ring out or a phone that did not answer: :func:`do_pause_missed`;
 - after a call: :func:`do_start_wrap_up`, then :func:`do_end_wrap_up` (the call closed) or
   :func:`do_end_wrap_ups` (its timer, the sweep);
-- a console that vanished: :func:`do_mark_connection_lost` (``routing.actions``
+- a console that vanished: :func:`do_mark_connection_lost` (``routing.offers``
   ``do_release_lost_consoles`` holds the row's lock).
+
+A change after which the agent may take new work sends ``agents.signals.agent_available`` in its
+transaction (routing connects a receiver that asks for a pass once it commits).
 
 Other presence writes: the channels taken (:func:`do_set_channels`), heartbeats
 (:func:`do_heartbeat`, :func:`do_heartbeats`), the "longest idle" clock
@@ -42,6 +45,7 @@ from .models import (
     OfflineReason,
     PauseReason,
 )
+from .signals import agent_available
 
 Event = tuple[str, dict[str, Any], list[str]]
 Change = tuple[int, str, str, datetime]  # agent id, state, reason, since
@@ -72,10 +76,10 @@ def _record(changes: Sequence[Change]) -> None:
     publish_many([agent_state_event(*change) for change in changes])
 
 
-def _request_routing() -> None:
-    from routing.actions import request_routing  # routing imports this module
-
-    request_routing()
+def _announce_available(agent_ids: Sequence[int]) -> None:
+    """These agents may take new work: ``agent_available``, in the transaction of the change
+    (routing asks for a pass once it commits)."""
+    agent_available.send(sender=AgentPresence, agent_ids=list(agent_ids))
 
 
 def ensure_presence(agent: AgentProfile, now: datetime | None = None) -> None:
@@ -141,12 +145,12 @@ def do_set_agent_state(
         # "connection lost" has one).
         _change(presence, state, reason if state == AgentState.PAUSED else "", now, also)
         if state == AgentState.AVAILABLE:
-            _request_routing()
+            _announce_available([agent.pk])
     return presence
 
 
 def do_pause_missed(*, agent_id: int, now: datetime, if_available: bool = False) -> bool:
-    """Pause the agent "missed": an offer rang out (``routing.actions.do_expire_offers``) or
+    """Pause the agent "missed": an offer rang out (``routing.offers.do_expire_offers``) or
     their phone did not answer (``if_available``: only an available agent).
 
     An offline agent stays offline: a pause would count them as logged in again. Waits for
@@ -164,7 +168,7 @@ def do_pause_missed(*, agent_id: int, now: datetime, if_available: bool = False)
 def do_mark_connection_lost(*, presence: AgentPresence, now: datetime) -> bool:
     """The agent's console vanished: offline with the reason "connection lost".
 
-    ``presence`` is locked by the caller (``routing.actions.do_release_lost_consoles``, which
+    ``presence`` is locked by the caller (``routing.offers.do_release_lost_consoles``, which
     never waits for it). Returns whether the state changed.
     """
     return _change(presence, AgentState.OFFLINE, OfflineReason.CONNECTION_LOST, now)
@@ -192,7 +196,7 @@ def do_end_wrap_up(*, agent_id: int, now: datetime) -> bool:
     )
     if ended:
         _record([(agent_id, AgentState.AVAILABLE, "", now)])
-        _request_routing()
+        _announce_available([agent_id])
     return bool(ended)
 
 
@@ -219,7 +223,7 @@ def do_end_wrap_ups(*, now: datetime | None = None, agent_ids: Iterable[int] | N
             state=AgentState.AVAILABLE, state_since=now, wrap_up_until=None, idle_since=now
         )
         _record([(agent_id, AgentState.AVAILABLE, "", now) for agent_id in ended])
-        _request_routing()
+        _announce_available(ended)
     return len(ended)
 
 
@@ -239,7 +243,7 @@ def do_set_channels(*, agent: AgentProfile, channels: Iterable[str]) -> AgentPre
             groups=[agent_group(agent.pk), SUPERVISORS_GROUP],
         )
         if added and presence.state == AgentState.AVAILABLE:
-            _request_routing()
+            _announce_available([agent.pk])
     return presence
 
 

@@ -159,7 +159,7 @@ def scrape_costs(args: argparse.Namespace) -> dict[str, Any]:
     call_command("migrate", verbosity=0)
     populate(args.organisations, args.queues, args.waiting)
     from metrics.views import exposition
-    from routing.actions import do_route_pending
+    from routing.claims import do_route_pending
 
     # A routing pass with and without its metrics wrapper, alternated (the backlog above, no
     # agent logged in: the pass reads who is free and stops).

@@ -5,7 +5,7 @@
 
 Measures, in the same run and on the same data:
 
-1. ``assignments_per_s``: the real code path (``routing.actions.do_route_pending``: read the
+1. ``assignments_per_s``: the real code path (``routing.claims.do_route_pending``: read the
    snapshots, match in memory with the policy, claim in chunked transactions with row locks,
    write offers, transitions and the decision log) until every free slot is used;
 2. ``raw_claim_per_s``: the ceiling of a bare SQL claim loop, one interaction + one agent per
@@ -166,7 +166,7 @@ def reset_claims() -> None:
 
 
 def measure_real_path() -> tuple[int, float, list[float]]:
-    from routing.actions import do_route_pending
+    from routing.claims import do_route_pending
 
     total = 0
     passes: list[float] = []

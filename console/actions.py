@@ -1,5 +1,5 @@
 """The console's writes: notes, wrap-up and closing. (Transfers are routing actions:
-``routing.actions.do_transfer_to_queue`` and ``do_offer_to_agent``.)"""
+``routing.transfers.do_transfer_to_queue`` and ``do_offer_to_agent``.)"""
 
 from __future__ import annotations
 

@@ -136,7 +136,7 @@ class AgentConsoleConsumer(JsonConsumer):
         logs.socket_closed("console", self.connected_at, code)
         live.unregister(self)
         if self.agent_id is not None:  # gone for good? checked after the window plus grace
-            from routing.actions import schedule_console_check
+            from routing.timers import schedule_console_check
 
             await database_sync_to_async(schedule_console_check)(self.agent_id)
         try:

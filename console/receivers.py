@@ -19,7 +19,7 @@ def _go_offline(user: Any) -> None:
     rather than ring on a closed console until they expire), as a supervisor's logout does."""
     from agents.models import AgentPresence, AgentProfile, AgentState
     from agents.presence import do_set_agent_state
-    from routing.actions import do_cancel_agent_offers
+    from routing.offers import do_cancel_agent_offers
 
     profile = AgentProfile.objects.filter(user=user).first()
     if profile is None:

@@ -65,14 +65,10 @@ from kernel.audit import AccessAction, log_access
 from kernel.errors import ApplicationError
 from kernel.redirects import safe_next_url
 from organisations import authz
-from routing.actions import (
-    do_accept_offer,
-    do_decline_offer,
-    do_offer_to_agent,
-    do_transfer_to_queue,
-)
 from routing.errors import RoutingError, TransferError
+from routing.offers import do_accept_offer, do_decline_offer
 from routing.selectors import transfer_note_ids
+from routing.transfers import do_offer_to_agent, do_transfer_to_queue
 
 from .actions import (
     ConsoleError,
@@ -531,9 +527,9 @@ def _transfer_candidates(
     """The colleagues who can take ``interaction`` now, by team: same organisation, available
     with a live console, taking its channel, holding the skills its queue requires at their
     minimum levels, with a free slot. The transfer checks presence and room again under its
-    lock (routing.actions.do_offer_to_agent): this list only spares the agent a refusal."""
+    lock (routing.transfers.do_offer_to_agent): this list only spares the agent a refusal."""
     from routing import selectors
-    from routing.actions import has_room_for
+    from routing.transfers import has_room_for
 
     channel = interaction.channel
     rows = [

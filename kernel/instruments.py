@@ -52,7 +52,7 @@ if MULTIPROC_DIR:
 
 ROUTING_PASS_SECONDS = Histogram(
     "cc_routing_pass_duration_seconds",
-    "Duration of one routing pass (routing.actions.do_route_pending). outcome: idle (nothing "
+    "Duration of one routing pass (routing.claims.do_route_pending). outcome: idle (nothing "
     "waiting or no free agent: one index probe), planned (matched and claimed), error.",
     ["outcome"],
     buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0),

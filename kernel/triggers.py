@@ -10,7 +10,7 @@ queues a new one. The flag expires by itself: a lost task delays the work by tha
 and each task's periodic sweep covers the rest. Without a broker (eager tasks, the embedded
 default) nothing is coalesced: every request runs the task.
 
-Used by ``routing.actions`` (``request_routing``) and ``channels_inbound.sms.actions``
+Used by ``routing.triggers`` (``request_routing``) and ``channels_inbound.sms.actions``
 (``request_ingest``).
 """
 

@@ -18,7 +18,6 @@ from configuration.models import EscalationStep, Queue, QueueSkill, Skill, Team
 from organisations import authz
 from organisations.api_scope import ScopedViewSetMixin, int_param, own_rows, request_user
 
-from .actions import do_accept_offer, do_decline_offer
 from .config_actions import (
     QUEUE_FIELDS,
     SKILL_FIELDS,
@@ -28,6 +27,7 @@ from .config_actions import (
     do_update_skill,
 )
 from .models import Offer, RoutingDecision
+from .offers import do_accept_offer, do_decline_offer
 
 
 class SkillSerializer(serializers.ModelSerializer):

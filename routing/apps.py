@@ -7,10 +7,15 @@ class RoutingConfig(AppConfig):
     verbose_name = _("Routing")
 
     def ready(self) -> None:
+        from agents.signals import agent_available
         from interactions.signals import interaction_status_changed
 
         from .escalation import schedule_step_passes
-        from .receivers import cancel_offers_of_left_interactions, on_status_changed
+        from .receivers import (
+            cancel_offers_of_left_interactions,
+            on_agent_available,
+            on_status_changed,
+        )
 
         interaction_status_changed.connect(on_status_changed, dispatch_uid="routing.status")
         interaction_status_changed.connect(
@@ -19,3 +24,4 @@ class RoutingConfig(AppConfig):
         interaction_status_changed.connect(
             cancel_offers_of_left_interactions, dispatch_uid="routing.cancel_offers"
         )
+        agent_available.connect(on_agent_available, dispatch_uid="routing.agent_available")

@@ -1,17 +1,17 @@
-"""Routing's reactions to interaction status changes (connected in RoutingConfig.ready)."""
+"""Routing's reactions to interaction status changes and to agents freeing up (connected in
+RoutingConfig.ready). The voice channel's own rules (wrap-up after a call) are in
+``channels_inbound.voice.receivers``."""
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 
-from django.conf import settings
-
-from agents.presence import do_end_wrap_up, do_start_wrap_up, do_touch_idle
+from agents.presence import do_touch_idle
 from interactions.lifecycle import Status
 from interactions.models import Interaction
 
-from .actions import request_routing, schedule_wrap_up_end
+from .triggers import request_routing
 
 # Leaving one of these frees (part of) an agent's capacity.
 HOLDING = (Status.OFFERED, Status.ASSIGNED)
@@ -25,24 +25,11 @@ def on_status_changed(
     agent_id = interaction.assigned_agent_id
     if from_status in HOLDING and to_status not in HOLDING and agent_id:
         do_touch_idle(agent_ids=[agent_id], now=now)
-    if (
-        interaction.channel == "voice"
-        and from_status == Status.ASSIGNED
-        and to_status == Status.WRAP_UP
-        and agent_id
-    ):
-        # After-call work: no new offers until the timer ends (the sweep ends it) or the
-        # agent closes the interaction.
-        until = now + timedelta(seconds=settings.ROUTING_WRAP_UP_SECONDS)
-        if do_start_wrap_up(agent_id=agent_id, now=now, until=until):
-            schedule_wrap_up_end(agent_id, until)
-    if (
-        interaction.channel == "voice"
-        and from_status == Status.WRAP_UP
-        and to_status == Status.CLOSED
-        and agent_id
-    ):
-        do_end_wrap_up(agent_id=agent_id, now=now)
+
+
+def on_agent_available(**_: Any) -> None:
+    """An agent may take new work (``agents.signals.agent_available``): a pass once it commits."""
+    request_routing()
 
 
 def cancel_offers_of_left_interactions(

@@ -1,6 +1,6 @@
 """Reads that build the pure policy's inputs from the database.
 
-Everything here is a plain read (no locks): the claim in :mod:`routing.actions` re-checks
+Everything here is a plain read (no locks): the claim in :mod:`routing.claims` re-checks
 what matters under row locks, so a stale snapshot can only cost a retry, never a double
 assignment.
 """
@@ -52,7 +52,7 @@ def excluding_offers(now: datetime) -> Q:
     )
 
 
-# The decisions an agent hands an interaction away by (routing.actions: to a queue, to a named
+# The decisions an agent hands an interaction away by (routing.transfers: to a queue, to a named
 # colleague); their ``details`` name the transferrer, the note and whether the router leaves
 # the transferrer out ("from_agent", "note_id", "exclude_transferrer").
 TRANSFER_RULES = ("transfer_to_queue", "transfer_to_agent")

@@ -3,7 +3,7 @@
 - ``routing.route_pending``: a routing pass, at once; triggered after commit by events
   (interaction queued, agent available, offer declined or expired, agent freed). Requests made
   while a pass runs are coalesced into exactly one more pass, run by the same task as soon as
-  the first ends (``routing.actions.request_routing``, docs/routing.md "Triggers").
+  the first ends (``routing.triggers.request_routing``, docs/routing.md "Triggers").
 - ``routing.expire_offers``: scheduled (``eta``) at the deadline of the offers a claim, a
   transfer or a reassignment made; expires those still unanswered (docs/routing.md, timers).
 - ``routing.end_wrap_up``: scheduled at the end of an agent's after-call work.
@@ -28,14 +28,9 @@ from celery import shared_task
 
 from agents.presence import do_end_wrap_ups
 
-from .actions import (
-    do_expire_offers,
-    do_release_lost_consoles,
-    do_route_passes,
-    do_route_pending,
-    schedule_offer_timers_again,
-    schedule_wrap_up_end,
-)
+from .claims import do_route_passes, do_route_pending
+from .offers import do_expire_offers, do_release_lost_consoles
+from .timers import schedule_offer_timers_again, schedule_wrap_up_end
 
 logger = logging.getLogger(__name__)
 

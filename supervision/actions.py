@@ -27,8 +27,10 @@ from console.groups import close_sockets, user_group
 from interactions.models import Interaction
 from kernel import event_catalogue
 from kernel.events import publish_many, supervisors_group
-from routing.actions import do_cancel_agent_offers, do_reassign_interaction, request_routing
 from routing.models import Offer
+from routing.offers import do_cancel_agent_offers
+from routing.transfers import do_reassign_interaction
+from routing.triggers import request_routing
 
 from . import stats
 from .access import Scope

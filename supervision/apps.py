@@ -8,7 +8,7 @@ class SupervisionConfig(AppConfig):
 
     def ready(self) -> None:
         from interactions.signals import interaction_status_changed
-        from routing.actions import claims_written, interaction_requeued
+        from routing.signals import claims_written, interaction_requeued
 
         from . import receivers, stats
 

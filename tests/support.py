@@ -56,7 +56,7 @@ def broker_keys() -> tuple[tuple[str, ...], tuple[str, ...]]:
     flags."""
     from channels_inbound.sms.actions import INGEST_QUEUED_KEY
     from kernel.queues import QUEUES
-    from routing.actions import PASS_AGAIN_KEY, PASS_QUEUED_KEY, PASS_RUNNING_KEY
+    from routing.triggers import PASS_AGAIN_KEY, PASS_QUEUED_KEY, PASS_RUNNING_KEY
 
     names = (
         *QUEUES,

@@ -5,7 +5,7 @@ the change (so the deliveries are written with it, and roll back with it).
   recorded (``interaction.created``: both ``do_create_interaction`` and the batched ingestion
   send ``new -> queued``); a move to ``assigned`` (an accepted offer, a supervisor's take) or to
   ``closed``;
-- ``routing.actions.claims_written``: a routing pass that assigned interactions at once
+- ``routing.signals.claims_written``: a routing pass that assigned interactions at once
   (auto-accepted channels write their status changes in bulk, without the signal above);
 - ``post_save`` of ``supervision.SatisfactionResponse`` (created once per interaction, by
   ``do_record_satisfaction`` whatever the channel of the survey).
@@ -22,7 +22,7 @@ from django.utils import timezone
 from interactions.lifecycle import Status
 from interactions.models import Interaction
 from interactions.signals import interaction_status_changed
-from routing.actions import claims_written
+from routing.signals import claims_written
 from supervision.models import SatisfactionResponse
 
 from .actions import (

@@ -5,7 +5,10 @@ Each function returns provider-neutral voice instructions; the view renders them
 provider adapter (TwiML for Twilio). The flow itself is run by :mod:`flows.engine`, which knows
 nothing about telephony.
 
-The router calls :func:`do_bridge_call` when an agent accepts a call offer.
+When an agent accepts a call offer, routing sends ``offer_accepted`` and this channel bridges
+the call (``receivers.bridge_accepted_call`` queues :func:`do_connect_agent`); a call that does
+not reach the agent goes back to its queue through :func:`do_requeue_unreachable`, routing's
+generic ``do_requeue_accepted`` plus what the phone failure means for the agent.
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ from django.utils.translation import gettext as _
 from django.utils.translation import ngettext
 
 from agents.models import AgentProfile
+from agents.presence import do_pause_missed, do_set_channels
 from channels_inbound.hooks import after_conversation
 from channels_inbound.ingest import InboundMessage, IngestError, do_ingest_message
 from channels_inbound.media import is_pending, pending_entry, request_fetch
@@ -49,6 +53,10 @@ from interactions.actions import StaleTransition, do_transition_interaction
 from interactions.channels import Channel
 from interactions.lifecycle import WAITING_STATUSES, Status
 from interactions.models import Interaction
+from kernel import event_catalogue
+from kernel.events import SUPERVISORS_GROUP, agent_group, publish
+from routing.models import OfferStatus
+from routing.offers import do_requeue_accepted
 
 from .models import Call, CallEvent, CallOutcome
 from .selectors import estimated_wait_seconds, queue_position
@@ -497,14 +505,75 @@ def _bridge_failed_message(cause: str) -> str:
         )
 
 
+def do_requeue_unreachable(
+    *,
+    interaction_id: int,
+    agent_id: int,
+    cause: str = "no_number",
+    pause_missed: bool = False,
+    message: str = "",
+    now: datetime | None = None,
+) -> bool:
+    """An accepted call could not be connected to the agent: it goes back to its queue, in
+    front (``routing.offers.do_requeue_accepted``), never to that agent again when their phone
+    failed (the offer becomes ``failed``, which excludes like a decline), not for
+    ``ROUTING_PROVIDER_ERROR_EXCLUSION_SECONDS`` when the provider did (``cause``
+    "provider_error": the offer becomes ``provider``, and a pass is scheduled for when the lapse
+    ends).
+
+    The agent is freed and told. ``cause`` "no_number": no telework number, they stop taking
+    calls until they set one (``agent.no_phone_number``). Otherwise (``call.bridge_failed``,
+    with ``message`` for the console): their phone did not answer (``pause_missed``: paused
+    "missed"), or the provider failed (they stay available). Returns whether it was requeued
+    (False when the interaction already left that agent: a replayed or late report).
+    """
+    now = now or timezone.now()
+    with transaction.atomic():
+        requeued = do_requeue_accepted(
+            interaction_id=interaction_id,
+            agent_id=agent_id,
+            offer_status=(
+                OfferStatus.PROVIDER_ERROR if cause == "provider_error" else OfferStatus.FAILED
+            ),
+            reason="agent_unreachable" if cause == "no_number" else f"bridge_{cause}"[:64],
+            now=now,
+        )
+        if not requeued:
+            return False
+        # The interaction is locked: the agent's presence after it (rule 1).
+        agent = AgentProfile.objects.select_related("presence").get(pk=agent_id)
+        if cause == "no_number":
+            channels = list(agent.presence.channels_enabled or [])
+            if "voice" in channels:
+                do_set_channels(agent=agent, channels=[c for c in channels if c != "voice"])
+            publish(
+                *event_catalogue.agent_no_phone_number(
+                    agent_id=agent_id, interaction_id=interaction_id
+                ),
+                groups=[agent_group(agent_id), SUPERVISORS_GROUP],
+            )
+            return True
+        if pause_missed:
+            do_pause_missed(agent_id=agent_id, now=now, if_available=True)
+        publish(
+            *event_catalogue.call_bridge_failed(
+                agent_id=agent_id,
+                interaction_id=interaction_id,
+                reason=cause,
+                paused=bool(pause_missed),
+                message=message,
+            ),
+            groups=[agent_group(agent_id), SUPERVISORS_GROUP],
+        )
+    return True
+
+
 def do_agent_unreachable(
     *, interaction_id: int, agent_id: int, cause: str, now: datetime | None = None
 ) -> bool:
     """The caller could not be connected to the agent (``cause``: the agent leg's status, or
     "provider_error"): the call goes back to the queue at the front, the agent is told and
     freed (paused "missed" when their phone did not answer), the next agent is tried."""
-    from routing.actions import do_requeue_unreachable
-
     requeued = do_requeue_unreachable(
         interaction_id=interaction_id,
         agent_id=agent_id,
@@ -554,8 +623,6 @@ def do_connect_agent(*, interaction_id: int, agent_id: int, attempt: int = 1) ->
     the agent their assignment, up to ``VOICE_BRIDGE_ATTEMPTS`` attempts; after the last, the
     call goes back to the queue at the front and this agent is passed over for a while only
     (``ROUTING_PROVIDER_ERROR_EXCLUSION_SECONDS``: the provider, not their phone, failed)."""
-    from routing.actions import do_requeue_unreachable
-
     try:
         do_bridge_call(interaction_id=interaction_id, agent_id=agent_id)
     except NoAgentNumber:
@@ -608,9 +675,6 @@ def _tell_answered(interaction_id: int, agent_id: int | None) -> None:
     (until then it says the call is being connected: the bridge may ring, fail, be retried)."""
     if agent_id is None:
         return
-    from kernel import event_catalogue
-    from kernel.events import SUPERVISORS_GROUP, agent_group, publish
-
     publish(
         *event_catalogue.call_answered(agent_id=agent_id, interaction_id=interaction_id),
         groups=[agent_group(agent_id), SUPERVISORS_GROUP],

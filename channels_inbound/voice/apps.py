@@ -6,3 +6,8 @@ class VoiceChannelConfig(AppConfig):
     name = "channels_inbound.voice"
     label = "channels_voice"
     verbose_name = _("Phone channel")
+
+    def ready(self) -> None:
+        from . import receivers
+
+        receivers.connect()

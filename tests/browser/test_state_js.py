@@ -17,8 +17,9 @@ from console.models import AgentEvent
 from console.outbox import serialise
 from console.state import apply_event, build_snapshot
 from interactions.actions import do_record_message
-from routing.actions import do_accept_offer, do_decline_offer, do_route_pending
+from routing.claims import do_route_pending
 from routing.models import Offer
+from routing.offers import do_accept_offer, do_decline_offer
 from tests.integration.routing.conftest import agent, arrive, queue, skill
 
 __all__ = ["agent", "arrive", "queue", "skill"]

@@ -169,7 +169,7 @@ def test_the_wallboard_changes_live_on_arrival_and_answer(
     centre: dict[str, Any], supervisor_page: Callable[..., Any]
 ) -> None:
     from agents.presence import do_set_agent_state
-    from routing.actions import do_accept_offer
+    from routing.offers import do_accept_offer
 
     bob, carol, queue = centre["bob"], centre["carol"], centre["queue"]
     AgentPresence.objects.filter(agent__in=[bob, carol]).update(state=AgentState.PAUSED)

@@ -30,8 +30,9 @@ from interactions.actions import do_create_interaction, do_transition_interactio
 from interactions.lifecycle import Status
 from interactions.models import Interaction
 from organisations.models import Organisation
-from routing.actions import do_accept_offer, do_route_pending
+from routing.claims import do_route_pending
 from routing.models import Offer, OfferStatus
+from routing.offers import do_accept_offer
 from tests.support import celery_broker, clear_broker, redis_db_url, start_workers, stop_workers
 
 TOKEN = "metrics-test-token-0123456789abcdef"

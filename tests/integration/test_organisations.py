@@ -27,8 +27,10 @@ from organisations.models import (
     OrganisationRequired,
     sole_organisation,
 )
-from routing.actions import TransferError, do_route_pending, do_transfer_to_queue
+from routing.claims import do_route_pending
+from routing.errors import TransferError
 from routing.models import Offer
+from routing.transfers import do_transfer_to_queue
 
 pytestmark = pytest.mark.django_db
 

@@ -360,7 +360,7 @@ async def test_agent_and_citizen_exchange_messages_and_typing_and_a_reload_keeps
 
     # the router offered the chat to the agent, who accepts it
     offer_event = await console_event("offer.created")
-    from routing.actions import do_accept_offer
+    from routing.offers import do_accept_offer
 
     await database_sync_to_async(do_accept_offer)(offer_id=offer_event["offer_id"], agent=agent)
     joined = await citizen.until("state", state="chatting")

@@ -26,8 +26,9 @@ from configuration.models import Queue
 from contactcentre.celery import OUTBOUND_QUEUE, ROUTE_QUEUE
 from interactions.lifecycle import Status
 from interactions.models import Interaction
-from routing.actions import do_accept_offer, do_route_pending
+from routing.claims import do_route_pending
 from routing.models import Offer, OfferStatus
+from routing.offers import do_accept_offer
 from tests.fake_twilio import FakeTwilioHttpClient
 from tests.support import celery_broker, clear_broker, redis_db_url
 

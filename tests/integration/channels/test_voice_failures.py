@@ -26,8 +26,9 @@ from console.models import AgentEvent
 from flows.models import Flow
 from interactions.lifecycle import Status
 from interactions.models import Interaction
-from routing.actions import do_accept_offer, do_decline_offer, do_route_pending
+from routing.claims import do_route_pending
 from routing.models import Offer, OfferStatus
+from routing.offers import do_accept_offer, do_decline_offer
 from tests.fake_twilio import FakeTwilioHttpClient
 
 from . import test_voice

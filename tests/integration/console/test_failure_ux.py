@@ -30,6 +30,7 @@ from agents.models import AgentPresence, AgentProfile, AgentState
 from channels_inbound.chat.actions import do_end_chat
 from channels_inbound.chat.models import ChatSession, ChatState, ChatWidget
 from channels_inbound.models import Endpoint
+from channels_inbound.voice.actions import do_requeue_unreachable
 from configuration.models import Queue
 from console.middleware import LAST_ACTIVITY_KEY
 from console.models import AgentEvent
@@ -38,7 +39,7 @@ from console.state import apply_event, build_snapshot
 from interactions.actions import do_create_interaction, do_record_message
 from interactions.models import Interaction, Message
 from organisations.models import Membership, Organisation
-from routing.actions import do_requeue_unreachable, do_route_pending
+from routing.claims import do_route_pending
 from routing.models import Offer, OfferStatus
 
 

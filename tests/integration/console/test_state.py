@@ -18,15 +18,10 @@ from console.outbox import do_prune_agent_events, events_after, serialise
 from console.state import apply_event, build_snapshot
 from interactions.actions import do_record_message
 from interactions.models import Interaction
-from routing.actions import (
-    do_accept_offer,
-    do_decline_offer,
-    do_expire_offers,
-    do_offer_to_agent,
-    do_route_pending,
-    do_transfer_to_queue,
-)
+from routing.claims import do_route_pending
 from routing.models import Offer
+from routing.offers import do_accept_offer, do_decline_offer, do_expire_offers
+from routing.transfers import do_offer_to_agent, do_transfer_to_queue
 
 pytestmark = pytest.mark.django_db
 

@@ -13,8 +13,10 @@ from django.db import connection
 
 from interactions.lifecycle import Status
 from interactions.models import Interaction
-from routing.actions import TransferError, do_offer_to_agent, do_route_pending
+from routing.claims import do_route_pending
+from routing.errors import TransferError
 from routing.models import Offer
+from routing.transfers import do_offer_to_agent
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.postgres]
 

@@ -23,13 +23,10 @@ from contactcentre.asgi import application
 from contacts.models import Contact
 from interactions.lifecycle import Status
 from interactions.models import Interaction, Message
-from routing.actions import (
-    do_accept_offer,
-    do_decline_offer,
-    do_route_pending,
-    do_transfer_to_queue,
-)
+from routing.claims import do_route_pending
 from routing.models import Offer, RoutingDecision
+from routing.offers import do_accept_offer, do_decline_offer
+from routing.transfers import do_transfer_to_queue
 
 pytestmark = pytest.mark.django_db
 

@@ -28,9 +28,10 @@ from interactions.actions import do_create_interaction, do_transition_interactio
 from interactions.lifecycle import Status
 from interactions.models import Interaction, InteractionTransition
 from routing import selectors
-from routing.actions import OfferNotPending, do_accept_offer
+from routing.errors import OfferNotPending
 from routing.matching import plan_batch
 from routing.models import Offer, OfferStatus
+from routing.offers import do_accept_offer
 from tests.support import celery_broker, clear_broker, redis_db_url, start_workers, stop_workers
 
 pytestmark = [

@@ -27,8 +27,9 @@ from contactcentre.celery import ROUTE_QUEUE
 from interactions.actions import do_transition_interaction
 from interactions.lifecycle import Status
 from interactions.models import Interaction
-from routing.actions import do_accept_offer, do_decline_offer, do_route_pending
+from routing.claims import do_route_pending
 from routing.models import Offer, OfferStatus
+from routing.offers import do_accept_offer, do_decline_offer
 from routing.tasks import sweep
 from tests.support import celery_broker, clear_broker, redis_db_url, start_workers, stop_workers
 
@@ -370,7 +371,7 @@ def test_timers_are_sent_to_the_broker_at_their_deadline(
 
     import redis
 
-    from routing.actions import schedule_console_check
+    from routing.timers import schedule_console_check
 
     # A database of its own beside the configured one: no worker of another test (still
     # draining) listens there, so the scheduled messages stay to be read. Only its queue key

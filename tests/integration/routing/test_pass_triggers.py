@@ -14,14 +14,9 @@ import redis
 from contactcentre.celery import ROUTE_QUEUE
 from interactions.lifecycle import Status
 from interactions.models import Interaction
-from routing.actions import (
-    PASS_AGAIN_KEY,
-    PASS_QUEUED_KEY,
-    PASS_RUNNING_KEY,
-    claims_written,
-    do_route_passes,
-    request_routing,
-)
+from routing.claims import do_route_passes
+from routing.signals import claims_written
+from routing.triggers import PASS_AGAIN_KEY, PASS_QUEUED_KEY, PASS_RUNNING_KEY, request_routing
 from tests.support import celery_broker
 
 pytestmark = [pytest.mark.redis, pytest.mark.django_db(transaction=True)]

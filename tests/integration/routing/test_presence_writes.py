@@ -23,19 +23,15 @@ from rest_framework.test import APIClient
 
 from agents.models import AgentPresence, AgentProfile, AgentState, AgentStateChange, PauseReason
 from agents.presence import do_end_wrap_ups, do_set_agent_state
+from channels_inbound.voice.actions import do_requeue_unreachable
 from console.models import AgentEvent
 from interactions.actions import do_transition_interaction
 from interactions.lifecycle import Status
 from interactions.models import Interaction
 from organisations.models import Membership, sole_organisation
-from routing.actions import (
-    do_accept_offer,
-    do_expire_offers,
-    do_release_lost_consoles,
-    do_requeue_unreachable,
-    do_route_pending,
-)
+from routing.claims import do_route_pending
 from routing.models import Offer, OfferStatus
+from routing.offers import do_accept_offer, do_expire_offers, do_release_lost_consoles
 from supervision.access import scope_for
 from supervision.actions import do_log_agent_out, do_supervisor_set_state
 

@@ -14,14 +14,10 @@ from configuration.models import EscalationStep
 from interactions.actions import do_transition_interaction
 from interactions.lifecycle import Status
 from interactions.models import Interaction, InteractionTransition
-from routing.actions import (
-    do_accept_offer,
-    do_decline_offer,
-    do_expire_offers,
-    do_route_pending,
-)
+from routing.claims import do_route_pending
 from routing.errors import OfferNotPending, RoutingError
 from routing.models import Offer, OfferStatus, RoutingDecision
+from routing.offers import do_accept_offer, do_decline_offer, do_expire_offers
 from routing.tasks import sweep
 
 pytestmark = pytest.mark.django_db
@@ -300,8 +296,8 @@ def test_a_caller_hanging_up_during_the_offer_cancels_it_without_pausing_the_age
 def test_an_accepted_call_for_an_agent_without_a_phone_number_goes_back_to_the_queue(
     queue: Any, agent: Any, arrive: Any
 ) -> None:
-    # (the voice channel raises NoAgentNumber when bridging; routing then does this)
-    from routing.actions import do_requeue_unreachable
+    # (the voice channel raises NoAgentNumber when bridging, then does this)
+    from channels_inbound.voice.actions import do_requeue_unreachable
 
     q = queue("q", {"x": 1})
     no_phone = agent("no_phone", {"x": 5})  # telework_phone is empty

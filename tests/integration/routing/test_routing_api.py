@@ -10,7 +10,7 @@ from django.contrib.auth.models import Group
 from agents.models import AgentPresence, AgentState
 from configuration.models import Team
 from organisations.models import Membership, sole_organisation
-from routing.actions import do_route_pending
+from routing.claims import do_route_pending
 from routing.models import Offer, OfferStatus
 
 pytestmark = pytest.mark.django_db

@@ -27,8 +27,9 @@ from configuration.models import Queue
 from interactions.actions import do_create_interaction, do_transition_interaction
 from interactions.lifecycle import Status
 from interactions.models import Interaction
-from routing.actions import do_accept_offer, do_expire_offers, do_route_pending
+from routing.claims import do_route_pending
 from routing.models import Offer, OfferStatus
+from routing.offers import do_accept_offer, do_expire_offers
 
 
 @dataclass(frozen=True)

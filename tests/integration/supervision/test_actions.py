@@ -14,8 +14,10 @@ from django.utils import timezone
 from agents.models import AgentPresence, AgentSkill, AgentState, PauseReason
 from configuration.models import EscalationStep, Skill, Team
 from interactions.lifecycle import Status
-from routing.actions import TransferError, do_accept_offer, do_route_pending
+from routing.claims import do_route_pending
+from routing.errors import TransferError
 from routing.models import Offer, OfferStatus
+from routing.offers import do_accept_offer
 from supervision.access import OutOfScope, scope_for
 from supervision.actions import (
     LevelChange,

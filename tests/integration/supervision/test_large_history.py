@@ -18,14 +18,11 @@ from configuration.models import Queue, Team
 from interactions.lifecycle import Status
 from interactions.models import Interaction, InteractionTransition, Message
 from organisations.authz import principal_for
-from routing.actions import (
-    claims_written,
-    do_accept_offer,
-    do_decline_offer,
-    do_route_pending,
-    do_transfer_to_queue,
-)
+from routing.claims import do_route_pending
 from routing.models import Offer, OfferStatus
+from routing.offers import do_accept_offer, do_decline_offer
+from routing.signals import claims_written
+from routing.transfers import do_transfer_to_queue
 from supervision.access import Scope, scope_for
 from supervision.actions import do_record_satisfaction
 from supervision.models import QueueDayStats, ReportDay

@@ -12,8 +12,9 @@ from django.utils import timezone
 from interactions.actions import do_create_interaction, do_transition_interaction
 from interactions.lifecycle import Status
 from interactions.models import Interaction
-from routing.actions import do_accept_offer, do_route_pending
+from routing.claims import do_route_pending
 from routing.models import Offer, OfferStatus
+from routing.offers import do_accept_offer
 from supervision.actions import do_record_satisfaction
 from supervision.models import QueueDayStats
 from supervision.periods import Period, day_bounds, local_day
@@ -98,7 +99,7 @@ def test_counters_follow_the_events_and_equal_a_rebuild_and_the_report(
 def test_a_transferred_interaction_is_answered_once(
     queue: Any, agent: Any, arrive: Any, django_capture_on_commit_callbacks: Any
 ) -> None:
-    from routing.actions import do_transfer_to_queue
+    from routing.transfers import do_transfer_to_queue
 
     q = queue("caf", {}, sla_target_seconds=60)
     other = queue("cpam", {})

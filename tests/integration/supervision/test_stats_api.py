@@ -24,8 +24,9 @@ from interactions.actions import do_create_interaction, do_transition_interactio
 from interactions.lifecycle import Status
 from interactions.models import Interaction
 from organisations.models import Membership, Organisation
-from routing.actions import do_accept_offer, do_route_pending
+from routing.claims import do_route_pending
 from routing.models import Offer, OfferStatus
+from routing.offers import do_accept_offer
 from supervision.access import scope_for
 from supervision.actions import do_record_satisfaction
 from supervision.periods import Period, day_bounds, local_day

@@ -18,14 +18,11 @@ from agents.models import AgentPresence, AgentProfile, AgentState, PauseReason
 from interactions.actions import do_create_interaction
 from interactions.lifecycle import Status
 from interactions.models import Interaction
-from routing.actions import (
-    TransferError,
-    do_accept_offer,
-    do_offer_to_agent,
-    do_reassign_interaction,
-    do_route_pending,
-)
+from routing.claims import do_route_pending
+from routing.errors import TransferError
 from routing.models import Offer, OfferStatus
+from routing.offers import do_accept_offer
+from routing.transfers import do_offer_to_agent, do_reassign_interaction
 from tests.integration.supervision.conftest import verified_session
 
 pytestmark = pytest.mark.django_db

@@ -18,8 +18,9 @@ from configuration.models import EscalationStep, Team
 from flows.models import Flow, FlowVersion
 from interactions.actions import do_transition_interaction
 from interactions.lifecycle import Status
-from routing.actions import do_accept_offer, do_route_pending
+from routing.claims import do_route_pending
 from routing.models import Offer
+from routing.offers import do_accept_offer
 from supervision.models import SkillChange, SupervisorAction
 
 pytestmark = pytest.mark.django_db

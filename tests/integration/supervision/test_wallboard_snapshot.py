@@ -13,8 +13,9 @@ from django.utils import timezone
 from agents.models import AgentPresence, AgentProfile, AgentState
 from configuration.models import Queue, Team
 from interactions.lifecycle import Status
-from routing.actions import do_accept_offer, do_route_pending
+from routing.claims import do_route_pending
 from routing.models import Offer, OfferStatus
+from routing.offers import do_accept_offer
 from supervision import selectors
 from supervision.access import scope_for
 from supervision.models import QueueHours

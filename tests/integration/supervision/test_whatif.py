@@ -20,8 +20,9 @@ from agents.presence import do_set_agent_state
 from interactions.actions import do_create_interaction, do_transition_interaction
 from interactions.lifecycle import Status
 from interactions.models import Interaction
-from routing.actions import do_accept_offer, do_route_pending
+from routing.claims import do_route_pending
 from routing.models import Offer, OfferStatus
+from routing.offers import do_accept_offer
 from supervision.periods import PARIS
 from supervision.whatif import Proposal, compare, record
 

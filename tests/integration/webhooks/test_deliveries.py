@@ -431,7 +431,7 @@ def test_an_interaction_the_router_assigns_at_once_is_reported_once(
     """Auto-accepted channels are assigned by the routing pass in bulk (claims_written, not the
     status-change signal): still one ``interaction.assigned``, with the agent."""
     from agents.models import AgentPresence, AgentState
-    from routing.actions import do_route_pending
+    from routing.claims import do_route_pending
 
     hook_settings.ROUTING_AUTO_ACCEPT_CHANNELS = ["email"]
     caf, _ = bodies
