@@ -20,6 +20,7 @@ from django.utils.crypto import constant_time_compare
 from django.utils.translation import gettext as _
 from django.utils.translation import pgettext
 
+from agents.second_factor import second_factor_expected
 from organisations import authz
 
 from .models import PersonalToken, RevokeReason, ServiceToken
@@ -62,8 +63,6 @@ def token_ttl() -> timedelta:
 
 
 def needs_second_factor(user: Any) -> bool:
-    from console.security import second_factor_expected
-
     return bool(second_factor_expected(user))
 
 

@@ -15,6 +15,8 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from agents.second_factor import session_passed_second_factor
+
 from .actions import SecondFactorNeeded, do_issue_personal_token, do_revoke_presented_token
 from .actions import needs_second_factor as _needs_second_factor
 from .models import PersonalToken, ServiceToken
@@ -78,8 +80,6 @@ class TokenView(APIView):
                 _("A token cannot make another token: log in again to get a new one.")
             )
         if request.user.is_authenticated:
-            from console.security import session_passed_second_factor
-
             user = request.user
             second_factor = session_passed_second_factor(user, request.session)
             if not second_factor and _needs_second_factor(user):

@@ -31,14 +31,15 @@ from django.contrib.sessions.backends.base import SessionBase
 from redis.exceptions import RedisError
 
 from agents.models import AgentProfile
+from agents.second_factor import agent_admission
 from kernel import logs
 from kernel.consumers import JsonConsumer
 from kernel.events import agent_group
+from kernel.second_factor import session_device_confirmed
+from kernel.socket_groups import session_group, user_group
 
 from . import live, outbox, replies
-from .groups import session_group, user_group
 from .middleware import idle_seconds_left
-from .security import agent_admission, session_device_confirmed
 from .state import build_snapshot
 
 logger = logging.getLogger(__name__)

@@ -14,7 +14,7 @@ from django.urls import reverse
 from django.utils.http import urlencode
 from django.utils.translation import gettext as _
 
-from .security import second_factor_expected
+from agents.second_factor import second_factor_expected
 
 # Paths a half-logged-in user may reach (log in, log out, the code pages) and machine paths.
 EXEMPT_PREFIXES = (

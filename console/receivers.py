@@ -10,7 +10,8 @@ from django.db import transaction
 from django.db.models.signals import post_save
 from django.http import HttpRequest
 
-from .groups import close_sockets, session_group, user_group
+from kernel.socket_groups import close_sockets, session_group, user_group
+
 from .middleware import touch
 
 

@@ -23,10 +23,10 @@ from django.utils import timezone
 from agents.models import AgentPresence, AgentProfile, AgentSkill, AgentState, PauseReason
 from agents.presence import do_set_agent_state
 from configuration.models import EscalationStep, Queue, Skill, Team
-from console.groups import close_sockets, user_group
 from interactions.models import Interaction
 from kernel import event_catalogue
 from kernel.events import publish_many, supervisors_group
+from kernel.socket_groups import close_sockets, user_group
 from routing.models import Offer
 from routing.offers import do_cancel_agent_offers
 from routing.transfers import do_reassign_interaction

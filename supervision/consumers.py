@@ -23,11 +23,11 @@ from typing import Any
 from channels.db import database_sync_to_async
 from django.conf import settings
 
-from console.groups import session_group, user_group
-from console.security import session_passed_second_factor
+from agents.second_factor import session_passed_second_factor
 from kernel import logs
 from kernel.consumers import JsonConsumer
 from kernel.events import supervisors_group
+from kernel.socket_groups import session_group, user_group
 
 from .access import Scope, scope_for
 from .selectors import wallboard_snapshot

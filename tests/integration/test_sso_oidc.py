@@ -579,7 +579,7 @@ def test_the_providers_mfa_counts_as_the_second_factor_when_configured(world: Wo
 
 
 def test_the_console_socket_accepts_the_providers_second_factor(world: World) -> None:
-    from console.security import session_device_confirmed
+    from kernel.second_factor import session_device_confirmed
 
     agent = _member("karim", world.org)
     AgentProfile.objects.filter(user=agent).update(remote=True)  # a teleworker: code required

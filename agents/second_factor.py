@@ -1,15 +1,21 @@
-"""Who needs a second factor, and whether a session has passed it."""
+"""Who needs a second factor, whether a session has passed it, and what the console socket
+needs to admit an agent. Teleworkers (``AgentProfile.remote``), supervisors, administrators and
+data-protection officers must use one; whether a session passed it is the kernel's
+(:mod:`kernel.second_factor`)."""
 
 from __future__ import annotations
 
 from typing import Any
 
+from django.contrib.auth.models import Group
+from django.db.models import Exists, OuterRef
 from django_otp import user_has_device
 from django_otp.plugins.otp_totp.models import TOTPDevice
 
 from kernel.roles import ADMINISTRATOR, DATA_PROTECTION_OFFICER, SUPERVISOR
+from kernel.second_factor import session_device_confirmed
 
-DEVICE_SESSION_KEY = "otp_device_id"  # django_otp's own session key
+from .models import AgentProfile
 
 
 def second_factor_required(user: Any) -> bool:
@@ -30,14 +36,16 @@ def second_factor_expected(user: Any) -> bool:
     return second_factor_required(user) or user_has_device(user, confirmed=True)
 
 
+def session_passed_second_factor(user: Any, session: Any) -> bool:
+    """A session that logged in with a code carries the device's id (when one is expected)."""
+    if not second_factor_expected(user):
+        return True
+    return session_device_confirmed(user, session)
+
+
 def agent_admission(user_id: int) -> dict[str, Any] | None:
     """What the console socket needs to admit a user, in one query: the agent profile's id,
     whether the user is a teleworker, a supervisor/administrator, or has a confirmed device."""
-    from django.contrib.auth.models import Group
-    from django.db.models import Exists, OuterRef
-
-    from agents.models import AgentProfile
-
     return (
         AgentProfile.objects.filter(user_id=user_id)
         .annotate(
@@ -51,22 +59,3 @@ def agent_admission(user_id: int) -> dict[str, Any] | None:
         .values("pk", "organisation_id", "remote", "privileged", "has_device")
         .first()
     )
-
-
-def session_passed_second_factor(user: Any, session: Any) -> bool:
-    """A session that logged in with a code carries the device's id (when one is expected)."""
-    if not second_factor_expected(user):
-        return True
-    return session_device_confirmed(user, session)
-
-
-def session_device_confirmed(user: Any, session: Any) -> bool:
-    """The session passed a second factor: a confirmed device of this user, of any kind (a
-    TOTP code, or the identity provider's MFA accepted at a single sign-on, sso/)."""
-    from django_otp.models import Device
-
-    persistent_id = session.get(DEVICE_SESSION_KEY) if session is not None else None
-    if not persistent_id:
-        return False
-    device = Device.from_persistent_id(str(persistent_id))
-    return device is not None and device.user_id == user.pk and bool(device.confirmed)
