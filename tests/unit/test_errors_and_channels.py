@@ -60,3 +60,29 @@ def test_the_model_choices_are_the_channel_enum() -> None:
     assert [c.value for c in interaction_models.Channel] == [c.value for c in Channel]
     assert Channel.VOICE == "voice"
     assert f"{Channel.SMS}" == "sms"
+
+
+def test_the_channels_refusals_are_of_the_family_with_their_words() -> None:
+    from channels_inbound.chat.errors import ChatError
+    from channels_inbound.chat.strings import widget_strings
+    from channels_inbound.sms.actions import SmsError, SmsOptedOut, SmsTooLong
+    from surveys.actions import SurveyError
+
+    refusals = [SmsOptedOut(), SmsTooLong(1700, 1600), ChatError("ended"), SurveyError("expired")]
+    assert all(isinstance(r, ApplicationError) for r in refusals)
+    assert [(r.code, r.http_status) for r in refusals] == [
+        ("opted_out", 409),
+        ("too_long", 400),
+        ("ended", 409),
+        ("expired", 410),
+    ]
+    assert (SmsError("empty").http_status, SurveyError("invalid").http_status) == (400, 404)
+    assert ChatError("origin_not_allowed").http_status == 403
+    with translation.override("fr"):
+        assert str(SmsOptedOut()).startswith("Cet usager a répondu STOP")
+        # the widget shows the chat's own message for a refusal's code
+        assert widget_strings("fr")["error_ended"] == str(ChatError("ended"))
+        assert str(ChatError("ended")).startswith("Cette conversation est terminée")
+    assert widget_strings("en")["error_ended"] == (
+        "This conversation is over. Start a new one to write to us."
+    )
