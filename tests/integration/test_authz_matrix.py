@@ -877,7 +877,7 @@ def schema_operations() -> set[tuple[str, str]]:
 
 def ws_routes() -> dict[str, Route]:
     """Every WebSocket route: each ``*websocket_urlpatterns`` list of ``contactcentre.ws_urls``
-    and of any installed app's ``ws_urls`` module."""
+    and of each app's ``ws_urls`` module (an app without one has no socket)."""
     modules = ["contactcentre.ws_urls"] + [
         f"{config.name}.ws_urls"
         for config in apps.get_app_configs()
@@ -885,8 +885,6 @@ def ws_routes() -> dict[str, Route]:
     ]
     routes: dict[str, Route] = {}
     for module_name in modules:
-        if importlib.util.find_spec(module_name.rsplit(".", 1)[0]) is None:
-            continue
         try:
             module = importlib.import_module(module_name)
         except ModuleNotFoundError:
@@ -1139,13 +1137,12 @@ def build_world() -> World:
     }
     from django_otp.plugins.otp_totp.models import TOTPDevice
 
-    if apps.is_installed("apitokens"):
-        from apitokens.actions import do_create_service_token
+    from apitokens.actions import do_create_service_token
 
-        for side in (own, other):
-            side.extra["service_token"], _raw = do_create_service_token(
-                side.org_admin, name="intégration", organisation_id=side.org.pk, scope="read"
-            )
+    for side in (own, other):
+        side.extra["service_token"], _raw = do_create_service_token(
+            side.org_admin, name="intégration", organisation_id=side.org.pk, scope="read"
+        )
     # Revoked sharing agreements (no effect on what anyone sees): one owned by each side.
     from organisations.models import SharingAgreement
 
@@ -1158,68 +1155,64 @@ def build_world() -> World:
             revoked_by=padm,
             revoked_at=timezone.now(),
         )
-    if apps.is_installed("publicquality"):
-        from publicquality.follow import issue_follow_token
-        from publicquality.models import Commitment, FollowLink
+    from publicquality.follow import issue_follow_token
+    from publicquality.models import Commitment, FollowLink
 
-        for side in (own, other):
-            side.extra["commitment"] = Commitment.objects.create(
-                organisation=side.org, channel="chat", answer_delay_seconds=180
-            )
-            issue_follow_token(side.interaction)
-            side.extra["follow_link"] = FollowLink.objects.get(interaction=side.interaction)
-    if apps.is_installed("surveys"):
-        from surveys.models import SurveySettings
+    for side in (own, other):
+        side.extra["commitment"] = Commitment.objects.create(
+            organisation=side.org, channel="chat", answer_delay_seconds=180
+        )
+        issue_follow_token(side.interaction)
+        side.extra["follow_link"] = FollowLink.objects.get(interaction=side.interaction)
+    from surveys.models import SurveySettings
 
-        for side in (own, other):
-            side.extra["survey_settings"] = SurveySettings.objects.create(queue=side.queue)
-    if apps.is_installed("webhooks"):
-        from webhooks.models import Delivery, Subscription
+    for side in (own, other):
+        side.extra["survey_settings"] = SurveySettings.objects.create(queue=side.queue)
+    from webhooks.models import Delivery, Subscription
 
-        for side, mark in ((own, MARK_OWN), (other, MARK_OTHER)):
-            # A documentation address (TEST-NET-1): the test button is refused at once.
-            side.extra["webhook"] = Subscription.objects.create(
-                organisation=side.org,
-                name=f"Logiciel métier {mark}",
-                url="https://192.0.2.10/hook",
-                events=["interaction.closed"],
-            )
-            side.extra["webhook_delivery"] = Delivery.objects.create(
-                subscription=side.extra["webhook"],
-                event="interaction.closed",
-                body=f'{{"mark": "{mark}"}}',
-                status="delivered",
-                next_attempt_at=timezone.now(),
-                created_at=timezone.now(),
-            )
-    if apps.is_installed("sso"):
-        from django.core.cache import cache
+    for side, mark in ((own, MARK_OWN), (other, MARK_OTHER)):
+        # A documentation address (TEST-NET-1): the test button is refused at once.
+        side.extra["webhook"] = Subscription.objects.create(
+            organisation=side.org,
+            name=f"Logiciel métier {mark}",
+            url="https://192.0.2.10/hook",
+            events=["interaction.closed"],
+        )
+        side.extra["webhook_delivery"] = Delivery.objects.create(
+            subscription=side.extra["webhook"],
+            event="interaction.closed",
+            body=f'{{"mark": "{mark}"}}',
+            status="delivered",
+            next_attempt_at=timezone.now(),
+            created_at=timezone.now(),
+        )
+    from django.core.cache import cache
 
-        from sso.models import ExternalIdentity, IdentityProvider
+    from sso.models import ExternalIdentity, IdentityProvider
 
-        for side in (own, other):
-            low = side.org.slug
-            issuer = f"https://idp.{low}.example.invalid"
-            side.extra["identity_provider"] = idp = IdentityProvider.objects.create(
-                organisation=side.org,
-                name=f"ProConnect {side.org.name}",
-                discovery_url=f"{issuer}/.well-known/openid-configuration",
-                client_id=f"client-{low}",
-                client_secret="matrice",
-            )
-            cache.set(  # no network: the discovery document as if fetched
-                f"sso:discovery:{idp.discovery_url}",
-                {
-                    "issuer": issuer,
-                    "authorization_endpoint": f"{issuer}/authorize",
-                    "token_endpoint": f"{issuer}/token",
-                    "jwks_uri": f"{issuer}/jwks",
-                },
-                3600,
-            )
-            side.extra["external_identity"] = ExternalIdentity.objects.create(
-                provider=idp, user=side.agent.user, sub=f"sub-{low}"
-            )
+    for side in (own, other):
+        low = side.org.slug
+        issuer = f"https://idp.{low}.example.invalid"
+        side.extra["identity_provider"] = idp = IdentityProvider.objects.create(
+            organisation=side.org,
+            name=f"ProConnect {side.org.name}",
+            discovery_url=f"{issuer}/.well-known/openid-configuration",
+            client_id=f"client-{low}",
+            client_secret="matrice",
+        )
+        cache.set(  # no network: the discovery document as if fetched
+            f"sso:discovery:{idp.discovery_url}",
+            {
+                "issuer": issuer,
+                "authorization_endpoint": f"{issuer}/authorize",
+                "token_endpoint": f"{issuer}/token",
+                "jwks_uri": f"{issuer}/jwks",
+            },
+            3600,
+        )
+        side.extra["external_identity"] = ExternalIdentity.objects.create(
+            provider=idp, user=side.agent.user, sub=f"sub-{low}"
+        )
     devices["supervisor"] = own.device
     devices["org_admin"] = TOTPDevice.objects.get(user=own.org_admin)
     users = {
@@ -1253,9 +1246,7 @@ def session_cookies(world: World) -> dict[str, str | None]:
 
 
 def service_credentials(world: World) -> dict[str, dict[str, str]]:
-    """Request headers of A's read and write service tokens (apitokens), when that app exists."""
-    if not apps.is_installed("apitokens"):
-        return {}
+    """Request headers of A's read and write service tokens (apitokens)."""
     from apitokens.actions import do_create_service_token
 
     headers = {}
