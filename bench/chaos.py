@@ -78,6 +78,7 @@ import psycopg
 
 from bench import chaos_drivers as drivers
 from bench.chaos_stack import PYTHON, ROOT, Stack, log
+from interactions.channels import Channel
 
 SWEEP_S = 5.0  # ROUTING_SWEEP_SECONDS (the settings' default)
 SMS_SWEEP_S = 5.0
@@ -127,15 +128,17 @@ def setup_data(agents: int) -> None:
     agent_group = Group.objects.get(name="agent")
 
     queue = Queue.objects.create(code="chaos", name="Chaos", sla_target_seconds=60)
-    Endpoint.objects.create(channel="sms", address=drivers.SMS_NUMBER, name="SMS", queue=queue)
     Endpoint.objects.create(
-        channel="voice", address=drivers.VOICE_NUMBER, name="Accueil", queue=queue
+        channel=Channel.SMS, address=drivers.SMS_NUMBER, name="SMS", queue=queue
     )
     Endpoint.objects.create(
-        channel="email", address=drivers.EMAIL_ADDRESS, name="Courriel", queue=queue
+        channel=Channel.VOICE, address=drivers.VOICE_NUMBER, name="Accueil", queue=queue
+    )
+    Endpoint.objects.create(
+        channel=Channel.EMAIL, address=drivers.EMAIL_ADDRESS, name="Courriel", queue=queue
     )
     chat = Endpoint.objects.create(
-        channel="chat", address=drivers.WIDGET_KEY, name="Chat", queue=queue
+        channel=Channel.CHAT, address=drivers.WIDGET_KEY, name="Chat", queue=queue
     )
     ChatWidget.objects.create(endpoint=chat, title="Mairie", allowed_origins=drivers.CITIZEN_ORIGIN)
     out = []

@@ -36,6 +36,7 @@ import websockets
 from twilio.request_validator import RequestValidator
 
 from bench.chaos_stack import ACCOUNT, TOKEN
+from interactions.channels import Channel
 
 SMS_NUMBER = "+33900000001"
 VOICE_NUMBER = "+33900000002"
@@ -616,7 +617,7 @@ class Agent:
     async def _handle(self, interaction_id: int, channel: str) -> None:
         try:
             await asyncio.sleep(random.uniform(0.5, 1.5))
-            if channel != "voice":
+            if channel != Channel.VOICE:
                 status, _ = await self._request(
                     "POST",
                     f"/console/interactions/{interaction_id}/reply/",

@@ -46,6 +46,8 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
+from interactions.channels import Channel
+
 ROOT = Path(__file__).resolve().parent.parent
 PYTHON = sys.executable
 DB_NAME = "cc_bench_console"
@@ -352,7 +354,7 @@ def pusher_process(agent_ids: list[int], rate: float, seconds: float, conn: Any)
                 {
                     "offer_id": sent,
                     "interaction_id": 0,
-                    "channel": "email",
+                    "channel": Channel.EMAIL,
                     "expires_at": "",
                     "sent_at": time.time(),
                 },

@@ -76,6 +76,7 @@ import websockets
 
 from bench import chaos_drivers as drivers
 from bench.chaos_stack import Stack, log
+from interactions.channels import Channel
 
 CSRF = "loopcsrf" * 4  # a 32-character CSRF secret, the same in the cookie and the header
 STAGES = (
@@ -153,7 +154,7 @@ def collect(run_started: float) -> None:
     ):
         received[sid] = at.timestamp()
     for provider_id, interaction_id in Message.objects.filter(
-        channel="sms", provider_id__in=list(received)
+        channel=Channel.SMS, provider_id__in=list(received)
     ).values_list("provider_id", "interaction_id"):
         if provider_id:
             keys[provider_id] = interaction_id

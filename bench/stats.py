@@ -36,6 +36,8 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
+from interactions.channels import Channel
+
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
@@ -210,7 +212,7 @@ def main() -> None:
         for label, period in (("month", month), ("year", year)):
             # As the reports page asks: a supervisor's report is limited to their teams.
             flt = ReportFilter(team_ids=scope.team_ids)
-            phone = ReportFilter(channel="voice", team_ids=scope.team_ids)
+            phone = ReportFilter(channel=Channel.VOICE, team_ids=scope.team_ids)
             first_ms = timed(partial(period_report, period, flt, scope=scope), 1)
             runs = timed(partial(period_report, period, flt, scope=scope), 5)
             report = period_report(period, flt, scope=scope)

@@ -20,6 +20,7 @@ from typing import Any
 import pytest
 
 from interactions.actions import do_create_interaction, do_transition_interaction
+from interactions.channels import Channel
 from interactions.lifecycle import Status
 from tests.integration.webhooks.conftest import Body, Receiver
 from webhooks.actions import do_sweep
@@ -34,7 +35,7 @@ def _lives(body: Body, count: int) -> float:
     """Seconds per interaction life (five status changes)."""
     started = time.perf_counter()
     for _ in range(count):
-        interaction = do_create_interaction(channel="sms", contact=None, queue=body.queue)
+        interaction = do_create_interaction(channel=Channel.SMS, contact=None, queue=body.queue)
         do_transition_interaction(
             interaction=interaction, to=Status.OFFERED, extra={"assigned_agent": body.agent}
         )
