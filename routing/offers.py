@@ -211,6 +211,12 @@ def do_cancel_agent_offers(*, agent_id: int, now: datetime | None = None) -> int
 # --------------------------------------------------------------------------- lost consoles
 
 
+# Channels whose interaction in progress goes on without the agent's console, and ends by itself
+# (a call: the telephony ends it): a lost console does not put it back in the queue. Each
+# channel adds itself when Django starts (channels_inbound.voice.receivers.connect).
+WORK_OUTLIVES_CONSOLE: set[str] = set()
+
+
 def console_lost_cutoff(now: datetime) -> datetime:
     """A console silent since before this moment is gone: the heartbeat window plus grace."""
     return now - timedelta(
@@ -226,8 +232,9 @@ def do_release_lost_consoles(
     After ``ROUTING_HEARTBEAT_WINDOW_SECONDS`` without a heartbeat an agent gets no new offers;
     after ``ROUTING_CONSOLE_GRACE_SECONDS`` more (a short network cut keeps the work), every
     pending offer is cancelled (not a decline: the agent may get it again later) and every
-    interaction they handle goes back to its queue in front (``queued_at`` is kept), except a
-    call in progress, which the telephony ends by itself. The agent becomes offline with the
+    interaction they handle goes back to its queue in front (``queued_at`` is kept), except
+    one in progress on a channel of :data:`WORK_OUTLIVES_CONSOLE` (a call, which the telephony
+    ends by itself). The agent becomes offline with the
     reason, published to their console (shown when it reconnects) and to supervisors.
 
     Never waits for a lock (``SKIP LOCKED`` on the presence, interactions and offers): what
@@ -263,7 +270,7 @@ def do_release_lost_consoles(
             work = list(
                 Interaction.objects.select_for_update(skip_locked=True)
                 .filter(assigned_agent_id=agent_id, status__in=(Status.OFFERED, Status.ASSIGNED))
-                .exclude(status=Status.ASSIGNED, channel="voice")
+                .exclude(status=Status.ASSIGNED, channel__in=sorted(WORK_OUTLIVES_CONSOLE))
                 .order_by("pk")
             )
             pending = {

@@ -544,8 +544,8 @@ def do_requeue_unreachable(
         agent = AgentProfile.objects.select_related("presence").get(pk=agent_id)
         if cause == "no_number":
             channels = list(agent.presence.channels_enabled or [])
-            if "voice" in channels:
-                do_set_channels(agent=agent, channels=[c for c in channels if c != "voice"])
+            if Channel.VOICE in channels:
+                do_set_channels(agent=agent, channels=[c for c in channels if c != Channel.VOICE])
             publish(
                 *event_catalogue.agent_no_phone_number(
                     agent_id=agent_id, interaction_id=interaction_id

@@ -5,7 +5,9 @@ telephony or of the agent's after-call work.
 - ``routing.signals.offer_accepted``: an agent accepted a call offer; once the answer commits,
   the caller is connected to the agent's phone (:func:`bridge_accepted_call`);
 - ``interactions.signals.interaction_status_changed``: a call handled (assigned -> wrap-up)
-  puts its agent in after-call work, closing it ends that (:func:`wrap_up_after_calls`).
+  puts its agent in after-call work, closing it ends that (:func:`wrap_up_after_calls`);
+- ``routing.offers.WORK_OUTLIVES_CONSOLE``: a call in progress stays with its agent when their
+  console vanishes (the telephony ends it by itself).
 """
 
 from __future__ import annotations
@@ -18,8 +20,10 @@ from django.conf import settings
 from django.db import transaction
 
 from agents.presence import do_end_wrap_up, do_start_wrap_up
+from interactions.channels import Channel
 from interactions.lifecycle import Status
 from interactions.models import Interaction
+from routing.offers import WORK_OUTLIVES_CONSOLE
 from routing.timers import schedule_wrap_up_end
 
 from .tasks import bridge_call
@@ -29,7 +33,7 @@ logger = logging.getLogger(__name__)
 
 def bridge_accepted_call(*, interaction: Interaction, agent_id: int, **_: Any) -> None:
     """An accepted call offer: the bridge once the answer commits (nothing for other channels)."""
-    if interaction.channel != "voice":
+    if interaction.channel != Channel.VOICE:
         return
     interaction_id = interaction.pk
     transaction.on_commit(lambda: queue_bridge(interaction_id, agent_id))
@@ -70,7 +74,7 @@ def wrap_up_after_calls(
     agent closes the call. Runs in the transaction of the change (the interaction is locked,
     then the presence row: rule 1)."""
     agent_id = interaction.assigned_agent_id
-    if interaction.channel != "voice" or not agent_id:
+    if interaction.channel != Channel.VOICE or not agent_id:
         return
     if from_status == Status.ASSIGNED and to_status == Status.WRAP_UP:
         until = now + timedelta(seconds=settings.ROUTING_WRAP_UP_SECONDS)
@@ -85,4 +89,5 @@ def connect() -> None:
     from routing.signals import offer_accepted
 
     offer_accepted.connect(bridge_accepted_call, dispatch_uid="channels_voice.bridge")
+    WORK_OUTLIVES_CONSOLE.add(Channel.VOICE)
     interaction_status_changed.connect(wrap_up_after_calls, dispatch_uid="channels_voice.wrap_up")
