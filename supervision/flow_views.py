@@ -52,7 +52,7 @@ MAX_TEST_INPUTS = 50
 
 def _may_edit(request: HttpRequest) -> None:
     if not request.user.has_perm("flows.change_flowversion") and not request.user.has_perm(
-        "routing.change_queue"
+        "configuration.change_queue"
     ):
         raise PermissionDenied
 

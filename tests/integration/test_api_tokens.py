@@ -276,8 +276,10 @@ def test_write_service_token_has_view_add_change_on_its_data_only(
         platform_admin, name="GRC", organisation_id=caf.pk, scope="write"
     )
     user = ServiceUser(token)
-    assert user.has_perms(["routing.view_queue", "routing.add_queue", "routing.change_queue"])
-    assert not user.has_perm("routing.delete_queue")
+    assert user.has_perms(
+        ["configuration.view_queue", "configuration.add_queue", "configuration.change_queue"]
+    )
+    assert not user.has_perm("configuration.delete_queue")
     assert not user.has_perm("auth.view_user")
     assert not user.has_perm("apitokens.view_servicetoken")
     assert not user.has_perm("organisations.change_organisation")
