@@ -57,7 +57,7 @@ def _layers(backend: str = "kernel.channel_layer.RedisChannelLayer", **host: Any
         "hosts": [{"address": settings.REDIS_URL, **host}],
         "prefix": f"idle{os.getpid()}",
     }
-    if backend.startswith("contactcentre."):
+    if backend.startswith("kernel."):
         config["blocking_read_seconds"] = READ
     return {"default": {"BACKEND": backend, "CONFIG": config}}
 
