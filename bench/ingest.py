@@ -115,7 +115,7 @@ def prepare_database(env: dict[str, str]) -> None:
     )
     setup = (
         "import django; django.setup();"
-        "from routing.models import Queue; from channels_inbound.models import Endpoint;"
+        "from configuration.models import Queue; from channels_inbound.models import Endpoint;"
         "q = Queue.objects.create(code='bench', name='Bench', sla_target_seconds=3600);"
         f"Endpoint.objects.create(channel='sms', address='{OUR_NUMBER}', name='Bench', queue=q)"
     )
