@@ -611,6 +611,37 @@ class Stack:
         self.manage("migrate", "--noinput", "-v", "0")
         log(f"migrated in {time.monotonic() - started:.1f} s")
 
+    def cpu_seconds(self) -> dict[str, float]:
+        """CPU time (user + system, seconds) used so far by each part of the stack, its
+        processes' children included: ``web``, ``worker:<queues>``, ``beat``, ``smtp``,
+        ``redis`` and ``postgres`` (the postmaster and its backends). Children that already
+        exited are not counted; the stack's are long-lived."""
+        import psutil
+
+        def tree(pid: int) -> float:
+            total = 0.0
+            with contextlib.suppress(psutil.NoSuchProcess):
+                root = psutil.Process(pid)
+                for proc in [root, *root.children(recursive=True)]:
+                    with contextlib.suppress(psutil.NoSuchProcess):
+                        times = proc.cpu_times()
+                        total += times.user + times.system
+            return total
+
+        totals: dict[str, float] = {}
+        named = {**self.processes, **({"redis": self.redis} if self.redis else {})}
+        for name, process in named.items():
+            if process.popen is None:
+                continue
+            group = "web" if name.startswith("web") else name
+            if name.startswith("worker") and "-Q" in process.argv:
+                group = "worker:" + process.argv[process.argv.index("-Q") + 1]
+            totals[group] = totals.get(group, 0.0) + tree(process.popen.pid)
+        with contextlib.suppress(OSError, ValueError, IndexError):
+            postmaster = int((self.pgdata / "postmaster.pid").read_text().split()[0])
+            totals["postgres"] = tree(postmaster)
+        return totals
+
     def log_tail(self, name: str, chars: int = 3000) -> str:
         path = self.logs / f"{name}.log"
         if name == "postgres":

@@ -561,6 +561,7 @@ class Bench:
         self.run_id = uuid.uuid4().hex[:6]
         self.frames = Frames()
         self.agents: list[LoopAgent] = []
+        self.cpu: dict[str, Any] = {}
 
     def _in_stack(self, code: str) -> str:
         return self.stack.run_python(code)
@@ -585,6 +586,7 @@ class Bench:
         or ``drain`` s passed. Returns the arrivals' keys and the phase's start (epoch)."""
         args = self.args
         before = set(citizens.channel)
+        cpu_before = self._cpu()
         started = time.time()
         tasks: set[asyncio.Task[Any]] = set()
         t0 = time.monotonic()
@@ -617,7 +619,24 @@ class Bench:
             )
             if shown >= sum(1 for k in keys if k in citizens.accepted):
                 break
+        cpu_after = self._cpu()
+        wall = time.time() - started
+        self.cpu = {
+            "wall_s": round(wall, 1),
+            "cpu_ms_per_arrival": {
+                k: round((cpu_after[k] - cpu_before.get(k, 0.0)) * 1000 / max(1, len(keys)), 1)
+                for k in cpu_after
+            },
+            "cores_busy": {
+                k: round((cpu_after[k] - cpu_before.get(k, 0.0)) / wall, 2) for k in cpu_after
+            },
+        }
         return keys, started
+
+    def _cpu(self) -> dict[str, float]:
+        """CPU seconds so far per part of the stack, and the bench's own (the client)."""
+        times = os.times()
+        return {**self.stack.cpu_seconds(), "bench_client": times.user + times.system}
 
     async def main(self, pairs: list[tuple[str, int]], sessions: dict[str, str]) -> dict[str, Any]:
         args = self.args
@@ -645,6 +664,7 @@ class Bench:
                 result["baseline"] = figures(
                     citizens, self.frames, db, keys, args.baseline_rate, args.baseline_s
                 )
+                result["baseline"]["cpu"] = self.cpu
                 log(f"baseline: {json.dumps(result['baseline'])}")
                 await asyncio.sleep(3)
             log(f"load: {args.rate}/s for {args.duration} s")
@@ -654,6 +674,7 @@ class Bench:
             main["webhook_p50_ms"] = percentile(citizens.webhook_ms, 50)
             main["webhook_p99_ms"] = percentile(citizens.webhook_ms, 99)
             main["refused_attempts"] = citizens.refused
+            main["cpu"] = self.cpu
         for agent in self.agents:
             await agent.close()
         await connector.close()
