@@ -42,7 +42,7 @@ from interactions.lifecycle import OPEN_STATUSES, Status
 from interactions.models import Interaction, InteractionTransition, Message
 from interactions.signals import interaction_status_changed
 from kernel import event_catalogue
-from kernel.events import SUPERVISORS_GROUP, Event, agent_group, publish_many
+from kernel.events import Event, agent_group, publish_many, supervisors_group
 from kernel.pg import execute_binary
 
 from .models import Endpoint
@@ -89,6 +89,8 @@ class IngestResult:
     message: Message
     created: bool  # False: this provider id was already recorded, nothing new was written
     new_interaction: bool
+    # The endpoint it came in on, when this ingestion looked it up (a batch does).
+    endpoint: Endpoint | None = None
 
 
 def endpoint_for(channel: str, recipient: str) -> Endpoint:
@@ -235,7 +237,9 @@ class _Planned:
     msg: InboundMessage
     received_at: datetime | None
     queue: Queue | None = None
+    endpoint: Endpoint | None = None
     contact: Contact | None = None
+    new_contact: bool = False  # created by this batch: nobody else can see it yet
     interaction: Interaction | None = None
     new_interaction: bool = False
     existing: Message | None = None
@@ -283,7 +287,13 @@ def do_ingest_batch(
         else:
             assert plan.interaction is not None
             results.append(
-                IngestResult(plan.interaction, messages[id(plan)], True, plan.new_interaction)
+                IngestResult(
+                    plan.interaction,
+                    messages[id(plan)],
+                    True,
+                    plan.new_interaction,
+                    plan.endpoint,
+                )
             )
     return results
 
@@ -295,10 +305,19 @@ def _find_recorded(plans: list[_Planned]) -> None:
         if plan.msg.provider_id:
             by_channel[plan.msg.channel].add(plan.msg.provider_id)
     known: dict[tuple[str, str], Message] = {}
+    table = connection.ops.quote_name(Message._meta.db_table)
     for channel, ids in by_channel.items():
-        for message in Message.objects.select_related("interaction").filter(
-            channel=channel, provider_id__in=ids
-        ):
+        # Almost always none: a plain statement first, the rows themselves only when found.
+        with connection.cursor() as cursor:
+            cursor.execute(
+                f"SELECT id FROM {table} WHERE channel = %s"  # noqa: S608 - model metadata
+                f" AND provider_id IN ({', '.join(['%s'] * len(ids))})",
+                [channel, *ids],
+            )
+            found = [row[0] for row in cursor.fetchall()]
+        if not found:
+            continue
+        for message in Message.objects.select_related("interaction").filter(pk__in=found):
             known[(channel, message.provider_id or "")] = message
     seen: dict[tuple[str, str], _Planned] = {}
     for plan in plans:
@@ -332,6 +351,7 @@ def _find_queues(plans: list[_Planned]) -> None:
             )
         else:
             plan.queue = chosen.queue
+            plan.endpoint = chosen
 
 
 def _resolve_citizens(plans: list[_Planned]) -> None:
@@ -353,14 +373,20 @@ def _resolve_citizens(plans: list[_Planned]) -> None:
         )
         for plan, found in zip(group, resolved, strict=True):
             plan.contact = found.contact
+            plan.new_contact = found.created
 
 
 def _join_open_interactions(plans: list[_Planned]) -> None:
     """The interaction each delivery continues (same thread, or its citizen's open one on the
     channel), read and locked in one statement. The citizens are locked first, in id order
     (so two batches never wait on each other in a cycle): one batch at a time per citizen, so
-    two deliveries arriving together join one interaction, as :func:`_ingest` does."""
-    contact_ids = sorted({p.contact.pk for p in plans if p.contact is not None})
+    two deliveries arriving together join one interaction, as :func:`_ingest` does.
+
+    A citizen this batch created is neither locked nor looked up: no other transaction sees
+    the record before this one commits, so it has no interaction but the batch's own."""
+    contact_ids = sorted(
+        {p.contact.pk for p in plans if p.contact is not None and not p.new_contact}
+    )
     if contact_ids:
         list(
             Contact.objects.select_for_update()
@@ -370,7 +396,11 @@ def _join_open_interactions(plans: list[_Planned]) -> None:
         )
     refs = {p.msg.thread_ref for p in plans if p.msg.thread_ref}
     joinable = [
-        p for p in plans if p.contact is not None and p.msg.channel not in CONTINUED_BY_THREAD_ONLY
+        p
+        for p in plans
+        if p.contact is not None
+        and not p.new_contact
+        and p.msg.channel not in CONTINUED_BY_THREAD_ONLY
     ]
     joins = {id(p) for p in joinable}
     if not refs and not joinable:
@@ -469,12 +499,15 @@ def _create_interactions(plans: list[_Planned], now: datetime) -> None:
         )
         for i in new
     )
+    # Addressed to their organisation's supervisors at once (what SUPERVISORS_GROUP resolves
+    # to, kernel.events.supervisor_groups_of, without looking the new rows' organisation up).
     events: list[Event] = []
     for i in new:
+        supervisors = [supervisors_group(i.organisation_id)]
         events.append(
             (
                 *event_catalogue.interaction_created(interaction_id=i.pk, channel=i.channel),
-                [SUPERVISORS_GROUP],
+                supervisors,
             )
         )
         events.append(
@@ -485,7 +518,7 @@ def _create_interactions(plans: list[_Planned], now: datetime) -> None:
                     to_status=Status.QUEUED,
                     reason="arrived",
                 ),
-                [SUPERVISORS_GROUP],
+                supervisors,
             )
         )
     publish_many(events)

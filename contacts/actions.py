@@ -9,7 +9,8 @@ from typing import Any, cast
 
 from django.conf import settings
 from django.contrib.auth.models import User
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connection, transaction
+from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
 from kernel.errors import ApplicationError, ErrorKind, SingleCodeError
@@ -147,19 +148,16 @@ def resolve_contacts(kind: str, wanted: list[tuple[int, str | None, str]]) -> li
             names.setdefault((org_id, value), name[:200])
     created: set[int] = set()
     if names:
-        with transaction.atomic():
+        # No savepoint of its own inside a transaction (a failure here fails the caller's
+        # block anyway): two statements fewer per batch.
+        with transaction.atomic(savepoint=not transaction.get_connection().in_atomic_block):
             missing = list(names)
             contacts = Contact.objects.bulk_create(
                 Contact(display_name=names[key], organisation_id=key[0]) for key in missing
             )
-            ContactIdentity.objects.bulk_create(
-                (
-                    ContactIdentity(contact=c, kind=kind, value=v, organisation_id=o)
-                    for (o, v), c in zip(missing, contacts, strict=True)
-                ),
-                ignore_conflicts=True,
-            )
-            won = _contacts_by_identity(kind, set(missing))
+            won = _insert_identities(kind, list(zip(missing, contacts, strict=True)))
+            if len(won) < len(missing):  # another process created some identities first
+                won.update(_contacts_by_identity(kind, set(missing) - set(won)))
             lost = [
                 c.pk
                 for key, c in zip(missing, contacts, strict=True)
@@ -174,6 +172,29 @@ def resolve_contacts(kind: str, wanted: list[tuple[int, str | None, str]]) -> li
         contact = found.get((key[0], key[1])) if key[1] is not None else None
         results.append(ResolvedContact(contact, contact is not None and contact.pk in created))
     return results
+
+
+def _insert_identities(
+    kind: str, rows: list[tuple[tuple[int, str], Contact]]
+) -> dict[tuple[int, str], Contact]:
+    """Insert ``((organisation id, value), new citizen)`` identities, those another process
+    created first left as they are (``ON CONFLICT DO NOTHING``), in one statement; returns the
+    ones inserted, with their citizen."""
+    table = connection.ops.quote_name(ContactIdentity._meta.db_table)
+    now = connection.ops.adapt_datetimefield_value(timezone.now())
+    values = ", ".join(["(%s, %s, %s, %s, %s, %s)"] * len(rows))
+    params: list[Any] = []
+    for (org_id, value), contact in rows:
+        params += [org_id, contact.pk, kind, value, False, now]
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"INSERT INTO {table} (organisation_id, contact_id, kind, value, verified,"  # noqa: S608
+            f" created_at) VALUES {values} ON CONFLICT DO NOTHING"
+            " RETURNING organisation_id, value, contact_id",
+            params,
+        )
+        inserted = {(org_id, value): contact_id for org_id, value, contact_id in cursor.fetchall()}
+    return {key: contact for key, contact in rows if inserted.get(key) == contact.pk}
 
 
 def _contacts_by_identity(kind: str, keys: set[tuple[int, str]]) -> dict[tuple[int, str], Contact]:

@@ -275,30 +275,65 @@ def _lock_senders(senders: list[str]) -> list[str]:
         return [row[0] for row in cursor.fetchall()]
 
 
-def _take_batch(busy: set[str], size: int) -> list[InboundSms] | None:
-    """The next batch of waiting SMS this worker may ingest, oldest first: the senders of the
-    oldest waiting rows (but ``busy`` ones), locked, then up to ``size`` of their rows. ``None``
-    when no row outside ``busy`` waits; senders another worker holds are added to ``busy``."""
-    senders = list(
-        dict.fromkeys(
+# The senders of the oldest waiting rows (but the busy ones), each with its number of those
+# rows, and whether its lock was taken: one statement on PostgreSQL. (The rows themselves are
+# read by the next statement, whose snapshot is taken after the locks.)
+_PICK_AND_LOCK_SENDERS = (
+    "WITH pending AS MATERIALIZED ("
+    " SELECT sender, received_at FROM {table} WHERE state = %s AND NOT (sender = ANY(%s::text[]))"
+    " ORDER BY received_at LIMIT %s),"
+    " senders AS MATERIALIZED ("
+    " SELECT sender, min(received_at) AS first, count(*) AS n FROM pending GROUP BY sender)"
+    " SELECT sender, n, pg_try_advisory_xact_lock(%s, hashtext(sender)) FROM senders"
+    " ORDER BY first, sender"
+)
+
+
+def _pick_senders(busy: set[str], size: int) -> tuple[list[str], list[str], int]:
+    """(senders of the oldest waiting rows but ``busy`` ones, in order; those of them whose
+    ingestion lock this transaction now holds; how many waiting rows were looked at)."""
+    if connection.vendor != "postgresql":
+        pending = list(
             InboundSms.objects.filter(state=InboundSms.State.RECEIVED)
             .exclude(sender__in=busy)
             .order_by("received_at")  # the pending rows' index: no scan of the ingested ones
             .values_list("sender", flat=True)[:size]
         )
+        senders = list(dict.fromkeys(pending))
+        return senders, _lock_senders(senders), len(pending)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            _PICK_AND_LOCK_SENDERS.format(
+                table=connection.ops.quote_name(InboundSms._meta.db_table)
+            ),
+            [str(InboundSms.State.RECEIVED), sorted(busy), size, SENDER_LOCK_NAMESPACE],
+        )
+        found = cursor.fetchall()
+    return (
+        [sender for sender, _n, _locked in found],
+        [sender for sender, _n, locked in found if locked],
+        sum(n for _sender, n, _locked in found),
     )
+
+
+def _take_batch(busy: set[str], size: int) -> tuple[list[InboundSms] | None, bool]:
+    """The next batch of waiting SMS this worker may ingest, oldest first: the senders of the
+    oldest waiting rows (but ``busy`` ones), locked, then up to ``size`` of their rows. ``None``
+    when no row outside ``busy`` waits; senders another worker holds are added to ``busy``.
+    The flag says whether every row waiting outside ``busy`` when it looked is in the batch."""
+    senders, locked, looked_at = _pick_senders(busy, size)
     if not senders:
-        return None
-    locked = _lock_senders(senders)
+        return None, True
     busy.update(set(senders) - set(locked))
     if not locked:
-        return []
+        return [], False
     # Read after the locks: rows a previous holder ingested are no longer waiting.
-    return list(
+    rows = list(
         InboundSms.objects.filter(state=InboundSms.State.RECEIVED, sender__in=locked).order_by(
             "id"
         )[:size]
     )
+    return rows, looked_at < size and len(rows) < size and len(locked) == len(senders)
 
 
 def do_ingest_pending_sms(*, limit: int = 10_000) -> int:
@@ -313,6 +348,11 @@ def do_ingest_pending_sms(*, limit: int = 10_000) -> int:
     connection stops the run (the sweep retries). Events and routing requests go out when a
     batch commits, so routing starts on the first batch while later ones are written.
 
+    The run ends with a batch that held every row waiting when it looked (and no sender left to
+    another worker): a row stored after that look asks for its own run once stored (the
+    webhook's :func:`request_ingest`, made after this run started), so looking once more would
+    find, at best, what that run will take.
+
     With a broker, a run that finds more than one batch waiting asks for another run at once,
     so the other worker processes join in (each takes other senders)."""
     done = 0
@@ -320,7 +360,7 @@ def do_ingest_pending_sms(*, limit: int = 10_000) -> int:
     retried = fanned_out = False
     while done < limit:
         with transaction.atomic():
-            rows = _take_batch(busy, min(INGEST_BATCH, limit - done))
+            rows, complete = _take_batch(busy, min(INGEST_BATCH, limit - done))
             if rows is None:
                 if busy and not retried:  # their holders may have finished meanwhile
                     busy.clear()
@@ -332,6 +372,8 @@ def do_ingest_pending_sms(*, limit: int = 10_000) -> int:
         if rows and len(rows) >= INGEST_BATCH and not fanned_out:
             fanned_out = True
             _ask_for_another_run()
+        if complete and not busy:
+            break
     return done
 
 
@@ -424,6 +466,7 @@ def _mark(rows: list[InboundSms], outcomes: dict[int, Any]) -> int:
     now = timezone.now()
     recorded = 0
     new_conversations: list[tuple[InboundSms, Interaction]] = []
+    endpoints: dict[str, Endpoint] = {}  # raw recipient -> the endpoint ingestion found
     for inbound in rows:
         outcome = outcomes.get(inbound.pk)
         inbound.processed_at = now
@@ -444,25 +487,34 @@ def _mark(rows: list[InboundSms], outcomes: dict[int, Any]) -> int:
             request_fetch(outcome.message.pk)
         if isinstance(outcome, IngestResult) and outcome.new_interaction:
             new_conversations.append((inbound, outcome.interaction))
+            if outcome.endpoint is not None:
+                endpoints[inbound.recipient] = outcome.endpoint
     _write_outcomes(rows)
     if new_conversations:
-        acknowledge_new_conversations(new_conversations)
+        acknowledge_new_conversations(new_conversations, endpoints=endpoints)
     return recorded
 
 
-def acknowledge_new_conversations(arrivals: list[tuple[InboundSms, Interaction]]) -> int:
+def acknowledge_new_conversations(
+    arrivals: list[tuple[InboundSms, Interaction]], *, endpoints: dict[str, Endpoint] | None = None
+) -> int:
     """Send the acknowledgement SMS of each new conversation whose number asks for one
     (``Endpoint.acknowledge``, off by default: one SMS more each): received, the case
     reference when there is one, and what the channel hooks add (the "follow my request" link,
     ``channels_inbound.hooks.ACKNOWLEDGEMENT_LINES``). Never to a number that sent STOP; a
-    failure to send is logged and never undoes the ingestion. Returns how many went."""
-    numbers = {i.recipient for i, _x in arrivals}
-    acknowledging = {
-        e.address: e
-        for e in Endpoint.objects.filter(
-            channel=Channel.SMS, address__in=numbers, active=True, acknowledge=True
+    failure to send is logged and never undoes the ingestion. Returns how many went.
+    ``endpoints``: the endpoint of a number (as received), already read in this transaction
+    (by the ingestion): not read again."""
+    known = endpoints or {}
+    acknowledging = {number: e for number, e in known.items() if e.active and e.acknowledge}
+    numbers = {i.recipient for i, _x in arrivals if i.recipient not in known}
+    if numbers:
+        acknowledging.update(
+            (e.address, e)
+            for e in Endpoint.objects.filter(
+                channel=Channel.SMS, address__in=numbers, active=True, acknowledge=True
+            )
         )
-    }
     sent = 0
     for inbound, interaction in arrivals:
         endpoint = acknowledging.get(inbound.recipient)
