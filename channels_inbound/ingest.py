@@ -199,27 +199,44 @@ def after_commit_in_one_transaction() -> Iterator[None]:
     registered again as one callback that runs them, in order, inside one transaction, an
     exception never stopping the others (as ``robust`` callbacks): the same effects, one
     commit. A function registered several times with nothing captured of its own (the routing
-    wake-up, coalesced anyway) runs once. Rolled back with the savepoint that registered them,
-    as before. (The wallboard counters swallow and log their own errors; should one break the
-    transaction, that batch's counter updates are lost with it, and
-    ``manage.py rebuild_wallboard_stats`` repairs them.)"""
+    wake-up, coalesced anyway) runs once. Callables that say how to run several of their kind
+    at once (a ``run_together`` attribute: the wallboard counters' updates, one statement for
+    all, summed by row) are run first, together, in autocommit (one statement, one commit): the
+    rest, most often no statement at all (events, wake-ups), then runs in its transaction.
+    Rolled back with the savepoint that registered them, as before. (The wallboard counters
+    swallow and log their own errors; should one break the transaction, that batch's counter
+    updates are lost with it, and ``manage.py rebuild_wallboard_stats`` repairs them.)"""
     conn = transaction.get_connection()
     start = len(conn.run_on_commit)
     yield
     added: list[Callable[[], object]] = []
+    together: dict[Callable[[list[Any]], object], list[Any]] = {}
     stateless: set[object] = set()
     for _sids, func, _robust in conn.run_on_commit[start:]:
+        run_together = getattr(func, "run_together", None)
+        if run_together is not None:
+            together.setdefault(run_together, []).append(func)
+            continue
         code = getattr(func, "__code__", None)
         if code is not None and not getattr(func, "__closure__", None):
-            if code in stateless:
+            # (a bound method: the same function of the same object)
+            same = (code, id(getattr(func, "__self__", None)))
+            if same in stateless:
                 continue  # the same function with nothing of its own: once is the same
-            stateless.add(code)
+            stateless.add(same)
         added.append(func)
-    if not added:
+    if not added and not together:
         return
     del conn.run_on_commit[start:]
 
     def run_all() -> None:
+        for run_together, funcs in together.items():
+            try:
+                run_together(funcs)
+            except Exception:
+                logger.exception("after-commit work of an ingest batch failed: %r", run_together)
+        if not added:
+            return
         with transaction.atomic():
             for func in added:
                 try:

@@ -97,28 +97,64 @@ def delta_for(
 
 def add(key: tuple[date, int, str], delta: Figures) -> None:
     """Add ``delta`` to one counters row (created on first use), in one statement."""
+    add_many([(key, delta)])
+
+
+def add_many(deltas: list[tuple[tuple[date, int, str], Figures]]) -> None:
+    """Add each delta to its counters row (created on first use), in one statement: the deltas
+    of one row summed, the rows in key order (two writers lock shared rows in the same order)."""
+    totals: dict[tuple[date, int, str], Figures] = {}
+    for key, delta in deltas:
+        totals[key] = totals[key] + delta if key in totals else delta
+    if not totals:
+        return
     table = connection.ops.quote_name(QueueDayStats._meta.db_table)
     columns = ", ".join(COUNTER_FIELDS)
-    placeholders = ", ".join(["%s"] * (3 + len(COUNTER_FIELDS)))
+    row = "(" + ", ".join(["%s"] * (3 + len(COUNTER_FIELDS))) + ")"
     updates = ", ".join(f"{c} = {table}.{c} + excluded.{c}" for c in COUNTER_FIELDS)
     sql = (
         f"INSERT INTO {table} (day, queue_key, channel, {columns}) "  # noqa: S608 - model metadata
-        f"VALUES ({placeholders}) "
+        f"VALUES {', '.join([row] * len(totals))} "
         f"ON CONFLICT (day, queue_key, channel) DO UPDATE SET {updates}"
     )
-    values = [getattr(delta, c) for c in COUNTER_FIELDS]
+    params: list[Any] = []
+    for key in sorted(totals):
+        params += [*key, *(getattr(totals[key], c) for c in COUNTER_FIELDS)]
     with connection.cursor() as cursor:
-        cursor.execute(sql, [*key, *values])
+        cursor.execute(sql, params)
+
+
+class CounterUpdate:
+    """One delta for one counters row, registered to run after the commit: called on its own
+    it adds it in one statement; :meth:`run_together` adds those of many (the status changes
+    of a whole ingestion batch, ``channels_inbound.ingest.after_commit_in_one_transaction``)
+    in one statement. Counters must never break a write: a failure is logged (a rebuild
+    repairs them)."""
+
+    __slots__ = ("delta", "key")
+
+    def __init__(self, key: tuple[date, int, str], delta: Figures) -> None:
+        self.key = key
+        self.delta = delta
+
+    def __call__(self) -> None:
+        self.run_together([self])
+
+    @staticmethod
+    def run_together(updates: list[CounterUpdate]) -> None:
+        try:
+            add_many([(u.key, u.delta) for u in updates])
+        except Exception:  # counters must never break a write; a rebuild repairs them
+            logger.exception(
+                "wallboard counters not updated for %s", sorted({u.key for u in updates})
+            )
+
+    def __repr__(self) -> str:
+        return f"CounterUpdate({self.key!r}, {self.delta!r})"
 
 
 def _after_commit(key: tuple[date, int, str], delta: Figures) -> None:
-    def apply() -> None:
-        try:
-            add(key, delta)
-        except Exception:  # counters must never break a write; a rebuild repairs them
-            logger.exception("wallboard counters not updated for %s", key)
-
-    transaction.on_commit(apply)
+    transaction.on_commit(CounterUpdate(key, delta))
 
 
 def on_status_changed(
