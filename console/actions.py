@@ -6,10 +6,11 @@ from __future__ import annotations
 from datetime import datetime
 
 from django.db import transaction
+from django.db.models import QuerySet
 from django.utils import timezone
 
 from agents.models import AgentProfile
-from interactions.actions import do_record_message, do_transition_interaction
+from interactions.actions import PreparedRows, do_record_message, do_transition_interaction
 from interactions.lifecycle import Status
 from interactions.models import Interaction, Message, MessageDirection
 from kernel.errors import ErrorKind, SingleCodeError
@@ -26,16 +27,28 @@ class ConsoleError(SingleCodeError, ValueError):
     default_code = "not_allowed_now"
 
 
+def _handled(pk: int, agent: int) -> QuerySet[Interaction]:
+    return Interaction.objects.filter(
+        pk=pk, assigned_agent_id=agent, status__in=(Status.ASSIGNED, Status.WRAP_UP)
+    )
+
+
+# Locked for closing and wrapping up (the console's hot path): compiled once.
+_HANDLED_LOCKED = PreparedRows(
+    lambda pk, agent: _handled(pk, agent).select_for_update(of=("self",)).order_by("pk")[:1],
+    "pk",
+    "agent",
+)
+
+
 def handled_interaction(
     *, interaction_id: int, agent: AgentProfile, lock: bool = False
 ) -> Interaction:
     """The interaction, if ``agent`` is the one handling it (in progress or wrap-up)."""
-    qs = Interaction.objects.filter(
-        pk=interaction_id, assigned_agent=agent, status__in=(Status.ASSIGNED, Status.WRAP_UP)
-    )
     if lock:
-        qs = qs.select_for_update(of=("self",))
-    interaction = qs.first()
+        interaction = _HANDLED_LOCKED.first(pk=interaction_id, agent=agent.pk)
+    else:
+        interaction = _handled(interaction_id, agent.pk).first()
     if interaction is None:
         raise ConsoleError("this interaction is not yours, or no longer open")
     return interaction
@@ -68,6 +81,7 @@ def do_start_wrap_up(
             reason="agent_wrap_up",
             actor=agent.user,
             now=now,
+            savepoint=False,  # any failure leaves this block, which rolls back as a whole
         )
 
 
@@ -81,6 +95,8 @@ def do_close_interaction(
 ) -> Interaction:
     """Record the wrap-up (outcome code and notes) and close the interaction."""
     now = now or timezone.now()
+    # Every failure leaves this block, which then rolls back as a whole: the status changes
+    # need no savepoints of their own.
     with transaction.atomic():
         interaction = handled_interaction(interaction_id=interaction_id, agent=agent, lock=True)
         if interaction.status == Status.ASSIGNED:
@@ -90,10 +106,23 @@ def do_close_interaction(
                 reason="agent_wrap_up",
                 actor=agent.user,
                 now=now,
+                savepoint=False,
             )
-        InteractionWrapUp.objects.update_or_create(
-            interaction=interaction,
-            defaults={"code": code, "notes": notes.strip(), "agent": agent, "created_at": now},
+        # Created, or replaced (a reopened interaction closed again), in one statement: the
+        # interaction's lock, held since above, keeps any other closing of it waiting.
+        InteractionWrapUp.objects.bulk_create(
+            [
+                InteractionWrapUp(
+                    interaction=interaction,
+                    code=code,
+                    notes=notes.strip(),
+                    agent=agent,
+                    created_at=now,
+                )
+            ],
+            update_conflicts=True,
+            unique_fields=["interaction"],
+            update_fields=["code", "notes", "agent", "created_at"],
         )
         return do_transition_interaction(
             interaction=interaction,
@@ -101,4 +130,5 @@ def do_close_interaction(
             reason="agent_closed",
             actor=agent.user,
             now=now,
+            savepoint=False,
         )

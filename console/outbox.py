@@ -10,18 +10,20 @@ the interaction to the state it had then (the newest event of each thing wins: c
 from __future__ import annotations
 
 from collections.abc import Iterable
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from django.conf import settings
 from django.db import connection
 from django.db.models import Max, Q
 from django.utils import timezone
+from django.utils.dateparse import parse_datetime
 from psycopg.types.json import Jsonb
 
-from contacts.models import ContactIdentity, IdentityKind
+from configuration.models import Queue
+from contacts.models import Contact, ContactIdentity, IdentityKind
 from interactions.lifecycle import Status
-from interactions.models import Interaction
+from interactions.models import Interaction, Message
 from kernel.pg import execute_binary
 from routing.selectors import latest_transfers
 
@@ -31,58 +33,99 @@ from .models import AgentEvent
 MESSAGE_EVENTS = frozenset({"message.created"})
 
 
+_SUMMARY_SQL: dict[str, str] = {}
+
+
+def _summary_sql(vendor: str) -> str:
+    """The one statement of :func:`interaction_summaries`, written once per process (the
+    ORM rebuilt and recompiled its two queries at every agent event): each interaction with
+    its citizen's name, queue's name, last message id, and for an unnamed citizen their oldest
+    identity that is not a chat visitor's token."""
+    found = _SUMMARY_SQL.get(vendor)
+    if found is not None:
+        return found
+    qn = connection.ops.quote_name
+    i, c, q = Interaction._meta, Contact._meta, Queue._meta
+    m, ci = Message._meta, ContactIdentity._meta
+
+    def col(meta: Any, name: str, alias: str) -> str:
+        return f"{alias}.{qn(meta.get_field(name).column)}"
+
+    contact_id = col(i, "contact", "i")
+    display_name = col(c, "display_name", "c")
+    found = (
+        "SELECT "  # noqa: S608 - model metadata only; every value is bound
+        + ", ".join(
+            [
+                col(i, "id", "i"),
+                col(i, "channel", "i"),
+                col(i, "status", "i"),
+                col(i, "subject", "i"),
+                col(i, "language", "i"),
+                col(i, "assigned_agent", "i"),
+                contact_id,
+                display_name,
+                col(i, "queue", "i"),
+                col(q, "name", "q"),
+                col(i, "assigned_at", "i"),
+                f"(SELECT MAX({col(m, 'id', 'm')}) FROM {qn(m.db_table)} m "  # noqa: S608
+                f"WHERE {col(m, 'interaction', 'm')} = {col(i, 'id', 'i')})",
+                f"CASE WHEN {contact_id} IS NOT NULL AND COALESCE({display_name}, '') = '' "  # noqa: S608
+                f"THEN (SELECT {col(ci, 'value', 'ci')} FROM {qn(ci.db_table)} ci "
+                f"WHERE {col(ci, 'contact', 'ci')} = {contact_id} "
+                f"AND NOT ({col(ci, 'kind', 'ci')} = %s) "
+                f"ORDER BY {col(ci, 'id', 'ci')} LIMIT 1) END",
+            ]
+        )
+        + f" FROM {qn(i.db_table)} i"
+        f" LEFT OUTER JOIN {qn(c.db_table)} c ON c.{qn(c.pk.column)} = {contact_id}"
+        f" LEFT OUTER JOIN {qn(q.db_table)} q ON q.{qn(q.pk.column)} = {col(i, 'queue', 'i')}"
+        f" WHERE {col(i, 'id', 'i')} " + ("= ANY(%s)" if vendor == "postgresql" else "IN ({ids})")
+    )
+    _SUMMARY_SQL[vendor] = found
+    return found
+
+
+def _aware(value: Any) -> datetime | None:
+    """A datetime column read by a raw statement (SQLite gives text, naive UTC)."""
+    if value is None or isinstance(value, datetime):
+        return value
+    parsed = parse_datetime(str(value))
+    if parsed is not None and timezone.is_naive(parsed):
+        parsed = timezone.make_aware(parsed, UTC)
+    return parsed
+
+
 def interaction_summaries(ids: Iterable[int]) -> dict[int, dict[str, Any]]:
-    """What a console shows of each interaction (one query, plus one for unnamed citizens and
-    one for offered ones: ``transfer``, who transferred it and their note, or None)."""
+    """What a console shows of each interaction (one statement, plus one for offered ones:
+    ``transfer``, who transferred it and their note, or None)."""
     wanted = sorted(set(ids))
     if not wanted:
         return {}
-    rows = list(
-        Interaction.objects.filter(pk__in=wanted)
-        .order_by()
-        .values(
-            "pk",
-            "channel",
-            "status",
-            "subject",
-            "language",
-            "assigned_agent_id",
-            "contact_id",
-            "contact__display_name",
-            "queue_id",
-            "queue__name",
-            "assigned_at",
-        )
-        .annotate(last_message_id=Max("messages__id"))
-    )
+    sql = _summary_sql(connection.vendor)
+    with connection.cursor() as cursor:
+        if connection.vendor == "postgresql":
+            cursor.execute(sql, [IdentityKind.CHAT.value, wanted])
+        else:
+            sql = sql.replace("{ids}", ", ".join(["%s"] * len(wanted)))
+            cursor.execute(sql, [IdentityKind.CHAT.value, *wanted])
+        rows = cursor.fetchall()
     # Who transferred an offered interaction, with their note: shown on the offer.
-    transfers = latest_transfers(
-        {r["pk"]: r["assigned_at"] for r in rows if r["status"] == Status.OFFERED}
-    )
-    unnamed = {r["contact_id"] for r in rows if r["contact_id"] and not r["contact__display_name"]}
-    identities: dict[int, str] = {}
-    if unnamed:
-        for contact_id, value in (
-            ContactIdentity.objects.filter(contact_id__in=unnamed)
-            .exclude(kind=IdentityKind.CHAT)  # a chat visitor's id is a token, not a name
-            .order_by("-id")
-            .values_list("contact_id", "value")
-        ):
-            identities[contact_id] = value  # the oldest identity wins (ordered by -id)
+    transfers = latest_transfers({r[0]: _aware(r[10]) for r in rows if r[2] == Status.OFFERED})
     return {
-        r["pk"]: {
-            "id": r["pk"],
-            "channel": r["channel"],
-            "status": r["status"],
-            "subject": r["subject"],
-            "language": r["language"],
-            "agent_id": r["assigned_agent_id"],
-            "contact_id": r["contact_id"],
-            "citizen": r["contact__display_name"] or identities.get(r["contact_id"], ""),
-            "queue_id": r["queue_id"],
-            "queue": r["queue__name"] or "",
-            "last_message_id": r["last_message_id"] or 0,
-            "transfer": transfers.get(r["pk"]),
+        r[0]: {
+            "id": r[0],
+            "channel": r[1],
+            "status": r[2],
+            "subject": r[3],
+            "language": r[4],
+            "agent_id": r[5],
+            "contact_id": r[6],
+            "citizen": r[7] or r[12] or "",
+            "queue_id": r[8],
+            "queue": r[9] or "",
+            "last_message_id": r[11] or 0,
+            "transfer": transfers.get(r[0]),
         }
         for r in rows
     }

@@ -7,17 +7,19 @@ its timestamp, and an event published after commit.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 from django.contrib.auth.models import User
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connection, transaction
+from django.db.models import Model, QuerySet
 from django.utils import timezone
 
 from contacts.models import Contact
 from kernel import event_catalogue
-from kernel.events import SUPERVISORS_GROUP, agent_group, publish
+from kernel.events import SUPERVISORS_GROUP, Event, agent_group, publish
 from organisations import authz
 from organisations.models import OrganisationMismatch
 
@@ -26,6 +28,73 @@ from .models import Interaction, InteractionTransition, Message
 from .signals import interaction_status_changed
 
 MAX_TEXT_CHARS = 100_000
+
+M = TypeVar("M", bound=Model)
+
+
+class PreparedRows(Generic[M]):
+    """A hot query of whole model rows, compiled by the ORM once per database vendor and then
+    run with new values: the same statement and the same instances as the queryset
+    ``build(**values)`` gives, without rebuilding and recompiling it at every call (most of
+    what a one-row ``select_for_update().get()`` costs in CPU).
+
+    ``build`` takes integer values only (ids); it is compiled with marker values that must
+    reach the statement's parameters unchanged. A query locking its rows is compiled (and run)
+    inside a transaction, as the ORM requires."""
+
+    _MARK = -7_340_000_001
+
+    def __init__(self, build: Callable[..., QuerySet[M]], *names: str) -> None:
+        self.build = build
+        self.names = names
+        self.model: type[M] | None = None
+        self.compiled: dict[str, tuple[str, list[Any], list[int | None], Any, list[str]]] = {}
+
+    def _compile(self, vendor: str) -> tuple[str, list[Any], list[int | None], Any, list[str]]:
+        marks = {name: self._MARK - n for n, name in enumerate(self.names)}
+        queryset = self.build(**marks)
+        self.model = queryset.model
+        compiler = queryset.query.get_compiler(using=queryset.db)
+        sql, params = compiler.as_sql()
+        slots: list[int | None] = []
+        for value in params:
+            found = [n for n, mark in enumerate(marks.values()) if value == mark]
+            slots.append(found[0] if found else None)
+        if sorted(n for n in slots if n is not None) != list(range(len(self.names))):
+            raise ValueError("a prepared query's values must reach its parameters unchanged")
+        fields = [col for col, _sql, _alias in compiler.select[: compiler.col_count]]
+        converters = compiler.get_converters(fields)
+        info = compiler.klass_info
+        attnames = [compiler.select[i][0].target.attname for i in info["select_fields"]]
+        # (nothing of this connection is kept: each call converts with its own)
+        entry = (sql, list(params), slots, converters, attnames)
+        self.compiled[vendor] = entry
+        return entry
+
+    def rows(self, **values: int) -> list[M]:
+        entry = self.compiled.get(connection.vendor) or self._compile(connection.vendor)
+        sql, params, slots, converters, attnames = entry
+        ordered = [values[name] for name in self.names]
+        bound = [p if n is None else ordered[n] for p, n in zip(params, slots, strict=True)]
+        with connection.cursor() as cursor:
+            cursor.execute(sql, bound)
+            fetched = cursor.fetchall()
+        model = self.model
+        assert model is not None  # set by _compile
+        found: list[M] = []
+        for raw in fetched:
+            row = list(raw)
+            for position, (functions, expression) in converters.items():
+                value = row[position]
+                for convert in functions:
+                    value = convert(value, expression, connection)
+                row[position] = value
+            found.append(model.from_db(connection.alias, attnames, row))
+        return found
+
+    def first(self, **values: int) -> M | None:
+        found = self.rows(**values)
+        return found[0] if found else None
 
 
 class StaleTransition(IllegalTransition):
@@ -98,12 +167,21 @@ def do_transition_interaction(
     actor: User | None = None,
     now: datetime | None = None,
     extra: dict[str, Any] | None = None,
+    savepoint: bool = True,
+    events: list[Event] | None = None,
 ) -> Interaction:
     """Move ``interaction`` from its current status to ``to``.
 
     Raises :class:`IllegalTransition` when the life cycle forbids it and
     :class:`StaleTransition` when the stored status is no longer the one we read.
     ``extra`` fields (e.g. ``assigned_agent``) are written in the same update.
+
+    Inside a transaction the change runs in a savepoint, so a caller may catch its failure and
+    go on; a caller that lets every failure out of its own transaction block (the whole block
+    rolls back anyway) passes ``savepoint=False`` and saves the two statements. ``events``: a
+    list the ``interaction.status`` event is appended to instead of being published, for a
+    caller that publishes it with its own in one :func:`~kernel.events.publish_many` (in
+    order, after nothing that changes what a console shows of the interaction).
     """
     current = interaction.status
     previous_agent_id = interaction.assigned_agent_id
@@ -116,18 +194,23 @@ def do_transition_interaction(
         fields[stamp] = now
     if to == Status.QUEUED and current in (Status.NEW, Status.TRANSFERRED, Status.CLOSED):
         fields["queue_entered_at"] = now  # the escalation steps' clock starts again
-    with transaction.atomic():
-        updated = Interaction.objects.filter(pk=interaction.pk, status=current).update(**fields)
-        if updated != 1:
+    with transaction.atomic(savepoint=savepoint):
+        if extra:
+            updated = Interaction.objects.filter(pk=interaction.pk, status=current).update(**fields)
+            if updated != 1:
+                raise StaleTransition(current, to)
+            InteractionTransition.objects.create(
+                interaction_id=interaction.pk,
+                from_status=current,
+                to_status=to,
+                reason=reason[:64],
+                actor=actor,
+                at=now,
+            )
+        elif not _write_transition(
+            interaction.pk, current, fields, reason[:64], getattr(actor, "pk", None), now
+        ):
             raise StaleTransition(current, to)
-        InteractionTransition.objects.create(
-            interaction_id=interaction.pk,
-            from_status=current,
-            to_status=to,
-            reason=reason[:64],
-            actor=actor,
-            at=now,
-        )
         for name, value in fields.items():
             setattr(interaction, name, value)
         interaction_status_changed.send(
@@ -135,13 +218,89 @@ def do_transition_interaction(
         )
         # The agents it concerns (who had it, who has it now) see it in their consoles too.
         agents = {a for a in (previous_agent_id, interaction.assigned_agent_id) if a}
-        publish(
-            *event_catalogue.interaction_status(
-                interaction_id=interaction.pk, from_status=current, to_status=to, reason=reason
-            ),
-            groups=[SUPERVISORS_GROUP, *(agent_group(a) for a in sorted(agents))],
+        name, payload = event_catalogue.interaction_status(
+            interaction_id=interaction.pk, from_status=current, to_status=to, reason=reason
         )
+        groups = [SUPERVISORS_GROUP, *(agent_group(a) for a in sorted(agents))]
+        if events is not None:
+            events.append((name, payload, groups))
+        else:
+            publish(name, payload, groups=groups)
     return interaction
+
+
+# The statement(s) of a status change without ``extra`` fields (the hot paths: accepting,
+# wrapping up, closing), written once per set of updated columns: the ORM's update() and
+# create() rebuild and recompile theirs on every call.
+_TRANSITION_SQL: dict[tuple[str, tuple[str, ...]], tuple[str, ...]] = {}
+
+
+def _column(meta: Any, name: str) -> str:
+    column: str = meta.get_field(name).column
+    return column
+
+
+def _transition_sql(vendor: str, names: tuple[str, ...]) -> tuple[str, ...]:
+    key = (vendor, names)
+    found = _TRANSITION_SQL.get(key)
+    if found is not None:
+        return found
+    qn = connection.ops.quote_name
+    meta, log = Interaction._meta, InteractionTransition._meta
+    sets = ", ".join(f"{qn(_column(meta, n))} = %s" for n in names)
+    update = (
+        f"UPDATE {qn(meta.db_table)} SET {sets} "  # noqa: S608 - model metadata only
+        f"WHERE {qn(meta.pk.column)} = %s AND {qn(_column(meta, 'status'))} = %s"
+    )
+    columns = ", ".join(
+        qn(_column(log, n))
+        for n in ("interaction", "from_status", "to_status", "reason", "actor", "at")
+    )
+    if vendor == "postgresql":
+        # One round trip: the row is logged only if the conditional update moved it.
+        found = (
+            f"WITH moved AS ({update} RETURNING {qn(meta.pk.column)}) "  # noqa: S608 - metadata
+            f"INSERT INTO {qn(log.db_table)} ({columns}) "
+            f"SELECT {qn(meta.pk.column)}, CAST(%s AS varchar), CAST(%s AS varchar), "
+            "CAST(%s AS varchar), CAST(%s AS bigint), CAST(%s AS timestamptz) FROM moved",
+        )
+    else:
+        found = (
+            update,
+            f"INSERT INTO {qn(log.db_table)} ({columns}) "  # noqa: S608 - model metadata only
+            "VALUES (%s, %s, %s, %s, %s, %s)",
+        )
+    _TRANSITION_SQL[key] = found
+    return found
+
+
+def _write_transition(
+    pk: int,
+    current: str,
+    fields: dict[str, Any],
+    reason: str,
+    actor_id: int | None,
+    now: datetime,
+) -> bool:
+    """The conditional update and its transition row; False when the status was no longer
+    ``current`` (nothing written)."""
+    ops = connection.ops
+    names = tuple(fields)
+    values = [
+        ops.adapt_datetimefield_value(v) if isinstance(v, datetime) else v for v in fields.values()
+    ]
+    at = ops.adapt_datetimefield_value(now)
+    log = [fields["status"], reason, actor_id, at]
+    statements = _transition_sql(connection.vendor, names)
+    with connection.cursor() as cursor:
+        if len(statements) == 1:
+            cursor.execute(statements[0], [*values, pk, current, current, *log])
+            return cursor.rowcount == 1
+        cursor.execute(statements[0], [*values, pk, current])
+        if cursor.rowcount != 1:
+            return False
+        cursor.execute(statements[1], [pk, current, *log])
+    return True
 
 
 def do_set_interaction_status(

@@ -15,17 +15,17 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from django.conf import settings
-from django.db import transaction
+from django.db import connection, transaction
 from django.db.models import Q
 from django.utils import timezone
 
 from agents.models import AgentPresence, AgentProfile, AgentState
 from agents.presence import do_mark_connection_lost, do_pause_missed
-from interactions.actions import do_transition_interaction
+from interactions.actions import PreparedRows, do_transition_interaction
 from interactions.lifecycle import Status
 from interactions.models import Interaction
 from kernel import event_catalogue
-from kernel.events import SUPERVISORS_GROUP, agent_group, publish
+from kernel.events import SUPERVISORS_GROUP, Event, agent_group, publish, publish_many
 
 from .errors import OfferNotFound, OfferNotPending, OfferNotYours
 from .models import Offer, OfferStatus
@@ -33,12 +33,36 @@ from .signals import offer_accepted
 from .timers import schedule_at
 from .triggers import request_routing
 
+# The answers' locks (an agent's accept or decline is the hot path): compiled once.
+_OFFER_LOCKED = PreparedRows(lambda pk: Offer.objects.select_for_update().filter(pk=pk)[:1], "pk")
+_INTERACTION_LOCKED = PreparedRows(
+    lambda pk: Interaction.objects.select_for_update().filter(pk=pk)[:1], "pk"
+)
+
 
 def _locked_offer(offer_id: int) -> Offer:
-    offer = Offer.objects.select_for_update().filter(pk=offer_id).first()
+    offer = _OFFER_LOCKED.first(pk=offer_id)
     if offer is None:
         raise OfferNotFound(f"offer #{offer_id} does not exist")
     return offer
+
+
+def _save_answer(offer: Offer) -> None:
+    """``offer.save(update_fields=["status", "responded_at"])`` on the locked row, in a
+    statement written once (the model's save rebuilds its update at every call)."""
+    qn = connection.ops.quote_name
+    meta = Offer._meta
+    sql = (
+        f"UPDATE {qn(meta.db_table)} SET {qn('status')} = %s, "  # noqa: S608 - metadata
+        f"{qn('responded_at')} = %s WHERE {qn(meta.pk.column)} = %s"
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(
+            sql,
+            [offer.status, connection.ops.adapt_datetimefield_value(offer.responded_at), offer.pk],
+        )
+        if cursor.rowcount != 1:  # pragma: no cover - the row is locked since it was read
+            raise OfferNotFound(f"offer #{offer.pk} does not exist")
 
 
 def do_accept_offer(*, offer_id: int, agent: AgentProfile, now: datetime | None = None) -> Offer:
@@ -55,23 +79,30 @@ def do_accept_offer(*, offer_id: int, agent: AgentProfile, now: datetime | None 
             raise OfferNotPending(f"this offer is already {offer.status}")
         if offer.expires_at <= now:
             raise OfferNotPending("this offer has expired")
-        interaction = Interaction.objects.select_for_update().get(pk=offer.interaction_id)
+        interaction = _INTERACTION_LOCKED.first(pk=offer.interaction_id)
+        if interaction is None:  # pragma: no cover - an offer's interaction is never deleted
+            raise Interaction.DoesNotExist(f"interaction #{offer.interaction_id}")
+        # Any failure leaves this block (no savepoint needed); the status change's event and
+        # the offer's go out together (the offer's row is not part of what consoles show of
+        # the interaction, so both carry the same summary of it).
+        events: list[Event] = []
         do_transition_interaction(
             interaction=interaction,
             to=Status.ASSIGNED,
             reason="accepted",
             actor=agent.user,
             now=now,
+            savepoint=False,
+            events=events,
         )
         offer.status = OfferStatus.ACCEPTED
         offer.responded_at = now
-        offer.save(update_fields=["status", "responded_at"])
-        publish(
-            *event_catalogue.offer_outcome(
-                outcome="accepted", offer_id=offer.pk, interaction_id=interaction.pk
-            ),
-            groups=[agent_group(agent.pk), SUPERVISORS_GROUP],
+        _save_answer(offer)
+        name, payload = event_catalogue.offer_outcome(
+            outcome="accepted", offer_id=offer.pk, interaction_id=interaction.pk
         )
+        events.append((name, payload, [agent_group(agent.pk), SUPERVISORS_GROUP]))
+        publish_many(events)
         offer_accepted.send(
             sender=Offer, offer=offer, interaction=interaction, agent_id=agent.pk, now=now
         )
