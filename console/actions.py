@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from django.db import transaction
+from django.db import connection, transaction
 from django.db.models import QuerySet
 from django.utils import timezone
 
@@ -85,6 +85,41 @@ def do_start_wrap_up(
         )
 
 
+def _wrap_up_sql() -> str:
+    qn = connection.ops.quote_name
+    meta = InteractionWrapUp._meta
+    names = ("interaction", "code", "notes", "agent", "created_at")
+    columns = [qn(str(meta.get_field(n).column)) for n in names]  # type: ignore[union-attr]
+    updates = ", ".join(f"{c} = excluded.{c}" for c in columns[1:])
+    return (
+        f"INSERT INTO {qn(meta.db_table)} ({', '.join(columns)}) "  # noqa: S608 - metadata
+        f"VALUES (%s, %s, %s, %s, %s) ON CONFLICT ({columns[0]}) DO UPDATE SET {updates}"
+    )
+
+
+_WRAP_UP_SQL: list[str] = []
+
+
+def _save_wrap_up(
+    interaction_id: int, code: WrapUpCode | None, notes: str, agent_id: int, now: datetime
+) -> None:
+    """``InteractionWrapUp.objects.update_or_create(interaction=…, defaults={code, notes,
+    agent, created_at})`` as one statement, written once (PostgreSQL and SQLite alike)."""
+    if not _WRAP_UP_SQL:
+        _WRAP_UP_SQL.append(_wrap_up_sql())
+    with connection.cursor() as cursor:
+        cursor.execute(
+            _WRAP_UP_SQL[0],
+            [
+                interaction_id,
+                code.pk if code is not None else None,
+                notes,
+                agent_id,
+                connection.ops.adapt_datetimefield_value(now),
+            ],
+        )
+
+
 def do_close_interaction(
     *,
     interaction_id: int,
@@ -110,20 +145,7 @@ def do_close_interaction(
             )
         # Created, or replaced (a reopened interaction closed again), in one statement: the
         # interaction's lock, held since above, keeps any other closing of it waiting.
-        InteractionWrapUp.objects.bulk_create(
-            [
-                InteractionWrapUp(
-                    interaction=interaction,
-                    code=code,
-                    notes=notes.strip(),
-                    agent=agent,
-                    created_at=now,
-                )
-            ],
-            update_conflicts=True,
-            unique_fields=["interaction"],
-            update_fields=["code", "notes", "agent", "created_at"],
-        )
+        _save_wrap_up(interaction.pk, code, notes.strip(), agent.pk, now)
         return do_transition_interaction(
             interaction=interaction,
             to=Status.CLOSED,
