@@ -39,7 +39,7 @@ from kernel.events import SUPERVISORS_GROUP, agent_group, publish_many
 from kernel.instruments import timed_routing_pass
 from kernel.triggers import coalescing
 
-from . import claim_sql, selectors, triggers
+from . import agent_pool, claim_sql, selectors, triggers
 from .matching import Match, plan_batch
 from .models import Offer, OfferStatus, RoutingDecision
 from .policy import OVERFLOW, Decision, availability_reason
@@ -75,31 +75,29 @@ def do_route_pending(*, now: datetime | None = None, explain: bool = True) -> Pa
     claims are counted (``kernel.instruments``: two memory writes, no query).
     """
     now = now or timezone.now()
-    if not Interaction.objects.filter(status=Status.QUEUED).exists():
+    if not selectors.anything_waiting():
         # One index probe: passes asked for by agents freed, closes and answers (most of them
         # under load) find nothing waiting, and need not read every available agent.
         return PassResult()
-    agents = selectors.available_agents(now)
+    agents = agent_pool.pool()
+    agents.refresh(now, selectors.policy_config())
     result = PassResult(agents=len(agents))
-    free_slots = sum(
-        max(0, agent.capacity.get(channel, 0) - agent.load.get(channel, 0))
-        for agent in agents
-        for channel in agent.available_channels
-    )
+    free_slots = agents.free_slots
     if free_slots == 0:
         return result  # nobody can take anything: no need to read the backlog
     waiting = selectors.waiting_interactions(now, per_group=free_slots)
     result.waiting = len(waiting)
     if not waiting:
         return result
-    plan = plan_batch(
-        waiting,
-        agents,
-        now.timestamp(),
-        selectors.policy_config(),
-        selectors.escalation_steps(),
-        explain=explain,
-    )
+    with agents.planning() as index:
+        plan = plan_batch(
+            waiting,
+            index,
+            now.timestamp(),
+            index.config,
+            selectors.escalation_steps(),
+            explain=explain,
+        )
     for decision in plan.overflows:
         if do_overflow(decision=decision, now=now):
             result.overflowed += 1
@@ -126,18 +124,33 @@ def do_claim_matches(*, matches: Sequence[Match], now: datetime) -> PassResult:
     if not matches:
         return result
     agent_ids = sorted({m.agent_id for m in matches})
-    rows = list(
-        AgentPresence.objects.select_for_update(skip_locked=True, of=("self",))
-        .filter(
-            agent_id__in=agent_ids,
-            state=AgentState.AVAILABLE,
-            last_heartbeat_at__gte=selectors.heartbeat_cutoff(now),
-        )
-        .order_by("agent_id")
-        .values(*selectors.LOCKED_AGENT_FIELDS)
-    )
-    loads = selectors.agent_loads([row["agent_id"] for row in rows])
+    interaction_ids = sorted({m.interaction_id for m in matches})
     cutoff = selectors.heartbeat_cutoff(now)
+    if connection.vendor == "postgresql":
+        # The same locks and reads as below, in two statements built once per process.
+        rows = claim_sql.lock_agents(agent_ids, AgentState.AVAILABLE, cutoff)
+        locked_interactions, loads = claim_sql.lock_interactions_and_count_loads(
+            interaction_ids,
+            Status.QUEUED,
+            [row["agent_id"] for row in rows],
+            selectors.LOAD_STATUSES,
+        )
+    else:
+        rows = list(
+            AgentPresence.objects.select_for_update(skip_locked=True, of=("self",))
+            .filter(
+                agent_id__in=agent_ids, state=AgentState.AVAILABLE, last_heartbeat_at__gte=cutoff
+            )
+            .order_by("agent_id")
+            .values(*selectors.LOCKED_AGENT_FIELDS)
+        )
+        loads = selectors.agent_loads([row["agent_id"] for row in rows])
+        locked_interactions = set(
+            Interaction.objects.select_for_update(skip_locked=True)
+            .filter(pk__in=interaction_ids, status=Status.QUEUED)
+            .order_by("pk")
+            .values_list("pk", flat=True)
+        )
     # Each snapshot reads its agent's load dict, which this claim counts up as it accepts.
     agents = {
         row["agent_id"]: selectors.locked_agent_snapshot(
@@ -145,13 +158,6 @@ def do_claim_matches(*, matches: Sequence[Match], now: datetime) -> PassResult:
         )
         for row in rows
     }
-    interaction_ids = sorted({m.interaction_id for m in matches})
-    locked_interactions = set(
-        Interaction.objects.select_for_update(skip_locked=True)
-        .filter(pk__in=interaction_ids, status=Status.QUEUED)
-        .order_by("pk")
-        .values_list("pk", flat=True)
-    )
     accepted: list[Match] = []
     for match in matches:
         agent = agents.get(match.agent_id)

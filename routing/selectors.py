@@ -254,17 +254,40 @@ def profile_snapshot(agent: AgentProfile, load: Mapping[str, int]) -> AgentSnaps
     )
 
 
+def anything_waiting() -> bool:
+    """Whether any interaction is queued (one index probe)."""
+    if connection.vendor != "postgresql":
+        return Interaction.objects.filter(status=Status.QUEUED).exists()
+    with connection.cursor() as cursor:
+        cursor.execute(_compiled("waiting_exists"), [Status.QUEUED])
+        return cursor.fetchone() is not None
+
+
 def escalation_steps() -> dict[int, list[EscalationStep]]:
-    """Queue -> its escalation steps as the policy reads them."""
-    team_of = dict(Queue.objects.values_list("id", "team_id"))
+    """Queue -> its escalation steps as the policy reads them (one statement: the steps with
+    their queue's team joined)."""
     steps: dict[int, list[EscalationStep]] = defaultdict(list)
-    for row in EscalationStepRow.objects.order_by("queue_id", "after_seconds"):
-        steps[row.queue_id].append(
+    rows: Iterable[tuple[Any, ...]]
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute(_compiled("escalation_steps"))
+            rows = cursor.fetchall()
+    else:
+        rows = EscalationStepRow.objects.order_by("queue_id", "after_seconds").values_list(
+            "queue_id",
+            "after_seconds",
+            "min_level_cap",
+            "any_agent_of_team",
+            "queue__team_id",
+            "overflow_to_id",
+        )
+    for queue_id, after, cap, any_of_team, team_id, overflow_to in rows:
+        steps[queue_id].append(
             EscalationStep(
-                after_seconds=float(row.after_seconds),
-                min_level_cap=row.min_level_cap,
-                any_agent_of_team=team_of.get(row.queue_id) if row.any_agent_of_team else None,
-                overflow_queue_id=row.overflow_to_id,
+                after_seconds=float(after),
+                min_level_cap=cap,
+                any_agent_of_team=team_id if any_of_team else None,
+                overflow_queue_id=overflow_to,
             )
         )
     return dict(steps)
@@ -297,11 +320,15 @@ def waiting_interactions(
     """
     # (interaction, agent) pairs that exclude the agent, with the interaction's group. Bounded
     # by the declines and misses of contacts still waiting (each agent declines few).
-    exclusion_rows = list(
-        Offer.objects.filter(excluding_offers(now), interaction__status=Status.QUEUED).values(
-            "interaction_id",
-            "agent_id",
-            *(f"interaction__{field}" for field in GROUP_FIELDS),
+    exclusion_rows = (
+        _exclusion_rows_pg(now)
+        if connection.vendor == "postgresql"
+        else list(
+            Offer.objects.filter(excluding_offers(now), interaction__status=Status.QUEUED).values(
+                "interaction_id",
+                "agent_id",
+                *(f"interaction__{field}" for field in GROUP_FIELDS),
+            )
         )
     )
     excluded: dict[int, set[int]] = defaultdict(set)
@@ -322,7 +349,17 @@ def waiting_interactions(
         """Group -> the most contacts of that group one agent may not take."""
         return {group: max(counts.values()) for group, counts in per_agent_in_group.items()}
 
+    pg = connection.vendor == "postgresql"
+
     def read(extra: dict[tuple[Any, ...], int]) -> list[dict[str, Any]]:
+        if pg:
+            bound = None if per_group is None else limit + max(extra.values(), default=0)
+            values = _waiting_rows_pg(now, bound)
+            if per_group is not None and extra:
+                values = [
+                    v for v in values if v["group_rank"] <= limit + extra.get(_group_key(v), 0)
+                ]
+            return values
         rows = Interaction.objects.filter(status=Status.QUEUED)
         if per_group is not None:
             rows = rows.annotate(
@@ -362,7 +399,12 @@ def waiting_interactions(
     for attempt in range(3):  # every contact returned is checked: the loop ends on a check
         unchecked = {v["id"]: v for v in values if v["id"] not in checked}
         checked.update(unchecked)
-        for interaction_id, agent_id in transferrer_exclusions(unchecked):
+        pairs = (
+            [(i, a) for i, v in unchecked.items() for a in v["transferrers"]]
+            if pg
+            else transferrer_exclusions(unchecked)
+        )
+        for interaction_id, agent_id in pairs:
             exclude(interaction_id, agent_id, _group_key(unchecked[interaction_id]))
         widened = most_excluded()
         if per_group is None or widened == extra or attempt == 2:
@@ -371,8 +413,10 @@ def waiting_interactions(
         values = read(extra)
     if not values:
         return []
-    preferred = preferred_agents(
-        {v["contact_id"] for v in values if v["contact_id"] is not None}, now
+    preferred = (
+        {v["contact_id"]: v["preferred"] for v in values if v["preferred"] is not None}
+        if pg
+        else preferred_agents({v["contact_id"] for v in values if v["contact_id"] is not None}, now)
     )
     return [
         InteractionSnapshot(
@@ -393,6 +437,155 @@ def waiting_interactions(
         )
         for v in values
     ]
+
+
+# PostgreSQL: the pass's reads of the backlog as statements built once per process (the ORM
+# built and compiled them on every pass), read through a plain cursor.
+_WAITING_FIELDS = (
+    "id",
+    "channel",
+    "queue_id",
+    "queued_at",
+    "queue_entered_at",
+    "created_at",
+    "required_skills",
+    "language",
+    "priority",
+    "sla_due_at",
+    "contact_id",
+    "organisation_id",
+)
+_SQL: dict[str, str] = {}
+
+
+def _compiled(name: str) -> str:
+    key = f"{connection.alias}:{name}"
+    sql = _SQL.get(key)
+    if sql is None:
+        sql = _SQL[key] = _SQL_BUILDERS[name]()
+    return sql
+
+
+def _exclusions_sql() -> str:
+    offer = connection.ops.quote_name(Offer._meta.db_table)
+    interaction = connection.ops.quote_name(Interaction._meta.db_table)
+    group = ", ".join(f"i.{field}" for field in GROUP_FIELDS)
+    # The rows of ``Offer.objects.filter(excluding_offers(now), interaction__status=queued)``.
+    return f"""
+        SELECT o.interaction_id, o.agent_id, {group}
+        FROM {offer} o JOIN {interaction} i ON i.id = o.interaction_id
+        WHERE i.status = %s
+          AND (o.status = ANY(%s) OR (o.status = %s AND o.responded_at > %s))
+    """  # noqa: S608 - names from the models, values as parameters
+
+
+def _waiting_sql() -> str:
+    interaction = connection.ops.quote_name(Interaction._meta.db_table)
+    decision = connection.ops.quote_name(RoutingDecision._meta.db_table)
+    fields = ", ".join(f"i.{field}" for field in _WAITING_FIELDS)
+    group = ", ".join(f"i.{field}" for field in GROUP_FIELDS)
+    # Per contact read: the agents who transferred it away and asked to be left out, since its
+    # last assignment (transferrer_exclusions), and the last agent who answered its citizen
+    # within the preferred-agent window (preferred_agents): on the rows kept only.
+    return f"""
+        SELECT w.*,
+               ARRAY(SELECT (d.details -> 'from_agent')::text FROM {decision} d
+                     WHERE d.interaction_id = w.id AND d.rule = ANY(%s)
+                       AND d.details -> 'exclude_transferrer' = 'true'::jsonb
+                       AND (w.assigned_at IS NULL OR d.at >= w.assigned_at)),
+               CASE WHEN w.contact_id IS NOT NULL THEN
+                   (SELECT j.assigned_agent_id FROM {interaction} j
+                    WHERE j.contact_id = w.contact_id AND j.assigned_at >= %s
+                      AND j.assigned_agent_id IS NOT NULL
+                    ORDER BY j.assigned_at DESC LIMIT 1)
+               END
+        FROM (
+            SELECT {fields}, i.assigned_at,
+                   ROW_NUMBER() OVER (PARTITION BY {group}
+                                      ORDER BY i.priority DESC, i.queued_at ASC, i.id ASC)
+                       AS group_rank
+            FROM {interaction} i WHERE i.status = %s
+        ) w
+        WHERE %s::bigint IS NULL OR w.group_rank <= %s::bigint
+        ORDER BY w.priority DESC, w.queued_at ASC, w.id ASC
+    """  # noqa: S608 - names from the models, values as parameters
+
+
+def _waiting_exists_sql() -> str:
+    interaction = connection.ops.quote_name(Interaction._meta.db_table)
+    return f"SELECT 1 FROM {interaction} WHERE status = %s LIMIT 1"  # noqa: S608
+
+
+def _escalation_steps_sql() -> str:
+    step = connection.ops.quote_name(EscalationStepRow._meta.db_table)
+    queue = connection.ops.quote_name(Queue._meta.db_table)
+    # ``EscalationStep.objects.order_by("queue_id", "after_seconds")`` with the queue's team
+    return (
+        "SELECT s.queue_id, s.after_seconds, s.min_level_cap, s.any_agent_of_team, "  # noqa: S608
+        f"q.team_id, s.overflow_to_id FROM {step} s JOIN {queue} q ON q.id = s.queue_id "
+        "ORDER BY s.queue_id, s.after_seconds"
+    )
+
+
+_SQL_BUILDERS = {
+    "exclusions": _exclusions_sql,
+    "waiting": _waiting_sql,
+    "waiting_exists": _waiting_exists_sql,
+    "escalation_steps": _escalation_steps_sql,
+}
+
+
+def _json(value: Any) -> Any:
+    return json.loads(value) if isinstance(value, str) else value
+
+
+def _exclusion_rows_pg(now: datetime) -> list[dict[str, Any]]:
+    lapse = timedelta(seconds=settings.ROUTING_PROVIDER_ERROR_EXCLUSION_SECONDS)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            _compiled("exclusions"),
+            [
+                Status.QUEUED,
+                list(EXCLUDING_OFFER_STATUSES),
+                OfferStatus.PROVIDER_ERROR,
+                now - lapse,
+            ],
+        )
+        fetched = cursor.fetchall()
+    keys = ("interaction_id", "agent_id", *(f"interaction__{field}" for field in GROUP_FIELDS))
+    rows = []
+    for row in fetched:
+        values = dict(zip(keys, row, strict=True))
+        values["interaction__required_skills"] = _json(values["interaction__required_skills"])
+        rows.append(values)
+    return rows
+
+
+def _waiting_rows_pg(now: datetime, bound: int | None) -> list[dict[str, Any]]:
+    """The waiting interactions (at most ``bound`` of each group, all if None), in service
+    order, each with ``group_rank``, ``transferrers`` and ``preferred``."""
+    cutoff = now - timedelta(hours=settings.ROUTING_PREFERRED_AGENT_WINDOW_HOURS)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            _compiled("waiting"),
+            [list(TRANSFER_RULES), cutoff, Status.QUEUED, bound, bound],
+        )
+        fetched = cursor.fetchall()
+    n = len(_WAITING_FIELDS)
+    rows = []
+    for row in fetched:
+        values = dict(zip(_WAITING_FIELDS, row[:n], strict=True))
+        values["required_skills"] = _json(values["required_skills"])
+        values["group_rank"] = row[n + 1]
+        transferrers = []
+        for text in row[n + 2]:
+            agent_id = json.loads(text) if text is not None else None
+            if isinstance(agent_id, int):
+                transferrers.append(agent_id)
+        values["transferrers"] = transferrers
+        values["preferred"] = row[n + 3]
+        rows.append(values)
+    return rows
 
 
 def transferrer_exclusions(interactions: Mapping[int, Any]) -> list[tuple[int, int]]:
