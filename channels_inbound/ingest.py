@@ -24,10 +24,11 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from django.db import connection, transaction
-from django.db.models import Q
+from django.db.models import JSONField, Q
+from django.db.models.expressions import RawSQL
 from django.utils import timezone
 
-from configuration.models import Queue
+from configuration.models import Queue, QueueSkill, Skill
 from contacts.actions import ContactError, normalize_identity, resolve_contact, resolve_contacts
 from contacts.identity import InvalidIdentity
 from contacts.models import Contact, IdentityKind
@@ -354,9 +355,11 @@ def _find_queues(plans: list[_Planned]) -> None:
         query = Q()
         for channel, address in wanted:
             query |= Q(channel=channel, address=address)
-        for endpoint in (
-            Endpoint.objects.select_related("queue").filter(query, active=True).order_by("-id")
-        ):
+        found = Endpoint.objects.select_related("queue").filter(query, active=True)
+        skills = _queue_skills()
+        if skills is not None:
+            found = found.annotate(queue_skills=skills)
+        for endpoint in found.order_by("-id"):
             endpoints[(endpoint.channel, endpoint.address)] = endpoint  # the oldest wins
     for plan in plans:
         if plan.existing is not None or plan.error is not None:
@@ -369,6 +372,25 @@ def _find_queues(plans: list[_Planned]) -> None:
         else:
             plan.queue = chosen.queue
             plan.endpoint = chosen
+
+
+def _queue_skills() -> RawSQL | None:
+    """The endpoint's queue's required skills (``Queue.required_skills``: code -> minimum
+    level), read with the endpoint in the same statement (None: no way to on this database)."""
+    if connection.vendor == "postgresql":
+        aggregate = "coalesce(jsonb_object_agg(s.code, qs.min_level), '{}'::jsonb)"
+    elif connection.vendor == "sqlite":
+        aggregate = "json_group_object(s.code, qs.min_level)"
+    else:
+        return None
+    quote = connection.ops.quote_name
+    return RawSQL(  # noqa: S611 - model metadata only, no parameter
+        f"(SELECT {aggregate} FROM {quote(QueueSkill._meta.db_table)} qs"  # noqa: S608
+        f" JOIN {quote(Skill._meta.db_table)} s ON s.id = qs.skill_id"
+        f" WHERE qs.queue_id = {quote(Endpoint._meta.db_table)}.queue_id)",
+        [],
+        output_field=JSONField(),
+    )
 
 
 def _resolve_citizens(plans: list[_Planned]) -> None:
@@ -482,7 +504,8 @@ def _create_interactions(plans: list[_Planned], now: datetime) -> None:
             plan.interaction = opened[key]
             continue
         if queue.pk not in skills:
-            skills[queue.pk] = queue.required_skills()
+            read = getattr(plan.endpoint, "queue_skills", None)  # with the endpoint: _find_queues
+            skills[queue.pk] = read if isinstance(read, dict) else queue.required_skills()
         interaction = Interaction(
             organisation_id=queue.organisation_id,
             channel=msg.channel,

@@ -201,6 +201,8 @@ def _contacts_by_identity(kind: str, keys: set[tuple[int, str]]) -> dict[tuple[i
     """The citizens holding these ``(organisation id, normalised value)`` identities."""
     if not keys:
         return {}
+    if connection.vendor == "postgresql":
+        return _contacts_by_identity_pg(kind, keys)
     rows = ContactIdentity.objects.select_related("contact").filter(
         kind=kind,
         value__in={v for _o, v in keys},
@@ -210,6 +212,31 @@ def _contacts_by_identity(kind: str, keys: set[tuple[int, str]]) -> dict[tuple[i
         (i.organisation_id, i.value): i.contact
         for i in rows
         if (i.organisation_id, i.value) in keys
+    }
+
+
+def _contacts_by_identity_pg(
+    kind: str, keys: set[tuple[int, str]]
+) -> dict[tuple[int, str], Contact]:
+    """:func:`_contacts_by_identity` in one plain statement (no query built per call: the
+    ingestion's hot path), the citizens made from their row as the ORM makes them."""
+    quote = connection.ops.quote_name
+    fields = Contact._meta.concrete_fields
+    columns = ", ".join(f"c.{quote(f.column)}" for f in fields)
+    sql = (
+        f"SELECT i.organisation_id, i.value, {columns}"  # noqa: S608 - model metadata
+        f" FROM {quote(ContactIdentity._meta.db_table)} i"
+        f" JOIN {quote(Contact._meta.db_table)} c ON c.id = i.contact_id"
+        " WHERE i.kind = %s AND i.value = ANY(%s) AND i.organisation_id = ANY(%s)"
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [kind, sorted({v for _o, v in keys}), sorted({o for o, _v in keys})])
+        rows = cursor.fetchall()
+    names = [f.attname for f in fields]
+    return {
+        (org_id, value): Contact.from_db(connection.alias, names, contact)
+        for org_id, value, *contact in rows
+        if (org_id, value) in keys
     }
 
 
