@@ -14,7 +14,7 @@ from django.urls import reverse
 from django.utils.http import urlencode
 from django.utils.translation import gettext as _
 
-from agents.second_factor import second_factor_expected
+from agents.second_factor import AccessFacts, access_facts
 
 # Paths a half-logged-in user may reach (log in, log out, the code pages) and machine paths.
 EXEMPT_PREFIXES = (
@@ -37,6 +37,23 @@ def _wants_json(request: HttpRequest) -> bool:
     )
 
 
+_ACCESS_ATTR = "_cc_access"
+
+
+def request_access(request: HttpRequest) -> AccessFacts:
+    """The signed-in user's :class:`~agents.second_factor.AccessFacts` (agent profile, roles
+    needing a second factor, device), read once per request (one statement) and shared by the
+    second-factor check and the console's ``agent_required``."""
+    user = request.user
+    cached = getattr(request, _ACCESS_ATTR, None)
+    if cached is not None and cached[0] == user.pk:
+        facts: AccessFacts = cached[1]
+        return facts
+    facts = access_facts(user)
+    setattr(request, _ACCESS_ATTR, (user.pk, facts))
+    return facts
+
+
 class SecondFactorMiddleware:
     """A user who must pass a second factor reaches nothing else until they have."""
 
@@ -49,13 +66,11 @@ class SecondFactorMiddleware:
             user.is_authenticated
             and not request.path.startswith(EXEMPT_PREFIXES)
             and not getattr(user, "is_verified", lambda: False)()
-            and second_factor_expected(user)
+            and (facts := request_access(request)).second_factor_expected(user)
         ):
             if _wants_json(request):
                 return JsonResponse({"detail": _("A second factor is needed.")}, status=403)
-            from django_otp import user_has_device
-
-            target = "otp-verify" if user_has_device(user, confirmed=True) else "otp-enrol"
+            target = "otp-verify" if facts.has_device else "otp-enrol"
             query = urlencode({"next": request.get_full_path()})
             return redirect(f"{reverse(target)}?{query}")
         return self.get_response(request)

@@ -77,6 +77,7 @@ from .actions import (
     do_start_wrap_up,
     handled_interaction,
 )
+from .middleware import request_access
 from .models import CannedResponse, InteractionWrapUp, WrapUpCode
 from .replies import ReplyError, send_reply
 from .state import build_snapshot
@@ -110,9 +111,8 @@ def agent_required(view: View) -> View:
     @login_required
     @wraps(view)
     def wrapper(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
-        agent = (
-            AgentProfile.objects.filter(user_id=request.user.pk or 0).select_related("user").first()
-        )
+        # Read with the second-factor facts, in the same statement (console.middleware).
+        agent = request_access(request).agent
         if agent is None:
             return render(request, "console/not_an_agent.html", status=403)
         request.agent = agent  # type: ignore[attr-defined]
