@@ -39,8 +39,13 @@ def _handled(
     csat: int | None = None,
     days_ago: int = 0,
 ) -> Interaction:
-    """A conversation answered by ``agent`` after a minute, handled for ``minutes``, closed."""
-    at = timezone.now() - timedelta(days=days_ago, hours=2)
+    """A conversation answered by ``agent`` after a minute, handled for ``minutes``, closed.
+
+    It came two hours ago, but never before today's midnight in Paris (``days_ago`` days
+    back): "today" is the day of the page, also between midnight and 2 a.m."""
+    now = timezone.now()
+    midnight = timezone.localtime(now, PARIS).replace(hour=0, minute=0, second=0, microsecond=0)
+    at = max(now - timedelta(hours=2), midnight) - timedelta(days=days_ago)
     contact = resolve_contact("phone", phone).contact
     interaction = do_create_interaction(
         channel="sms", contact=contact, queue=queue, subject="Dossier", now=at
