@@ -619,6 +619,9 @@ class Bench:
             )
             if shown >= sum(1 for k in keys if k in citizens.accepted):
                 break
+        for task in list(tasks):  # arrivals still retrying after the drain: given up
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
         cpu_after = self._cpu()
         wall = time.time() - started
         self.cpu = {

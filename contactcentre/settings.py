@@ -18,6 +18,8 @@ from celery.schedules import crontab
 from csp.constants import NONCE, NONE, SELF
 from django.utils.translation import gettext_lazy as _
 
+from kernel.asgi_limits import default_limit as default_web_concurrency
+
 BASE_DIR = Path(__file__).resolve().parent.parent
 
 env = environ.Env()
@@ -698,6 +700,15 @@ if IS_POSTGRES and env.bool("DATABASE_POOL", default=True):
         "max_size": env.int("DATABASE_POOL_MAX_SIZE", default=10),
         "timeout": env.float("DATABASE_POOL_TIMEOUT", default=10.0),
     }
+# At most this many HTTP requests go through Django at once in one web process; the others wait
+# in the event loop (kernel/asgi_limits.py). Default: the pool's size less two, so the lean SMS
+# webhook path and the console sockets always find a connection; 0: no bound (also the
+# default without a pool, e.g. SQLite).
+_POOL = DATABASES["default"].get("OPTIONS", {}).get("pool")
+WEB_DJANGO_CONCURRENCY: int = env.int(
+    "WEB_DJANGO_CONCURRENCY",
+    default=default_web_concurrency(_POOL["max_size"] if isinstance(_POOL, dict) else None),
+)
 # Re-enqueues received SMS whose processing was lost (broker down right after the commit).
 CELERY_BEAT_SCHEDULE["sms-inbound-sweep"] = {
     "task": "channels_sms.sweep_inbound",
