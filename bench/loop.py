@@ -46,7 +46,10 @@ Per interaction (times from one clock: the bench, the app and PostgreSQL run on 
 within the drain. The last line printed is one JSON object: ``rate_per_s``, ``offers``,
 ``loop_p50_ms``, ``loop_p99_ms``, ``stage_p50_ms``, ``stage_p99_ms``, ``lost`` and details
 (a ``baseline`` object when ``--baseline-rate`` is given: the same at a low rate, first, in
-the same stack). Targets: ``loop_p50_ms`` <= 25, ``loop_p99_ms`` <= 100, ``lost`` 0.
+the same stack). Each phase also has ``cpu``: the CPU each part of the stack (web, each
+worker by its queues, beat, Redis, PostgreSQL, the bench's client) used during it, per arrival
+(``cpu_ms_per_arrival``) and as cores busy (``cores_busy``). Targets: ``loop_p50_ms`` <= 25,
+``loop_p99_ms`` <= 100, ``lost`` 0.
 Results in docs/benchmarks.md ("Loop").
 """
 
