@@ -58,15 +58,6 @@ def setup_django(database_url: str) -> None:
     django.setup()
 
 
-def recreate_database(database_url: str) -> None:
-    import psycopg
-
-    base, name = database_url.rsplit("/", 1)
-    with psycopg.connect(base + "/postgres", autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        conn.execute(f'CREATE DATABASE "{name}"')
-
-
 class Steps:
     """Runs the loop's steps one contact at a time and notes their costs."""
 
@@ -202,6 +193,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.agents <= 0 or args.contacts <= 0:
         parser.error("--agents and --contacts must be positive")
+    from bench.routing import recreate_database
+
     recreate_database(args.database_url)
     setup_django(args.database_url)
     steps = Steps(args.agents, args.profile)

@@ -376,20 +376,7 @@ def waiting_interactions(
             values = [v for v in values if v["group_rank"] <= limit + extra.get(_group_key(v), 0)]
         return values
 
-    fields = [
-        "id",
-        "channel",
-        "queue_id",
-        "queued_at",
-        "queue_entered_at",
-        "created_at",
-        "required_skills",
-        "language",
-        "priority",
-        "sla_due_at",
-        "contact_id",
-        "organisation_id",
-    ]
+    fields = _WAITING_FIELDS
     extra = most_excluded()
     values = read(extra)
     # Transferrers left out (one indexed read of the contacts just read, not of every transfer
