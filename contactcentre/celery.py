@@ -6,8 +6,10 @@ the calling process and :mod:`contactcentre.embedded` runs the periodic schedule
 """
 
 import os
+from typing import Any
 
-from celery import Celery
+from celery import Celery, signals
+from celery.fixups.django import DjangoFixup
 
 from kernel.logs import connect_celery
 
@@ -59,3 +61,28 @@ app.conf.task_routes = {
 # CELERY_BROKER_TRANSPORT_OPTIONS (the visibility timeout) comes from settings: it must exceed
 # the longest countdown any task is scheduled with (contactcentre/settings.py says which).
 app.autodiscover_tasks()
+
+
+def _release_connections(**_: Any) -> None:
+    """At a task's start and end: what Django does at a request's (``close_old_connections``).
+    A pooled connection goes back to this process's pool, which stays open; a broken one, or
+    one past ``CONN_MAX_AGE`` without a pool, is closed."""
+    from django.db import close_old_connections
+
+    close_old_connections()
+
+
+@signals.worker_init.connect(weak=False)
+def keep_database_pools(**_: Any) -> None:
+    """Keep each worker process's database pool from one task to the next.
+
+    Celery's Django fixup (celery 5.6) closes every connection *and its pool* before and after
+    each task in a prefork child (celery/celery#10554): every task then opened a new pool, i.e.
+    two new PostgreSQL connections (a backend started, authenticated, its catalogue caches
+    cold) and the pool's threads. In the live loop that was about half of a routing task's
+    time and most of PostgreSQL's CPU per contact (docs/benchmarks.md, "Loop"). The task
+    boundaries now release connections as a web request does; the pool inherited at fork is
+    still closed in each child (the fixup's ``on_worker_process_init``, unchanged)."""
+    for fixup in getattr(app, "_fixups", None) or ():
+        if isinstance(fixup, DjangoFixup):
+            fixup.worker_fixup.close_database = _release_connections
