@@ -4,7 +4,7 @@ console socket, on a production-like stack on loopback.
 
     .venv/bin/python bench/loop.py [--rate 100] [--duration 60] [--agents 500]
                                    [--baseline-rate 5 --baseline-s 10] [--layout kinds|shared]
-                                   [--keep-logs DIR]
+                                   [--actions socket|http] [--keep-logs DIR]
 
 What it does (nothing of the machine's own PostgreSQL or Redis is touched):
 
@@ -19,7 +19,8 @@ What it does (nothing of the machine's own PostgreSQL or Redis is touched):
 2. every agent opens a real console WebSocket (``/ws/console/``, resume from event 0,
    heartbeats), goes available over HTTP, and on each ``offer.created`` frame notes the time,
    accepts the offer and closes the interaction at once (wrap-up first when a call needs it),
-   so agents stay free;
+   so agents stay free: over the console socket (``{"type": "action"}``, as the console does
+   while its socket is open), or with ``--actions http`` by POSTs to the endpoints;
 3. citizens arrive open-loop at ``--rate`` per second for ``--duration`` seconds: signed SMS
    webhooks (the official ``twilio`` ``RequestValidator``, each from a new number so each is a
    new interaction), and a share (``--chat-share``, ``--voice-share``) of chat conversations
@@ -195,8 +196,14 @@ class Frames:
 class LoopAgent:
     """An agent's console: the socket, the offers it shows, accept and close at once."""
 
-    def __init__(self, agent_id: int, session_key: str, base: str, frames: Frames) -> None:
+    def __init__(
+        self, agent_id: int, session_key: str, base: str, frames: Frames, via_socket: bool = True
+    ) -> None:
         self.agent_id = agent_id
+        self.via_socket = via_socket  # accept and close over the console socket, as the console
+        self.ws: Any = None
+        self.answers: dict[int, asyncio.Future[int]] = {}
+        self.next_ref = 0
         self.base = base
         self.frames = frames
         self.cookies = {"sessionid": session_key, "csrftoken": CSRF}
@@ -234,6 +241,28 @@ class LoopAgent:
             await asyncio.sleep(0.5)
         return 0
 
+    async def act(
+        self, action: str, path: str, data: dict[str, str] | None = None, **ids: int
+    ) -> int:
+        """An accept or close: over the socket while it is open (what the console does), else
+        a POST to ``path``. Returns the HTTP status the action answered (0: no answer)."""
+        ws = self.ws
+        if not self.via_socket or ws is None:
+            return await self.post(path, data)
+        self.next_ref += 1
+        ref = self.next_ref
+        answer: asyncio.Future[int] = asyncio.get_running_loop().create_future()
+        self.answers[ref] = answer
+        try:
+            await ws.send(
+                json.dumps({"type": "action", "ref": ref, "action": action, **ids, **(data or {})})
+            )
+            return await asyncio.wait_for(answer, 30)
+        except (OSError, TimeoutError, websockets.WebSocketException):
+            return 0
+        finally:
+            self.answers.pop(ref, None)
+
     async def start(self, connector: aiohttp.BaseConnector) -> None:
         jar = aiohttp.CookieJar(unsafe=True)
         self.http = aiohttp.ClientSession(
@@ -267,11 +296,16 @@ class LoopAgent:
                     )
                     self.connected.set()
                     beating = asyncio.create_task(self._heartbeat(ws))
+                    self.ws = ws
                     try:
                         async for raw in ws:
                             self._on_frame(json.loads(raw), time.time())
                     finally:
+                        self.ws = None
                         beating.cancel()
+                        for answer in self.answers.values():  # they cannot come any more
+                            if not answer.done():
+                                answer.set_result(0)
             except (OSError, TimeoutError, websockets.WebSocketException):
                 if self.stop.is_set():
                     return
@@ -285,7 +319,11 @@ class LoopAgent:
 
     def _on_frame(self, frame: dict[str, Any], at: float) -> None:
         kind = frame.get("type")
-        if kind == "event":
+        if kind == "answer":
+            answer = self.answers.get(frame.get("ref"))  # type: ignore[arg-type]
+            if answer is not None and not answer.done():
+                answer.set_result(int(frame.get("status") or 0))
+        elif kind == "event":
             self._on_event(frame, at)
         elif kind == "replay":
             for event in frame.get("events") or []:
@@ -311,19 +349,20 @@ class LoopAgent:
         self._spawn(self._take(offer_id, int(payload["interaction_id"])))
 
     async def _take(self, offer_id: int, interaction_id: int) -> None:
-        status = await self.post(f"/console/offers/{offer_id}/accept/")
+        status = await self.act("accept", f"/console/offers/{offer_id}/accept/", offer_id=offer_id)
         if status != 200:
             self.frames.count(f"accept_{status}")
             return
         self.frames.accepted += 1
         path = f"/console/interactions/{interaction_id}/"
-        status = await self.post(path + "close/", {"notes": "loop"})
+        ids = {"interaction_id": interaction_id}
+        status = await self.act("close", path + "close/", {"notes": "loop"}, **ids)
         for _attempt in range(30):  # a call is closed once the (fake) phone hung up
             if status != 409:
                 break
             await asyncio.sleep(1)
             await self.post(path + "wrap-up/")
-            status = await self.post(path + "close/", {"notes": "loop"})
+            status = await self.act("close", path + "close/", {"notes": "loop"}, **ids)
         if status == 200:
             self.frames.closed += 1
         else:
@@ -650,7 +689,13 @@ class Bench:
         connector = aiohttp.TCPConnector(limit=200)
         for n, (username, agent_id) in enumerate(pairs):
             self.agents.append(
-                LoopAgent(agent_id, sessions[username], bases[n % len(bases)], self.frames)
+                LoopAgent(
+                    agent_id,
+                    sessions[username],
+                    bases[n % len(bases)],
+                    self.frames,
+                    via_socket=args.actions == "socket",
+                )
             )
         log(f"{len(self.agents)} agents opening their consoles ...")
         for start in range(0, len(self.agents), 25):
@@ -688,6 +733,7 @@ class Bench:
             **main,
             **result,
             "agents": args.agents,
+            "actions": args.actions,
             "workers": LAYOUTS[args.layout] or f"{args.workers}x{args.concurrency} (all queues)",
             "shares": {
                 "sms": round(1 - args.chat_share - args.voice_share, 2),
@@ -719,6 +765,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--baseline-s", type=float, default=10.0)
     parser.add_argument("--drain-s", type=float, default=90.0)
     parser.add_argument("--keep-logs", type=Path, default=None, help="copy the logs there")
+    parser.add_argument(
+        "--actions",
+        choices=("socket", "http"),
+        default="socket",
+        help="the agents accept and close over their console socket (as the console does "
+        "while it is open) or by POSTs to the endpoints",
+    )
     args = parser.parse_args(argv)
     if args.rate <= 0 or args.duration <= 0 or args.agents <= 0:
         parser.error("--rate, --duration and --agents must be positive")

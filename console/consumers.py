@@ -15,7 +15,15 @@ Protocol (JSON both ways; docs/console.md):
   or replayed): ``console/live.py``. Event ids come from one sequence shared by all agents, so
   a gap between two live ids is normal and proves nothing; the comparison with the outbox is
   what finds a missed event, even one older than events already delivered;
-- console → ``{"type": "typing", "interaction_id"}`` while the agent types a chat reply.
+- console → ``{"type": "typing", "interaction_id"}`` while the agent types a chat reply;
+- console → ``{"type": "action", "ref", "action": "accept" | "decline", "offer_id"}`` or
+  ``{"type": "action", "ref", "action": "close", "interaction_id", "code", "notes"}``: the
+  agent's most frequent actions without a request through the whole middleware chain each
+  (``console/answers.py``: the same checks and answers as the HTTP endpoints). The server
+  answers ``{"type": "answer", "ref", "status", "ok", "message", ...}`` with the console's
+  ``ref``, the HTTP status and body the endpoint would have given. Each action first checks
+  that the socket's session and account are still valid (401 and the socket closed if not),
+  and the user's changes are theirs in the audit log (``kernel.audit.acting_as``).
 
 Close codes: 4401 not logged in / session over, 4403 not an agent or second factor missing.
 """
@@ -24,21 +32,28 @@ from __future__ import annotations
 
 import logging
 import time
+from types import SimpleNamespace
 from typing import Any
 
 from channels.db import database_sync_to_async
+from django.conf import settings
 from django.contrib.sessions.backends.base import SessionBase
+from django.utils import translation
+from django.utils.translation import gettext as _
 from redis.exceptions import RedisError
 
 from agents.models import AgentProfile
 from agents.second_factor import agent_admission
 from kernel import logs
+from kernel.audit import acting_as
 from kernel.consumers import JsonConsumer
+from kernel.errors import ApplicationError
 from kernel.events import agent_group
 from kernel.second_factor import session_device_confirmed
 from kernel.socket_groups import session_group, user_group
 
-from . import live, outbox, replies
+from . import answers, live, outbox, replies
+from .answers import Answer
 from .middleware import idle_seconds_left
 from .state import build_snapshot
 
@@ -81,6 +96,66 @@ def _resume(agent_id: int, last_event_id: int) -> dict[str, Any]:
     return {"type": "replay", "events": events}
 
 
+# How long a socket keeps who acts (the user, their agent profile, their authorisations)
+# between two of its actions before reading them again: what the periodic session check
+# re-reads (console/live.py). The session and the account are checked at every action.
+def _actor_ttl() -> float:
+    return float(settings.CONSOLE_SESSION_CHECK_SECONDS)
+
+
+def _socket_language(scope: Any) -> str:
+    """The language the console's page is in: the one Django's LocaleMiddleware picks for a
+    request with the socket's cookies and ``Accept-Language`` header."""
+    headers = dict(scope.get("headers") or ())
+    shim = SimpleNamespace(
+        COOKIES=scope.get("cookies") or {},
+        META={"HTTP_ACCEPT_LANGUAGE": headers.get(b"accept-language", b"").decode("latin-1")},
+        path_info=scope.get("path", ""),
+    )
+    return translation.get_language_from_request(shim)  # type: ignore[arg-type]
+
+
+_ACTIONS = ("accept", "decline", "close")
+
+
+def _int_field(content: dict[str, Any], name: str) -> int | None:
+    value = content.get(name)
+    if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+        return None
+    return value
+
+
+@database_sync_to_async
+def _perform(console: AgentConsoleConsumer, content: dict[str, Any]) -> tuple[Answer, bool]:
+    """Run one of the console's actions for the socket's agent: (the answer, whether the
+    session is over)."""
+    with translation.override(console.language):
+        if live.invalid_sessions([(console.user_id, console.session_key)]):
+            return Answer(401, _("Your session has ended.")), True
+        action = content.get("action")
+        if action not in _ACTIONS:
+            return Answer(400, _("Unknown action.")), False
+        key = "offer_id" if action in ("accept", "decline") else "interaction_id"
+        target = _int_field(content, key)
+        if target is None:
+            return Answer(400, _("This action needs the id of what it acts on.")), False
+        agent = console.acting_agent()
+        with acting_as(console.user_id):
+            try:
+                if action == "accept":
+                    return answers.accept(agent, target), False
+                if action == "decline":
+                    return answers.decline(agent, target), False
+                code, notes = content.get("code") or "", content.get("notes") or ""
+                if not isinstance(code, str) or not isinstance(notes, str):
+                    return Answer(400, _("The wrap-up code and notes are text.")), False
+                return answers.close(agent.user, agent, target, code, notes), False
+            except answers.NotInScope:
+                return Answer(404, _("Not found.")), False
+            except ApplicationError as exc:
+                return answers.refused(exc), False
+
+
 class AgentConsoleConsumer(JsonConsumer):
     agent_id: int | None = None
     groups_joined: list[str]
@@ -90,6 +165,19 @@ class AgentConsoleConsumer(JsonConsumer):
     sent_ids: set[int]
     connected_at: float | None = None
     closing = False
+    language = "fr"
+    # who acts through this socket, and when it was read (monotonic seconds)
+    _actor: tuple[AgentProfile, float] | None = None
+
+    def acting_agent(self) -> AgentProfile:
+        """The socket's agent profile with its user, read again after ``_actor_ttl()``
+        (called in the database thread)."""
+        assert self.agent_id is not None
+        now = time.monotonic()
+        if self._actor is None or now - self._actor[1] > _actor_ttl():
+            agent = AgentProfile.objects.select_related("user").get(pk=self.agent_id)
+            self._actor = (agent, now)
+        return self._actor[0]
 
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
         try:
@@ -119,6 +207,7 @@ class AgentConsoleConsumer(JsonConsumer):
             return
         self.agent_id = agent_id
         self.user_id = user.pk
+        self.language = _socket_language(self.scope)
         self.session_key = getattr(session, "session_key", None)
         groups = [agent_group(agent_id), user_group(self.user_id)]
         if self.session_key:
@@ -174,12 +263,41 @@ class AgentConsoleConsumer(JsonConsumer):
                 answer=answer["type"],
                 events=len(answer["events"]) if answer["type"] == "replay" else None,
             )
+        elif kind == "action":
+            await self._act(content)
         elif kind == "typing":
             interaction_id = content.get("interaction_id")
             if isinstance(interaction_id, int):
                 await database_sync_to_async(replies.send_typing)(
                     interaction_id=interaction_id, agent_id=self.agent_id
                 )
+
+    async def _act(self, content: dict[str, Any]) -> None:
+        assert self.agent_id is not None
+        ref = content.get("ref")
+        if not isinstance(ref, (int, str)) or isinstance(ref, bool) or len(str(ref)) > 64:
+            ref = None
+        started = time.monotonic()
+        try:
+            answer, session_over = await _perform(self, content)
+        except Exception:
+            # What a request would have answered 500: the console re-reads its state (the
+            # action's transaction rolled back, or committed and its events tell).
+            logger.exception("console socket: action %r failed", content.get("action"))
+            with translation.override(self.language):
+                answer = Answer(500, _("Something went wrong. Try again."))
+            session_over = False
+        frame = {"type": "answer", "ref": ref, "status": answer.status, **answer.as_json()}
+        await self.send_json(frame)
+        logs.socket_event(
+            "console",
+            "action",
+            action=str(content.get("action"))[:20],
+            status=answer.status,
+            ms=round((time.monotonic() - started) * 1000, 1),
+        )
+        if session_over:
+            await self.end("session")
 
     async def rejoin_groups(self) -> None:
         """Join this console's groups again (the channel layer's Redis lost them)."""

@@ -65,20 +65,19 @@ from kernel.audit import AccessAction, log_access
 from kernel.errors import ApplicationError
 from kernel.redirects import safe_next_url
 from organisations import authz
-from routing.errors import RoutingError, TransferError
-from routing.offers import do_accept_offer, do_decline_offer
+from routing.errors import TransferError
 from routing.selectors import transfer_note_ids
 from routing.transfers import do_offer_to_agent, do_transfer_to_queue
 
+from . import answers
 from .actions import (
     ConsoleError,
     do_add_note,
-    do_close_interaction,
     do_start_wrap_up,
     handled_interaction,
 )
 from .middleware import request_access
-from .models import CannedResponse, InteractionWrapUp, WrapUpCode
+from .models import CannedResponse, InteractionWrapUp
 from .replies import ReplyError, send_reply
 from .state import build_snapshot
 
@@ -123,7 +122,7 @@ def agent_required(view: View) -> View:
             # The console's one mapping of business errors: the error's message, the status of
             # its kind (kernel.errors.HTTP_STATUS) and its code, as JSON to the script
             # ({"ok": false, "message", "code"}) or as a message on the page it came from.
-            return _done(request, str(exc), status=exc.http_status, code=exc.code)
+            return _answer(request, answers.refused(exc))
 
     return wrapper
 
@@ -134,6 +133,10 @@ def _agent(request: HttpRequest) -> AgentProfile:
 
 def _wants_json(request: HttpRequest) -> bool:
     return "application/json" in request.headers.get("Accept", "")
+
+
+def _answer(request: HttpRequest, answer: answers.Answer) -> HttpResponse:
+    return _done(request, answer.message, status=answer.status, **answer.data)
 
 
 def _done(request: HttpRequest, message: str, *, status: int = 200, **data: Any) -> HttpResponse:
@@ -229,23 +232,13 @@ def set_channels(request: HttpRequest) -> HttpResponse:
 @agent_required
 @require_POST
 def accept_offer(request: HttpRequest, offer_id: int) -> HttpResponse:
-    try:
-        offer = do_accept_offer(offer_id=offer_id, agent=_agent(request))
-    except RoutingError:
-        # not the generic mapping: an offer made to someone else (or unknown) answers exactly
-        # like one that is gone, so its id tells nothing
-        return _done(request, _("This offer is no longer available."), status=409)
-    return _done(request, _("Offer accepted."), interaction_id=offer.interaction_id)
+    return _answer(request, answers.accept(_agent(request), offer_id))
 
 
 @agent_required
 @require_POST
 def decline_offer(request: HttpRequest, offer_id: int) -> HttpResponse:
-    try:
-        do_decline_offer(offer_id=offer_id, agent=_agent(request))
-    except RoutingError:
-        return _done(request, _("This offer is no longer available."), status=409)
-    return _done(request, _("Offer declined."))
+    return _answer(request, answers.decline(_agent(request), offer_id))
 
 
 def _in_scope(request: HttpRequest, interaction_id: int) -> None:
@@ -570,9 +563,7 @@ def _transfer_candidates(
 
 
 def _wrap_up_codes(request: HttpRequest, organisation_id: int) -> Any:
-    return authz.visible(request.user, WrapUpCode).filter(
-        active=True, organisation_id=organisation_id
-    )
+    return answers.wrap_up_codes(request.user, organisation_id)
 
 
 @agent_required
@@ -749,28 +740,17 @@ def wrap_up(request: HttpRequest, interaction_id: int) -> HttpResponse:
 @agent_required
 @require_POST
 def close(request: HttpRequest, interaction_id: int) -> HttpResponse:
-    _in_scope(request, interaction_id)
-    code = None
-    raw_code = request.POST.get("code") or ""
-    if raw_code:
-        # the agent's organisation is the one of every interaction they hold
-        code = (
-            _wrap_up_codes(request, _agent(request).organisation_id)
-            .filter(pk=int(raw_code) if raw_code.isdigit() else 0)
-            .first()
-        )
-        if code is None:
-            return _done(request, _("Choose a wrap-up code from the list."), status=400)
     try:
-        do_close_interaction(
-            interaction_id=interaction_id,
-            agent=_agent(request),
-            code=code,
-            notes=request.POST.get("notes", ""),
+        answer = answers.close(
+            request.user,
+            _agent(request),
+            interaction_id,
+            request.POST.get("code") or "",
+            request.POST.get("notes", ""),
         )
-    except (ConsoleError, IllegalTransition):
-        return _done(request, _("This interaction cannot be closed now."), status=409)
-    return _done(request, _("Interaction closed."))
+    except answers.NotInScope as exc:
+        raise Http404 from exc
+    return _answer(request, answer)
 
 
 TRANSFER_ERRORS = {

@@ -17,6 +17,7 @@ No model import here: the access log's table belongs to the privacy app, above e
 from __future__ import annotations
 
 from collections.abc import Callable
+from contextlib import AbstractContextManager
 from typing import Any
 
 from django.core.checks import CheckMessage, Error
@@ -50,6 +51,30 @@ def set_access_recorder(recorder: AccessRecorder | None) -> None:
     """Register the function that writes a line of the access log (``privacy.audit``)."""
     global _recorder
     _recorder = recorder
+
+
+# user id -> a context manager: the changes made inside it are that user's in the audit log.
+ActorScope = Callable[[int], AbstractContextManager[None]]
+_actor_scope: ActorScope | None = None
+
+
+def set_actor_scope(scope: ActorScope | None) -> None:
+    """Register how a user is named behind changes made outside a request
+    (``privacy.middleware.acting_as``)."""
+    global _actor_scope
+    _actor_scope = scope
+
+
+def acting_as(user_id: int) -> AbstractContextManager[None]:
+    """Changes made inside are ``user_id``'s in the configuration audit log, as a request's
+    are (the privacy app's middleware names the user of a request that may write): for an
+    action that reaches the app another way, such as the console socket's."""
+    if _actor_scope is None:
+        raise ImproperlyConfigured(
+            "No actor scope is registered: a change could not be attributed to its user "
+            "(is 'privacy' in INSTALLED_APPS?)."
+        )
+    return _actor_scope(user_id)
 
 
 def log_access(

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import contextlib
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from django.db import DatabaseError, connection
@@ -39,20 +39,30 @@ class AuditActorMiddleware:
         user = getattr(request, "user", None)
         if request.method in SAFE_METHODS or user is None or not user.is_authenticated:
             return self.get_response(request)
-        if connection.vendor != "postgresql":
-            set_actor(user.pk)  # an attribute of the connection: nothing to save
-            try:
-                return self.get_response(request)
-            finally:
-                set_actor(None)
-        actor = ActorOnWrite(user.pk)
+        with acting_as(user.pk):
+            return self.get_response(request)
+
+
+@contextlib.contextmanager
+def acting_as(user_id: int) -> Iterator[None]:
+    """The changes made inside are ``user_id``'s in the audit log: a request's (the middleware
+    above), or an action a socket carries (``kernel.audit.acting_as``, registered by
+    ``PrivacyConfig.ready``)."""
+    if connection.vendor != "postgresql":
+        set_actor(user_id)  # an attribute of the connection: nothing to save
         try:
-            with connection.execute_wrapper(actor):
-                return self.get_response(request)
+            yield
         finally:
-            if actor.made:
-                with contextlib.suppress(DatabaseError):  # a closed connection forgets it anyway
-                    set_actor(None)
+            set_actor(None)
+        return
+    actor = ActorOnWrite(user_id)
+    try:
+        with connection.execute_wrapper(actor):
+            yield
+    finally:
+        if actor.made:
+            with contextlib.suppress(DatabaseError):  # a closed connection forgets it anyway
+                set_actor(None)
 
 
 def set_actor(user_id: int | None) -> None:

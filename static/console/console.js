@@ -36,6 +36,42 @@
         return r.json().catch(function () { return { ok: r.ok }; });
       });
   }
+  // The agent's most frequent actions (answering an offer, closing) go over the console's
+  // socket while it is open: no request through the whole middleware chain each. The server
+  // answers with what the endpoint would have ({ok, message, ...}); any other action, or any
+  // action while the socket is down, is a POST to the same endpoint.
+  var SOCKET_ACTIONS = [
+    [/^\/console\/offers\/(\d+)\/(accept|decline)\/$/, "offer_id"],
+    [/^\/console\/interactions\/(\d+)\/(close)\/$/, "interaction_id"]
+  ];
+  var pendingAnswers = {}, nextRef = 1;
+  function act(url, data) {
+    var path = new URL(url, window.location.href).pathname;
+    for (var i = 0; i < SOCKET_ACTIONS.length; i++) {
+      var match = path.match(SOCKET_ACTIONS[i][0]);
+      if (!match || !socket || socket.readyState !== 1) { continue; }
+      var ref = nextRef++;
+      var message = { type: "action", ref: ref, action: match[2] };
+      message[SOCKET_ACTIONS[i][1]] = parseInt(match[1], 10);
+      ["code", "notes"].forEach(function (name) {
+        if (data && data.has(name)) { message[name] = String(data.get(name)); }
+      });
+      return new Promise(function (resolve, reject) {
+        // No answer (the socket dropped, the server is stalled): the caller re-reads the truth.
+        var timer = window.setTimeout(function () { failAnswer(ref); }, 15000);
+        pendingAnswers[ref] = { resolve: resolve, reject: reject, timer: timer };
+        socket.send(JSON.stringify(message));
+      });
+    }
+    return post(url, data);
+  }
+  function failAnswer(ref) {
+    var pending = pendingAnswers[ref];
+    if (!pending) { return; }
+    delete pendingAnswers[ref];
+    window.clearTimeout(pending.timer);
+    pending.reject(new Error("no answer"));
+  }
   function getHtml(url) {
     return fetch(url, { headers: { "X-Console-Passive": "1" }, credentials: "same-origin" })
       .then(function (r) { if (!r.ok) { throw new Error(r.status); } return r.text(); });
@@ -166,7 +202,7 @@
   }
   function answerOffer(id, verb) {
     var offer = state.offers[String(id)];
-    return post("/console/offers/" + id + "/" + verb + "/", new FormData()).then(function (res) {
+    return act("/console/offers/" + id + "/" + verb + "/", new FormData()).then(function (res) {
       announce(res.message || (res.ok ? "" : t.error), !res.ok);
       showFeedback("offers-feedback", res.message || (res.ok ? "" : t.error), res.ok);
       if (!res.ok) { resync(); return; }  // the offer may still be pending: ask, never assume
@@ -611,7 +647,7 @@
     var toToolbar = panel && (form.hasAttribute("data-dialog-form") || form.hasAttribute("data-action-form"));
     feedback(form, "", true);
     if (panel && form.hasAttribute("data-action-form")) { refocus = panel.id.replace("panel-", ""); }
-    post(form.action, new FormData(form)).then(function (res) {
+    act(form.action, new FormData(form)).then(function (res) {
       var text = res.message || (res.ok ? "" : t.error);
       announce(text, !res.ok);
       if (toToolbar && (res.ok || !dialog)) {
@@ -820,6 +856,13 @@
         setConnection(t.connected, true);
       } else if (data.type === "event") {
         applyMessage(data); renderAll();
+      } else if (data.type === "answer") {
+        var pending = pendingAnswers[data.ref];
+        if (pending) {
+          delete pendingAnswers[data.ref];
+          window.clearTimeout(pending.timer);
+          pending.resolve(data);
+        }
       } else if (data.type === "closed") {
         closedReason = data.reason;
         toLogin(data.reason);
@@ -827,6 +870,7 @@
     };
     socket.onclose = function (event) {
       window.clearInterval(heartbeatTimer);
+      Object.keys(pendingAnswers).forEach(failAnswer);  // their answers cannot come any more
       if (event.code === 4401 || event.code === 4403) { toLogin(closedReason); return; }
       setConnection(t.reconnecting, false);
       retry += 1;

@@ -3,6 +3,7 @@ mid-flow, a keyboard-only run, and axe-core on every console page."""
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 from collections.abc import Callable
@@ -546,19 +547,67 @@ def test_a_chat_the_citizen_left_shows_a_notice_and_disables_the_composer(
 def test_an_accept_answered_500_keeps_the_offer_card(
     centre: dict[str, Any], console_page: Callable[..., Any]
 ) -> None:
+    """Over the socket (the console's way while it is open): a failed answer leaves the offer
+    shown, the console re-reads its state, and the agent can take it again."""
     page = console_page("alice")
+    failing = {"on": True}
+    actions: list[dict[str, Any]] = []
+
+    def through(ws: Any) -> None:  # the real server behind, but a 500 for actions while failing
+        server = ws.connect_to_server()
+
+        def from_page(message: str | bytes) -> None:
+            data = json.loads(message)
+            if data.get("type") == "action":
+                actions.append(data)
+                if failing["on"]:
+                    answer = {"status": 500, "ok": False, "message": "Server Error"}
+                    ws.send(json.dumps({"type": "answer", "ref": data["ref"], **answer}))
+                    return
+            server.send(message)
+
+        ws.on_message(from_page)
+
+    page.route_web_socket("**/ws/console/", through)
+    page.evaluate("ConsoleDebug.dropSocket()")  # it reconnects through the route
+    page.wait_for_selector("#console[data-connected=true]")
     _email("RSA d'avril")
     page.wait_for_selector(".offer-card")
-    page.route("**/accept/", lambda route: route.fulfill(status=500, body="Server Error"))
     with page.expect_response("**/console/snapshot/") as snapshot:
         page.click("[data-accept]")
     assert snapshot.value.status == 200
     page.wait_for_timeout(300)  # the fresh state rendered
     assert page.query_selector(".offer-card") is not None  # still pending: still shown
     assert len(page.evaluate("ConsoleDebug.state()")["offers"]) == 1
-    page.unroute("**/accept/")
+    failing["on"] = False
     page.click("[data-accept]")  # the agent can still take it
     page.wait_for_selector(".offer-card", state="detached")
+    assert Offer.objects.get(agent=centre["alice"].pk).status == "accepted"
+    assert [a["action"] for a in actions] == ["accept", "accept"]  # both over the socket
+
+
+def test_without_its_socket_the_console_acts_over_http(
+    centre: dict[str, Any], console_page: Callable[..., Any]
+) -> None:
+    """The socket down (a proxy that refuses it, a reconnection under way): the actions are
+    posts to the endpoints, and a 500 there keeps the offer card too."""
+    page = console_page("alice")
+    _email("RSA d'avril")
+    page.wait_for_selector(".offer-card")
+    # No socket can open any more in this page: the console stays on its HTTP endpoints.
+    page.evaluate("() => { window.WebSocket = function () { throw new Error('refused'); }; }")
+    page.evaluate("ConsoleDebug.dropSocket()")
+    page.wait_for_selector("#console[data-connected=false]")
+    page.route("**/accept/", lambda route: route.fulfill(status=500, body="Server Error"))
+    with page.expect_response("**/console/snapshot/") as snapshot:
+        page.click("[data-accept]")
+    assert snapshot.value.status == 200
+    page.wait_for_timeout(300)  # the fresh state rendered
+    assert page.query_selector(".offer-card") is not None
+    page.unroute("**/accept/")
+    with page.expect_response("**/accept/") as accepted:
+        page.click("[data-accept]")
+    assert accepted.value.status == 200
     assert Offer.objects.get(agent=centre["alice"].pk).status == "accepted"
 
 

@@ -22,7 +22,7 @@ from channels_inbound.models import Endpoint
 from configuration.models import Queue, Skill
 from flows.models import Flow
 from interactions.models import Message
-from kernel.audit import set_access_recorder
+from kernel.audit import acting_as, set_access_recorder
 from privacy.audit import record_access
 from privacy.models import AccessLog
 from tests.integration.test_admin_scope import verified
@@ -141,6 +141,19 @@ def test_a_change_made_in_a_request_names_its_user(caf: Body) -> None:
     change = AccessLog.objects.filter(action="config", object_type="routing_queue").latest("id")
     assert change.actor_id == caf.supervisor.pk
     assert change.actor_name == "caf-sup"
+
+
+def test_a_change_made_outside_a_request_names_the_user_it_acts_for(caf: Body) -> None:
+    """``kernel.audit.acting_as``: an action that reaches the app without a request (the
+    console socket's) names its user like a request does, and only inside the block."""
+    with acting_as(caf.supervisor.pk):
+        Queue.objects.filter(pk=caf.queue.pk).update(name="Accueil CAF")
+    Queue.objects.filter(pk=caf.queue.pk).update(name="Accueil de la CAF")
+    second, first = AccessLog.objects.filter(action="config", object_type="routing_queue").order_by(
+        "-id"
+    )[:2]
+    assert (first.actor_id, first.details["new"]["name"]) == (caf.supervisor.pk, "Accueil CAF")
+    assert (second.actor_id, second.details["new"]["name"]) == (None, "Accueil de la CAF")
 
 
 def test_the_access_log_refuses_update_and_delete(caf: Body) -> None:
