@@ -14,6 +14,7 @@ from interactions.actions import PreparedRows, do_record_message, do_transition_
 from interactions.lifecycle import Status
 from interactions.models import Interaction, Message, MessageDirection
 from kernel.errors import ErrorKind, SingleCodeError
+from kernel.events import published_together
 
 from .models import InteractionWrapUp, WrapUpCode
 
@@ -100,24 +101,20 @@ def _wrap_up_sql() -> str:
 _WRAP_UP_SQL: list[str] = []
 
 
-def _save_wrap_up(
+def _wrap_up_write(
     interaction_id: int, code: WrapUpCode | None, notes: str, agent_id: int, now: datetime
-) -> None:
+) -> tuple[str, list[object]]:
     """``InteractionWrapUp.objects.update_or_create(interaction=…, defaults={code, notes,
     agent, created_at})`` as one statement, written once (PostgreSQL and SQLite alike)."""
     if not _WRAP_UP_SQL:
         _WRAP_UP_SQL.append(_wrap_up_sql())
-    with connection.cursor() as cursor:
-        cursor.execute(
-            _WRAP_UP_SQL[0],
-            [
-                interaction_id,
-                code.pk if code is not None else None,
-                notes,
-                agent_id,
-                connection.ops.adapt_datetimefield_value(now),
-            ],
-        )
+    return _WRAP_UP_SQL[0], [
+        interaction_id,
+        code.pk if code is not None else None,
+        notes,
+        agent_id,
+        connection.ops.adapt_datetimefield_value(now),
+    ]
 
 
 def do_close_interaction(
@@ -131,8 +128,9 @@ def do_close_interaction(
     """Record the wrap-up (outcome code and notes) and close the interaction."""
     now = now or timezone.now()
     # Every failure leaves this block, which then rolls back as a whole: the status changes
-    # need no savepoints of their own.
-    with transaction.atomic():
+    # need no savepoints of their own, and the events of both (and of their receivers) go out
+    # together at its end, in order, each with the state it had then.
+    with transaction.atomic(), published_together():
         interaction = handled_interaction(interaction_id=interaction_id, agent=agent, lock=True)
         if interaction.status == Status.ASSIGNED:
             do_transition_interaction(
@@ -143,9 +141,9 @@ def do_close_interaction(
                 now=now,
                 savepoint=False,
             )
-        # Created, or replaced (a reopened interaction closed again), in one statement: the
-        # interaction's lock, held since above, keeps any other closing of it waiting.
-        _save_wrap_up(interaction.pk, code, notes.strip(), agent.pk, now)
+        # Created, or replaced (a reopened interaction closed again), with the closing (one
+        # statement on PostgreSQL): the interaction's lock, held since above, keeps any other
+        # closing of it waiting.
         return do_transition_interaction(
             interaction=interaction,
             to=Status.CLOSED,
@@ -153,4 +151,5 @@ def do_close_interaction(
             actor=agent.user,
             now=now,
             savepoint=False,
+            with_write=_wrap_up_write(interaction.pk, code, notes.strip(), agent.pk, now),
         )

@@ -31,6 +31,7 @@ from .models import AgentEvent
 
 # Events that describe one message: they carry the message, not a status (see state.py).
 MESSAGE_EVENTS = frozenset({"message.created"})
+STATUS_EVENT = "interaction.status"
 
 
 _SUMMARY_SQL: dict[str, str] = {}
@@ -146,6 +147,9 @@ def record_agent_events(
         enriched = dict(payload)
         summary = summaries.get(payload.get("interaction_id"))  # type: ignore[arg-type]
         if summary is not None and event not in MESSAGE_EVENTS:
+            if event == STATUS_EVENT and isinstance(payload.get("to"), str):
+                # the status this change made (the changes published together, one summary)
+                summary = {**summary, "status": payload["to"]}
             enriched["interaction"] = summary
         payloads.append(enriched)
     at = now.isoformat()

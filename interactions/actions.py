@@ -7,7 +7,7 @@ its timestamp, and an event published after commit.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Generic, TypeVar
@@ -19,17 +19,37 @@ from django.utils import timezone
 
 from contacts.models import Contact
 from kernel import event_catalogue
-from kernel.events import SUPERVISORS_GROUP, Event, agent_group, publish
+from kernel.events import (
+    SUPERVISORS_GROUP,
+    Event,
+    agent_group,
+    publish,
+    remember_interaction_organisation,
+)
 from organisations import authz
 from organisations.models import OrganisationMismatch
 
-from .lifecycle import TIMESTAMP_FIELD, IllegalTransition, Status, check_transition
+from .lifecycle import (
+    HISTORY_STATUSES,
+    TIMESTAMP_FIELD,
+    IllegalTransition,
+    Status,
+    TransitionHistory,
+    check_transition,
+)
 from .models import Interaction, InteractionTransition, Message
 from .signals import interaction_status_changed
 
 MAX_TEXT_CHARS = 100_000
 
 M = TypeVar("M", bound=Model)
+
+# A prepared query: its SQL and parameters, the slots of the values, the converters, the model's
+# (model, first column, end, attnames) and those of each select_related one with its setters.
+_Shape = tuple[Any, int, int, list[str]]
+_Compiled = tuple[
+    str, list[Any], list[int | None], Any, _Shape, list[tuple[Any, int, int, list[str], Any, Any]]
+]
 
 
 class PreparedRows(Generic[M]):
@@ -40,7 +60,8 @@ class PreparedRows(Generic[M]):
 
     ``build`` takes integer values only (ids); it is compiled with marker values that must
     reach the statement's parameters unchanged. A query locking its rows is compiled (and run)
-    inside a transaction, as the ORM requires."""
+    inside a transaction, as the ORM requires. One level of ``select_related`` (inner joins)
+    sets the related instances as the ORM does."""
 
     _MARK = -7_340_000_001
 
@@ -48,9 +69,9 @@ class PreparedRows(Generic[M]):
         self.build = build
         self.names = names
         self.model: type[M] | None = None
-        self.compiled: dict[str, tuple[str, list[Any], list[int | None], Any, list[str]]] = {}
+        self.compiled: dict[str, _Compiled] = {}
 
-    def _compile(self, vendor: str) -> tuple[str, list[Any], list[int | None], Any, list[str]]:
+    def _compile(self, vendor: str) -> _Compiled:
         marks = {name: self._MARK - n for n, name in enumerate(self.names)}
         queryset = self.build(**marks)
         self.model = queryset.model
@@ -65,22 +86,32 @@ class PreparedRows(Generic[M]):
         fields = [col for col, _sql, _alias in compiler.select[: compiler.col_count]]
         converters = compiler.get_converters(fields)
         info = compiler.klass_info
-        attnames = [compiler.select[i][0].target.attname for i in info["select_fields"]]
+
+        def shape(info: dict[str, Any]) -> tuple[Any, int, int, list[str]]:
+            positions = list(info["select_fields"])
+            if positions != list(range(positions[0], positions[-1] + 1)):  # pragma: no cover
+                raise ValueError("a prepared query's model columns must be contiguous")
+            names = [compiler.select[i][0].target.attname for i in positions]
+            return info["model"], positions[0], positions[-1] + 1, names
+
+        related = []
+        for child in info.get("related_klass_infos") or []:
+            if child.get("related_klass_infos"):  # pragma: no cover - one level is enough
+                raise ValueError("a prepared query follows one level of select_related")
+            related.append((*shape(child), child["local_setter"], child["remote_setter"]))
         # (nothing of this connection is kept: each call converts with its own)
-        entry = (sql, list(params), slots, converters, attnames)
+        entry = (sql, list(params), slots, converters, shape(info), related)
         self.compiled[vendor] = entry
         return entry
 
     def rows(self, **values: int) -> list[M]:
         entry = self.compiled.get(connection.vendor) or self._compile(connection.vendor)
-        sql, params, slots, converters, attnames = entry
+        sql, params, slots, converters, (model, start, end, attnames), related = entry
         ordered = [values[name] for name in self.names]
         bound = [p if n is None else ordered[n] for p, n in zip(params, slots, strict=True)]
         with connection.cursor() as cursor:
             cursor.execute(sql, bound)
             fetched = cursor.fetchall()
-        model = self.model
-        assert model is not None  # set by _compile
         found: list[M] = []
         for raw in fetched:
             row = list(raw)
@@ -89,7 +120,13 @@ class PreparedRows(Generic[M]):
                 for convert in functions:
                     value = convert(value, expression, connection)
                 row[position] = value
-            found.append(model.from_db(connection.alias, attnames, row))
+            obj = model.from_db(connection.alias, attnames, row[start:end])
+            # select_related: the joined rows (inner joins: always there), as the ORM sets them
+            for rel_model, rel_start, rel_end, rel_names, local_setter, remote_setter in related:
+                rel = rel_model.from_db(connection.alias, rel_names, row[rel_start:rel_end])
+                local_setter(obj, rel)
+                remote_setter(rel, obj)
+            found.append(obj)
         return found
 
     def first(self, **values: int) -> M | None:
@@ -169,6 +206,7 @@ def do_transition_interaction(
     extra: dict[str, Any] | None = None,
     savepoint: bool = True,
     events: list[Event] | None = None,
+    with_write: Statement | None = None,
 ) -> Interaction:
     """Move ``interaction`` from its current status to ``to``.
 
@@ -182,6 +220,15 @@ def do_transition_interaction(
     list the ``interaction.status`` event is appended to instead of being published, for a
     caller that publishes it with its own in one :func:`~kernel.events.publish_many` (in
     order, after nothing that changes what a console shows of the interaction).
+
+    ``with_write``: a caller's own write of another table that goes with the change (one
+    ``UPDATE`` or ``INSERT``, its SQL and parameters, on rows the caller holds), written in
+    the change's statement on PostgreSQL (one round trip), just before it elsewhere; with the
+    change, it rolls back if the change is stale (the caller's block rolls back as a whole).
+
+    A change to one of :data:`~.lifecycle.HISTORY_STATUSES` without ``extra`` reads the
+    interaction's :class:`~.lifecycle.TransitionHistory` in its own statement on PostgreSQL
+    and passes it to the signal's receivers (``history``; None when it was not read).
     """
     current = interaction.status
     previous_agent_id = interaction.assigned_agent_id
@@ -194,8 +241,13 @@ def do_transition_interaction(
         fields[stamp] = now
     if to == Status.QUEUED and current in (Status.NEW, Status.TRANSFERRED, Status.CLOSED):
         fields["queue_entered_at"] = now  # the escalation steps' clock starts again
+    # Its organisation, known here, spares the publish below a query (it never changes).
+    remember_interaction_organisation(interaction.pk, interaction.organisation_id)
+    history: TransitionHistory | None = None
     with transaction.atomic(savepoint=savepoint):
         if extra:
+            if with_write is not None:
+                _execute(with_write)
             updated = Interaction.objects.filter(pk=interaction.pk, status=current).update(**fields)
             if updated != 1:
                 raise StaleTransition(current, to)
@@ -207,14 +259,27 @@ def do_transition_interaction(
                 actor=actor,
                 at=now,
             )
-        elif not _write_transition(
-            interaction.pk, current, fields, reason[:64], getattr(actor, "pk", None), now
-        ):
-            raise StaleTransition(current, to)
+        else:
+            written, history = _write_transition(
+                interaction.pk,
+                current,
+                fields,
+                reason[:64],
+                getattr(actor, "pk", None),
+                now,
+                with_write,
+            )
+            if not written:
+                raise StaleTransition(current, to)
         for name, value in fields.items():
             setattr(interaction, name, value)
         interaction_status_changed.send(
-            sender=Interaction, interaction=interaction, from_status=current, to_status=to, now=now
+            sender=Interaction,
+            interaction=interaction,
+            from_status=current,
+            to_status=to,
+            now=now,
+            history=history,
         )
         # The agents it concerns (who had it, who has it now) see it in their consoles too.
         agents = {a for a in (previous_agent_id, interaction.assigned_agent_id) if a}
@@ -229,10 +294,20 @@ def do_transition_interaction(
     return interaction
 
 
+# A write of another table that goes with a status change: its SQL (``%s`` placeholders) and
+# parameters.
+Statement = tuple[str, Sequence[Any]]
+
+
+def _execute(statement: Statement) -> None:
+    with connection.cursor() as cursor:
+        cursor.execute(statement[0], list(statement[1]))
+
+
 # The statement(s) of a status change without ``extra`` fields (the hot paths: accepting,
-# wrapping up, closing), written once per set of updated columns: the ORM's update() and
-# create() rebuild and recompile theirs on every call.
-_TRANSITION_SQL: dict[tuple[str, tuple[str, ...]], tuple[str, ...]] = {}
+# wrapping up, closing), written once per set of updated columns (and caller's write, and
+# history read): the ORM's update() and create() rebuild and recompile theirs on every call.
+_TRANSITION_SQL: dict[tuple[str, tuple[str, ...], str, bool], tuple[str, ...]] = {}
 
 
 def _column(meta: Any, name: str) -> str:
@@ -240,30 +315,48 @@ def _column(meta: Any, name: str) -> str:
     return column
 
 
-def _transition_sql(vendor: str, names: tuple[str, ...]) -> tuple[str, ...]:
-    key = (vendor, names)
+def _transition_sql(
+    vendor: str, names: tuple[str, ...], with_sql: str, history: bool
+) -> tuple[str, ...]:
+    key = (vendor, names, with_sql, history)
     found = _TRANSITION_SQL.get(key)
     if found is not None:
         return found
     qn = connection.ops.quote_name
     meta, log = Interaction._meta, InteractionTransition._meta
+    pk = qn(meta.pk.column)
     sets = ", ".join(f"{qn(_column(meta, n))} = %s" for n in names)
     update = (
         f"UPDATE {qn(meta.db_table)} SET {sets} "  # noqa: S608 - model metadata only
-        f"WHERE {qn(meta.pk.column)} = %s AND {qn(_column(meta, 'status'))} = %s"
+        f"WHERE {pk} = %s AND {qn(_column(meta, 'status'))} = %s"
     )
     columns = ", ".join(
         qn(_column(log, n))
         for n in ("interaction", "from_status", "to_status", "reason", "actor", "at")
     )
     if vendor == "postgresql":
-        # One round trip: the row is logged only if the conditional update moved it.
-        found = (
-            f"WITH moved AS ({update} RETURNING {qn(meta.pk.column)}) "  # noqa: S608 - metadata
-            f"INSERT INTO {qn(log.db_table)} ({columns}) "
-            f"SELECT {qn(meta.pk.column)}, CAST(%s AS varchar), CAST(%s AS varchar), "
-            "CAST(%s AS varchar), CAST(%s AS bigint), CAST(%s AS timestamptz) FROM moved",
+        # One round trip: the row is logged only if the conditional update moved it; the
+        # caller's write goes with it; the history is read from the statement's snapshot, i.e.
+        # without the row it logs (the caller adds it).
+        ahead = f"caller AS ({with_sql}), " if with_sql else ""
+        insert = (
+            f"INSERT INTO {qn(log.db_table)} ({columns}) "  # noqa: S608 - metadata
+            f"SELECT {pk}, CAST(%s AS varchar), CAST(%s AS varchar), "
+            "CAST(%s AS varchar), CAST(%s AS bigint), CAST(%s AS timestamptz) FROM moved"
         )
+        if history:
+            times = (
+                f"ARRAY(SELECT {qn(_column(log, 'at'))} FROM {qn(log.db_table)} "  # noqa: S608
+                f"WHERE {qn(_column(log, 'interaction'))} = %s "
+                f"AND {qn(_column(log, 'to_status'))} = %s)"
+            )
+            found = (
+                f"WITH {ahead}moved AS ({update} RETURNING {pk}), "  # noqa: S608 - metadata
+                f"logged AS ({insert} RETURNING 1) "
+                f"SELECT (SELECT COUNT(*) FROM logged), {times}, {times}",
+            )
+        else:
+            found = (f"WITH {ahead}moved AS ({update} RETURNING {pk}) {insert}",)
     else:
         found = (
             update,
@@ -281,26 +374,46 @@ def _write_transition(
     reason: str,
     actor_id: int | None,
     now: datetime,
-) -> bool:
-    """The conditional update and its transition row; False when the status was no longer
-    ``current`` (nothing written)."""
+    with_write: Statement | None,
+) -> tuple[bool, TransitionHistory | None]:
+    """The conditional update and its transition row (and the caller's write); False when the
+    status was no longer ``current`` (nothing written of the change). On PostgreSQL, a change
+    to one of ``HISTORY_STATUSES`` reads the interaction's history in the same statement."""
     ops = connection.ops
     names = tuple(fields)
+    to = fields["status"]
     values = [
         ops.adapt_datetimefield_value(v) if isinstance(v, datetime) else v for v in fields.values()
     ]
     at = ops.adapt_datetimefield_value(now)
-    log = [fields["status"], reason, actor_id, at]
-    statements = _transition_sql(connection.vendor, names)
+    log = [to, reason, actor_id, at]
+    postgresql = connection.vendor == "postgresql"
+    read_history = postgresql and to in HISTORY_STATUSES
+    with_sql, with_params = with_write if with_write is not None else ("", ())
+    statements = _transition_sql(
+        connection.vendor, names, with_sql if postgresql else "", read_history
+    )
     with connection.cursor() as cursor:
-        if len(statements) == 1:
-            cursor.execute(statements[0], [*values, pk, current, current, *log])
-            return cursor.rowcount == 1
+        if postgresql:
+            params = [*with_params, *values, pk, current, current, *log]
+            if not read_history:
+                cursor.execute(statements[0], params)
+                return cursor.rowcount == 1, None
+            cursor.execute(statements[0], [*params, pk, Status.ASSIGNED, pk, Status.CLOSED])
+            written, answered, closed = cursor.fetchone()
+            if written != 1:
+                return False, None
+            # (the snapshot read left out the row this statement logged)
+            answered = [*answered, now] if to == Status.ASSIGNED else list(answered)
+            closed = [*closed, now] if to == Status.CLOSED else list(closed)
+            return True, TransitionHistory(tuple(sorted(answered)), tuple(sorted(closed)))
+        if with_write is not None:
+            cursor.execute(with_sql, list(with_params))
         cursor.execute(statements[0], [*values, pk, current])
         if cursor.rowcount != 1:
-            return False
+            return False, None
         cursor.execute(statements[1], [pk, current, *log])
-    return True
+    return True, None
 
 
 def do_set_interaction_status(

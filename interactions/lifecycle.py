@@ -9,6 +9,8 @@ its thread (e-mail reply, SMS within the window).
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from django.db import models
@@ -49,6 +51,21 @@ TIMESTAMP_FIELD: dict[str, str] = {
     Status.CLOSED: "closed_at",
     Status.ABANDONED: "abandoned_at",
 }
+
+# A change to one of these statuses comes with the interaction's :class:`TransitionHistory`
+# (``interactions.signals.interaction_status_changed``, ``history``) when the write could read
+# it in the same statement (the counters of answers and closings need it).
+HISTORY_STATUSES = frozenset({Status.ASSIGNED, Status.CLOSED, Status.ABANDONED})
+
+
+@dataclass(frozen=True)
+class TransitionHistory:
+    """When the interaction was answered (moved to ``assigned``) and closed, oldest first,
+    the change it comes with included: what its transition rows say after the change."""
+
+    answered: tuple[datetime, ...]
+    closed: tuple[datetime, ...]
+
 
 WAITING_STATUSES = frozenset({Status.NEW, Status.QUEUED, Status.OFFERED, Status.TRANSFERRED})
 OPEN_STATUSES = WAITING_STATUSES | {Status.ASSIGNED, Status.WRAP_UP}

@@ -4,5 +4,7 @@ importing it)."""
 from django.dispatch import Signal
 
 # Sent inside the transaction that changed the status, with ``interaction``, ``from_status``,
-# ``to_status``, ``now``. Receivers register side effects with transaction.on_commit().
+# ``to_status``, ``now`` and ``history`` (the interaction's ``lifecycle.TransitionHistory`` when
+# the change read it with its write, else None: absent from senders that do not read it).
+# Receivers register side effects with transaction.on_commit().
 interaction_status_changed = Signal()

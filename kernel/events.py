@@ -16,11 +16,12 @@ asks for what it missed by id. Ephemeral events (typing indicators) are not kept
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 import re
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from asgiref.sync import async_to_sync
@@ -61,6 +62,15 @@ def _organisations_of(model_label: str, ids: set[int], cache: dict[int, int]) ->
     if len(cache) + len(missing) > _ORG_CACHE_MAX:
         cache.clear()
     cache.update(model._default_manager.filter(pk__in=missing).values_list("pk", "organisation_id"))
+
+
+def remember_interaction_organisation(interaction_id: int, organisation_id: int | None) -> None:
+    """Note an interaction's organisation read by its caller anyway (a status change has the
+    row at hand), so that publishing its events asks nothing."""
+    if organisation_id is not None and interaction_id not in _interaction_orgs:
+        if len(_interaction_orgs) >= _ORG_CACHE_MAX:
+            _interaction_orgs.clear()
+        _interaction_orgs[interaction_id] = organisation_id
 
 
 def interaction_organisations(interaction_ids: set[int]) -> dict[int, int]:
@@ -242,12 +252,68 @@ def _deliveries(events: list[Event], persist: bool) -> list[Delivery]:
     return deliveries
 
 
+# The events held by :func:`published_together` on a connection: (events, persist, marker) in
+# the order they were published; the marker is an on-commit callback that doing nothing but
+# says, by still being registered, that the savepoint the events were published in (if any)
+# did not roll back.
+_HELD = "_kernel_events_held"
+
+
+class _Marker:
+    __slots__ = ()
+
+    def __call__(self) -> None:
+        pass
+
+
+@contextlib.contextmanager
+def published_together() -> Iterator[None]:
+    """Hold what is published in this block (by its code and by the receivers it calls) and
+    publish it at its end in one :func:`publish_many`, in the order it was published: one
+    outbox write (one summary read of the interactions) and one delivery instead of one each.
+
+    Use it directly inside a transaction block that rolls back as a whole when an exception
+    leaves it: the held events are then dropped with the rest. Events published in a savepoint
+    that rolled back are dropped, as they would have been. Outside a transaction, or inside
+    another such block, it changes nothing."""
+    conn = transaction.get_connection()
+    if not conn.in_atomic_block or getattr(conn, _HELD, None) is not None:
+        yield
+        return
+    held: list[tuple[list[Event], bool, _Marker]] = []
+    setattr(conn, _HELD, held)
+    try:
+        yield
+    finally:
+        setattr(conn, _HELD, None)
+    if not held:
+        return
+    alive = {id(entry[1]) for entry in conn.run_on_commit}
+    runs: list[tuple[list[Event], bool]] = []
+    for events, persist, marker in held:
+        if id(marker) not in alive:
+            continue  # published in a savepoint that rolled back
+        if runs and runs[-1][1] == persist:
+            runs[-1][0].extend(events)
+        else:
+            runs.append((list(events), persist))
+    for events, persist in runs:
+        publish_many(events, persist=persist)
+
+
 def publish_many(events: list[Event], *, persist: bool = True) -> None:
     """Send several events once the current transaction commits (one hop to the layer).
 
     Agent-facing events are written to the outbox now, in the caller's transaction (so they
-    roll back with it), unless ``persist`` is false.
+    roll back with it), unless ``persist`` is false (or at the end of the caller's
+    :func:`published_together` block).
     """
+    held = getattr(transaction.get_connection(), _HELD, None)
+    if held is not None:
+        marker = _Marker()
+        transaction.on_commit(marker)
+        held.append((events, persist, marker))
+        return
     events = supervisor_groups_of(events)
     if events:
         deliveries = _deliveries(events, persist)

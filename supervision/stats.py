@@ -19,9 +19,8 @@ from datetime import date, datetime
 from typing import Any
 
 from django.db import connection, transaction
-from django.db.models import Min
 
-from interactions.lifecycle import Status
+from interactions.lifecycle import Status, TransitionHistory
 from interactions.models import Interaction, InteractionTransition
 
 from .models import QueueDayStats
@@ -57,42 +56,63 @@ def _target(interaction: Interaction) -> float:
     return sla_target_of(interaction.queued_at, interaction.sla_due_at, queue_target)
 
 
-def _transitions(interaction_id: int, to_status: str) -> Any:
-    return InteractionTransition.objects.filter(interaction_id=interaction_id, to_status=to_status)
+def _history(interaction_id: int) -> TransitionHistory:
+    """The interaction's answers and closings as its transition rows say (one statement)."""
+    rows = (
+        InteractionTransition.objects.filter(
+            interaction_id=interaction_id, to_status__in=(Status.ASSIGNED, Status.CLOSED)
+        )
+        .order_by("at", "id")
+        .values_list("to_status", "at")
+    )
+    answered: list[datetime] = []
+    closed: list[datetime] = []
+    for to_status, at in rows:
+        (answered if to_status == Status.ASSIGNED else closed).append(at)
+    return TransitionHistory(tuple(answered), tuple(closed))
 
 
 def delta_for(
-    interaction: Interaction, from_status: str, to_status: str, now: datetime
+    interaction: Interaction,
+    from_status: str,
+    to_status: str,
+    now: datetime,
+    history: TransitionHistory | None = None,
 ) -> Figures | None:
     """What one status change adds to the counters (None: nothing). Called inside the
-    transaction that wrote the change, so its transition row is already visible."""
+    transaction that wrote the change, so its transition row is already visible: ``history``
+    (when the change read it with its write) or one statement say when the interaction was
+    answered and closed, this change included."""
     if interaction.queued_at is None:
         return None
     waited = (now - interaction.queued_at).total_seconds()
     if to_status == Status.QUEUED and from_status == Status.NEW:
         return arrival_delta()
+    if to_status not in (Status.ASSIGNED, Status.ABANDONED, Status.CLOSED):
+        return None
+    if history is None:
+        history = _history(interaction.pk)
     if to_status == Status.ASSIGNED:
-        if _transitions(interaction.pk, Status.ASSIGNED).count() != 1:
+        if len(history.answered) != 1:
             return None  # answered before (a transfer, a reopened thread)
         delta = answer_delta(wait_s=waited, sla_target_s=_target(interaction))
-        if _transitions(interaction.pk, Status.CLOSED).exists():
+        if history.closed:
             # It had been closed unanswered, then came back: now it counts as answered.
             delta += Figures(closed_unanswered=-1)
         return delta
     if to_status == Status.ABANDONED:
-        if _transitions(interaction.pk, Status.ASSIGNED).exists():
+        if history.answered:
             return None  # the citizen hung up after being answered (during a transfer)
         return abandon_delta(wait_s=waited)
-    if to_status == Status.CLOSED:
-        answered = _transitions(interaction.pk, Status.ASSIGNED).aggregate(first=Min("at"))["first"]
-        if answered is None:
-            if _transitions(interaction.pk, Status.CLOSED).count() != 1:
-                return None
-            return close_delta(handle_s=None)
-        if _transitions(interaction.pk, Status.CLOSED).filter(at__gte=answered).count() != 1:
-            return None  # closed again after a reopening: handled once
-        return close_delta(handle_s=(now - answered).total_seconds())
-    return None
+    # closed
+    if not history.answered:
+        if len(history.closed) != 1:
+            return None
+        return close_delta(handle_s=None)
+    answered = history.answered[0]
+    if sum(1 for at in history.closed if at >= answered) != 1:
+        return None  # closed again after a reopening: handled once
+    return close_delta(handle_s=(now - answered).total_seconds())
 
 
 def add(key: tuple[date, int, str], delta: Figures) -> None:
@@ -158,14 +178,20 @@ def _after_commit(key: tuple[date, int, str], delta: Figures) -> None:
 
 
 def on_status_changed(
-    *, interaction: Interaction, from_status: str, to_status: str, now: datetime, **_: Any
+    *,
+    interaction: Interaction,
+    from_status: str,
+    to_status: str,
+    now: datetime,
+    history: TransitionHistory | None = None,
+    **_: Any,
 ) -> None:
     if to_status == Status.TRANSFERRED:
         # Remember where it is counted: a transfer to a queue moves it there (next call).
         setattr(interaction, COUNTED_QUEUE, interaction.queue_id or 0)
     elif from_status == Status.TRANSFERRED:
         _move_if_requeued(interaction)
-    delta = delta_for(interaction, from_status, to_status, now)
+    delta = delta_for(interaction, from_status, to_status, now, history)
     key = _key(interaction)
     if delta is not None and key is not None:
         _after_commit(key, delta)

@@ -29,6 +29,7 @@ from django.utils import timezone, translation
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 
+from interactions.actions import PreparedRows
 from interactions.channels import Channel
 from interactions.lifecycle import Status
 from interactions.models import Interaction
@@ -89,10 +90,14 @@ def address_key(address: str) -> str:
     return digest.hexdigest()[:40]
 
 
+# Read at every closing (the queue's settings, one row at most): compiled once.
+_SETTINGS = PreparedRows(lambda queue: SurveySettings.objects.filter(queue_id=queue)[:1], "queue")
+
+
 def settings_for(queue_id: int | None) -> SurveySettings | None:
     if queue_id is None:
         return None
-    return SurveySettings.objects.filter(queue_id=queue_id).first()
+    return _SETTINGS.first(queue=queue_id)
 
 
 def language_of(interaction: Interaction) -> str:
@@ -114,16 +119,29 @@ def question(survey: SurveySettings | None, language: str) -> str:
 # --------------------------------------------------------------------------- scheduling
 
 
-def do_schedule_survey(*, interaction: Interaction, now: datetime) -> SurveyInvitation | None:
-    """The interaction has ended: schedule its survey when its queue asks one on its channel.
-
-    Only an interaction an agent answered is surveyed (an abandoned one was not served).
-    Returns the new invitation, or None (no survey, or one already exists)."""
+def survey_to_schedule(interaction: Interaction) -> SurveySettings | None:
+    """The survey of the ended interaction's queue when it asks one on its channel (one read,
+    none for a channel without follow-up or an interaction no agent answered), else None."""
     if interaction.channel not in FOLLOW_UP_CHANNELS or interaction.assigned_at is None:
         return None
     survey = settings_for(interaction.queue_id)
     if survey is None or not survey.on(interaction.channel):
         return None
+    return survey
+
+
+def do_schedule_survey(
+    *, interaction: Interaction, now: datetime, survey: SurveySettings | None = None
+) -> SurveyInvitation | None:
+    """The interaction has ended: schedule its survey when its queue asks one on its channel
+    (``survey``: those settings, when the caller read them with :func:`survey_to_schedule`).
+
+    Only an interaction an agent answered is surveyed (an abandoned one was not served).
+    Returns the new invitation, or None (no survey, or one already exists)."""
+    if survey is None:
+        survey = survey_to_schedule(interaction)
+        if survey is None:
+            return None
     delay = 0 if interaction.channel == Channel.CHAT else survey.delay_seconds
     invitation, created = SurveyInvitation.objects.get_or_create(
         interaction=interaction,

@@ -20,10 +20,14 @@ def on_status_changed(
 ) -> None:
     if not actions.ended(interaction, to_status):
         return
+    # A plain read first (most queues ask no survey): the savepoint only around the write.
+    survey = actions.survey_to_schedule(interaction)
+    if survey is None:
+        return
     try:
         # In a savepoint: a survey that cannot be scheduled never undoes the closing.
         with transaction.atomic():
-            actions.do_schedule_survey(interaction=interaction, now=now)
+            actions.do_schedule_survey(interaction=interaction, now=now, survey=survey)
     except Exception:
         logger.exception("survey of interaction #%s not scheduled", interaction.pk)
 
