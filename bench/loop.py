@@ -245,23 +245,29 @@ class LoopAgent:
         self, action: str, path: str, data: dict[str, str] | None = None, **ids: int
     ) -> int:
         """An accept or close: over the socket while it is open (what the console does), else
-        a POST to ``path``. Returns the HTTP status the action answered (0: no answer)."""
-        ws = self.ws
-        if not self.via_socket or ws is None:
-            return await self.post(path, data)
-        self.next_ref += 1
-        ref = self.next_ref
-        answer: asyncio.Future[int] = asyncio.get_running_loop().create_future()
-        self.answers[ref] = answer
-        try:
-            await ws.send(
-                json.dumps({"type": "action", "ref": ref, "action": action, **ids, **(data or {})})
-            )
-            return await asyncio.wait_for(answer, 30)
-        except (OSError, TimeoutError, websockets.WebSocketException):
-            return 0
-        finally:
-            self.answers.pop(ref, None)
+        a POST to ``path``. Returns the HTTP status the action answered (0: no answer). Like
+        :meth:`post`, an answer of 500 or none is tried again (counted: ``socket_500``...)."""
+        for _attempt in range(5):
+            ws = self.ws
+            if not self.via_socket or ws is None:
+                return await self.post(path, data)
+            self.next_ref += 1
+            ref = self.next_ref
+            answer: asyncio.Future[int] = asyncio.get_running_loop().create_future()
+            self.answers[ref] = answer
+            message = {"type": "action", "ref": ref, "action": action, **ids, **(data or {})}
+            try:
+                await ws.send(json.dumps(message))
+                status = await asyncio.wait_for(answer, 30)
+            except (OSError, TimeoutError, websockets.WebSocketException):
+                status = 0
+            finally:
+                self.answers.pop(ref, None)
+            if 0 < status < 500:
+                return status
+            self.frames.count(f"socket_{status}")
+            await asyncio.sleep(0.5)
+        return 0
 
     async def start(self, connector: aiohttp.BaseConnector) -> None:
         jar = aiohttp.CookieJar(unsafe=True)

@@ -30,12 +30,13 @@ Close codes: 4401 not logged in / session over, 4403 not an agent or second fact
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from types import SimpleNamespace
 from typing import Any
 
-from channels.db import database_sync_to_async
+from channels.db import DatabaseSyncToAsync, database_sync_to_async
 from django.conf import settings
 from django.contrib.sessions.backends.base import SessionBase
 from django.utils import translation
@@ -45,6 +46,7 @@ from redis.exceptions import RedisError
 from agents.models import AgentProfile
 from agents.second_factor import agent_admission
 from kernel import logs
+from kernel.asgi_limits import django_work, django_work_executor
 from kernel.audit import acting_as
 from kernel.consumers import JsonConsumer
 from kernel.errors import ApplicationError
@@ -125,7 +127,6 @@ def _int_field(content: dict[str, Any], name: str) -> int | None:
     return value
 
 
-@database_sync_to_async
 def _perform(console: AgentConsoleConsumer, content: dict[str, Any]) -> tuple[Answer, bool]:
     """Run one of the console's actions for the socket's agent: (the answer, whether the
     session is over)."""
@@ -163,6 +164,7 @@ class AgentConsoleConsumer(JsonConsumer):
     # resume is answered), and the ids above it sent since (console/live.py catches it up).
     applied_up_to: int | None = None
     sent_ids: set[int]
+    acting: set[asyncio.Task[None]]  # its actions under way (console → {"type": "action"})
     connected_at: float | None = None
     closing = False
     language = "fr"
@@ -190,6 +192,7 @@ class AgentConsoleConsumer(JsonConsumer):
             logger.warning("console closed, channel layer unavailable: %r", exc)
 
     async def connect(self) -> None:
+        self.acting = set()
         self.groups_joined = []
         self.sent_ids = set()
         user = self.scope.get("user")
@@ -264,7 +267,11 @@ class AgentConsoleConsumer(JsonConsumer):
                 events=len(answer["events"]) if answer["type"] == "replay" else None,
             )
         elif kind == "action":
-            await self._act(content)
+            # Its own task: this console's live events keep flowing while the action runs, and
+            # another action of the same console need not wait for it.
+            task = asyncio.create_task(self._act(content))
+            self.acting.add(task)
+            task.add_done_callback(self.acting.discard)
         elif kind == "typing":
             interaction_id = content.get("interaction_id")
             if isinstance(interaction_id, int):
@@ -279,7 +286,13 @@ class AgentConsoleConsumer(JsonConsumer):
             ref = None
         started = time.monotonic()
         try:
-            answer, session_over = await _perform(self, content)
+            # Django work like a request's: in the process's slots shared with the HTTP
+            # requests (WEB_DJANGO_CONCURRENCY), in threads of its own (not the one thread every
+            # consumer's database calls share), connections given back to the pool after.
+            async with django_work().held():
+                answer, session_over = await DatabaseSyncToAsync(
+                    _perform, thread_sensitive=False, executor=django_work_executor()
+                )(self, content)
         except Exception:
             # What a request would have answered 500: the console re-reads its state (the
             # action's transaction rolled back, or committed and its events tell).
@@ -288,6 +301,8 @@ class AgentConsoleConsumer(JsonConsumer):
                 answer = Answer(500, _("Something went wrong. Try again."))
             session_over = False
         frame = {"type": "answer", "ref": ref, "status": answer.status, **answer.as_json()}
+        if self.closing:
+            return  # the socket went away meanwhile: the action stands, the answer is moot
         await self.send_json(frame)
         logs.socket_event(
             "console",

@@ -23,7 +23,6 @@ django_asgi_app = get_asgi_application()
 from channels.auth import AuthMiddlewareStack  # noqa: E402
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 from channels.security.websocket import AllowedHostsOriginValidator  # noqa: E402
-from django.conf import settings  # noqa: E402
 
 from channels_inbound.asgi import with_fast_webhooks  # noqa: E402
 from contactcentre.ws_urls import (  # noqa: E402
@@ -31,7 +30,7 @@ from contactcentre.ws_urls import (  # noqa: E402
     chat_websocket_urlpatterns,
     websocket_urlpatterns,
 )
-from kernel.asgi_limits import ConcurrencyLimit  # noqa: E402
+from kernel.asgi_limits import ConcurrencyLimit, django_work  # noqa: E402
 from kernel.logs import RequestIds  # noqa: E402
 
 site_websockets = AllowedHostsOriginValidator(AuthMiddlewareStack(URLRouter(websocket_urlpatterns)))
@@ -50,10 +49,11 @@ async def websockets(scope: dict[str, Any], receive: Any, send: Any) -> None:
 
 # Provider SMS webhooks take a lean path (same checks and action, without the site's
 # middleware); every other HTTP request goes to Django (channels_inbound/asgi.py), at most
-# WEB_DJANGO_CONCURRENCY at once (kernel/asgi_limits.py): the lean path is not counted.
+# WEB_DJANGO_CONCURRENCY at once with the console sockets' actions (kernel/asgi_limits.py):
+# the lean path is not counted.
 django_limited = ConcurrencyLimit(
     django_asgi_app,  # type: ignore[arg-type]  # ASGI3 callable
-    settings.WEB_DJANGO_CONCURRENCY,
+    slots=django_work(),
 )
 http = with_fast_webhooks(django_limited)
 

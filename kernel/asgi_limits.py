@@ -12,12 +12,21 @@ until they time out (docs/benchmarks.md, "Loop").
 others wait their turn in the event loop, in arrival order, where waiting costs nothing and
 holds no connection. WebSockets and anything outside the wrapped application are not counted.
 ``limit`` 0 disables the bound.
+
+The same :class:`Slots` bound the console sockets' actions (``console/consumers.py``: an
+agent's accept or close over the socket is Django work holding a connection, like a request):
+:func:`django_work` is the process's one set of slots, ``WEB_DJANGO_CONCURRENCY`` of them,
+which the project's ASGI application and the consumers share, and
+:func:`django_work_executor` the threads those actions run in (not the one thread that
+Channels gives every consumer's database calls by default).
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable, MutableMapping
+import contextlib
+from collections.abc import AsyncIterator, Awaitable, Callable, MutableMapping
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 Scope = MutableMapping[str, Any]
@@ -26,30 +35,79 @@ Send = Callable[[MutableMapping[str, Any]], Awaitable[None]]
 ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
 
-class ConcurrencyLimit:
-    """ASGI middleware: at most ``limit`` HTTP requests inside ``app`` at once (FIFO)."""
+class Slots:
+    """At most ``limit`` holders at once, first come first served (``limit`` 0: no bound).
+    The semaphore is made in the running event loop, on first use."""
 
-    def __init__(self, app: ASGIApp, limit: int) -> None:
-        self.app = app
+    def __init__(self, limit: int) -> None:
         self.limit = limit
-        self._slots: asyncio.Semaphore | None = None
-        self.waiting = 0  # requests waiting for a slot now (for tests and metrics)
+        self._semaphore: asyncio.Semaphore | None = None
+        self.waiting = 0  # waiting for a slot now (for tests and metrics)
+
+    @contextlib.asynccontextmanager
+    async def held(self) -> AsyncIterator[None]:
+        if self.limit <= 0:
+            yield
+            return
+        if self._semaphore is None:
+            self._semaphore = asyncio.Semaphore(self.limit)
+        self.waiting += 1
+        try:
+            await self._semaphore.acquire()
+        finally:
+            self.waiting -= 1
+        try:
+            yield
+        finally:
+            self._semaphore.release()
+
+
+class ConcurrencyLimit:
+    """ASGI middleware: at most ``limit`` HTTP requests inside ``app`` at once (FIFO), or
+    as many as ``slots`` allow when they are shared with other work."""
+
+    def __init__(self, app: ASGIApp, limit: int = 0, *, slots: Slots | None = None) -> None:
+        self.app = app
+        self.slots = slots if slots is not None else Slots(limit)
+        self.limit = self.slots.limit
+
+    @property
+    def waiting(self) -> int:
+        return self.slots.waiting
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if self.limit <= 0 or scope.get("type") != "http":
             await self.app(scope, receive, send)
             return
-        if self._slots is None:  # made in the server's event loop, on the first request
-            self._slots = asyncio.Semaphore(self.limit)
-        self.waiting += 1
-        try:
-            await self._slots.acquire()
-        finally:
-            self.waiting -= 1
-        try:
+        async with self.slots.held():
             await self.app(scope, receive, send)
-        finally:
-            self._slots.release()
+
+
+_django_work: Slots | None = None
+_django_executor: ThreadPoolExecutor | None = None
+
+
+def django_work() -> Slots:
+    """The process's slots for Django work (``WEB_DJANGO_CONCURRENCY``): HTTP requests and
+    the console sockets' actions."""
+    global _django_work
+    if _django_work is None:
+        from django.conf import settings
+
+        _django_work = Slots(settings.WEB_DJANGO_CONCURRENCY)
+    return _django_work
+
+
+def django_work_executor() -> ThreadPoolExecutor:
+    """Threads for the sockets' Django work: one per slot (4 without a bound), each keeping
+    its database connection between calls (given back to the pool after each)."""
+    global _django_executor
+    if _django_executor is None:
+        limit = django_work().limit
+        _django_executor = ThreadPoolExecutor(
+            max_workers=limit if limit > 0 else 4, thread_name_prefix="socket-actions"
+        )
+    return _django_executor
 
 
 def default_limit(pool_max_size: int | None) -> int:

@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from kernel.asgi_limits import ConcurrencyLimit, default_limit
+from kernel.asgi_limits import ConcurrencyLimit, Slots, default_limit
 
 
 class SlowApp:
@@ -119,3 +119,48 @@ def test_the_default_leaves_two_pool_connections_to_webhooks_and_sockets() -> No
     assert default_limit(10) == 8
     assert default_limit(2) == 1
     assert default_limit(None) == 0
+
+
+def test_requests_and_other_django_work_share_the_slots_in_arrival_order() -> None:
+    """The console sockets' actions hold the same slots as the HTTP requests: together never
+    more than the bound, served first come, first served."""
+
+    async def scenario() -> tuple[list[str], int, int]:
+        slots = Slots(2)
+        gate = asyncio.Event()
+        entered: list[str] = []
+        inside = {"now": 0, "most": 0}
+
+        async def work(name: str) -> None:
+            entered.append(name)
+            inside["now"] += 1
+            inside["most"] = max(inside["most"], inside["now"])
+            await gate.wait()
+            inside["now"] -= 1
+
+        async def app(scope: MutableMapping[str, Any], receive: Any, send: Any) -> None:
+            await work(f"request-{scope['n']}")
+
+        limited = ConcurrencyLimit(app, slots=slots)
+
+        async def socket_action(name: str) -> None:
+            async with slots.held():
+                await work(name)
+
+        tasks = []
+        for start in (
+            _request(limited, 0, []),
+            socket_action("action-1"),
+            _request(limited, 1, []),  # waits: both slots are taken
+            socket_action("action-2"),  # waits behind request 1
+        ):
+            tasks.append(asyncio.create_task(start))
+            await asyncio.sleep(0.005)
+        waiting = slots.waiting
+        gate.set()
+        await asyncio.gather(*tasks)
+        return entered, waiting, inside["most"]
+
+    entered, waiting, most = asyncio.run(scenario())
+    assert (waiting, most) == (2, 2)
+    assert entered == ["request-0", "action-1", "request-1", "action-2"]
