@@ -247,9 +247,24 @@ def do_set_channels(*, agent: AgentProfile, channels: Iterable[str]) -> AgentPre
     return presence
 
 
+_TOUCH_IDLE_SQL: list[str] = []
+
+
 def do_touch_idle(*, agent_ids: Iterable[int], now: datetime) -> None:
-    """These agents got or finished work: "longest idle" counts from ``now`` (one statement)."""
-    AgentPresence.objects.filter(agent_id__in=list(agent_ids)).update(idle_since=now)
+    """These agents got or finished work: "longest idle" counts from ``now`` (one statement,
+    written once for one agent: every closing of an interaction runs it)."""
+    ids = list(agent_ids)
+    if len(ids) != 1:
+        AgentPresence.objects.filter(agent_id__in=ids).update(idle_since=now)
+        return
+    if not _TOUCH_IDLE_SQL:
+        qn, meta = connection.ops.quote_name, AgentPresence._meta
+        idle, agent = (str(meta.get_field(n).column) for n in ("idle_since", "agent"))  # type: ignore[union-attr]
+        _TOUCH_IDLE_SQL.append(
+            f"UPDATE {qn(meta.db_table)} SET {qn(idle)} = %s WHERE {qn(agent)} = %s"  # noqa: S608
+        )
+    with connection.cursor() as cursor:
+        cursor.execute(_TOUCH_IDLE_SQL[0], [connection.ops.adapt_datetimefield_value(now), ids[0]])
 
 
 def do_heartbeat(*, agent_id: int, now: datetime | None = None) -> bool:

@@ -34,9 +34,16 @@ def _handled(pk: int, agent: int) -> QuerySet[Interaction]:
     )
 
 
-# Locked for closing and wrapping up (the console's hot path): compiled once.
+# Locked for closing and wrapping up (the console's hot path): compiled once. With its queue
+# and the queue's survey settings (not locked), which the closing's receivers read (the
+# survey to schedule, the waiting time's target): no statement of their own.
 _HANDLED_LOCKED = PreparedRows(
-    lambda pk, agent: _handled(pk, agent).select_for_update(of=("self",)).order_by("pk")[:1],
+    lambda pk, agent: (
+        _handled(pk, agent)
+        .select_related("queue__survey_settings")
+        .select_for_update(of=("self",))
+        .order_by("pk")[:1]
+    ),
     "pk",
     "agent",
 )

@@ -15,6 +15,7 @@ from typing import Any, Generic, TypeVar
 from django.contrib.auth.models import User
 from django.db import IntegrityError, connection, transaction
 from django.db.models import Model, QuerySet
+from django.db.models.query import get_related_populators  # type: ignore[attr-defined]
 from django.utils import timezone
 
 from contacts.models import Contact
@@ -45,11 +46,9 @@ MAX_TEXT_CHARS = 100_000
 M = TypeVar("M", bound=Model)
 
 # A prepared query: its SQL and parameters, the slots of the values, the converters, the model's
-# (model, first column, end, attnames) and those of each select_related one with its setters.
+# (model, first column, end, attnames) and the populators of its select_related models.
 _Shape = tuple[Any, int, int, list[str]]
-_Compiled = tuple[
-    str, list[Any], list[int | None], Any, _Shape, list[tuple[Any, int, int, list[str], Any, Any]]
-]
+_Compiled = tuple[str, list[Any], list[int | None], Any, _Shape, list[Any]]
 
 
 class PreparedRows(Generic[M]):
@@ -60,8 +59,8 @@ class PreparedRows(Generic[M]):
 
     ``build`` takes integer values only (ids); it is compiled with marker values that must
     reach the statement's parameters unchanged. A query locking its rows is compiled (and run)
-    inside a transaction, as the ORM requires. One level of ``select_related`` (inner joins)
-    sets the related instances as the ORM does."""
+    inside a transaction, as the ORM requires. ``select_related`` sets the related instances
+    as the ORM does (with its populators)."""
 
     _MARK = -7_340_000_001
 
@@ -87,20 +86,20 @@ class PreparedRows(Generic[M]):
         converters = compiler.get_converters(fields)
         info = compiler.klass_info
 
-        def shape(info: dict[str, Any]) -> tuple[Any, int, int, list[str]]:
-            positions = list(info["select_fields"])
-            if positions != list(range(positions[0], positions[-1] + 1)):  # pragma: no cover
-                raise ValueError("a prepared query's model columns must be contiguous")
-            names = [compiler.select[i][0].target.attname for i in positions]
-            return info["model"], positions[0], positions[-1] + 1, names
-
-        related = []
-        for child in info.get("related_klass_infos") or []:
-            if child.get("related_klass_infos"):  # pragma: no cover - one level is enough
-                raise ValueError("a prepared query follows one level of select_related")
-            related.append((*shape(child), child["local_setter"], child["remote_setter"]))
+        positions = list(info["select_fields"])
+        start, end = positions[0], positions[-1] + 1
+        attnames = [compiler.select[i][0].target.attname for i in range(start, end)]
+        # select_related: the ORM's own populators (stateless between rows and calls)
+        populators = get_related_populators(info, compiler.select, queryset.db)
         # (nothing of this connection is kept: each call converts with its own)
-        entry = (sql, list(params), slots, converters, shape(info), related)
+        entry = (
+            sql,
+            list(params),
+            slots,
+            converters,
+            (info["model"], start, end, attnames),
+            populators,
+        )
         self.compiled[vendor] = entry
         return entry
 
@@ -121,11 +120,8 @@ class PreparedRows(Generic[M]):
                     value = convert(value, expression, connection)
                 row[position] = value
             obj = model.from_db(connection.alias, attnames, row[start:end])
-            # select_related: the joined rows (inner joins: always there), as the ORM sets them
-            for rel_model, rel_start, rel_end, rel_names, local_setter, remote_setter in related:
-                rel = rel_model.from_db(connection.alias, rel_names, row[rel_start:rel_end])
-                local_setter(obj, rel)
-                remote_setter(rel, obj)
+            for populator in related:
+                populator.populate(row, obj)
             found.append(obj)
         return found
 

@@ -20,6 +20,7 @@ import hmac
 import logging
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Literal
 
 from django.conf import settings
 from django.core.mail import EmailMessage
@@ -124,10 +125,29 @@ def survey_to_schedule(interaction: Interaction) -> SurveySettings | None:
     none for a channel without follow-up or an interaction no agent answered), else None."""
     if interaction.channel not in FOLLOW_UP_CHANNELS or interaction.assigned_at is None:
         return None
-    survey = settings_for(interaction.queue_id)
+    survey = _loaded_settings(interaction)
+    if survey is False:
+        survey = settings_for(interaction.queue_id)
     if survey is None or not survey.on(interaction.channel):
         return None
     return survey
+
+
+def _loaded_settings(interaction: Interaction) -> SurveySettings | Literal[False] | None:
+    """The settings of the interaction's queue read with it in this transaction
+    (``select_related("queue__survey_settings")``, the console's closing), None when it has
+    none, False when they were not read."""
+    if interaction.queue_id is None:
+        return None
+    if not type(interaction).queue.is_cached(interaction):
+        return False
+    queue = interaction.queue
+    if queue is None or not type(queue).survey_settings.is_cached(queue):
+        return False
+    try:
+        return queue.survey_settings
+    except SurveySettings.DoesNotExist:
+        return None
 
 
 def do_schedule_survey(

@@ -124,7 +124,7 @@ def test_closing_tells_the_console_each_status_with_the_state_it_had_then(
     client = _client(alice)
     assert client.post(f"/console/offers/{offer.pk}/accept/", headers=JSON).status_code == 200
     floor = _last_event_id()
-    with django_assert_max_num_queries(16 if _postgresql() else 21):
+    with django_assert_max_num_queries(15 if _postgresql() else 20):
         response = client.post(
             f"/console/interactions/{interaction.pk}/close/", {"notes": " fait "}, headers=JSON
         )
@@ -243,10 +243,10 @@ def test_accepting_and_closing_cost_their_own_statements(
         django_capture_on_commit_callbacks(execute=True),
     ):
         do_close_interaction(interaction_id=interaction.pk, agent=agent, code=None, notes="ok")
-    # the savepoint and its release, the lock, wrap-up, the agent's idle clock, the closing with
-    # the wrap-up row and the history, the queue's survey, one summary; after the commit the
-    # counters and the routing request's look for waiting work
-    assert len(closing) <= 10, "\n".join(q["sql"][:100] for q in closing.captured_queries)
+    # the savepoint and its release, the lock (with the queue's survey settings), wrap-up, the
+    # agent's idle clock, the closing with the wrap-up row and the history, one summary; after
+    # the commit the counters and the routing request's look for waiting work
+    assert len(closing) <= 9, "\n".join(q["sql"][:100] for q in closing.captured_queries)
     answered, handled, unanswered = (a - b for a, b in zip(_day_counters(), before, strict=True))
     assert (answered, handled, unanswered) == (1, 1, 0)
     assert InteractionWrapUp.objects.get(interaction=interaction).notes == "ok"
@@ -275,3 +275,25 @@ def test_a_closing_after_a_reopening_counts_one_answer_and_one_handling(
         )
         do_close_interaction(interaction_id=interaction.pk, agent=agent, code=None)
     assert tuple(a - b for a, b in zip(_day_counters(), before, strict=True)) == (1, 1, 0)
+
+
+def test_closing_schedules_the_survey_the_queue_asks_for_its_channel(alice: Any) -> None:
+    """The queue's survey settings come with the closing's lock: a survey when the queue asks
+    one on SMS, none once it no longer does."""
+    from routing.offers import do_accept_offer
+    from surveys.models import SurveyInvitation, SurveySettings
+
+    agent = AgentProfile.objects.select_related("user").get(pk=alice.agent_profile.pk)
+    interaction, offer = _offered(agent)
+    assert interaction.queue is not None
+    settings = SurveySettings.objects.create(queue=interaction.queue, enabled=True)
+    do_accept_offer(offer_id=offer.pk, agent=agent)
+    do_close_interaction(interaction_id=interaction.pk, agent=agent, code=None)
+    invitation = SurveyInvitation.objects.get(interaction=interaction)
+    assert invitation.channel == "sms"
+
+    SurveySettings.objects.filter(pk=settings.pk).update(on_sms=False)
+    other, other_offer = _offered(agent)
+    do_accept_offer(offer_id=other_offer.pk, agent=agent)
+    do_close_interaction(interaction_id=other.pk, agent=agent, code=None)
+    assert not SurveyInvitation.objects.filter(interaction=other).exists()
