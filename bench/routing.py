@@ -226,12 +226,12 @@ def measure_decisions(backlog: int, n_decisions: int, rng: random.Random) -> lis
     """Latency (ms) of single routing decisions on the router's in-memory indexes."""
     from django.utils import timezone
 
-    from routing import selectors
+    from routing import agent_pool, selectors
     from routing.matching import AgentIndex, WaitingIndex
     from routing.policy import InteractionSnapshot
 
     now = timezone.now()
-    agents = selectors.available_agents(now)
+    agents = agent_pool.available_agents(now)
     config = selectors.policy_config()
     steps = selectors.escalation_steps()
     template = selectors.waiting_interactions(now, per_group=None)

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import json
 import threading
+from collections import defaultdict
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from datetime import datetime
@@ -34,6 +35,7 @@ from agents.models import AgentPresence, AgentProfile, AgentSkill, AgentState
 from configuration.models import Skill
 from interactions.channels import Channel
 from interactions.models import Interaction
+from kernel.pg import execute_binary
 
 from . import selectors
 from .matching import AgentIndex
@@ -51,26 +53,36 @@ def _pg_sql() -> str:
     interaction = connection.ops.quote_name(Interaction._meta.db_table)
     capacities = ", ".join(f"a.capacity_{c} AS cap_{c}" for c in _CHANNELS)
     capacity_out = ", ".join(f"d.cap_{c}" for c in _CHANNELS)
+    # The skills and the loads of the available agents are aggregated once for all of them
+    # (a subquery per agent and per array was 1,500 sub-plans for 500 agents, run twice:
+    # once for the digest's record and once for its columns). Each array keeps its order:
+    # skills by their row, loads by channel; an agent with none has an empty one.
     return f"""
-        WITH q AS (
-            SELECT p.agent_id, p.channels_enabled::text AS channels, p.idle_since,
-                   a.team_id, a.organisation_id, a.languages::text AS languages,
-                   {capacities}, a.voice_exclusive,
-                   ARRAY(SELECT s.code FROM {agent_skill} k JOIN {skill} s ON s.id = k.skill_id
-                         WHERE k.agent_id = p.agent_id ORDER BY k.id) AS codes,
-                   ARRAY(SELECT k.level FROM {agent_skill} k
-                         WHERE k.agent_id = p.agent_id ORDER BY k.id) AS levels,
-                   ARRAY(SELECT i.channel FROM {interaction} i
-                         WHERE i.assigned_agent_id = p.agent_id AND i.status IN (%s, %s)
-                         ORDER BY i.channel) AS loads
-            FROM {presence} p JOIN {profile} a ON a.id = p.agent_id
-            WHERE p.state = %s AND p.last_heartbeat_at >= %s
+        WITH p AS MATERIALIZED (
+            SELECT agent_id, channels_enabled::text AS channels, idle_since FROM {presence}
+            WHERE state = %b AND last_heartbeat_at >= %b
+        ), sk AS (
+            SELECT k.agent_id, array_agg(s.code ORDER BY k.id) AS codes,
+                   array_agg(k.level ORDER BY k.id) AS levels
+            FROM {agent_skill} k JOIN {skill} s ON s.id = k.skill_id
+            WHERE k.agent_id IN (SELECT agent_id FROM p) GROUP BY k.agent_id
+        ), ld AS (
+            SELECT assigned_agent_id AS agent_id, array_agg(channel ORDER BY channel) AS loads
+            FROM {interaction}
+            WHERE status = ANY(%b::varchar[]) AND assigned_agent_id IN (SELECT agent_id FROM p)
+            GROUP BY assigned_agent_id
+        ), q AS (
+            SELECT p.agent_id, p.channels, p.idle_since, a.team_id, a.organisation_id,
+                   a.languages::text AS languages, {capacities}, a.voice_exclusive,
+                   COALESCE(sk.codes, '{{}}') AS codes, COALESCE(sk.levels, '{{}}') AS levels,
+                   COALESCE(ld.loads, '{{}}') AS loads
+            FROM p JOIN {profile} a ON a.id = p.agent_id
+            LEFT JOIN sk ON sk.agent_id = p.agent_id LEFT JOIN ld ON ld.agent_id = p.agent_id
         ), f AS MATERIALIZED (SELECT q.*, hash_record_extended(q, 0) AS fp FROM q)
         SELECT f.agent_id, f.fp, d.agent_id, d.channels, d.idle_since, d.team_id, d.organisation_id,
                d.languages, {capacity_out}, d.voice_exclusive, d.codes, d.levels, d.loads
         FROM f
-        LEFT JOIN unnest(string_to_array(%s, ',')::bigint[],
-                       string_to_array(%s, ',')::bigint[]) AS k(id, fp) ON k.id = f.agent_id
+        LEFT JOIN unnest(%b::bigint[], %b::bigint[]) AS k(id, fp) ON k.id = f.agent_id
         LEFT JOIN LATERAL (SELECT f.* WHERE k.fp IS DISTINCT FROM f.fp) d ON true
     """  # noqa: S608 - table names from the models, values as parameters
 
@@ -188,25 +200,26 @@ class AgentPool:
             if sql is None:
                 sql = _SQL[connection.alias] = _pg_sql()
             ids = list(self._digests)
-            with connection.cursor() as cursor:
-                cursor.execute(
-                    sql,
-                    [
-                        *selectors.LOAD_STATUSES,
-                        AgentState.AVAILABLE,
-                        cutoff,
-                        # as two strings: quoting 1,000 array items costs more than this
-                        ",".join(map(str, ids)),
-                        ",".join(str(self._digests[a]) for a in ids),
-                    ],
-                )
+            # Bound on the server (one array per column) and, on a connection that stays
+            # open (the workers' pool), prepared by psycopg after a few passes: not planned
+            # again each pass.
+            with execute_binary(
+                sql,
+                [
+                    str(AgentState.AVAILABLE),
+                    cutoff,
+                    [str(s) for s in selectors.LOAD_STATUSES],
+                    ids,
+                    [self._digests[a] for a in ids],
+                ],
+            ) as cursor:
                 return [
                     (row[0], row[1], None if row[2] is None else row[3:])
                     for row in cursor.fetchall()
                 ]
         # Elsewhere (SQLite): the ORM's reads, digested here.
         out: list[tuple[int, int, tuple[Any, ...] | None]] = []
-        for p, skills, load in selectors._available_agent_rows(cutoff):
+        for p, skills, load in _orm_rows(cutoff):
             full = (
                 p["channels_enabled"],
                 p["idle_since"],
@@ -223,6 +236,47 @@ class AgentPool:
             known = self._digests.get(p["agent_id"])
             out.append((p["agent_id"], digest, None if known == digest else full))
         return out
+
+
+# The fields of an available agent the ORM path reads (SQLite), in the full row's order.
+_ORM_FIELDS = (
+    "agent_id",
+    "channels_enabled",
+    "idle_since",
+    "agent__team_id",
+    "agent__organisation_id",
+    "agent__languages",
+    *(f"agent__capacity_{c}" for c in _CHANNELS),
+    "agent__voice_exclusive",
+)
+
+
+def _orm_rows(cutoff: datetime) -> list[tuple[dict[str, Any], dict[str, int], dict[str, int]]]:
+    """(presence fields, skills, load) of each available agent, with the ORM (three reads):
+    the embedded SQLite default."""
+    presences = list(
+        AgentPresence.objects.filter(
+            state=AgentState.AVAILABLE, last_heartbeat_at__gte=cutoff
+        ).values(*_ORM_FIELDS)
+    )
+    if not presences:
+        return []
+    ids = [p["agent_id"] for p in presences]
+    skills: dict[int, dict[str, int]] = defaultdict(dict)
+    for agent_id, code, level in AgentSkill.objects.filter(agent_id__in=ids).values_list(
+        "agent_id", "skill__code", "level"
+    ):
+        skills[agent_id][code] = level
+    loads = selectors.agent_loads(ids)
+    return [(p, skills[p["agent_id"]], loads.get(p["agent_id"], {})) for p in presences]
+
+
+def available_agents(now: datetime) -> list[AgentSnapshot]:
+    """Snapshots of the agents who may get work now (available, console alive), read afresh
+    by the pool's own statement: for benchmarks and checks outside a pass."""
+    fresh = AgentPool()
+    index = fresh.refresh(now, selectors.policy_config())
+    return [index.snapshot(agent_id) for agent_id in fresh._digests]
 
 
 _local = threading.local()

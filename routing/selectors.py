@@ -18,9 +18,9 @@ from django.db import connection
 from django.db.models import Count, F, Q, Window
 from django.db.models.functions import RowNumber
 
-from agents.models import AgentPresence, AgentProfile, AgentSkill, AgentState
+from agents.models import AgentProfile, AgentSkill, AgentState
 from configuration.models import EscalationStep as EscalationStepRow
-from configuration.models import Queue, Skill
+from configuration.models import Queue
 from interactions.channels import Channel
 from interactions.lifecycle import Status
 from interactions.models import Interaction, Message
@@ -28,7 +28,6 @@ from interactions.models import Interaction, Message
 from .models import Offer, OfferStatus, RoutingDecision
 from .policy import (
     DEFAULT_EXCLUSIVE_CHANNELS,
-    MAX_LEVEL,
     AgentSnapshot,
     EscalationStep,
     InteractionSnapshot,
@@ -93,105 +92,6 @@ def organisation_skill(organisation_id: int) -> str:
     replace skills by a team, which belongs to the same organisation as the queue.
     """
     return f"@organisation:{organisation_id}"
-
-
-def available_agents(now: datetime) -> list[AgentSnapshot]:
-    """Snapshots of the agents who may get work now: available, console alive."""
-    rows = (
-        _available_agent_rows_pg(heartbeat_cutoff(now))
-        if connection.vendor == "postgresql"
-        else _available_agent_rows(heartbeat_cutoff(now))
-    )
-    snapshots = []
-    for p, skills, load in rows:
-        skills[organisation_skill(p["agent__organisation_id"])] = MAX_LEVEL
-        snapshots.append(
-            AgentSnapshot(
-                agent_id=p["agent_id"],
-                skills=skills,
-                languages=frozenset(p["agent__languages"] or ()),
-                team_id=p["agent__team_id"],
-                present=True,
-                available_channels=frozenset(p["channels_enabled"] or ()),
-                capacity=capacity_of(p),
-                load=load,
-                exclusive_channels=exclusive_channels(p["agent__voice_exclusive"]),
-                idle_since=p["idle_since"].timestamp(),
-            )
-        )
-    return snapshots
-
-
-AgentRows = list[tuple[dict[str, Any], dict[str, int], dict[str, int]]]
-PRESENCE_FIELDS = (
-    "agent_id",
-    "channels_enabled",
-    "idle_since",
-    "agent__team_id",
-    "agent__organisation_id",
-    "agent__languages",
-    "agent__capacity_voice",
-    "agent__capacity_chat",
-    "agent__capacity_email",
-    "agent__capacity_sms",
-    "agent__voice_exclusive",
-)
-
-
-def _available_agent_rows(cutoff: datetime) -> AgentRows:
-    """(presence fields, skills, load) of each available agent, with the ORM (three reads)."""
-    presences = list(
-        AgentPresence.objects.filter(
-            state=AgentState.AVAILABLE, last_heartbeat_at__gte=cutoff
-        ).values(*PRESENCE_FIELDS)
-    )
-    if not presences:
-        return []
-    ids = [p["agent_id"] for p in presences]
-    skills: dict[int, dict[str, int]] = defaultdict(dict)
-    for agent_id, code, level in AgentSkill.objects.filter(agent_id__in=ids).values_list(
-        "agent_id", "skill__code", "level"
-    ):
-        skills[agent_id][code] = level
-    loads = agent_loads(ids)
-    return [(p, skills[p["agent_id"]], loads.get(p["agent_id"], {})) for p in presences]
-
-
-def _available_agent_rows_pg(cutoff: datetime) -> AgentRows:
-    """The same in one statement on PostgreSQL: every routing pass starts with it, and the
-    ORM's three reads and per-row conversions cost several times the query itself with
-    hundreds of agents (docs/benchmarks.md, "Loop")."""
-    presence = connection.ops.quote_name(AgentPresence._meta.db_table)
-    profile = connection.ops.quote_name(AgentProfile._meta.db_table)
-    agent_skill = connection.ops.quote_name(AgentSkill._meta.db_table)
-    skill = connection.ops.quote_name(Skill._meta.db_table)
-    interaction = connection.ops.quote_name(Interaction._meta.db_table)
-    sql = f"""
-        SELECT p.agent_id, p.channels_enabled::text, p.idle_since, a.team_id, a.organisation_id,
-               a.languages::text, a.capacity_voice, a.capacity_chat, a.capacity_email,
-               a.capacity_sms, a.voice_exclusive,
-               ARRAY(SELECT s.code FROM {agent_skill} k JOIN {skill} s ON s.id = k.skill_id
-                     WHERE k.agent_id = p.agent_id ORDER BY k.id),
-               ARRAY(SELECT k.level FROM {agent_skill} k
-                     WHERE k.agent_id = p.agent_id ORDER BY k.id),
-               ARRAY(SELECT i.channel FROM {interaction} i
-                     WHERE i.assigned_agent_id = p.agent_id AND i.status IN (%s, %s))
-        FROM {presence} p JOIN {profile} a ON a.id = p.agent_id
-        WHERE p.state = %s AND p.last_heartbeat_at >= %s
-    """  # noqa: S608 - table names from the models, values as parameters
-    with connection.cursor() as cursor:
-        cursor.execute(sql, [*LOAD_STATUSES, AgentState.AVAILABLE, cutoff])
-        fetched = cursor.fetchall()
-    rows: AgentRows = []
-    for row in fetched:
-        fields = dict(zip(PRESENCE_FIELDS, row[:11], strict=True))
-        fields["channels_enabled"] = json.loads(row[1]) if row[1] else None
-        fields["agent__languages"] = json.loads(row[5]) if row[5] else None
-        load: dict[str, int] = {}
-        for channel in row[13]:
-            load[channel] = load.get(channel, 0) + 1
-        rows.append((fields, dict(zip(row[11], row[12], strict=True)), load))
-    return rows
 
 
 def capacity_of(row: Mapping[str, Any]) -> dict[str, int]:

@@ -27,7 +27,7 @@ from configuration.models import Queue, QueueSkill, Skill
 from interactions.actions import do_create_interaction, do_transition_interaction
 from interactions.lifecycle import Status
 from interactions.models import Interaction, InteractionTransition
-from routing import selectors
+from routing import agent_pool, selectors
 from routing.errors import OfferNotPending
 from routing.matching import plan_batch
 from routing.models import Offer, OfferStatus
@@ -135,7 +135,7 @@ def _idle_while_waiting() -> int:
     now = timezone.now()
     plan = plan_batch(
         selectors.waiting_interactions(now),
-        selectors.available_agents(now),
+        agent_pool.available_agents(now),
         now.timestamp(),
         selectors.policy_config(),
         selectors.escalation_steps(),

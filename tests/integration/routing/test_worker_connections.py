@@ -95,11 +95,11 @@ def test_a_worker_child_keeps_its_database_connections_between_tasks(
     # when one worker child runs tasks in a row
     runs = [_probe(prefork_worker) for _ in range(8)]
 
-    # then, once its pool holds its connections, the tasks reuse them: no new backend per task
-    # (the pool hands its idle connections out in turn)
+    # then the tasks reuse the connections of the child's pool (its idle ones handed out in
+    # turn: the two it keeps, and one more it may open while the first two connect), not a new
+    # backend per task
     assert len({process for process, _backend in runs}) == 1
-    opened = {backend for _process, backend in runs[:4]}
-    assert {backend for _process, backend in runs[4:]} <= opened
+    opened = {backend for _process, backend in runs}
     assert len(opened) <= 3
 
     # and when those connections die between two tasks (PostgreSQL restarted, backends killed)
