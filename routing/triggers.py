@@ -66,7 +66,24 @@ def queue_pass() -> None:
     route_pending.delay()
 
 
+def _nothing_waiting() -> bool:
+    """Whether no interaction is queued, read after the requesting transaction committed (one
+    index probe). A pass would then do nothing but this same probe: most requests come from
+    agents freed (a close, a pause ended) with nobody waiting. An interaction queued after
+    this look asks for its own pass once it commits, and finds the freed agent. When the
+    probe fails, the request goes on."""
+    from .selectors import anything_waiting
+
+    try:
+        return not anything_waiting()
+    except Exception:
+        logger.warning("could not look for waiting interactions; asking for a pass anyway")
+        return False
+
+
 def _claim_pass() -> object:
+    if _nothing_waiting():
+        return 0  # no pass: nothing to route (not even a running pass's "again")
     # queued now (1), or asked of the running pass, or already queued (0): one atomic script
     return _redis().eval(
         _REQUEST_LUA,
@@ -91,7 +108,8 @@ PASS_TRIGGER = CoalescedTrigger(
 def request_routing() -> None:
     """Ask for a routing pass once the current transaction commits.
 
-    The first request queues a pass at once: no delay, no countdown. With a broker, requests
+    With a broker, a request made when no interaction is queued (looked up after the commit)
+    queues nothing. The first request queues a pass at once: no delay, no countdown. Requests
     are then coalesced without adding latency: while a pass is queued and not yet started,
     more requests add nothing (that pass reads their rows); while a pass runs, they ask for
     exactly one more pass, which the running task starts as soon as it ends (no broker hop,

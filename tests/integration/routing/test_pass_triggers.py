@@ -41,8 +41,12 @@ def queued_passes(client: redis.Redis) -> list[dict[str, Any]]:
 
 
 def test_the_first_request_of_a_burst_queues_a_pass_at_once_and_the_rest_join_it(
-    broker: redis.Redis, django_capture_on_commit_callbacks: Any
+    broker: redis.Redis, queue: Any, arrive: Any, django_capture_on_commit_callbacks: Any
 ) -> None:
+    # given a citizen waiting (its own request left aside)
+    arrive(queue("sms"), "sms")
+    broker.delete(ROUTE_QUEUE, PASS_QUEUED_KEY)
+
     # when a burst of requests arrives with no pass queued or running
     with django_capture_on_commit_callbacks(execute=True):
         request_routing()
@@ -55,6 +59,38 @@ def test_the_first_request_of_a_burst_queues_a_pass_at_once_and_the_rest_join_it
     assert len(first) == 1
     assert first[0]["eta"] is None
     # ... and the nine others add nothing: that pass, not yet started, will read their rows
+    assert len(queued_passes(broker)) == 1
+
+
+def test_a_request_with_nobody_waiting_queues_no_pass(
+    broker: redis.Redis,
+    queue: Any,
+    agent: Any,
+    arrive: Any,
+    django_capture_on_commit_callbacks: Any,
+) -> None:
+    # given an agent and nobody waiting (the last citizen was offered to them)
+    q = queue("sms")
+    agent("a", channels=["sms"])
+    arrive(q, "sms")
+    assert [p.offered for p in do_route_passes()] == [1]
+    broker.delete(ROUTE_QUEUE, PASS_QUEUED_KEY)
+
+    # when agents are freed (closes, pauses ended), even while another worker's pass runs
+    with django_capture_on_commit_callbacks(execute=True):
+        request_routing()
+    broker.set(PASS_RUNNING_KEY, "another-worker", px=5000)
+    with django_capture_on_commit_callbacks(execute=True):
+        request_routing()
+
+    # then no pass is queued, and the running one is asked for nothing more
+    assert queued_passes(broker) == []
+    assert broker.exists(PASS_AGAIN_KEY) == 0
+
+    # and a citizen who then writes gets a pass at once
+    broker.delete(PASS_RUNNING_KEY)
+    with django_capture_on_commit_callbacks(execute=True):
+        arrive(q, "sms")
     assert len(queued_passes(broker)) == 1
 
 
