@@ -18,7 +18,8 @@ What it does (nothing of the machine's own PostgreSQL or Redis is touched):
    and logs every agent in (a session made with Django's own ``login``, no password hash);
 2. every agent opens a real console WebSocket (``/ws/console/``, resume from event 0,
    heartbeats), goes available over HTTP, and on each ``offer.created`` frame notes the time,
-   accepts the offer and closes the interaction at once (wrap-up first when a call needs it),
+   accepts the offer and closes the interaction at once (a call once its console is told the
+   phone hung up: ``interaction.status`` to ``wrap_up``),
    so agents stay free: over the console socket (``{"type": "action"}``, as the console does
    while its socket is open), or with ``--actions http`` by POSTs to the endpoints;
 3. citizens arrive open-loop at ``--rate`` per second for ``--duration`` seconds: signed SMS
@@ -203,6 +204,9 @@ class LoopAgent:
         self.via_socket = via_socket  # accept and close over the console socket, as the console
         self.ws: Any = None
         self.answers: dict[int, asyncio.Future[int]] = {}
+        # interactions whose close waits for their call to end, and the status it ended in
+        self.call_ends: dict[int, asyncio.Event] = {}
+        self.call_ended_as: dict[int, str] = {}
         self.next_ref = 0
         self.base = base
         self.frames = frames
@@ -345,6 +349,11 @@ class LoopAgent:
         ):  # taken offline (console cut) or paused for a missed offer: back to work
             self.frames.count("back_to_available")
             self._spawn(self.post("/console/state/", {"state": "available"}))
+        if message.get("event") == "interaction.status":
+            waiting = self.call_ends.get(payload.get("interaction_id"))  # type: ignore[arg-type]
+            if waiting is not None and payload.get("to") != "assigned":
+                self.call_ended_as[int(payload["interaction_id"])] = str(payload.get("to"))
+                waiting.set()
         if message.get("event") != "offer.created":
             return
         offer_id = int(payload["offer_id"])
@@ -362,13 +371,25 @@ class LoopAgent:
         self.frames.accepted += 1
         path = f"/console/interactions/{interaction_id}/"
         ids = {"interaction_id": interaction_id}
+        ended = self.call_ends.setdefault(interaction_id, asyncio.Event())
         status = await self.act("close", path + "close/", {"notes": "loop"}, **ids)
-        for _attempt in range(30):  # a call is closed once the (fake) phone hung up
+        for _attempt in range(3):
             if status != 409:
                 break
-            await asyncio.sleep(1)
-            await self.post(path + "wrap-up/")
+            # A call in progress: closed once the (fake) phone hung up, which the console is
+            # told (interaction.status to wrap_up), as an agent would, not by asking again and
+            # again. Gone elsewhere meanwhile (requeued, transferred): nothing more to do.
+            try:
+                await asyncio.wait_for(ended.wait(), 60)
+            except TimeoutError:
+                break
+            if self.call_ended_as.get(interaction_id) != "wrap_up":
+                break
             status = await self.act("close", path + "close/", {"notes": "loop"}, **ids)
+            if status == 409:
+                await asyncio.sleep(1)
+        self.call_ends.pop(interaction_id, None)
+        self.call_ended_as.pop(interaction_id, None)
         if status == 200:
             self.frames.closed += 1
         else:
