@@ -615,7 +615,8 @@ class Stack:
         """CPU time (user + system, seconds) used so far by each part of the stack, its
         processes' children included: ``web``, ``worker:<queues>``, ``beat``, ``smtp``,
         ``redis`` and ``postgres`` (the postmaster and its backends). Children that already
-        exited are not counted; the stack's are long-lived."""
+        exited count too (their parent's ``children_*`` times: a backend of a closed
+        connection, a worker child that was replaced)."""
         import psutil
 
         def tree(pid: int) -> float:
@@ -626,6 +627,7 @@ class Stack:
                     with contextlib.suppress(psutil.NoSuchProcess):
                         times = proc.cpu_times()
                         total += times.user + times.system
+                        total += times.children_user + times.children_system
             return total
 
         totals: dict[str, float] = {}

@@ -208,7 +208,7 @@ async def test_bad_input_gets_a_clear_answer() -> None:
     world = await sync_to_async(_world)()
     interaction, offer = await sync_to_async(_offered)(world["alice"], "+33612345678")
     socket = await _open(world["client"])
-    cases = [
+    cases: list[tuple[dict[str, Any], str | None]] = [
         ({"action": "transfer", "interaction_id": interaction.pk}, "Action inconnue."),
         ({"action": "accept"}, "Cette action a besoin de l’identifiant de ce sur quoi elle porte."),
         ({"action": "accept", "offer_id": "12"}, None),
