@@ -79,11 +79,17 @@ class NotInScope(Exception):
     """The interaction is not one the user may see (the HTTP endpoint answers 404)."""
 
 
+def in_scope(user: Any, interaction_id: int) -> bool:
+    """Whether ``user`` may see the interaction (``organisations.authz``): another
+    organisation's, or one authz hides, is "not found" whatever the action."""
+    return authz.visible(user, Interaction).filter(pk=interaction_id).exists()
+
+
 def close(user: Any, agent: AgentProfile, interaction_id: int, code: str, notes: str) -> Answer:
     """Close an interaction the agent handles, with an optional wrap-up code (its id, as the
     form sends it) and notes. Raises :class:`NotInScope` for an interaction ``user`` may not
     see."""
-    if not authz.visible(user, Interaction).filter(pk=interaction_id).exists():
+    if not in_scope(user, interaction_id):
         raise NotInScope(interaction_id)
     wrap_up = None
     if code:

@@ -300,16 +300,17 @@ class AgentConsoleConsumer(JsonConsumer):
             with translation.override(self.language):
                 answer = Answer(500, _("Something went wrong. Try again."))
             session_over = False
-        frame = {"type": "answer", "ref": ref, "status": answer.status, **answer.as_json()}
-        if self.closing:
-            return  # the socket went away meanwhile: the action stands, the answer is moot
-        await self.send_json(frame)
         logs.socket_event(
             "console",
             "action",
             action=str(content.get("action"))[:20],
             status=answer.status,
             ms=round((time.monotonic() - started) * 1000, 1),
+        )
+        if self.closing:
+            return  # the socket went away meanwhile: the action stands, the answer is moot
+        await self.send_json(
+            {"type": "answer", "ref": ref, "status": answer.status, **answer.as_json()}
         )
         if session_over:
             await self.end("session")

@@ -141,7 +141,7 @@ def _answer(request: HttpRequest, answer: answers.Answer) -> HttpResponse:
 
 def _done(request: HttpRequest, message: str, *, status: int = 200, **data: Any) -> HttpResponse:
     if _wants_json(request):
-        return JsonResponse({"ok": status < 400, "message": message, **data}, status=status)
+        return JsonResponse(answers.Answer(status, message, data).as_json(), status=status)
     if message:
         (messages.success if status < 400 else messages.error)(request, message)
     return redirect(safe_next_url(request, request.POST.get("next"), reverse("console:console")))
@@ -244,7 +244,7 @@ def decline_offer(request: HttpRequest, offer_id: int) -> HttpResponse:
 def _in_scope(request: HttpRequest, interaction_id: int) -> None:
     """Another organisation's interaction (or one authz hides) is not found, whatever the
     action: its id tells nothing."""
-    if not authz.visible(request.user, Interaction).filter(pk=interaction_id).exists():
+    if not answers.in_scope(request.user, interaction_id):
         raise Http404
 
 

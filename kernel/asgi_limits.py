@@ -69,7 +69,10 @@ class ConcurrencyLimit:
     def __init__(self, app: ASGIApp, limit: int = 0, *, slots: Slots | None = None) -> None:
         self.app = app
         self.slots = slots if slots is not None else Slots(limit)
-        self.limit = self.slots.limit
+
+    @property
+    def limit(self) -> int:
+        return self.slots.limit
 
     @property
     def waiting(self) -> int:

@@ -38,9 +38,16 @@ def _client(user: Any) -> Client:
     return client
 
 
-def _offered(agent: AgentProfile, channel: str = "sms") -> tuple[Interaction, Offer]:
-    queue = Queue.objects.get_or_create(code="caf", defaults={"name": "CAF"})[0]
-    contact = resolve_contact("phone", "+33612345678").contact  # no name: its number shows
+def offered(
+    agent: AgentProfile, channel: str = "sms", number: str = "+33612345678"
+) -> tuple[Interaction, Offer]:
+    """A citizen's interaction of ``agent``'s organisation, offered to ``agent`` (also used by
+    test_socket_actions.py)."""
+    queue = Queue.objects.get_or_create(
+        code="caf", organisation=agent.organisation, defaults={"name": "CAF"}
+    )[0]
+    # no name: its number shows
+    contact = resolve_contact("phone", number, organisation_id=agent.organisation_id).contact
     interaction = do_create_interaction(
         channel=channel, contact=contact, queue=queue, subject="Question"
     )
@@ -79,7 +86,7 @@ def test_accepting_tells_the_console_the_status_then_the_offer_with_the_new_stat
     alice: Any, django_assert_max_num_queries: Any
 ) -> None:
     agent = alice.agent_profile
-    interaction, offer = _offered(agent)
+    interaction, offer = offered(agent)
     floor = _last_event_id()
     client = _client(alice)
     client.get("/console/")  # the session and the user's rows are warm, as in a working day
@@ -120,7 +127,7 @@ def test_closing_tells_the_console_each_status_with_the_state_it_had_then(
     alice: Any, django_assert_max_num_queries: Any
 ) -> None:
     agent = alice.agent_profile
-    interaction, offer = _offered(agent)
+    interaction, offer = offered(agent)
     client = _client(alice)
     assert client.post(f"/console/offers/{offer.pk}/accept/", headers=JSON).status_code == 200
     floor = _last_event_id()
@@ -152,7 +159,7 @@ def test_closing_tells_the_console_each_status_with_the_state_it_had_then(
 
 def test_closing_again_after_a_reopening_replaces_the_wrap_up(alice: Any) -> None:
     agent = alice.agent_profile
-    interaction, offer = _offered(agent)
+    interaction, offer = offered(agent)
     code = WrapUpCode.objects.create(code="answered", label="Réponse apportée")
     client = _client(alice)
     assert client.post(f"/console/offers/{offer.pk}/accept/", headers=JSON).status_code == 200
@@ -176,7 +183,7 @@ def test_closing_what_is_no_longer_yours_changes_nothing(
     alice: Any, make_user: Callable[..., Any]
 ) -> None:
     bob = make_user("bob").agent_profile
-    interaction, offer = _offered(bob)
+    interaction, offer = offered(bob)
     assert (
         _client(alice).post(f"/console/offers/{offer.pk}/accept/", headers=JSON).status_code == 409
     )
@@ -192,7 +199,7 @@ def test_closing_what_is_no_longer_yours_changes_nothing(
 def test_a_stale_status_change_leaves_the_callers_transaction_usable(alice: Any) -> None:
     """A caller that catches a stale change (another worker moved the interaction first) goes
     on in its transaction: nothing of the change was written."""
-    interaction, _offer = _offered(alice.agent_profile)
+    interaction, _offer = offered(alice.agent_profile)
     stale = Interaction.objects.get(pk=interaction.pk)
     stale.status = "queued"  # what it was when read; it is offered now
     count = InteractionTransition.objects.filter(interaction=interaction).count()
@@ -228,7 +235,7 @@ def test_accepting_and_closing_cost_their_own_statements(
     from routing.offers import do_accept_offer
 
     agent = AgentProfile.objects.select_related("user").get(pk=alice.agent_profile.pk)
-    interaction, offer = _offered(agent)
+    interaction, offer = offered(agent)
     before = _day_counters()
     with (
         CaptureQueriesContext(connection) as accepting,
@@ -262,7 +269,7 @@ def test_a_closing_after_a_reopening_counts_one_answer_and_one_handling(
     from routing.offers import do_accept_offer
 
     agent = AgentProfile.objects.select_related("user").get(pk=alice.agent_profile.pk)
-    interaction, offer = _offered(agent)
+    interaction, offer = offered(agent)
     before = _day_counters()
     with django_capture_on_commit_callbacks(execute=True):
         do_accept_offer(offer_id=offer.pk, agent=agent)
@@ -284,7 +291,7 @@ def test_closing_schedules_the_survey_the_queue_asks_for_its_channel(alice: Any)
     from surveys.models import SurveyInvitation, SurveySettings
 
     agent = AgentProfile.objects.select_related("user").get(pk=alice.agent_profile.pk)
-    interaction, offer = _offered(agent)
+    interaction, offer = offered(agent)
     assert interaction.queue is not None
     settings = SurveySettings.objects.create(queue=interaction.queue, enabled=True)
     do_accept_offer(offer_id=offer.pk, agent=agent)
@@ -293,7 +300,7 @@ def test_closing_schedules_the_survey_the_queue_asks_for_its_channel(alice: Any)
     assert invitation.channel == "sms"
 
     SurveySettings.objects.filter(pk=settings.pk).update(on_sms=False)
-    other, other_offer = _offered(agent)
+    other, other_offer = offered(agent)
     do_accept_offer(offer_id=other_offer.pk, agent=agent)
     do_close_interaction(interaction_id=other.pk, agent=agent, code=None)
     assert not SurveyInvitation.objects.filter(interaction=other).exists()

@@ -7,7 +7,6 @@ found; a session that ended answers 401 and closes the socket, with nothing done
 
 from __future__ import annotations
 
-from datetime import timedelta
 from typing import Any
 
 import pytest
@@ -18,17 +17,14 @@ from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group
 from django.contrib.sessions.models import Session
 from django.test import Client
-from django.utils import timezone
 
 from agents.models import AgentProfile
-from configuration.models import Queue
 from console.models import InteractionWrapUp, WrapUpCode
 from contactcentre.asgi import application
-from contacts.actions import resolve_contact
-from interactions.actions import do_create_interaction, do_transition_interaction
 from interactions.models import Interaction
 from organisations.models import Membership, Organisation
-from routing.models import Offer, OfferStatus
+from routing.models import OfferStatus
+from tests.integration.console.test_accept_close_path import offered
 
 pytestmark = [
     pytest.mark.django_db(transaction=True),
@@ -43,28 +39,6 @@ def _agent(username: str, org: Organisation) -> AgentProfile:
     Membership.objects.create(user=user, organisation=org)
     # Not available: the router offers nothing by itself here; each test makes its own offers.
     return AgentProfile.objects.create(user=user, organisation=org, languages=["fr"])
-
-
-def _offered(agent: AgentProfile, number: str) -> tuple[Interaction, Offer]:
-    queue = Queue.objects.get_or_create(
-        code="accueil", organisation=agent.organisation, defaults={"name": "Accueil"}
-    )[0]
-    contact = resolve_contact("phone", number, organisation_id=agent.organisation_id).contact
-    interaction = do_create_interaction(
-        channel="sms", contact=contact, queue=queue, subject="Question"
-    )
-    now = timezone.now()
-    do_transition_interaction(
-        interaction=interaction, to="offered", now=now, extra={"assigned_agent": agent}
-    )
-    offer = Offer.objects.create(
-        interaction=interaction,
-        agent=agent,
-        channel="sms",
-        created_at=now,
-        expires_at=now + timedelta(seconds=60),
-    )
-    return interaction, offer
 
 
 def _world() -> dict[str, Any]:
@@ -116,7 +90,7 @@ def _status(interaction: Interaction) -> str:
 
 async def test_accept_then_close_over_the_socket() -> None:
     world = await sync_to_async(_world)()
-    interaction, offer = await sync_to_async(_offered)(world["alice"], "+33612345678")
+    interaction, offer = await sync_to_async(offered)(world["alice"])
     socket = await _open(world["client"])
 
     answer = await _ask(socket, 1, action="accept", offer_id=offer.pk)
@@ -166,7 +140,7 @@ async def test_accept_then_close_over_the_socket() -> None:
 
 async def test_decline_and_the_answers_in_english() -> None:
     world = await sync_to_async(_world)()
-    interaction, offer = await sync_to_async(_offered)(world["alice"], "+33612345678")
+    interaction, offer = await sync_to_async(offered)(world["alice"])
     socket = await _open(world["client"], language="en-GB,en;q=0.9")
     answer = await _ask(socket, 7, action="decline", offer_id=offer.pk)
     assert (answer["status"], answer["message"]) == (200, "Offer declined.")
@@ -178,8 +152,10 @@ async def test_decline_and_the_answers_in_english() -> None:
 
 async def test_others_offers_and_interactions_are_out_of_reach() -> None:
     world = await sync_to_async(_world)()
-    _, bobs_offer = await sync_to_async(_offered)(world["bob"], "+33612345678")
-    carols_interaction, carols_offer = await sync_to_async(_offered)(world["carol"], "+33698765432")
+    _, bobs_offer = await sync_to_async(offered)(world["bob"])
+    carols_interaction, carols_offer = await sync_to_async(offered)(
+        world["carol"], number="+33698765432"
+    )
     socket = await _open(world["client"])
 
     gone = "Cette proposition n’est plus disponible."
@@ -206,7 +182,7 @@ async def test_others_offers_and_interactions_are_out_of_reach() -> None:
 
 async def test_bad_input_gets_a_clear_answer() -> None:
     world = await sync_to_async(_world)()
-    interaction, offer = await sync_to_async(_offered)(world["alice"], "+33612345678")
+    interaction, offer = await sync_to_async(offered)(world["alice"])
     socket = await _open(world["client"])
     cases: list[tuple[dict[str, Any], str | None]] = [
         ({"action": "transfer", "interaction_id": interaction.pk}, "Action inconnue."),
@@ -232,7 +208,7 @@ async def test_bad_input_gets_a_clear_answer() -> None:
 
 async def test_an_ended_session_answers_401_and_closes_the_socket() -> None:
     world = await sync_to_async(_world)()
-    interaction, offer = await sync_to_async(_offered)(world["alice"], "+33612345678")
+    interaction, offer = await sync_to_async(offered)(world["alice"])
     socket = await _open(world["client"])
     # the session is gone from the store (ended elsewhere, expired, purged)
     await sync_to_async(Session.objects.all().delete)()
@@ -247,7 +223,7 @@ async def test_an_ended_session_answers_401_and_closes_the_socket() -> None:
 
 async def test_a_disabled_account_cannot_act() -> None:
     world = await sync_to_async(_world)()
-    _, offer = await sync_to_async(_offered)(world["alice"], "+33612345678")
+    _, offer = await sync_to_async(offered)(world["alice"])
     socket = await _open(world["client"])
     await sync_to_async(get_user_model().objects.filter(pk=world["alice"].user_id).update)(
         is_active=False
@@ -256,4 +232,28 @@ async def test_a_disabled_account_cannot_act() -> None:
     assert answer["status"] == 401
     await sync_to_async(offer.refresh_from_db)()
     assert offer.status == OfferStatus.PENDING
+    await socket.disconnect()
+
+
+async def test_an_unexpected_error_answers_500_and_keeps_the_socket(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The database down, a bug: the action answers 500 (the console then re-reads its state),
+    the error is logged, and the socket goes on serving the console."""
+    world = await sync_to_async(_world)()
+    _, offer = await sync_to_async(offered)(world["alice"])
+    socket = await _open(world["client"])
+
+    def broken(agent: Any, offer_id: int) -> Any:
+        raise RuntimeError("connection to the database lost")
+
+    monkeypatch.setattr("console.answers.accept", broken)
+    answer = await _ask(socket, 1, action="accept", offer_id=offer.pk)
+    assert (answer["status"], answer["ok"]) == (500, False)
+    assert answer["message"] == "Une erreur s’est produite. Réessayez."
+    await socket.send_json_to({"type": "heartbeat"})
+    assert (await socket.receive_json_from(timeout=5))["type"] == "heartbeat.ack"
+    monkeypatch.undo()
+    answer = await _ask(socket, 2, action="accept", offer_id=offer.pk)
+    assert answer["status"] == 200  # nothing was taken by the failed attempt
     await socket.disconnect()
