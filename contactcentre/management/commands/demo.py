@@ -477,10 +477,13 @@ class Command(BaseCommand):
             do_transition_interaction(
                 interaction=interaction, to=Status.CLOSED, now=wrap + timedelta(seconds=30)
             )
+        # No call among them: a waiting call is a caller on hold through the provider, which
+        # demo data cannot have (accepting one would find no live call to bridge).
+        waiting_channels = [c for c in channels if c != Channel.VOICE]
         for _ in range(6):
             queue = queues[rng.choice(list(queues))]
             interaction = do_create_interaction(
-                channel=rng.choice(channels),
+                channel=rng.choice(waiting_channels),
                 contact=citizen(rng.randrange(len(CITIZENS)), queue.organisation),
                 queue=queue,
                 subject=rng.choice(SUBJECTS[queue.code]),
