@@ -52,6 +52,12 @@ the same stack). Each phase also has ``cpu``: the CPU each part of the stack (we
 worker by its queues, beat, Redis, PostgreSQL, the bench's client) used during it, per arrival
 (``cpu_ms_per_arrival``) and as cores busy (``cores_busy``). Targets: ``loop_p50_ms`` <= 25,
 ``loop_p99_ms`` <= 100, ``lost`` 0.
+
+With ``--pg-statements`` the stack's PostgreSQL loads ``pg_stat_statements`` (statements the
+clients sent, not those run inside them such as foreign-key checks), and each phase also has
+``statements``: statements and transactions per arrival, and the statements sent most often
+(per arrival, with their mean time inside PostgreSQL). It is how "where does a contact's
+database work go" is answered without instrumenting the app.
 Results in docs/benchmarks.md ("Loop").
 """
 
@@ -65,6 +71,7 @@ import itertools
 import json
 import os
 import random
+import re
 import signal
 import sys
 import time
@@ -603,6 +610,57 @@ def figures(
     }
 
 
+# --------------------------------------------------------------------------- statements
+_TRANSACTION_CONTROL = frozenset({"BEGIN", "COMMIT", "ROLLBACK"})
+# PostgreSQL's own foreign-key checks (run by its triggers for each row written): counted
+# apart, they are not round trips
+_FK_CHECK = re.compile(r'^SELECT \$?\d+ FROM ONLY "[^"]+"\."[^"]+" x WHERE .* FOR KEY SHARE OF x$')
+
+
+def pg_statements_reset(database_url: str) -> None:
+    import psycopg
+
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        conn.execute("CREATE EXTENSION IF NOT EXISTS pg_stat_statements")
+        conn.execute("SELECT pg_stat_statements_reset()")
+
+
+def pg_statements(database_url: str, arrivals: int, top: int = 12) -> dict[str, Any]:
+    """What the clients sent PostgreSQL since the last reset, per arrival."""
+    import psycopg
+
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        rows = conn.execute(
+            "SELECT s.calls, s.total_exec_time, s.query FROM pg_stat_statements s "
+            "JOIN pg_database d ON d.oid = s.dbid WHERE d.datname = current_database() "
+            "AND s.query NOT LIKE '%pg_stat_statements%'"
+        ).fetchall()
+    per = max(1, arrivals)
+    control = [(c, t, q) for c, t, q in rows if q.strip().upper() in _TRANSACTION_CONTROL]
+    checks = [(c, t, q) for c, t, q in rows if _FK_CHECK.match(" ".join(q.split()))]
+    work = sorted(
+        (
+            (c, t, q)
+            for c, t, q in rows
+            if q.strip().upper() not in _TRANSACTION_CONTROL
+            and not _FK_CHECK.match(" ".join(q.split()))
+        ),
+        reverse=True,
+    )
+    return {
+        "per_arrival": round(sum(c for c, _, _ in work) / per, 1),
+        "foreign_key_checks_per_arrival": round(sum(c for c, _, _ in checks) / per, 1),
+        "transactions_per_arrival": round(
+            sum(c for c, _, q in control if q.strip().upper() != "BEGIN") / per, 1
+        ),
+        "exec_ms_per_arrival": round(sum(t for _, t, _ in work) / per, 2),
+        "top": [
+            [round(c / per, 2), round(t / max(1, c), 3), " ".join(q.split())[:110]]
+            for c, t, q in work[:top]
+        ],
+    }
+
+
 # --------------------------------------------------------------------------- the run
 class Bench:
     def __init__(self, args: argparse.Namespace) -> None:
@@ -625,12 +683,18 @@ class Bench:
             workers=args.workers,
             concurrency=args.concurrency,
             worker_queues=LAYOUTS[args.layout],
-            pg_options="-c track_commit_timestamp=on",
+            pg_options="-c track_commit_timestamp=on"
+            + (
+                " -c shared_preload_libraries=pg_stat_statements -c pg_stat_statements.track=top"
+                if args.pg_statements
+                else ""
+            ),
         )
         self.run_id = uuid.uuid4().hex[:6]
         self.frames = Frames()
         self.agents: list[LoopAgent] = []
         self.cpu: dict[str, Any] = {}
+        self.statements: dict[str, Any] = {}
 
     def _in_stack(self, code: str) -> str:
         return self.stack.run_python(code)
@@ -655,6 +719,8 @@ class Bench:
         or ``drain`` s passed. Returns the arrivals' keys and the phase's start (epoch)."""
         args = self.args
         before = set(citizens.channel)
+        if args.pg_statements:
+            pg_statements_reset(self.stack.env["DATABASE_URL"])
         cpu_before = self._cpu()
         started = time.time()
         tasks: set[asyncio.Task[Any]] = set()
@@ -693,6 +759,9 @@ class Bench:
         await asyncio.gather(*tasks, return_exceptions=True)
         cpu_after = self._cpu()
         wall = time.time() - started
+        self.statements = (
+            pg_statements(self.stack.env["DATABASE_URL"], len(keys)) if args.pg_statements else {}
+        )
         self.cpu = {
             "wall_s": round(wall, 1),
             "cpu_ms_per_arrival": {
@@ -743,6 +812,8 @@ class Bench:
                     citizens, self.frames, db, keys, args.baseline_rate, args.baseline_s
                 )
                 result["baseline"]["cpu"] = self.cpu
+                if self.statements:
+                    result["baseline"]["statements"] = self.statements
                 log(f"baseline: {json.dumps(result['baseline'])}")
                 await asyncio.sleep(3)
             log(f"load: {args.rate}/s for {args.duration} s")
@@ -753,6 +824,11 @@ class Bench:
             main["webhook_p99_ms"] = percentile(citizens.webhook_ms, 99)
             main["refused_attempts"] = citizens.refused
             main["cpu"] = self.cpu
+            if self.statements:
+                main["statements"] = self.statements
+                log("statements sent most often (per arrival, mean ms, statement):")
+                for calls, mean, query in self.statements["top"]:
+                    log(f"  {calls:6.2f} {mean:8.3f}  {query}")
         for agent in self.agents:
             await agent.close()
         await connector.close()
@@ -798,6 +874,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         default="socket",
         help="the agents accept and close over their console socket (as the console does "
         "while it is open) or by POSTs to the endpoints",
+    )
+    parser.add_argument(
+        "--pg-statements",
+        action="store_true",
+        help="count the statements sent to PostgreSQL per arrival (pg_stat_statements)",
     )
     args = parser.parse_args(argv)
     if args.rate <= 0 or args.duration <= 0 or args.agents <= 0:
