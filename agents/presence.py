@@ -19,12 +19,15 @@ transaction (routing connects a receiver that asks for a pass once it commits).
 
 Other presence writes: the channels taken (:func:`do_set_channels`), heartbeats
 (:func:`do_heartbeat`, :func:`do_heartbeats`), the "longest idle" clock
-(:func:`do_touch_idle`) and the row itself (:func:`ensure_presence`).
+(:func:`do_touch_idle`, or :func:`touching_idle` with a caller's statement) and the row
+itself (:func:`ensure_presence`).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+import threading
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from datetime import datetime
 from typing import Any
 
@@ -248,23 +251,55 @@ def do_set_channels(*, agent: AgentProfile, channels: Iterable[str]) -> AgentPre
 
 
 _TOUCH_IDLE_SQL: list[str] = []
+# Per thread: the (agent id, moment) whose idle clock the caller's statement already wrote
+# (:func:`touching_idle`), which :func:`do_touch_idle` then leaves alone.
+_written_by_caller = threading.local()
 
 
-def do_touch_idle(*, agent_ids: Iterable[int], now: datetime) -> None:
-    """These agents got or finished work: "longest idle" counts from ``now`` (one statement,
-    written once for one agent: every closing of an interaction runs it)."""
-    ids = list(agent_ids)
-    if len(ids) != 1:
-        AgentPresence.objects.filter(agent_id__in=ids).update(idle_since=now)
-        return
+def _touch_idle_write(agent_id: int, now: datetime) -> tuple[str, list[Any]]:
+    """The "longest idle" write of one agent: its SQL, written once, and its parameters."""
     if not _TOUCH_IDLE_SQL:
         qn, meta = connection.ops.quote_name, AgentPresence._meta
         idle, agent = (str(meta.get_field(n).column) for n in ("idle_since", "agent"))  # type: ignore[union-attr]
         _TOUCH_IDLE_SQL.append(
             f"UPDATE {qn(meta.db_table)} SET {qn(idle)} = %s WHERE {qn(agent)} = %s"  # noqa: S608
         )
+    return _TOUCH_IDLE_SQL[0], [connection.ops.adapt_datetimefield_value(now), agent_id]
+
+
+def do_touch_idle(*, agent_ids: Iterable[int], now: datetime) -> None:
+    """These agents got or finished work: "longest idle" counts from ``now`` (one statement,
+    written once for one agent). An agent whose clock the caller writes with its own statement
+    at ``now`` (:func:`touching_idle`: the console's closing and wrap-up) is left out."""
+    done = getattr(_written_by_caller, "pairs", ())
+    ids = [i for i in agent_ids if (i, now) not in done]
+    if not ids:
+        return
+    if len(ids) != 1:
+        AgentPresence.objects.filter(agent_id__in=ids).update(idle_since=now)
+        return
+    sql, params = _touch_idle_write(ids[0], now)
     with connection.cursor() as cursor:
-        cursor.execute(_TOUCH_IDLE_SQL[0], [connection.ops.adapt_datetimefield_value(now), ids[0]])
+        cursor.execute(sql, params)
+
+
+@contextmanager
+def touching_idle(*, agent_id: int, now: datetime) -> Iterator[tuple[str, list[Any]]]:
+    """The agent's "longest idle" write at ``now`` as a statement for the caller to write with
+    one of its own (a status change's ``with_write``: one round trip instead of two, e.g. the
+    closing of an interaction, whose status change makes routing's receiver touch the clock).
+    Inside the block, :func:`do_touch_idle` leaves that agent at that moment alone: the
+    caller's statement wrote it (or the block's transaction rolls back with it)."""
+    pairs: set[tuple[int, datetime]] = getattr(_written_by_caller, "pairs", None) or set()
+    _written_by_caller.pairs = pairs
+    pair = (agent_id, now)
+    added = pair not in pairs
+    pairs.add(pair)
+    try:
+        yield _touch_idle_write(agent_id, now)
+    finally:
+        if added:
+            pairs.discard(pair)
 
 
 def do_heartbeat(*, agent_id: int, now: datetime | None = None) -> bool:

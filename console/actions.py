@@ -10,6 +10,7 @@ from django.db.models import QuerySet
 from django.utils import timezone
 
 from agents.models import AgentProfile
+from agents.presence import touching_idle
 from interactions.actions import PreparedRows, do_record_message, do_transition_interaction
 from interactions.lifecycle import Status
 from interactions.models import Interaction, Message, MessageDirection
@@ -83,14 +84,18 @@ def do_start_wrap_up(
         interaction = handled_interaction(interaction_id=interaction_id, agent=agent, lock=True)
         if interaction.status == Status.WRAP_UP:
             return interaction
-        return do_transition_interaction(
-            interaction=interaction,
-            to=Status.WRAP_UP,
-            reason="agent_wrap_up",
-            actor=agent.user,
-            now=now,
-            savepoint=False,  # any failure leaves this block, which rolls back as a whole
-        )
+        now = now or timezone.now()
+        # "longest idle" counts from now, written with the change (do_close_interaction)
+        with touching_idle(agent_id=agent.pk, now=now) as idle:
+            return do_transition_interaction(
+                interaction=interaction,
+                to=Status.WRAP_UP,
+                reason="agent_wrap_up",
+                actor=agent.user,
+                now=now,
+                savepoint=False,  # any failure leaves this block, which rolls back as a whole
+                with_write=idle,
+            )
 
 
 def _wrap_up_sql() -> str:
@@ -140,14 +145,18 @@ def do_close_interaction(
     with transaction.atomic(), published_together():
         interaction = handled_interaction(interaction_id=interaction_id, agent=agent, lock=True)
         if interaction.status == Status.ASSIGNED:
-            do_transition_interaction(
-                interaction=interaction,
-                to=Status.WRAP_UP,
-                reason="agent_wrap_up",
-                actor=agent.user,
-                now=now,
-                savepoint=False,
-            )
+            # The agent's work ends here: "longest idle" counts from now (routing's receiver
+            # of the change touches the clock), written with the change (one round trip).
+            with touching_idle(agent_id=agent.pk, now=now) as idle:
+                do_transition_interaction(
+                    interaction=interaction,
+                    to=Status.WRAP_UP,
+                    reason="agent_wrap_up",
+                    actor=agent.user,
+                    now=now,
+                    savepoint=False,
+                    with_write=idle,
+                )
         # Created, or replaced (a reopened interaction closed again), with the closing (one
         # statement on PostgreSQL): the interaction's lock, held since above, keeps any other
         # closing of it waiting.

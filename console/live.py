@@ -9,7 +9,8 @@ one task per process writes every noted agent in a single ``UPDATE`` each
 
 The same task checks, every ``CONSOLE_SESSION_CHECK_SECONDS``, that each console's session
 still exists, is not idle-expired and belongs to an active account, and closes the others; the
-consoles are checked a share at a time, one share each round (two queries per round), so the
+consoles are checked a share at a time, one share each round (one query per round on
+PostgreSQL with database sessions: :func:`invalid_sessions`), so the
 work is spread over the interval instead of stalling the process once a minute. Logout and
 disabling an account close sockets at once through their groups; this check is the safety net
 for everything else (a session that expired, was deleted by an administrator, or went idle).
@@ -250,22 +251,97 @@ async def rejoin_groups_if_lost(consoles: Iterable[LiveConsole]) -> int:
     return rejoined
 
 
-def invalid_sessions(entries: list[tuple[int, str | None]]) -> set[tuple[int, str | None]]:
-    """Of (user id, session key) pairs, those whose session or account is no longer valid."""
-    from django.contrib.auth import get_user_model
+_SESSIONS_SQL: list[str] = []
+
+
+def _sessions_sql() -> str:
+    """The pairs' active accounts with their unexpired sessions, one statement (PostgreSQL,
+    database sessions): a pair without a row has no active account; a row without session
+    data has no live session."""
+    if not _SESSIONS_SQL:
+        from django.contrib.auth import get_user_model
+        from django.contrib.sessions.models import Session
+        from django.db import connection
+
+        qn = connection.ops.quote_name
+        users, sessions = get_user_model()._meta, Session._meta
+        column = {
+            name: qn(str(meta.get_field(name).column))  # type: ignore[union-attr]
+            for meta, name in (
+                (users, "is_active"),
+                (sessions, "session_data"),
+                (sessions, "expire_date"),
+            )
+        }
+        _SESSIONS_SQL.append(
+            f"SELECT p.user_id, p.session_key, s.{column['session_data']} "  # noqa: S608
+            "FROM unnest(%s::bigint[], %s::varchar[]) AS p(user_id, session_key) "
+            f"JOIN {qn(users.db_table)} u ON u.{qn(users.pk.column)} = p.user_id "
+            f"AND u.{column['is_active']} "
+            f"LEFT JOIN {qn(sessions.db_table)} s ON s.{qn(sessions.pk.column)} = p.session_key "
+            f"AND s.{column['expire_date']} > %s"
+        )
+    return _SESSIONS_SQL[0]
+
+
+def _invalid_in_one_statement(
+    entries: list[tuple[int, str | None]], store_class: Any
+) -> set[tuple[int, str | None]]:
+    """:func:`invalid_sessions` with the database session engine on PostgreSQL: the accounts
+    and the sessions read together (one round trip, checked before every socket action)."""
+    from django.db import connection
+    from django.utils import timezone
 
     from .middleware import idle_seconds_left
 
+    pairs = list(dict.fromkeys(entries))
+    with connection.cursor() as cursor:
+        cursor.execute(
+            _sessions_sql(),
+            [
+                [u for u, _ in pairs],
+                [k for _, k in pairs],
+                connection.ops.adapt_datetimefield_value(timezone.now()),
+            ],
+        )
+        rows = cursor.fetchall()
+    valid: set[tuple[int, str | None]] = set()
+    for user_id, key, data in rows:
+        if key is None:  # no session to check: the account alone
+            valid.add((user_id, key))
+        elif data is not None:
+            left = idle_seconds_left(store_class().decode(data))
+            if left is None or left > 0:
+                valid.add((user_id, key))
+    return {pair for pair in entries if pair not in valid}
+
+
+def invalid_sessions(entries: list[tuple[int, str | None]]) -> set[tuple[int, str | None]]:
+    """Of (user id, session key) pairs, those whose session or account is no longer valid.
+
+    One statement on PostgreSQL with the database session engine (the socket checks its own
+    pair before each action: that statement is part of every accept and close); two (the
+    accounts, the sessions) on other databases, one load per session with other engines."""
+    from django.contrib.auth import get_user_model
+    from django.db import connection
+
+    from .middleware import idle_seconds_left
+
+    engine = import_module(settings.SESSION_ENGINE)
+    store_class = engine.SessionStore
+    database_sessions = settings.SESSION_ENGINE == "django.contrib.sessions.backends.db"
+    if not entries:
+        return set()
+    if database_sessions and connection.vendor == "postgresql":
+        return _invalid_in_one_statement(entries, store_class)
     active = set(
         get_user_model()
         .objects.filter(pk__in={u for u, _ in entries}, is_active=True)
         .values_list("pk", flat=True)
     )
-    engine = import_module(settings.SESSION_ENGINE)
-    store_class = engine.SessionStore
     valid_keys: set[str] = set()
     keys = [k for _, k in entries if k]
-    if settings.SESSION_ENGINE == "django.contrib.sessions.backends.db" and keys:
+    if database_sessions and keys:
         from django.contrib.sessions.models import Session
         from django.utils import timezone
 
