@@ -351,30 +351,62 @@ def do_ingest_pending_sms(*, limit: int = 10_000) -> int:
     The run ends with a batch that held every row waiting when it looked (and no sender left to
     another worker): a row stored after that look asks for its own run once stored (the
     webhook's :func:`request_ingest`, made after this run started), so looking once more would
-    find, at best, what that run will take.
+    find, at best, what that run will take. That later run may find the row's sender held by
+    this one: it then waits for the holder's batch to end (:func:`_wait_for_senders`) and looks
+    again, rather than end with the row waiting for the periodic sweep.
 
     With a broker, a run that finds more than one batch waiting asks for another run at once,
     so the other worker processes join in (each takes other senders)."""
-    done = 0
+    done = waits = 0
     busy: set[str] = set()  # senders another worker is ingesting: left to it
     retried = fanned_out = False
     while done < limit:
         with transaction.atomic():
             rows, complete = _take_batch(busy, min(INGEST_BATCH, limit - done))
-            if rows is None:
-                if busy and not retried:  # their holders may have finished meanwhile
-                    busy.clear()
-                    retried = True
-                    continue
-                break
             if rows:
                 done += _ingest_rows(rows)
+        if rows is None:
+            if not busy:
+                break
+            if not retried:  # their holders may have finished meanwhile
+                retried = True
+            elif waits >= _MAX_WAITS or not _wait_for_senders(busy):
+                _ask_for_another_run()
+                break
+            else:
+                waits += 1
+            busy.clear()
+            continue
         if rows and len(rows) >= INGEST_BATCH and not fanned_out:
             fanned_out = True
             _ask_for_another_run()
         if complete and not busy:
             break
     return done
+
+
+# A run that finds only senders held by other workers waits for their batches this long at
+# most, this many times (each wait ends with the holder's transaction: a batch, well under a
+# second), before it leaves them to a new run.
+_LOCK_WAIT_MS = 5000
+_MAX_WAITS = 20
+
+
+def _wait_for_senders(senders: set[str]) -> bool:
+    """Wait until the workers holding these senders' ingestion locks end their batches (take
+    each lock in turn, waiting, in a fixed order so two waiters cannot deadlock; let go at
+    once). False if a holder kept one past ``_LOCK_WAIT_MS``."""
+    try:
+        with transaction.atomic(), connection.cursor() as cursor:
+            cursor.execute("SELECT set_config('lock_timeout', %s, true)", [f"{_LOCK_WAIT_MS}ms"])
+            cursor.execute(
+                "SELECT pg_advisory_xact_lock(%s, hashtext(s)) FROM unnest(%s::text[]) AS s",
+                [SENDER_LOCK_NAMESPACE, sorted(senders)],
+            )
+    except OperationalError:
+        logger.warning("SMS ingestion: %s sender(s) still held by another worker", len(senders))
+        return False
+    return True
 
 
 def _ask_for_another_run() -> None:

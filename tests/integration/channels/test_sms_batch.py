@@ -224,3 +224,80 @@ def test_two_real_workers_ingest_a_burst_keeping_each_citizens_order(
     for number in numbers:
         assert thread(number) == [str(n) for n in range(20)]
     assert Interaction.objects.count() == 3
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_a_run_that_finds_the_citizen_held_by_another_worker_waits_for_it(
+    endpoint: Endpoint,
+) -> None:
+    import threading
+
+    import psycopg
+    from django.db import connections
+
+    # given: a citizen's SMS stored while another worker's batch holds that citizen (the run its
+    # wake-up queued starts before that batch commits: the end of a burst)
+    sender = "+33612000009"
+    InboundSms.objects.create(
+        provider="twilio", message_sid=sid(9), sender=sender, recipient=OUR_NUMBER, body="fin"
+    )
+    holder = psycopg.connect(**connection.get_connection_params(), autocommit=True)
+    holder.execute(
+        "SELECT pg_advisory_lock(%s, hashtext(%s))", [actions.SENDER_LOCK_NAMESPACE, sender]
+    )
+    ingested: list[int] = []
+
+    def run() -> None:
+        try:
+            ingested.append(actions.do_ingest_pending_sms())
+        finally:
+            connections.close_all()
+
+    worker = threading.Thread(target=run)
+    worker.start()
+    try:
+        # when: the run finds the citizen held; it waits instead of ending with the SMS waiting
+        time.sleep(0.5)
+        assert worker.is_alive()
+        assert not ingested
+    finally:
+        # the other worker's batch ends
+        holder.execute("SELECT pg_advisory_unlock_all()")
+        holder.close()
+        worker.join(15)
+    # then: the run ingests the SMS (it would otherwise wait for the periodic sweep)
+    assert ingested == [1]
+    assert InboundSms.objects.get(message_sid=sid(9)).state == InboundSms.State.INGESTED
+    assert thread(sender) == ["fin"]
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_a_run_left_waiting_too_long_ends_and_leaves_the_sms_waiting(
+    endpoint: Endpoint, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import psycopg
+
+    # given: a citizen's SMS, and another worker that holds the citizen and does not let go
+    monkeypatch.setattr(actions, "_LOCK_WAIT_MS", 300)
+    asked: list[bool] = []
+    monkeypatch.setattr(actions, "_ask_for_another_run", lambda: asked.append(True))
+    sender = "+33612000010"
+    InboundSms.objects.create(
+        provider="twilio", message_sid=sid(10), sender=sender, recipient=OUR_NUMBER, body="?"
+    )
+    holder = psycopg.connect(**connection.get_connection_params(), autocommit=True)
+    holder.execute(
+        "SELECT pg_advisory_lock(%s, hashtext(%s))", [actions.SENDER_LOCK_NAMESPACE, sender]
+    )
+    try:
+        # when: a run finds it held past the wait
+        done = actions.do_ingest_pending_sms()
+    finally:
+        holder.close()
+    # then: the run ends, asks for another run, and the SMS is still stored, waiting for it
+    assert done == 0
+    assert asked == [True]
+    assert InboundSms.objects.get(message_sid=sid(10)).state == InboundSms.State.RECEIVED
+    assert actions.do_ingest_pending_sms() == 1
