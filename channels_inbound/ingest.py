@@ -155,11 +155,21 @@ class _Duplicate(Exception):
         self.message = message
 
 
+# _CITIZEN_LOCK_NOTE: ingestion serialises a citizen's deliveries by locking the citizen's row,
+# then locks the interaction it continues. The lock is FOR NO KEY UPDATE, not FOR UPDATE: a
+# transaction that updated that interaction twice (an agent's close, a routing pass) checks the
+# interaction's foreign key to the citizen at its commit (FOR KEY SHARE, fired again because the
+# row version is its own), which FOR UPDATE blocks: each waited for the other (deadlock
+# detected, seen in bench/loop.py: 12 in 60 s at 20 arrivals/s). FOR NO KEY UPDATE still
+# excludes another delivery's lock on the same citizen, and a deletion (erasure).
+
+
 @transaction.atomic
 def _ingest(msg: InboundMessage, queue: Queue, contact: Contact | None) -> IngestResult:
     if contact is not None:
-        # One delivery at a time per citizen, so two SMS arriving together join one interaction.
-        Contact.objects.select_for_update().filter(pk=contact.pk).first()
+        # One delivery at a time per citizen, so two SMS arriving together join one interaction
+        # (FOR NO KEY UPDATE: see _CITIZEN_LOCK_NOTE).
+        Contact.objects.select_for_update(no_key=True).filter(pk=contact.pk).first()
     interaction = _open_interaction(msg, queue.organisation_id, contact.pk if contact else None)
     new_interaction = interaction is None
     if interaction is None:
@@ -428,7 +438,7 @@ def _join_open_interactions(plans: list[_Planned]) -> None:
     )
     if contact_ids:
         list(
-            Contact.objects.select_for_update()
+            Contact.objects.select_for_update(no_key=True)  # _CITIZEN_LOCK_NOTE
             .filter(pk__in=contact_ids)
             .order_by("pk")
             .values_list("pk", flat=True)

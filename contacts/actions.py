@@ -339,10 +339,13 @@ def do_merge_contacts(
         raise ContactError("a citizen cannot be merged into itself")
     if target.organisation_id != source.organisation_id:
         raise ContactError("citizens of two organisations cannot be merged")
-    # Lock both rows in primary-key order (the project's lock-ordering rule).
+    # Lock both rows in primary-key order (the project's lock-ordering rule). FOR NO KEY
+    # UPDATE: the interactions moved next may be held by a transaction whose commit checks
+    # their foreign key to these citizens (FOR KEY SHARE), which FOR UPDATE would block
+    # (a deadlock; channels_inbound.ingest, _CITIZEN_LOCK_NOTE).
     locked = {
         c.pk: c
-        for c in Contact.objects.select_for_update()
+        for c in Contact.objects.select_for_update(no_key=True)
         .filter(pk__in=[target.pk, source.pk])
         .order_by("pk")
     }
