@@ -27,6 +27,7 @@ carries them.
 
 from __future__ import annotations
 
+import asyncio
 import inspect
 import logging
 import re
@@ -327,7 +328,15 @@ def _as_id(value: Any) -> Any:
     return int(value) if isinstance(value, str) and value.isdigit() else value
 
 
+# The status logged when the client went away before the answer (the request's task was
+# cancelled: Django's ASGI handler cancels it on the client's disconnect, e.g. a provider that
+# stopped waiting), as nginx logs it: not a server error, nothing was answered.
+CLIENT_CLOSED = 499
+
+
 def _status_level(status: int, path: str) -> int:
+    if status == CLIENT_CLOSED:
+        return logging.WARNING
     if status >= 500:
         return logging.ERROR
     if status < 400 and path.startswith(_static_prefix()):
@@ -373,6 +382,9 @@ class RequestLogMiddleware:
                 status = response.status_code
                 response[REQUEST_ID_HEADER] = request_id
                 return response
+            except asyncio.CancelledError:
+                status = CLIENT_CLOSED
+                raise
             finally:
                 level = _status_level(status, request.path)
                 if requests_logger.isEnabledFor(level):
@@ -413,6 +425,7 @@ def _send_with_id(send: Send, request_id: str, state: dict[str, int] | None = No
         if message["type"] == "http.response.start":
             if state is not None:
                 state["status"] = int(message["status"])
+                state["answered"] = 1
             headers = list(message.get("headers", []))
             if not any(name.lower() == b"x-request-id" for name, _ in headers):
                 message = {**message, "headers": [*headers, header]}
@@ -453,6 +466,10 @@ def asgi_request(scope: Scope, send: Send) -> Iterator[tuple[Send, dict[str, Any
     with bound(request_id=request_id) as line:
         try:
             yield send_with_id, line
+        except asyncio.CancelledError:
+            if not state.get("answered"):
+                state["status"] = CLIENT_CLOSED
+            raise
         finally:
             path = scope.get("root_path", "") + scope.get("path", "")
             status = state["status"]

@@ -504,3 +504,39 @@ def test_a_worker_logs_json_task_lines_with_the_request_id(
     assert line["request_id"] == GIVEN_ID
     assert line["agent_id"] == agent.pk
     assert line["state"] == "SUCCESS"
+
+
+def test_a_request_the_client_gave_up_on_is_logged_499_not_a_server_error(
+    log_lines: Any, rf: Any
+) -> None:
+    import asyncio
+
+    # given: a provider that stopped waiting: Django's ASGI handler cancels the request, which
+    # reaches the middleware as a CancelledError from the rest of the stack
+    def cancelled(request: Any) -> Any:
+        raise asyncio.CancelledError
+
+    middleware = logs.RequestLogMiddleware(cancelled)
+    # when
+    with pytest.raises(asyncio.CancelledError):
+        middleware(rf.post("/webhooks/twilio/voice/"))
+    # then: one warning line with nginx's "client closed request", not an error 500
+    [line] = _of(log_lines(), "contactcentre.requests")
+    assert line["status"] == 499
+    assert line["level"] == "warning"
+
+
+def test_a_lean_path_the_client_gave_up_on_is_logged_499(log_lines: Any) -> None:
+    import asyncio
+
+    async def scenario() -> None:
+        async def send(message: Any) -> None:
+            pass
+
+        with logs.asgi_request({"type": "http", "method": "POST", "path": "/x/"}, send):
+            raise asyncio.CancelledError
+
+    with pytest.raises(asyncio.CancelledError):
+        asyncio.run(scenario())
+    [line] = _of(log_lines(), "contactcentre.requests")
+    assert (line["status"], line["level"]) == (499, "warning")
