@@ -50,6 +50,21 @@ def post(twilio: FakeTwilio, n: int, sender: str, body: str, to: str = OUR_NUMBE
     assert reply.status == 200
 
 
+def stored_while_held(n: int, sender: str, body: str) -> Any:
+    """A citizen's SMS stored, waiting, while another worker's batch holds that citizen: the
+    holder's connection (closing it lets go)."""
+    import psycopg
+
+    InboundSms.objects.create(
+        provider="twilio", message_sid=sid(n), sender=sender, recipient=OUR_NUMBER, body=body
+    )
+    holder = psycopg.connect(**connection.get_connection_params(), autocommit=True)
+    holder.execute(
+        "SELECT pg_advisory_lock(%s, hashtext(%s))", [actions.SENDER_LOCK_NAMESPACE, sender]
+    )
+    return holder
+
+
 def thread(sender: str) -> list[str]:
     first = InboundSms.objects.filter(sender=sender, message__isnull=False).first()
     assert first is not None
@@ -233,19 +248,12 @@ def test_a_run_that_finds_the_citizen_held_by_another_worker_waits_for_it(
 ) -> None:
     import threading
 
-    import psycopg
     from django.db import connections
 
     # given: a citizen's SMS stored while another worker's batch holds that citizen (the run its
     # wake-up queued starts before that batch commits: the end of a burst)
     sender = "+33612000009"
-    InboundSms.objects.create(
-        provider="twilio", message_sid=sid(9), sender=sender, recipient=OUR_NUMBER, body="fin"
-    )
-    holder = psycopg.connect(**connection.get_connection_params(), autocommit=True)
-    holder.execute(
-        "SELECT pg_advisory_lock(%s, hashtext(%s))", [actions.SENDER_LOCK_NAMESPACE, sender]
-    )
+    holder = stored_while_held(9, sender, "fin")
     ingested: list[int] = []
 
     def run() -> None:
@@ -277,20 +285,11 @@ def test_a_run_that_finds_the_citizen_held_by_another_worker_waits_for_it(
 def test_a_run_left_waiting_too_long_ends_and_leaves_the_sms_waiting(
     endpoint: Endpoint, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import psycopg
-
     # given: a citizen's SMS, and another worker that holds the citizen and does not let go
     monkeypatch.setattr(actions, "_LOCK_WAIT_MS", 300)
     asked: list[bool] = []
     monkeypatch.setattr(actions, "_ask_for_another_run", lambda: asked.append(True))
-    sender = "+33612000010"
-    InboundSms.objects.create(
-        provider="twilio", message_sid=sid(10), sender=sender, recipient=OUR_NUMBER, body="?"
-    )
-    holder = psycopg.connect(**connection.get_connection_params(), autocommit=True)
-    holder.execute(
-        "SELECT pg_advisory_lock(%s, hashtext(%s))", [actions.SENDER_LOCK_NAMESPACE, sender]
-    )
+    holder = stored_while_held(10, "+33612000010", "?")
     try:
         # when: a run finds it held past the wait
         done = actions.do_ingest_pending_sms()
