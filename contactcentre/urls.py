@@ -14,6 +14,7 @@ admin.site.site_title = "Centre de contacts"
 urlpatterns = [
     path("", views.home, name="home"),
     path("healthz", views.healthz, name="healthz"),
+    path("favicon.ico", views.favicon, name="favicon"),
     path("metrics", metrics_views.metrics, name="metrics"),
     path(
         "accounts/login/",

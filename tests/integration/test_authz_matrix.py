@@ -267,6 +267,7 @@ MATRIX: dict[str, dict[str, dict[str, Expect]]] = {
     # Each role's own home: the console, the wallboard, the privacy pages (test_landing.py).
     "home": {"GET": web(anon=LOGIN, agent=302, sup=302, lone=302, oadm=302, padm=302)},
     "healthz": {"GET": public(200)},
+    "favicon": {"GET": public(302)},  # to the static icon
     # Prometheus' scrape: off unless METRICS_TOKEN is set (404), then a bearer token, never a
     # session, whatever the role (403: tests/integration/test_metrics.py).
     "metrics": {"GET": public(HIDDEN)},

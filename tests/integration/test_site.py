@@ -61,6 +61,26 @@ def test_admin_is_for_staff_with_a_second_factor(make_user: Any) -> None:
 
 
 @pytest.mark.django_db
+def test_pages_name_the_sites_icon_and_favicon_ico_leads_to_it() -> None:
+    import re
+
+    from django.contrib.staticfiles import finders
+
+    client = Client()
+    # the login page names its icon (browsers then do not ask for /favicon.ico)
+    page = client.get("/accounts/login/").content.decode()
+    found = re.search(r'<link rel="icon" href="([^"]+)"', page)
+    assert found is not None
+    # a page that names none (the API's) makes the browser ask /favicon.ico: the same icon,
+    # not a 404 logged on every page load
+    response = client.get("/favicon.ico")
+    assert response.status_code == 302
+    assert response["Location"] == found.group(1)
+    assert "max-age=86400" in response["Cache-Control"]
+    assert finders.find("img/favicon.svg") is not None
+
+
+@pytest.mark.django_db
 def test_healthz_reports_each_dependency() -> None:
     response = Client().get("/healthz")
     body = response.json()
