@@ -20,7 +20,7 @@ pytest-timeout's kill. Inside an unmarked test, the waits added up stay under 30
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
@@ -71,6 +71,19 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
             item.add_marker(skip_pg)
         if "redis" in item.keywords and not settings.REDIS_URL:
             item.add_marker(skip_redis)
+
+
+@pytest.fixture(autouse=True)
+def _site_language() -> Iterator[None]:
+    """Each test starts in the site's language (French). A request made through Django's test
+    client runs LocaleMiddleware in the test's own thread, which activates the request's
+    language and leaves it active: a test asking for English pages switched every later test of
+    the same process (an xdist worker) to English (14 failures in one CI run, by test order)."""
+    from django.utils import translation
+
+    translation.deactivate()  # no language active: LANGUAGE_CODE, as a new process has it
+    yield
+    translation.deactivate()
 
 
 @pytest.fixture
