@@ -73,6 +73,24 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
             item.add_marker(skip_redis)
 
 
+@pytest.fixture(scope="session")
+def django_db_setup(django_db_setup: None, django_db_blocker: Any) -> Iterator[None]:
+    """pytest-django's test database, and before it is dropped, the end of every other session
+    still connected to it: connections opened by the threads that run a socket consumer's
+    database work (Channels) outlive their test, and PostgreSQL refuses to drop a database in
+    use ("is being accessed by other users"), which left the test database behind."""
+    yield
+    from django.db import connection
+
+    with django_db_blocker.unblock():
+        if connection.vendor == "postgresql":
+            with connection.cursor() as cursor:
+                cursor.execute(
+                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+                    " WHERE datname = current_database() AND pid <> pg_backend_pid()"
+                )
+
+
 @pytest.fixture(autouse=True)
 def _site_language() -> Iterator[None]:
     """Each test starts in the site's language (French). A request made through Django's test
