@@ -97,7 +97,10 @@
     badge.textContent = a.state === "paused" ? t.paused + " – " + label : label;
     badge.className = "state-badge state-" + a.state;
     var select = document.getElementById("state-select");
-    if (document.activeElement !== select) {
+    // Not over the agent's own choice, not sent yet (the select focused, or picked and then
+    // Tab to the button): a live event in between would put the current state back, and the
+    // button would send that instead of the choice.
+    if (document.activeElement !== select && !select.hasAttribute("data-chosen")) {
       // Never blank: a state the agent cannot pick (wrap-up, "missed", set by a supervisor,
       // connection lost) shows as its disabled option; one the page does not know gets one.
       var value = a.state === "paused" || (a.state === "offline" && a.pause_reason)
@@ -647,7 +650,10 @@
     var toToolbar = panel && (form.hasAttribute("data-dialog-form") || form.hasAttribute("data-action-form"));
     feedback(form, "", true);
     if (panel && form.hasAttribute("data-action-form")) { refocus = panel.id.replace("panel-", ""); }
-    act(form.action, new FormData(form)).then(function (res) {
+    var sent = act(form.action, new FormData(form));
+    // The state's choice is sent: live events show the state again.
+    if (form.id === "state-form") { form.querySelector("#state-select").removeAttribute("data-chosen"); }
+    sent.then(function (res) {
       var text = res.message || (res.ok ? "" : t.error);
       announce(text, !res.ok);
       if (toToolbar && (res.ok || !dialog)) {
@@ -715,6 +721,7 @@
   }
   document.addEventListener("change", function (event) {
     var box = event.target;
+    if (box.id === "state-select") { box.setAttribute("data-chosen", ""); }
     if (box.hasAttribute && box.hasAttribute("data-channel-toggle")) {
       var data = new FormData();
       document.querySelectorAll("[data-channel-toggle]").forEach(function (b) { if (b.checked) { data.append("channels", b.value); } });

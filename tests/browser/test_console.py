@@ -354,6 +354,40 @@ def test_sms_composer_counts_characters_and_segments(
     assert page.inner_text(counter).endswith(": 1 (GSM-7)")
 
 
+def test_a_status_picked_and_not_yet_sent_survives_a_live_update(
+    centre: dict[str, Any], console_page: Callable[..., Any]
+) -> None:
+    from agents.presence import do_set_channels
+
+    # given: Alice, offline, picks "available" in the status control, and has not pressed the
+    # button yet (a keyboard user tabs from the list to the button)
+    page = console_page("alice", available=False)
+    page.select_option("#state-select", "available")
+    page.focus("#state-form button[type=submit]")
+
+    # when: a live update of her presence arrives meanwhile (here: her channels, changed in
+    # another tab), and she presses the button
+    def without_sms() -> None:
+        from django.db import connection
+
+        try:
+            do_set_channels(agent=centre["alice"], channels=["voice", "chat", "email"])
+        finally:
+            connection.close()
+
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        pool.submit(without_sms).result(timeout=30)
+    page.wait_for_function(
+        "() => !document.querySelector('[data-channel-toggle][value=sms]').checked"
+    )
+    assert page.input_value("#state-select") == "available"  # her choice is still there
+    page.keyboard.press("Enter")
+
+    # then: she is available (before, the update put "offline" back in the list, and the
+    # button sent that)
+    page.wait_for_selector("#state-label.state-available")
+
+
 def test_the_status_control_shows_a_state_the_agent_cannot_pick_and_never_blank(
     centre: dict[str, Any], console_page: Callable[..., Any]
 ) -> None:
