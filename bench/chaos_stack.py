@@ -653,23 +653,32 @@ class Stack:
         except OSError:
             return ""
 
-    def close(self, keep_logs: Path | None = None) -> None:
-        if self.closed:
-            return
-        self.closed = True
-        everything = [*self.processes.values(), *([self.redis] if self.redis else [])]
-        for process in everything:  # SIGTERM to all, then SIGKILL to what is left after 10 s
+    @staticmethod
+    def _stop(processes: list[Any]) -> None:
+        """SIGTERM to each, then SIGKILL to what is left after 10 s (the whole group: children
+        of a leader gone too)."""
+        for process in processes:
             if process.popen is not None:
                 with contextlib.suppress(ProcessLookupError, PermissionError):
                     os.killpg(process.popen.pid, signal.SIGTERM)
         deadline = time.monotonic() + 10
-        for process in everything:
+        for process in processes:
             if process.popen is not None:
                 with contextlib.suppress(subprocess.TimeoutExpired):
                     process.popen.wait(timeout=max(0.1, deadline - time.monotonic()))
-        for process in everything:
+        for process in processes:
             with contextlib.suppress(Exception):
-                process.kill(signal.SIGKILL)  # the group: children of a leader gone too
+                process.kill(signal.SIGKILL)
+
+    def close(self, keep_logs: Path | None = None) -> None:
+        if self.closed:
+            return
+        self.closed = True
+        # The app's processes first, then Redis: stopped together, the web processes' consoles
+        # lost Redis while closing (a traceback per console in their logs, at every run's end).
+        self._stop(list(self.processes.values()))
+        if self.redis:
+            self._stop([self.redis])
         with contextlib.suppress(Exception):
             self.provider.close()
         if self.pgdata.exists():

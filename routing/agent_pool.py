@@ -200,9 +200,8 @@ class AgentPool:
             if sql is None:
                 sql = _SQL[connection.alias] = _pg_sql()
             ids = list(self._digests)
-            # Bound on the server (one array per column) and, on a connection that stays
-            # open (the workers' pool), prepared by psycopg after a few passes: not planned
-            # again each pass.
+            # Bound on the server (one array per column). Planned each pass: Django's
+            # connections prepare nothing (prepare_threshold None, for connection poolers).
             with execute_binary(
                 sql,
                 [
