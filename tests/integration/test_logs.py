@@ -4,6 +4,7 @@ citizen's phone number, e-mail address or message text."""
 
 from __future__ import annotations
 
+import contextlib
 import io
 import json
 import logging
@@ -539,4 +540,46 @@ def test_a_lean_path_the_client_gave_up_on_is_logged_499(log_lines: Any) -> None
     with pytest.raises(asyncio.CancelledError):
         asyncio.run(scenario())
     [line] = _of(log_lines(), "contactcentre.requests")
+    assert (line["status"], line["level"]) == (499, "warning")
+
+
+@pytest.mark.django_db(transaction=True)
+async def test_a_client_that_disconnects_before_the_answer_is_logged_499_through_the_stack(
+    log_lines: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import asyncio
+
+    from channels.testing import ApplicationCommunicator
+
+    from contactcentre import views
+
+    # given: a request that takes a while (its database check, here)
+    def slow_check() -> dict[str, object]:
+        time.sleep(1.0)
+        return {"ok": True}
+
+    monkeypatch.setattr(views, "_check_database", slow_check)
+    scope = {
+        "type": "http",
+        "asgi": {"version": "3.0"},
+        "http_version": "1.1",
+        "method": "GET",
+        "scheme": "http",
+        "path": "/healthz",
+        "raw_path": b"/healthz",
+        "query_string": b"",
+        "root_path": "",
+        "headers": [(b"host", b"localhost")],
+        "client": ("127.0.0.1", 50000),
+        "server": ("127.0.0.1", 8000),
+    }
+    request = ApplicationCommunicator(application, scope)
+    await request.send_input({"type": "http.request", "body": b"", "more_body": False})
+    # when: the client goes away before the answer (a provider at its timeout)
+    await asyncio.sleep(0.3)
+    await request.send_input({"type": "http.disconnect"})
+    with contextlib.suppress(Exception):
+        await request.wait(timeout=5)
+    # then: the request's one line says 499 at warning, not an error 500
+    [line] = [x for x in _of(log_lines(), "contactcentre.requests") if x.get("path") == "/healthz"]
     assert (line["status"], line["level"]) == (499, "warning")
